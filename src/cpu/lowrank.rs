@@ -1,0 +1,70 @@
+//! CPU reference for the low-rank ops (f64 accumulation).
+
+use crate::dtype::Float;
+
+/// `Y = X V U^T + bias`; U `[m,r]`, V `[n,r]`, X `[b,n]`, Y `[b,m]`, bias `[m]`.
+/// The intermediate `T = X V` is kept in f64 (as the fused kernels keep it on chip).
+#[allow(clippy::too_many_arguments)]
+pub fn linear<T: Float>(m: usize, n: usize, r: usize, u: &[T], v: &[T], x: &[T], bias: Option<&[T]>, y: &mut [T]) {
+    let b = x.len() / n;
+    let mut t = vec![0f64; r];
+    for i in 0..b {
+        t.iter_mut().for_each(|a| *a = 0.0);
+        for kk in 0..n {
+            let xv = x[i * n + kk].to_f64();
+            for (a, vv) in t.iter_mut().zip(&v[kk * r..][..r]) {
+                *a += xv * vv.to_f64();
+            }
+        }
+        for j in 0..m {
+            let mut acc: f64 = t.iter().zip(&u[j * r..][..r]).map(|(a, uu)| a * uu.to_f64()).sum();
+            if let Some(bias) = bias {
+                acc += bias[j].to_f64();
+            }
+            y[i * m + j] = T::from_f64(acc);
+        }
+    }
+}
+
+/// `W = U V^T`, W `[m,n]`.
+pub fn reconstruct<T: Float>(m: usize, n: usize, r: usize, u: &[T], v: &[T], w: &mut [T]) {
+    for i in 0..m {
+        for j in 0..n {
+            let acc: f64 = (0..r).map(|t| u[i * r + t].to_f64() * v[j * r + t].to_f64()).sum();
+            w[i * n + j] = T::from_f64(acc);
+        }
+    }
+}
+
+/// Gram matrix `A^T A` of a row-major `[rows, r]` matrix, in f64.
+fn gram(a: &[f32], rows: usize, r: usize) -> Vec<f64> {
+    let mut g = vec![0f64; r * r];
+    for i in 0..rows {
+        let row = &a[i * r..][..r];
+        for p in 0..r {
+            for q in 0..r {
+                g[p * r + q] += row[p] as f64 * row[q] as f64;
+            }
+        }
+    }
+    g
+}
+
+/// `out += c * A G` for `A [rows, r]`, `G [r, r]`.
+fn add_scaled_product(out: &mut [f32], a: &[f32], g: &[f64], rows: usize, r: usize, c: f32) {
+    for i in 0..rows {
+        for q in 0..r {
+            let acc: f64 = (0..r).map(|p| a[i * r + p] as f64 * g[p * r + q]).sum();
+            out[i * r + q] = (out[i * r + q] as f64 + c as f64 * acc) as f32;
+        }
+    }
+}
+
+/// `dU += c U (V^T V)`, `dV += c V (U^T U)`.
+#[allow(clippy::too_many_arguments)]
+pub fn frobenius_decay(m: usize, n: usize, r: usize, u: &[f32], v: &[f32], c: f32, du: &mut [f32], dv: &mut [f32]) {
+    let vtv = gram(v, n, r);
+    let utu = gram(u, m, r);
+    add_scaled_product(du, u, &vtv, m, r, c);
+    add_scaled_product(dv, v, &utu, n, r, c);
+}

@@ -1,0 +1,43 @@
+//! Stand-in used when the `cuda` backend is not compiled in (candle's dummy-backend pattern).
+
+use crate::error::{Error, Result};
+
+/// Storage of the CUDA backend (uninhabited: the backend is not compiled in).
+#[derive(Debug)]
+pub enum CudaStorage {}
+
+/// The CUDA backend (not compiled in).
+#[derive(Debug)]
+pub enum CudaBackend {}
+
+impl CudaBackend {
+    /// Always fails: the crate was built without the `cuda` feature.
+    pub fn new(_ordinal: usize) -> Result<Self> {
+        Err(Error::unavailable("cuda", "slimgemm was built without the `cuda` feature"))
+    }
+}
+
+impl crate::backend::Backend for CudaBackend {
+    fn kind(&self) -> crate::backend::BackendKind {
+        match *self {}
+    }
+    fn name(&self) -> String {
+        match *self {}
+    }
+    fn max_buffer_bytes(&self) -> u64 {
+        match *self {}
+    }
+    fn alloc_zeroed(&self, _: crate::DType, _: usize) -> Result<crate::tensor::Storage> {
+        match *self {}
+    }
+    fn upload(&self, _: crate::DType, _: &[u8]) -> Result<crate::tensor::Storage> {
+        match *self {}
+    }
+    fn download(&self, _: &crate::tensor::Storage, _: crate::DType, _: usize) -> Result<Vec<u8>> {
+        match *self {}
+    }
+    fn synchronize(&self) -> Result<()> {
+        match *self {}
+    }
+    crate::backend::unreachable_ops!();
+}

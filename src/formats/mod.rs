@@ -1,0 +1,36 @@
+//! Host-side formats: dense matrices and the compressed formats, each validated on
+//! construction and each with a compressor from dense. Upload them to a [`crate::Device`] to
+//! get device-resident handles.
+
+pub mod binary;
+pub mod dense;
+pub mod lowrank;
+pub mod quant;
+pub mod sparse;
+
+pub use binary::{BinaryFilter, BinaryWeights, BitMatrix};
+pub use dense::Matrix;
+pub use lowrank::LowRank;
+pub use quant::{Int4Weights, Int8Matrix};
+pub use sparse::Csr;
+
+use crate::error::{Error, Result};
+
+/// Largest element count of one buffer: every GPU index stays within `i32`.
+pub const MAX_ELEMENTS: usize = (i32::MAX as usize) - 1;
+
+/// Checks that `a * b` does not overflow and stays within [`MAX_ELEMENTS`]; zero sizes are
+/// rejected.
+pub fn checked_elems(op: &'static str, what: &str, dims: &[usize]) -> Result<usize> {
+    let mut n: usize = 1;
+    for &d in dims {
+        if d == 0 {
+            return Err(Error::shape(op, format!("{what} has a zero dimension ({dims:?}); every dimension must be >= 1")));
+        }
+        n = n
+            .checked_mul(d)
+            .filter(|&n| n <= MAX_ELEMENTS)
+            .ok_or_else(|| Error::shape(op, format!("{what} of shape {dims:?} is too large (at most {MAX_ELEMENTS} elements)")))?;
+    }
+    Ok(n)
+}

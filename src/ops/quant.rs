@@ -1,0 +1,97 @@
+//! Quantized ops: `quantize_rows_i8`, `gemm_w8a8`, `gemm_w4a16`.
+
+use crate::backend::Checked;
+use crate::device::{check, Device};
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::formats::{Int4Weights, Int8Matrix};
+use crate::tensor::{DeviceInt4Weights, DeviceInt8Matrix, Tensor};
+
+impl Device {
+    /// Uploads int8 rows (weights per output channel, or pre-quantized activations), padding
+    /// each row to a multiple of 16 bytes.
+    pub fn upload_int8(&self, m: &Int8Matrix) -> Result<DeviceInt8Matrix> {
+        let m = Int8Matrix::new(m.rows, m.cols, m.q.clone(), m.scales.clone())?;
+        let stride = Int8Matrix::padded_cols(m.cols);
+        let mut q = vec![0i8; m.rows * stride];
+        for i in 0..m.rows {
+            q[i * stride..i * stride + m.cols].copy_from_slice(&m.q[i * m.cols..(i + 1) * m.cols]);
+        }
+        Ok(DeviceInt8Matrix { rows: m.rows, cols: m.cols, stride, q: self.upload_slice(&q)?, scales: self.upload_slice(&m.scales)? })
+    }
+
+    /// A zeroed int8 matrix `[rows, cols]` (the output of [`Device::quantize_rows_i8`]).
+    pub fn zeros_int8(&self, rows: usize, cols: usize) -> Result<DeviceInt8Matrix> {
+        crate::formats::checked_elems("zeros_int8", "matrix", &[rows, cols])?;
+        let stride = Int8Matrix::padded_cols(cols);
+        let n = crate::formats::checked_elems("zeros_int8", "padded matrix", &[rows, stride])?;
+        Ok(DeviceInt8Matrix { rows, cols, stride, q: self.zeros_buffer(DType::I8, n)?, scales: self.zeros_buffer(DType::F32, rows)? })
+    }
+
+    /// Downloads int8 rows (without padding).
+    pub fn download_int8(&self, m: &DeviceInt8Matrix) -> Result<Int8Matrix> {
+        let q: Vec<i8> = self.download_slice(&m.q)?;
+        let mut out = Vec::with_capacity(m.rows * m.cols);
+        for i in 0..m.rows {
+            out.extend_from_slice(&q[i * m.stride..i * m.stride + m.cols]);
+        }
+        Int8Matrix::new(m.rows, m.cols, out, self.download_slice(&m.scales)?)
+    }
+
+    /// Uploads int4 group-wise weights.
+    pub fn upload_int4(&self, w: &Int4Weights) -> Result<DeviceInt4Weights> {
+        let w = Int4Weights::new(w.n, w.k, w.group, w.qweight.clone(), w.scales.clone(), w.zeros.clone())?;
+        let zeros: Vec<u32> = w.zeros.iter().map(|&z| z as u32).collect();
+        Ok(DeviceInt4Weights {
+            n: w.n,
+            k: w.k,
+            group: w.group,
+            symmetric: w.symmetric,
+            qweight: self.upload_slice(&w.qweight)?,
+            scales: self.upload_slice(&w.scales)?,
+            zeros: self.upload_slice(&zeros)?,
+        })
+    }
+
+    /// Per-row (per-token) symmetric int8 quantization of X `[m,k]` (f32/f16) into `out`
+    /// (`[m,k]`, from [`Device::zeros_int8`]).
+    pub fn quantize_rows_i8(&self, x: &Tensor, out: &mut DeviceInt8Matrix) -> Result<()> {
+        const OP: &str = "quantize_rows_i8";
+        self.owns(OP, "X", &x.buf)?;
+        self.owns(OP, "out", &out.q)?;
+        check::float(OP, "X", x.dtype())?;
+        if out.rows != x.rows || out.cols != x.cols {
+            return Err(Error::shape(OP, format!("out is [{}, {}], expected X's shape [{}, {}]", out.rows, out.cols, x.rows, x.cols)));
+        }
+        self.backend().quantize_rows_i8(Checked::new(), x, out)
+    }
+
+    /// `Y[i,j] = (sx_i sw_j) sum_k Xq[i,k] Wq[j,k]` with int32 accumulation; X `[m,k]`,
+    /// W `[n,k]`, Y `[m,n]` f32 or f16. Works for every m >= 1.
+    pub fn gemm_w8a8(&self, x: &DeviceInt8Matrix, w: &DeviceInt8Matrix, y: &mut Tensor) -> Result<()> {
+        const OP: &str = "gemm_w8a8";
+        self.owns(OP, "X", &x.q)?;
+        self.owns(OP, "W", &w.q)?;
+        self.owns(OP, "Y", &y.buf)?;
+        if x.cols != w.cols {
+            return Err(Error::shape(OP, format!("X has K = {} but W has K = {}", x.cols, w.cols)));
+        }
+        check::dims(OP, "Y", y, x.rows, w.rows)?;
+        check::float(OP, "Y", y.dtype())?;
+        self.backend().gemm_w8a8(Checked::new(), x, w, y)
+    }
+
+    /// Weight-only int4 GEMM `Y = X dequant(W)^T`; X `[m,k]` f32/f16, W `[n,k]`, Y `[m,n]` of
+    /// X's dtype. Weights are dequantized in registers, never to memory.
+    pub fn gemm_w4a16(&self, x: &Tensor, w: &DeviceInt4Weights, y: &mut Tensor) -> Result<()> {
+        const OP: &str = "gemm_w4a16";
+        self.owns(OP, "X", &x.buf)?;
+        self.owns(OP, "W", &w.qweight)?;
+        self.owns(OP, "Y", &y.buf)?;
+        check::float(OP, "X", x.dtype())?;
+        check::dims(OP, "X", x, x.rows, w.k)?;
+        check::dims(OP, "Y", y, x.rows, w.n)?;
+        check::dtype(OP, "Y", y.dtype(), x.dtype())?;
+        self.backend().gemm_w4a16(Checked::new(), x, w, y)
+    }
+}

@@ -1,0 +1,139 @@
+//! Sparse ops: `spmm`, `spmm_t`, `sddmm`.
+
+use crate::backend::Checked;
+use crate::device::{check, Device};
+use crate::dtype::Float;
+use crate::error::{Error, Result};
+use crate::formats::Csr;
+use crate::tensor::{DeviceCsr, Tensor};
+
+impl Device {
+    /// Uploads a CSR matrix, with its transposed pattern and row orderings.
+    pub fn upload_csr<T: Float>(&self, a: &Csr<T>) -> Result<DeviceCsr> {
+        crate::formats::sparse::validate_pattern(a.rows, a.cols, &a.indptr, &a.indices)?;
+        if a.data.len() != a.indices.len() {
+            return Err(Error::format("CSR", format!("data has {} values but indices has {}", a.data.len(), a.indices.len())));
+        }
+        if a.nnz() == 0 {
+            return Err(Error::shape("upload_csr", "the matrix stores no value (nnz = 0)"));
+        }
+        let t = transpose_pattern(a.rows, a.cols, &a.indptr, &a.indices);
+        let row_order = order_by_length(&a.indptr);
+        let t_row_order = order_by_length(&t.indptr);
+        let max_row_nnz = a.indptr.windows(2).map(|w| (w[1] - w[0]) as usize).max().unwrap_or(0);
+        let max_col_nnz = t.indptr.windows(2).map(|w| (w[1] - w[0]) as usize).max().unwrap_or(0);
+        Ok(DeviceCsr {
+            rows: a.rows,
+            cols: a.cols,
+            nnz: a.nnz(),
+            indptr: self.upload_slice(&a.indptr)?,
+            indices: self.upload_slice(&a.indices)?,
+            values: self.upload_slice(&a.data)?,
+            row_order: self.upload_slice(&row_order)?,
+            t_indptr: self.upload_slice(&t.indptr)?,
+            t_indices: self.upload_slice(&t.indices)?,
+            t_perm: self.upload_slice(&t.perm)?,
+            t_row_order: self.upload_slice(&t_row_order)?,
+            max_row_nnz,
+            max_col_nnz,
+        })
+    }
+
+    /// Downloads the values of a device CSR matrix (its pattern is the uploaded one).
+    pub fn download_csr_values<T: Float>(&self, a: &DeviceCsr) -> Result<Vec<T>> {
+        self.download_slice(&a.values)
+    }
+
+    fn check_csr(&self, op: &'static str, a: &DeviceCsr) -> Result<()> {
+        // upload_csr makes all of A's buffers together, on one device.
+        self.owns(op, "A", &a.values)?;
+        check::float(op, "A", a.dtype())
+    }
+
+    /// `C = alpha * A * B + beta * C` with A `[M,K]` CSR, B `[K,N]`, C `[M,N]`, all one float
+    /// dtype (f16 accumulates in f32).
+    pub fn spmm(&self, a: &DeviceCsr, b: &Tensor, c: &mut Tensor, alpha: f32, beta: f32) -> Result<()> {
+        const OP: &str = "spmm";
+        self.check_csr(OP, a)?;
+        self.owns(OP, "B", &b.buf)?;
+        self.owns(OP, "C", &c.buf)?;
+        check::dims(OP, "B", b, a.cols, b.cols)?;
+        check::dims(OP, "C", c, a.rows, b.cols)?;
+        check::dtype(OP, "B", b.dtype(), a.dtype())?;
+        check::dtype(OP, "C", c.dtype(), a.dtype())?;
+        check::finite(OP, "alpha", alpha)?;
+        check::finite(OP, "beta", beta)?;
+        self.backend().spmm(Checked::new(), a, b, c, alpha, beta)
+    }
+
+    /// `C = A^T * B` with A `[M,K]` CSR, B `[M,N]`, C `[K,N]` (the input gradient of a sparse
+    /// layer), one float dtype.
+    pub fn spmm_t(&self, a: &DeviceCsr, b: &Tensor, c: &mut Tensor) -> Result<()> {
+        const OP: &str = "spmm_t";
+        self.check_csr(OP, a)?;
+        self.owns(OP, "B", &b.buf)?;
+        self.owns(OP, "C", &c.buf)?;
+        check::dims(OP, "B", b, a.rows, b.cols)?;
+        check::dims(OP, "C", c, a.cols, b.cols)?;
+        check::dtype(OP, "B", b.dtype(), a.dtype())?;
+        check::dtype(OP, "C", c.dtype(), a.dtype())?;
+        self.backend().spmm_t(Checked::new(), a, b, c)
+    }
+
+    /// Sampled dense-dense product in place: for every stored `(i,j)` of A `[M,N]`,
+    /// `a_ij = alpha * sum_k X[i,k] Y[j,k] + beta * a_ij`, X `[M,K]`, Y `[N,K]`.
+    /// With `beta = 0` this is the gradient of a sparse weight sampled at its pattern.
+    pub fn sddmm(&self, a: &mut DeviceCsr, x: &Tensor, y: &Tensor, alpha: f32, beta: f32) -> Result<()> {
+        const OP: &str = "sddmm";
+        self.check_csr(OP, a)?;
+        self.owns(OP, "X", &x.buf)?;
+        self.owns(OP, "Y", &y.buf)?;
+        check::dims(OP, "X", x, a.rows, x.cols)?;
+        check::dims(OP, "Y", y, a.cols, x.cols)?;
+        check::dtype(OP, "X", x.dtype(), a.dtype())?;
+        check::dtype(OP, "Y", y.dtype(), a.dtype())?;
+        check::finite(OP, "alpha", alpha)?;
+        check::finite(OP, "beta", beta)?;
+        self.backend().sddmm(Checked::new(), a, x, y, alpha, beta)
+    }
+}
+
+/// The CSC form of a CSR pattern: for each column, its row indices in increasing order, and
+/// for each such entry its position in the CSR value array.
+pub(crate) struct Transposed {
+    pub indptr: Vec<u32>,
+    pub indices: Vec<u32>,
+    pub perm: Vec<u32>,
+}
+
+pub(crate) fn transpose_pattern(rows: usize, cols: usize, indptr: &[u32], indices: &[u32]) -> Transposed {
+    let nnz = indices.len();
+    let mut counts = vec![0u32; cols + 1];
+    for &j in indices {
+        counts[j as usize + 1] += 1;
+    }
+    for j in 0..cols {
+        counts[j + 1] += counts[j];
+    }
+    let t_indptr = counts.clone();
+    let mut next = counts;
+    let mut t_indices = vec![0u32; nnz];
+    let mut perm = vec![0u32; nnz];
+    for i in 0..rows {
+        for p in indptr[i] as usize..indptr[i + 1] as usize {
+            let j = indices[p] as usize;
+            let q = next[j] as usize;
+            t_indices[q] = i as u32;
+            perm[q] = p as u32;
+            next[j] += 1;
+        }
+    }
+    Transposed { indptr: t_indptr, indices: t_indices, perm }
+}
+
+/// Row ids sorted by decreasing length (stable), for row-swizzled load balancing.
+pub(crate) fn order_by_length(indptr: &[u32]) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..indptr.len() as u32 - 1).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(indptr[i as usize + 1] - indptr[i as usize]));
+    order
+}

@@ -1,0 +1,327 @@
+//! Device-resident data: untyped [`Buffer`]s, dense [`Tensor`]s and the device forms of the
+//! compressed formats. Obtain them from a [`crate::Device`] (`upload_*`, `zeros`), pass them
+//! to its ops, read them back with `download_*`. Their fields are private so that a handle
+//! can never disagree with the memory behind it.
+
+use crate::dtype::DType;
+
+/// Backend-specific storage behind a [`Buffer`] (candle's pattern: one variant per backend,
+/// uninhabited where the backend is not compiled in).
+#[derive(Debug)]
+pub enum Storage {
+    /// Host memory of the CPU reference backend.
+    Cpu(crate::cpu::CpuStorage),
+    /// A wgpu buffer.
+    Wgpu(crate::wgpu::WgpuStorage),
+    /// A CUDA device allocation.
+    Cuda(crate::cuda::CudaStorage),
+}
+
+impl Storage {
+    /// The backend this storage belongs to.
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Storage::Cpu(_) => "cpu",
+            Storage::Wgpu(_) => "wgpu",
+            Storage::Cuda(_) => "cuda",
+        }
+    }
+}
+
+/// A flat device buffer of `len` elements of one [`DType`], owned by one device.
+#[derive(Debug)]
+pub struct Buffer {
+    pub(crate) storage: Storage,
+    pub(crate) dtype: DType,
+    pub(crate) len: usize,
+    pub(crate) device_id: u64,
+}
+
+impl Buffer {
+    /// Element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// True if the buffer holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// The backend storage (to hand a buffer to other GPU code).
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+    /// Mutable access to the backend storage (for the backends).
+    pub(crate) fn storage_mut(&mut self) -> &mut Storage {
+        &mut self.storage
+    }
+    /// Id of the device that owns it.
+    pub fn device_id(&self) -> u64 {
+        self.device_id
+    }
+}
+
+/// A dense row-major matrix `[rows, cols]` on a device, f32 or f16.
+#[derive(Debug)]
+pub struct Tensor {
+    pub(crate) buf: Buffer,
+    pub(crate) rows: usize,
+    pub(crate) cols: usize,
+}
+
+impl Tensor {
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    /// Element type.
+    pub fn dtype(&self) -> DType {
+        self.buf.dtype
+    }
+    /// The buffer behind it.
+    pub fn buffer(&self) -> &Buffer {
+        &self.buf
+    }
+    /// Unwraps the buffer (for handing it back to the caller's GPU code).
+    pub fn into_buffer(self) -> Buffer {
+        self.buf
+    }
+}
+
+/// A CSR matrix on a device, with the transposed (CSC) pattern and row orderings that the
+/// kernels use, computed once at upload.
+#[derive(Debug)]
+pub struct DeviceCsr {
+    pub(crate) rows: usize,
+    pub(crate) cols: usize,
+    pub(crate) nnz: usize,
+    /// `rows + 1` u32 offsets.
+    pub(crate) indptr: Buffer,
+    /// `nnz` u32 column indices.
+    pub(crate) indices: Buffer,
+    /// `nnz` values (f32 or f16).
+    pub(crate) values: Buffer,
+    /// `rows` u32 row ids sorted by decreasing row length (row swizzle for load balance).
+    pub(crate) row_order: Buffer,
+    /// `cols + 1` u32 offsets of the transposed pattern (CSC of A).
+    pub(crate) t_indptr: Buffer,
+    /// `nnz` u32 row indices of the transposed pattern.
+    pub(crate) t_indices: Buffer,
+    /// `nnz` u32: position in `values` of each transposed entry.
+    pub(crate) t_perm: Buffer,
+    /// `cols` u32 column ids sorted by decreasing column length.
+    pub(crate) t_row_order: Buffer,
+    /// Longest row.
+    pub(crate) max_row_nnz: usize,
+    /// Longest column.
+    pub(crate) max_col_nnz: usize,
+}
+
+impl DeviceCsr {
+    /// Number of rows (M).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    /// Number of columns (K).
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    /// Number of stored values.
+    pub fn nnz(&self) -> usize {
+        self.nnz
+    }
+    /// Value type.
+    pub fn dtype(&self) -> DType {
+        self.values.dtype
+    }
+    /// The values buffer.
+    pub fn values(&self) -> &Buffer {
+        &self.values
+    }
+}
+
+/// Low-rank factors on a device: `U [m, r]`, `V [n, r]`.
+#[derive(Debug)]
+pub struct DeviceLowRank {
+    pub(crate) m: usize,
+    pub(crate) n: usize,
+    pub(crate) r: usize,
+    pub(crate) u: Tensor,
+    pub(crate) v: Tensor,
+}
+
+impl DeviceLowRank {
+    /// Rows of W.
+    pub fn m(&self) -> usize {
+        self.m
+    }
+    /// Columns of W.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+    /// Rank.
+    pub fn r(&self) -> usize {
+        self.r
+    }
+    /// Element type.
+    pub fn dtype(&self) -> DType {
+        self.u.dtype()
+    }
+    /// `U [m, r]`.
+    pub fn u(&self) -> &Tensor {
+        &self.u
+    }
+    /// `V [n, r]`.
+    pub fn v(&self) -> &Tensor {
+        &self.v
+    }
+}
+
+/// Int8 rows with per-row f32 scales on a device. Rows are stored with a `stride` that is a
+/// multiple of 16 bytes, zero-padded, so kernels may read whole `vec4<u32>` / `int4` vectors.
+#[derive(Debug)]
+pub struct DeviceInt8Matrix {
+    pub(crate) rows: usize,
+    pub(crate) cols: usize,
+    pub(crate) stride: usize,
+    /// `rows * stride` i8.
+    pub(crate) q: Buffer,
+    /// `rows` f32.
+    pub(crate) scales: Buffer,
+}
+
+impl DeviceInt8Matrix {
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    /// Number of logical columns (K).
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    /// Row stride in elements (multiple of 16).
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+}
+
+/// Int4 group-wise weights `[n, k]` on a device (layout of [`crate::formats::Int4Weights`]).
+#[derive(Debug)]
+pub struct DeviceInt4Weights {
+    pub(crate) n: usize,
+    pub(crate) k: usize,
+    pub(crate) group: usize,
+    pub(crate) symmetric: bool,
+    /// `n * k / 8` u32.
+    pub(crate) qweight: Buffer,
+    /// `n * k / group` f32.
+    pub(crate) scales: Buffer,
+    /// `n * k / group` u32 zero points (0..16).
+    pub(crate) zeros: Buffer,
+}
+
+impl DeviceInt4Weights {
+    /// Output channels.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+    /// Input features.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+    /// Group size.
+    pub fn group(&self) -> usize {
+        self.group
+    }
+    /// True if every zero point is 8.
+    pub fn symmetric(&self) -> bool {
+        self.symmetric
+    }
+}
+
+/// A bit-packed {-1,+1} matrix `[rows, cols]` on a device (LCE convention), `words =
+/// ceil(cols / 32)` u32 per row. An NHWC tensor has `rows = n*h*w`, `cols = c`.
+#[derive(Debug)]
+pub struct DeviceBits {
+    pub(crate) rows: usize,
+    pub(crate) cols: usize,
+    pub(crate) words: usize,
+    /// `rows * words` u32.
+    pub(crate) data: Buffer,
+}
+
+impl DeviceBits {
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    /// Number of bits per row.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    /// Words per row.
+    pub fn words(&self) -> usize {
+        self.words
+    }
+}
+
+/// Binary linear weights `[n, k]` with per-output-channel `alpha` on a device.
+#[derive(Debug)]
+pub struct DeviceBinaryWeights {
+    pub(crate) bits: DeviceBits,
+    /// `n` f32.
+    pub(crate) alpha: Buffer,
+}
+
+impl DeviceBinaryWeights {
+    /// The packed signs `[n, k]`.
+    pub fn bits(&self) -> &DeviceBits {
+        &self.bits
+    }
+}
+
+/// A binary conv filter `[c_out, kh, kw, c_in]` on a device.
+#[derive(Debug)]
+pub struct DeviceBinaryFilter {
+    pub(crate) c_out: usize,
+    pub(crate) kh: usize,
+    pub(crate) kw: usize,
+    pub(crate) c_in: usize,
+    pub(crate) words: usize,
+    /// `c_out * kh * kw * words` u32.
+    pub(crate) bits: Buffer,
+    /// `c_out` f32.
+    pub(crate) alpha: Buffer,
+    /// `c_out` f32 (zeros when the filter has no bias).
+    pub(crate) bias: Buffer,
+}
+
+impl DeviceBinaryFilter {
+    /// Output channels.
+    pub fn c_out(&self) -> usize {
+        self.c_out
+    }
+    /// Kernel height.
+    pub fn kh(&self) -> usize {
+        self.kh
+    }
+    /// Kernel width.
+    pub fn kw(&self) -> usize {
+        self.kw
+    }
+    /// Input channels.
+    pub fn c_in(&self) -> usize {
+        self.c_in
+    }
+    /// Words per tap.
+    pub fn words(&self) -> usize {
+        self.words
+    }
+}
