@@ -73,6 +73,24 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn download(&self, storage: &Storage, dtype: DType, len: usize) -> Result<Vec<u8>>;
     /// Waits until all submitted work has finished.
     fn synchronize(&self) -> Result<()>;
+    /// Runs `f` (which enqueues work on this backend) `iters` times and returns each run's
+    /// time in seconds, measured by the device's own timer where it has one (CUDA events,
+    /// wgpu timestamp queries). The default synchronizes and uses the wall clock.
+    fn time_runs(&self, f: &mut dyn FnMut() -> Result<()>, iters: usize) -> Result<Vec<f64>> {
+        let mut out = Vec::with_capacity(iters);
+        self.synchronize()?;
+        for _ in 0..iters {
+            let t = std::time::Instant::now();
+            f()?;
+            self.synchronize()?;
+            out.push(t.elapsed().as_secs_f64());
+        }
+        Ok(out)
+    }
+    /// What [`Backend::time_runs`] measures with (`"wall clock"`, `"cuda events"`, ...).
+    fn timer_name(&self) -> &'static str {
+        "wall clock"
+    }
 
     /// `C = alpha * A * B + beta * C`; A `[M,K]`, B `[K,N]`, C `[M,N]`, one float dtype.
     fn spmm(&self, ok: Checked, a: &DeviceCsr, b: &Tensor, c: &mut Tensor, alpha: f32, beta: f32) -> Result<()>;

@@ -76,6 +76,12 @@ impl Device {
         &self.backend
     }
 
+    /// Runs `f` `iters` times and returns each run's time in seconds, by the device's own
+    /// timer where it has one (see [`Backend::time_runs`]).
+    pub fn time_runs(&self, f: &mut dyn FnMut() -> Result<()>, iters: usize) -> Result<Vec<f64>> {
+        self.backend.time_runs(f, iters)
+    }
+
     /// Waits for all submitted work.
     pub fn synchronize(&self) -> Result<()> {
         self.backend.synchronize()

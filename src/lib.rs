@@ -29,6 +29,7 @@ pub mod dtype;
 pub mod error;
 pub mod formats;
 pub mod ops;
+pub mod suite;
 pub mod tensor;
 pub mod wgpu;
 

@@ -41,3 +41,13 @@ impl crate::backend::Backend for CudaBackend {
     }
     crate::backend::unreachable_ops!();
 }
+
+/// Lists CUDA devices (unavailable: not compiled in).
+pub fn describe_devices() -> Result<Vec<String>> {
+    Err(Error::unavailable("cuda", "slimgemm was built without the `cuda` feature"))
+}
+
+/// Compiles every kernel for each arch with NVRTC (unavailable: not compiled in).
+pub fn check_kernels(_archs: &[&str]) -> Result<Vec<super::KernelCheck>> {
+    Err(Error::unavailable("cuda", "slimgemm was built without the `cuda` feature"))
+}

@@ -41,3 +41,8 @@ impl crate::backend::Backend for WgpuBackend {
     }
     crate::backend::unreachable_ops!();
 }
+
+/// Lists wgpu adapters with their features (unavailable: not compiled in).
+pub fn describe_adapters() -> Result<Vec<String>> {
+    Err(Error::unavailable("wgpu", "slimgemm was built without the `wgpu` feature"))
+}

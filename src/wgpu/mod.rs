@@ -2,4 +2,4 @@
 //! unavailable.
 
 mod dummy;
-pub use dummy::{WgpuBackend, WgpuStorage};
+pub use dummy::{describe_adapters, WgpuBackend, WgpuStorage};

@@ -1,0 +1,276 @@
+//! Workloads shared by `slimgemm verify`, `slimgemm bench` and the criterion benches: each
+//! [`Workload`] names an op with its shape and dtype and makes its host inputs
+//! deterministically, so that every backend and every baseline sees the same data.
+
+use crate::dtype::DType;
+use crate::error::Result;
+use crate::formats::binary::PadMode;
+use crate::formats::Csr;
+
+/// One op at one shape and dtype. Sparse workloads carry their pattern (random or DLMC).
+#[derive(Debug, Clone)]
+pub enum Workload {
+    /// `C = A B`, A `[m,k]` CSR, B `[k,n]`.
+    Spmm {
+        /// The sparse matrix (values f32; cast to `dtype` on upload).
+        a: Csr<f32>,
+        /// Columns of B and C.
+        n: usize,
+        /// f32 or f16.
+        dtype: DType,
+    },
+    /// `C = A^T B`, A `[m,k]` CSR, B `[m,n]`.
+    SpmmT {
+        /// The sparse matrix.
+        a: Csr<f32>,
+        /// Columns of B and C.
+        n: usize,
+        /// f32 or f16.
+        dtype: DType,
+    },
+    /// `a_ij = dot(X[i,:], Y[j,:])` at A's pattern, X `[m,k]`, Y `[n,k]`.
+    Sddmm {
+        /// The sampling pattern `[m, n]`.
+        a: Csr<f32>,
+        /// Inner dimension.
+        k: usize,
+        /// f32 or f16.
+        dtype: DType,
+    },
+    /// `Y = X V U^T + bias`.
+    LowrankLinear {
+        /// Output features.
+        m: usize,
+        /// Input features.
+        n: usize,
+        /// Rank.
+        r: usize,
+        /// Tokens (rows of X).
+        batch: usize,
+        /// f32 or f16.
+        dtype: DType,
+    },
+    /// `W = U V^T`.
+    LowrankReconstruct {
+        /// Rows.
+        m: usize,
+        /// Columns.
+        n: usize,
+        /// Rank.
+        r: usize,
+        /// f32 or f16.
+        dtype: DType,
+    },
+    /// `dU += c U V^T V`, `dV += c V U^T U` (f32).
+    FrobeniusDecay {
+        /// Rows of U.
+        m: usize,
+        /// Rows of V.
+        n: usize,
+        /// Rank.
+        r: usize,
+    },
+    /// Per-token int8 quantization of X `[m,k]`.
+    QuantizeRowsI8 {
+        /// Rows.
+        m: usize,
+        /// Columns.
+        k: usize,
+        /// Input dtype.
+        dtype: DType,
+    },
+    /// W8A8 GEMM, X `[m,k]`, W `[n,k]`.
+    GemmW8a8 {
+        /// Tokens.
+        m: usize,
+        /// Output channels.
+        n: usize,
+        /// Inner dimension.
+        k: usize,
+        /// Output dtype.
+        dtype: DType,
+    },
+    /// W4A16 GEMM, X `[m,k]`, W `[n,k]` int4.
+    GemmW4a16 {
+        /// Tokens.
+        m: usize,
+        /// Output channels.
+        n: usize,
+        /// Inner dimension.
+        k: usize,
+        /// Group size.
+        group: usize,
+        /// Symmetric (zero point 8) or asymmetric.
+        symmetric: bool,
+        /// Activation / output dtype.
+        dtype: DType,
+    },
+    /// Sign packing of X `[rows, cols]` f32.
+    BinarizePack {
+        /// Rows.
+        rows: usize,
+        /// Columns.
+        cols: usize,
+    },
+    /// XNOR GEMM, A `[m,k]` bits, W `[n,k]` bits.
+    XnorGemm {
+        /// Rows of A.
+        m: usize,
+        /// Output channels.
+        n: usize,
+        /// Bits per row.
+        k: usize,
+    },
+    /// Binary conv, NHWC.
+    XnorConv2d {
+        /// Batch.
+        batch: usize,
+        /// Input height.
+        h: usize,
+        /// Input width.
+        w: usize,
+        /// Input channels.
+        c_in: usize,
+        /// Output channels.
+        c_out: usize,
+        /// Kernel size (square).
+        ksize: usize,
+        /// Stride (both directions).
+        stride: usize,
+        /// Padding (both directions).
+        pad: usize,
+        /// Padding mode.
+        pad_mode: PadMode,
+        /// Bit-packed output (thresholds) instead of f32.
+        bits_out: bool,
+    },
+}
+
+/// Seeds of each operand, so that every backend and baseline makes the same data.
+pub mod seeds {
+    /// Dense right operand (B, X, or activations).
+    pub const B: u64 = 0xB;
+    /// Second dense operand (Y of SDDMM, initial C, U).
+    pub const Y: u64 = 0x7;
+    /// Weights (W, V, filters).
+    pub const W: u64 = 0x3;
+    /// Bias / thresholds.
+    pub const BIAS: u64 = 0x5;
+}
+
+impl Workload {
+    /// The op name (one of [`crate::ops::OP_NAMES`]).
+    pub fn op(&self) -> &'static str {
+        match self {
+            Workload::Spmm { .. } => "spmm",
+            Workload::SpmmT { .. } => "spmm_t",
+            Workload::Sddmm { .. } => "sddmm",
+            Workload::LowrankLinear { .. } => "lowrank_linear",
+            Workload::LowrankReconstruct { .. } => "lowrank_reconstruct",
+            Workload::FrobeniusDecay { .. } => "frobenius_decay",
+            Workload::QuantizeRowsI8 { .. } => "quantize_rows_i8",
+            Workload::GemmW8a8 { .. } => "gemm_w8a8",
+            Workload::GemmW4a16 { .. } => "gemm_w4a16",
+            Workload::BinarizePack { .. } => "binarize_pack",
+            Workload::XnorGemm { .. } => "xnor_gemm",
+            Workload::XnorConv2d { .. } => "xnor_conv2d",
+        }
+    }
+
+    /// The dtype that names the row (`f32`/`f16` for float ops, `i8` or `bits` otherwise).
+    pub fn dtype_name(&self) -> &'static str {
+        match self {
+            Workload::Spmm { dtype, .. }
+            | Workload::SpmmT { dtype, .. }
+            | Workload::Sddmm { dtype, .. }
+            | Workload::LowrankLinear { dtype, .. }
+            | Workload::LowrankReconstruct { dtype, .. }
+            | Workload::QuantizeRowsI8 { dtype, .. }
+            | Workload::GemmW4a16 { dtype, .. } => dtype.name(),
+            Workload::FrobeniusDecay { .. } => "f32",
+            Workload::GemmW8a8 { .. } => "i8",
+            Workload::BinarizePack { .. } | Workload::XnorGemm { .. } | Workload::XnorConv2d { .. } => "bits",
+        }
+    }
+
+    /// A short shape description (`m x k x n @ 90%`, ...).
+    pub fn shape(&self) -> String {
+        match self {
+            Workload::Spmm { a, n, .. } | Workload::SpmmT { a, n, .. } => {
+                format!("{}x{}x{} @{:.0}%", a.rows, a.cols, n, 100.0 * a.sparsity())
+            }
+            Workload::Sddmm { a, k, .. } => format!("{}x{}x{} @{:.0}%", a.rows, a.cols, k, 100.0 * a.sparsity()),
+            Workload::LowrankLinear { m, n, r, batch, .. } => format!("b{batch} {m}x{n} r{r}"),
+            Workload::LowrankReconstruct { m, n, r, .. } | Workload::FrobeniusDecay { m, n, r } => format!("{m}x{n} r{r}"),
+            Workload::QuantizeRowsI8 { m, k, .. } => format!("{m}x{k}"),
+            Workload::GemmW8a8 { m, n, k, .. } => format!("m{m} {n}x{k}"),
+            Workload::GemmW4a16 { m, n, k, group, symmetric, .. } => {
+                format!("m{m} {n}x{k} g{group} {}", if *symmetric { "sym" } else { "asym" })
+            }
+            Workload::BinarizePack { rows, cols } => format!("{rows}x{cols}"),
+            Workload::XnorGemm { m, n, k } => format!("m{m} {n}x{k}"),
+            Workload::XnorConv2d { batch, h, w, c_in, c_out, ksize, stride, pad, pad_mode, bits_out } => format!(
+                "n{batch} {h}x{w}x{c_in}->{c_out} k{ksize} s{stride} p{pad}{} {}",
+                if *pad_mode == PadMode::Zero { "z" } else { "o" },
+                if *bits_out { "bits" } else { "f32" }
+            ),
+        }
+    }
+
+    /// Useful arithmetic: 2 * multiply-adds of the compressed computation (bit ops count one
+    /// per bit for binary ops; quantization counts one op per element).
+    pub fn flops(&self) -> f64 {
+        match self {
+            Workload::Spmm { a, n, .. } | Workload::SpmmT { a, n, .. } => 2.0 * a.nnz() as f64 * *n as f64,
+            Workload::Sddmm { a, k, .. } => 2.0 * a.nnz() as f64 * *k as f64,
+            Workload::LowrankLinear { m, n, r, batch, .. } => 2.0 * (*batch as f64) * (*r as f64) * (*m + *n) as f64,
+            Workload::LowrankReconstruct { m, n, r, .. } => 2.0 * (*m * *n * *r) as f64,
+            Workload::FrobeniusDecay { m, n, r } => 4.0 * (*m + *n) as f64 * (*r * *r) as f64,
+            Workload::QuantizeRowsI8 { m, k, .. } => 2.0 * (*m * *k) as f64,
+            Workload::GemmW8a8 { m, n, k, .. } | Workload::GemmW4a16 { m, n, k, .. } | Workload::XnorGemm { m, n, k } => {
+                2.0 * (*m as f64) * (*n as f64) * (*k as f64)
+            }
+            Workload::BinarizePack { rows, cols } => (*rows * *cols) as f64,
+            Workload::XnorConv2d { batch, h, w, c_in, c_out, ksize, stride, pad, .. } => {
+                let oh = (h + 2 * pad - ksize) / stride + 1;
+                let ow = (w + 2 * pad - ksize) / stride + 1;
+                2.0 * (*batch * oh * ow * c_out) as f64 * (ksize * ksize * c_in) as f64
+            }
+        }
+    }
+
+    /// Compulsory memory traffic in bytes (each operand read once, the result written once).
+    pub fn bytes(&self) -> f64 {
+        let fsize = |d: &DType| d.size() as f64;
+        match self {
+            Workload::Spmm { a, n, dtype } | Workload::SpmmT { a, n, dtype } => {
+                let (rows_b, rows_c) = if matches!(self, Workload::Spmm { .. }) { (a.cols, a.rows) } else { (a.rows, a.cols) };
+                a.nnz() as f64 * (4.0 + fsize(dtype)) + 4.0 * (a.rows + 1) as f64 + ((rows_b + rows_c) * n) as f64 * fsize(dtype)
+            }
+            Workload::Sddmm { a, k, dtype } => a.nnz() as f64 * (4.0 + fsize(dtype)) + ((a.rows + a.cols) * k) as f64 * fsize(dtype),
+            Workload::LowrankLinear { m, n, r, batch, dtype } => ((*batch * (*m + *n)) + (*m + *n) * *r) as f64 * fsize(dtype),
+            Workload::LowrankReconstruct { m, n, r, dtype } => ((*m * *n) + (*m + *n) * *r) as f64 * fsize(dtype),
+            Workload::FrobeniusDecay { m, n, r } => 4.0 * 3.0 * ((*m + *n) * *r) as f64,
+            Workload::QuantizeRowsI8 { m, k, dtype } => (*m * *k) as f64 * (fsize(dtype) + 1.0),
+            Workload::GemmW8a8 { m, n, k, dtype } => ((*m + *n) * *k) as f64 + (*m * *n) as f64 * fsize(dtype),
+            Workload::GemmW4a16 { m, n, k, group, dtype, .. } => {
+                (*n * *k) as f64 * 0.5 + (*n * *k / *group) as f64 * 8.0 + ((*m * *k) + (*m * *n)) as f64 * fsize(dtype)
+            }
+            Workload::BinarizePack { rows, cols } => (*rows * *cols) as f64 * (4.0 + 0.125),
+            Workload::XnorGemm { m, n, k } => ((*m + *n) * *k) as f64 / 8.0 + (*m * *n) as f64 * 4.0,
+            Workload::XnorConv2d { batch, h, w, c_in, c_out, ksize, stride, pad, bits_out, .. } => {
+                let oh = (h + 2 * pad - ksize) / stride + 1;
+                let ow = (w + 2 * pad - ksize) / stride + 1;
+                let out = if *bits_out { 0.125 } else { 4.0 };
+                (*batch * h * w * c_in) as f64 / 8.0
+                    + (*c_out * ksize * ksize * c_in) as f64 / 8.0
+                    + (*batch * oh * ow * c_out) as f64 * out
+            }
+        }
+    }
+}
+
+/// A random sparse pattern `[m, k]` at `sparsity` for a workload (deterministic).
+pub fn random_sparse(m: usize, k: usize, sparsity: f64, seed: u64) -> Result<Csr<f32>> {
+    Csr::random(m, k, 1.0 - sparsity, seed)
+}
