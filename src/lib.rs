@@ -28,6 +28,7 @@ pub mod device;
 pub mod dtype;
 pub mod error;
 pub mod formats;
+pub mod naive;
 pub mod ops;
 pub mod suite;
 pub mod tensor;

@@ -2,6 +2,8 @@
 //! [`Workload`] names an op with its shape and dtype and makes its host inputs
 //! deterministically, so that every backend and every baseline sees the same data.
 
+pub mod baseline;
+
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::formats::binary::PadMode;
