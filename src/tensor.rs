@@ -106,7 +106,8 @@ pub struct DeviceCsr {
     pub(crate) indptr: Buffer,
     /// `nnz` u32 column indices.
     pub(crate) indices: Buffer,
-    /// `nnz` values (f32 or f16).
+    /// `nnz` values (f32 or f16); one unused element when `nnz == 0`, likewise for the other
+    /// `nnz`-long buffers.
     pub(crate) values: Buffer,
     /// `rows` u32 row ids sorted by decreasing row length (row swizzle for load balance).
     pub(crate) row_order: Buffer,

@@ -14,9 +14,6 @@ impl Device {
         if a.data.len() != a.indices.len() {
             return Err(Error::format("CSR", format!("data has {} values but indices has {}", a.data.len(), a.indices.len())));
         }
-        if a.nnz() == 0 {
-            return Err(Error::shape("upload_csr", "the matrix stores no value (nnz = 0)"));
-        }
         let t = transpose_pattern(a.rows, a.cols, &a.indptr, &a.indices);
         let row_order = order_by_length(&a.indptr);
         let t_row_order = order_by_length(&t.indptr);
@@ -27,12 +24,12 @@ impl Device {
             cols: a.cols,
             nnz: a.nnz(),
             indptr: self.upload_slice(&a.indptr)?,
-            indices: self.upload_slice(&a.indices)?,
-            values: self.upload_slice(&a.data)?,
+            indices: self.upload_slice(&nonempty(&a.indices))?,
+            values: self.upload_slice(&nonempty(&a.data))?,
             row_order: self.upload_slice(&row_order)?,
             t_indptr: self.upload_slice(&t.indptr)?,
-            t_indices: self.upload_slice(&t.indices)?,
-            t_perm: self.upload_slice(&t.perm)?,
+            t_indices: self.upload_slice(&nonempty(&t.indices))?,
+            t_perm: self.upload_slice(&nonempty(&t.perm))?,
             t_row_order: self.upload_slice(&t_row_order)?,
             max_row_nnz,
             max_col_nnz,
@@ -41,7 +38,9 @@ impl Device {
 
     /// Downloads the values of a device CSR matrix (its pattern is the uploaded one).
     pub fn download_csr_values<T: Float>(&self, a: &DeviceCsr) -> Result<Vec<T>> {
-        self.download_slice(&a.values)
+        let mut v: Vec<T> = self.download_slice(&a.values)?;
+        v.truncate(a.nnz);
+        Ok(v)
     }
 
     fn check_csr(&self, op: &'static str, a: &DeviceCsr) -> Result<()> {
@@ -95,6 +94,16 @@ impl Device {
         check::finite(OP, "alpha", alpha)?;
         check::finite(OP, "beta", beta)?;
         self.backend().sddmm(Checked::new(), a, x, y, alpha, beta)
+    }
+}
+
+/// Device buffers hold at least one element: a matrix without stored values gets one unused
+/// zero element (kernels only read positions that `indptr` names).
+fn nonempty<T: Copy + Default>(v: &[T]) -> std::borrow::Cow<'_, [T]> {
+    if v.is_empty() {
+        std::borrow::Cow::Owned(vec![T::default()])
+    } else {
+        std::borrow::Cow::Borrowed(v)
     }
 }
 
