@@ -283,12 +283,12 @@ fn gptq_hand_packed_literal_words() {
         assert_eq!(w.q(3, 8 + kk), 15 - kk as u32);
         assert_eq!(w.dequant(3, 8 + kk), (15.0 - kk as f32 - 3.0) * 2.0);
     }
-    for j in 0..n {
+    for (j, &z) in zeros.iter().enumerate() {
         for kk in 0..k {
             let touched = (j == 0 && kk < 8) || (j == 3 && (8..16).contains(&kk));
             if !touched {
                 assert_eq!(w.q(j, kk), 0);
-                assert_eq!(w.dequant(j, kk), -(zeros[j] as f32) * 0.5 * (j + 1) as f32);
+                assert_eq!(w.dequant(j, kk), -(z as f32) * 0.5 * (j + 1) as f32);
             }
         }
     }
@@ -443,9 +443,9 @@ fn gguf_q4_0_hand_computed_blocks() {
 
     let w = Int4Weights::from_gguf_q4_0(&bytes, 1, 96).unwrap();
     assert_eq!((w.group, w.symmetric, w.scales.clone()), (32, true, vec![-1.0, 0.5, 0.0]));
-    for kk in 0..32 {
-        assert_eq!(w.q(0, kk), q0[kk] as u32);
-        assert_eq!(w.dequant(0, kk), -(q0[kk] as f32 - 8.0));
+    for (kk, &q) in q0.iter().enumerate() {
+        assert_eq!(w.q(0, kk), q as u32);
+        assert_eq!(w.dequant(0, kk), -(q as f32 - 8.0));
     }
     assert_eq!(w.dequant(0, 0), 8.0);
     assert_eq!(w.dequant(0, 6), -7.0, "-8 clamps to q = 15");
