@@ -211,6 +211,10 @@ impl DeviceInt8Matrix {
     pub fn stride(&self) -> usize {
         self.stride
     }
+    /// The `rows * stride` i8 buffer (row padding included).
+    pub fn q_buffer(&self) -> &Buffer {
+        &self.q
+    }
 }
 
 /// Int4 group-wise weights `[n, k]` on a device (layout of [`crate::formats::Int4Weights`]).

@@ -2,13 +2,19 @@
 
 use crate::dtype::Float;
 
-/// Rounds half away from zero (the convention every backend implements).
+/// Rounds half away from zero (the convention every backend implements): `2.5 -> 3`,
+/// `-2.5 -> -3`, `0.49999997 -> 0`. This is `f32::round` (C's `roundf`), which is exact; the
+/// shortcut `sign(x) * floor(|x| + 0.5)` is not (it gives 1 for `0.49999997`, because
+/// `0.49999997 + 0.5` rounds up to 1.0 in f32).
 pub fn round_half_away(x: f32) -> f32 {
-    x.signum() * (x.abs() + 0.5).floor()
+    x.round()
 }
 
 /// Quantizes one row: returns its scale and writes `q` (see
-/// [`crate::backend::Backend::quantize_rows_i8`] for the exact rule).
+/// [`crate::backend::Backend::quantize_rows_i8`] for the exact rule). `inv = 127 / amax` is
+/// computed once in f32 and each `x * inv` rounded half away from zero. Non-finite input (which
+/// the host quantizer rejects): an infinite `amax` gives a zero row; NaN elements are skipped by
+/// the max and quantize to 0.
 pub fn quantize_row<T: Float>(x: &[T], q: &mut [i8]) -> f32 {
     let amax = x.iter().fold(0f32, |a, v| a.max(v.to_f32().abs()));
     if amax == 0.0 || !amax.is_finite() {
@@ -29,14 +35,26 @@ pub fn quantize_rows<T: Float>(m: usize, k: usize, x: &[T], q: &mut [i8], stride
     }
 }
 
-/// `Y[i,j] = (sx_i * sw_j) * sum_k xq[i,k] wq[j,k]` with exact integer accumulation.
+/// Exact dot product of two int8 rows: i32 partial sums over chunks of [`I32_CHUNK`]
+/// (a chunk cannot overflow), summed in i64.
+pub fn dot_i8(a: &[i8], b: &[i8]) -> i64 {
+    a.chunks(I32_CHUNK).zip(b.chunks(I32_CHUNK)).map(|(a, b)| a.iter().zip(b).map(|(&x, &y)| x as i32 * y as i32).sum::<i32>() as i64).sum()
+}
+
+/// Run of int8 products summed in i32: `2^16` products of magnitude at most `128 * 128 = 2^14`
+/// sum to at most `2^30`, so even -128 (which quantization never produces) cannot overflow.
+pub const I32_CHUNK: usize = 1 << 16;
+
+/// `Y[i,j] = (sx_i * sw_j) * sum_k xq[i,k] wq[j,k]` with exact integer accumulation; the
+/// scale product is taken in f32 first, then multiplied by the accumulator converted to f32
+/// (the order every backend uses). Rows of X and W start every `xs` / `ws` elements.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_w8a8<T: Float>(m: usize, n: usize, k: usize, xq: &[i8], xs: usize, sx: &[f32], wq: &[i8], ws: usize, sw: &[f32], y: &mut [T]) {
     for i in 0..m {
         let xr = &xq[i * xs..][..k];
         for j in 0..n {
             let wr = &wq[j * ws..][..k];
-            let acc: i64 = xr.iter().zip(wr).map(|(&a, &b)| a as i64 * b as i64).sum();
+            let acc = dot_i8(xr, wr);
             y[i * n + j] = T::from_f32((sx[i] * sw[j]) * acc as f32);
         }
     }

@@ -21,29 +21,35 @@ pub struct BitMatrix {
 impl BitMatrix {
     /// Wraps packed bits, checking the length and that tail bits are zero.
     pub fn new(rows: usize, cols: usize, bits: Vec<u32>) -> Result<Self> {
-        let words = cols.div_ceil(32);
-        let n = crate::formats::checked_elems("BitMatrix::new", "bit matrix", &[rows, cols.max(1), words.max(1)])?;
-        let _ = n;
-        if cols == 0 {
-            return Err(Error::shape("BitMatrix::new", "cols must be >= 1"));
+        const OP: &str = "BitMatrix::new";
+        if rows == 0 || cols == 0 {
+            return Err(Error::shape(OP, format!("bit matrix [{rows}, {cols}] has a zero dimension; every dimension must be >= 1")));
         }
-        if bits.len() != rows * words {
-            return Err(Error::shape("BitMatrix::new", format!("{} words, expected rows*ceil(cols/32) = {}", bits.len(), rows * words)));
+        let words = cols.div_ceil(32);
+        // Only the packed words must fit a buffer (rows * cols bits may exceed it).
+        let n = crate::formats::checked_elems(OP, "packed bit matrix", &[rows, words])?;
+        if bits.len() != n {
+            return Err(Error::shape(OP, format!("{} words, expected rows*ceil(cols/32) = {rows}*{words} = {n}", bits.len())));
         }
         if cols % 32 != 0 {
             let mask = !0u32 << (cols % 32);
             for i in 0..rows {
                 if bits[i * words + words - 1] & mask != 0 {
-                    return Err(Error::format("bit matrix", format!("row {i} has non-zero tail bits beyond column {cols}")));
+                    return Err(Error::format(
+                        "bit matrix",
+                        format!("row {i} has non-zero tail bits beyond column {cols} (unused bits of the last word must be 0)"),
+                    ));
                 }
             }
         }
         Ok(BitMatrix { rows, cols, words, bits })
     }
 
-    /// Packs the signs of `x` (`rows * cols`, row-major): `x < 0` gives bit 1 (-1), else bit 0.
+    /// Packs the signs of `x` (`rows * cols`, row-major): `x < 0` gives bit 1 (-1), else bit 0
+    /// (so `-0.0`, `0.0` and NaN give +1), exactly the rule of `binarize_pack`.
     pub fn from_signs(rows: usize, cols: usize, x: &[f32]) -> Result<Self> {
         let n = crate::formats::checked_elems("BitMatrix::from_signs", "matrix", &[rows, cols])?;
+        crate::formats::checked_elems("BitMatrix::from_signs", "packed bit matrix", &[rows, cols.div_ceil(32)])?;
         if x.len() != n {
             return Err(Error::shape("BitMatrix::from_signs", format!("{} values, expected rows*cols = {n}", x.len())));
         }
@@ -59,13 +65,40 @@ impl BitMatrix {
         Ok(BitMatrix { rows, cols, words, bits })
     }
 
+    /// Packs the signs of an NHWC float tensor `[batch, h, w, c]` into a
+    /// `[batch * h * w, c]` bit matrix (the input layout of the binary convs).
+    pub fn from_nhwc(batch: usize, h: usize, w: usize, c: usize, x: &[f32]) -> Result<Self> {
+        let pixels = crate::formats::checked_elems("BitMatrix::from_nhwc", "NHWC tensor", &[batch, h, w])?;
+        let n = crate::formats::checked_elems("BitMatrix::from_nhwc", "NHWC tensor", &[pixels, c])?;
+        if x.len() != n {
+            return Err(Error::shape("BitMatrix::from_nhwc", format!("{} values, expected batch*h*w*c = {n}", x.len())));
+        }
+        Self::from_signs(pixels, c, x)
+    }
+
+    /// The bit at `(i, c)`: true means -1.
+    pub fn bit(&self, i: usize, c: usize) -> bool {
+        (self.bits[i * self.words + c / 32] >> (c % 32)) & 1 == 1
+    }
+
     /// The value (+1.0 or -1.0) at `(i, c)`.
     pub fn value(&self, i: usize, c: usize) -> f32 {
-        if (self.bits[i * self.words + c / 32] >> (c % 32)) & 1 == 1 {
+        if self.bit(i, c) {
             -1.0
         } else {
             1.0
         }
+    }
+
+    /// The {-1, +1} float matrix `[rows, cols]`.
+    pub fn to_signs(&self) -> crate::formats::Matrix<f32> {
+        let mut data = Vec::with_capacity(self.rows * self.cols);
+        for i in 0..self.rows {
+            for c in 0..self.cols {
+                data.push(self.value(i, c));
+            }
+        }
+        crate::formats::Matrix { rows: self.rows, cols: self.cols, data }
     }
 
     /// Random signs, deterministic for a seed.
@@ -86,18 +119,29 @@ pub struct BinaryWeights {
 }
 
 impl BinaryWeights {
-    /// Binarizes a float weight `[n, k]`: signs, and `alpha_j = mean_k |w[j, k]|`.
+    /// Binarizes a float weight `[n, k]`: signs (`w < 0` is -1), and
+    /// `alpha_j = mean_k |w[j, k]|` (XNOR-Net). Non-finite weights are rejected.
     pub fn from_f32(n: usize, k: usize, w: &[f32]) -> Result<Self> {
         let bits = BitMatrix::from_signs(n, k, w)?;
-        let alpha = (0..n).map(|j| (w[j * k..(j + 1) * k].iter().map(|x| x.abs() as f64).sum::<f64>() / k as f64) as f32).collect();
-        Ok(BinaryWeights { bits, alpha })
+        check_finite("binary weights", "weight", w)?;
+        let alpha = (0..n).map(|j| mean_abs(&w[j * k..(j + 1) * k])).collect();
+        BinaryWeights::new(bits, alpha)
     }
-    /// Wraps bits and scales, checking lengths.
+    /// Wraps bits and scales, checking lengths and that every alpha is finite.
     pub fn new(bits: BitMatrix, alpha: Vec<f32>) -> Result<Self> {
         if alpha.len() != bits.rows {
             return Err(Error::shape("BinaryWeights::new", format!("{} alphas, expected one per row = {}", alpha.len(), bits.rows)));
         }
+        check_finite("binary weights", "alpha", &alpha)?;
         Ok(BinaryWeights { bits, alpha })
+    }
+    /// Output channels (N).
+    pub fn n(&self) -> usize {
+        self.bits.rows
+    }
+    /// Input features (K).
+    pub fn k(&self) -> usize {
+        self.bits.cols
     }
 }
 
@@ -125,30 +169,59 @@ pub struct BinaryFilter {
 }
 
 impl BinaryFilter {
-    /// Binarizes a float filter `[c_out, kh, kw, c_in]` (OHWI), with `alpha = mean |W_c|`.
+    /// Binarizes a float filter `[c_out, kh, kw, c_in]` (OHWI, TensorFlow / LCE order), with
+    /// XNOR-Net's `alpha_o = mean |W_o|` over `kh * kw * c_in`. Non-finite weights are rejected.
     pub fn from_f32(c_out: usize, kh: usize, kw: usize, c_in: usize, w: &[f32], bias: Option<Vec<f32>>) -> Result<Self> {
         let per = crate::formats::checked_elems("BinaryFilter::from_f32", "filter", &[kh, kw, c_in])?;
         crate::formats::checked_elems("BinaryFilter::from_f32", "filter", &[c_out, per])?;
         if w.len() != c_out * per {
             return Err(Error::shape("BinaryFilter::from_f32", format!("{} values, expected c_out*kh*kw*c_in = {}", w.len(), c_out * per)));
         }
+        check_finite("binary filter", "weight", w)?;
         let m = BitMatrix::from_signs(c_out * kh * kw, c_in, w)?;
-        let alpha =
-            (0..c_out).map(|o| (w[o * per..(o + 1) * per].iter().map(|x| x.abs() as f64).sum::<f64>() / per as f64) as f32).collect();
+        let alpha = (0..c_out).map(|o| mean_abs(&w[o * per..(o + 1) * per])).collect();
         BinaryFilter::new(c_out, kh, kw, c_in, m.bits, alpha, bias)
     }
 
-    /// Wraps packed filter bits, checking lengths and tail bits.
+    /// Binarizes a PyTorch conv weight `[c_out, c_in, kh, kw]` (OIHW), transposing it to the
+    /// packed OHWI layout; otherwise as [`BinaryFilter::from_f32`].
+    pub fn from_oihw(c_out: usize, c_in: usize, kh: usize, kw: usize, w: &[f32], bias: Option<Vec<f32>>) -> Result<Self> {
+        let per = crate::formats::checked_elems("BinaryFilter::from_oihw", "filter", &[kh, kw, c_in])?;
+        crate::formats::checked_elems("BinaryFilter::from_oihw", "filter", &[c_out, per])?;
+        if w.len() != c_out * per {
+            return Err(Error::shape(
+                "BinaryFilter::from_oihw",
+                format!("{} values, expected c_out*c_in*kh*kw = {}", w.len(), c_out * per),
+            ));
+        }
+        let mut ohwi = vec![0f32; w.len()];
+        for o in 0..c_out {
+            for c in 0..c_in {
+                for y in 0..kh {
+                    for x in 0..kw {
+                        ohwi[((o * kh + y) * kw + x) * c_in + c] = w[((o * c_in + c) * kh + y) * kw + x];
+                    }
+                }
+            }
+        }
+        Self::from_f32(c_out, kh, kw, c_in, &ohwi, bias)
+    }
+
+    /// Wraps packed filter bits `[c_out, kh, kw, ceil(c_in / 32)]`, checking lengths, tail
+    /// bits and that alpha and bias are finite.
     pub fn new(c_out: usize, kh: usize, kw: usize, c_in: usize, bits: Vec<u32>, alpha: Vec<f32>, bias: Option<Vec<f32>>) -> Result<Self> {
+        let taps = crate::formats::checked_elems("BinaryFilter::new", "filter", &[c_out, kh, kw])?;
         // Reuse BitMatrix's checks: the filter is a [c_out*kh*kw, c_in] bit matrix.
-        let m = BitMatrix::new(c_out * kh * kw, c_in, bits)?;
+        let m = BitMatrix::new(taps, c_in, bits)?;
         if alpha.len() != c_out {
             return Err(Error::shape("BinaryFilter::new", format!("{} alphas, expected c_out = {c_out}", alpha.len())));
         }
+        check_finite("binary filter", "alpha", &alpha)?;
         if let Some(b) = &bias {
             if b.len() != c_out {
                 return Err(Error::shape("BinaryFilter::new", format!("bias has {} values, expected c_out = {c_out}", b.len())));
             }
+            check_finite("binary filter", "bias", b)?;
         }
         Ok(BinaryFilter { c_out, kh, kw, c_in, words: m.words, bits: m.bits, alpha, bias })
     }
@@ -161,6 +234,17 @@ impl BinaryFilter {
         } else {
             1.0
         }
+    }
+}
+
+fn mean_abs(w: &[f32]) -> f32 {
+    (w.iter().map(|x| x.abs() as f64).sum::<f64>() / w.len() as f64) as f32
+}
+
+fn check_finite(format: &'static str, what: &str, v: &[f32]) -> Result<()> {
+    match v.iter().position(|x| !x.is_finite()) {
+        Some(p) => Err(Error::format(format, format!("{what}[{p}] = {} is not finite", v[p]))),
+        None => Ok(()),
     }
 }
 
@@ -195,6 +279,11 @@ pub struct Conv2dParams {
 }
 
 impl Conv2dParams {
+    /// Square stride and padding: `stride_h = stride_w = stride`, `pad_h = pad_w = pad`.
+    pub fn new(batch: usize, in_h: usize, in_w: usize, stride: usize, pad: usize, pad_mode: PadMode) -> Self {
+        Conv2dParams { batch, in_h, in_w, stride_h: stride, stride_w: stride, pad_h: pad, pad_w: pad, pad_mode }
+    }
+
     /// Output height and width for a `kh x kw` kernel, or an error if the kernel does not fit.
     pub fn output_hw(&self, kh: usize, kw: usize) -> Result<(usize, usize)> {
         if self.stride_h == 0 || self.stride_w == 0 {
