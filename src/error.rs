@@ -53,7 +53,7 @@ pub enum Error {
         msg: String,
     },
     /// A buffer passed to one backend belongs to another.
-    #[error("{op}: operand `{operand}` lives on {found}, expected {expected}")]
+    #[error("{op}: operand `{operand}` belongs to another device (a {found} device) than the {expected} device running the op; upload it to this device first")]
     WrongDevice {
         /// The op.
         op: &'static str,
