@@ -370,7 +370,11 @@ fn lowrank_reconstruct_and_decay_bad_operands() {
     }
     // frobenius_decay is f32 only.
     let (d16, lr16) = lowrank(DType::F16);
-    expect(d16.frobenius_decay(&lr16, 0.1, &mut t(&d16, 6, 2, DType::F16), &mut t(&d16, 4, 2, DType::F16)), "DType", &["U is f16, expected f32"]);
+    expect(
+        d16.frobenius_decay(&lr16, 0.1, &mut t(&d16, 6, 2, DType::F16), &mut t(&d16, 4, 2, DType::F16)),
+        "DType",
+        &["U is f16, expected f32"],
+    );
 }
 
 #[test]

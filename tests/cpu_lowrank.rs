@@ -81,8 +81,13 @@ fn lowrank_linear_bias_is_added_per_output() {
     let bias = Matrix::new(1, 3, vec![1.0f32, -2.0, 0.5]).unwrap();
     let x = Matrix::<f32>::random(4, 2, 1).unwrap();
     let mut y = dev.zeros(4, 3, DType::F32).unwrap();
-    dev.lowrank_linear(&dev.upload_lowrank(&lr).unwrap(), &dev.upload_matrix(&x).unwrap(), Some(&dev.upload_matrix(&bias).unwrap()), &mut y)
-        .unwrap();
+    dev.lowrank_linear(
+        &dev.upload_lowrank(&lr).unwrap(),
+        &dev.upload_matrix(&x).unwrap(),
+        Some(&dev.upload_matrix(&bias).unwrap()),
+        &mut y,
+    )
+    .unwrap();
     assert_eq!(dev.download_matrix::<f32>(&y).unwrap().data, bias.data.repeat(4));
 }
 

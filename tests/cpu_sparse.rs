@@ -246,8 +246,8 @@ fn check_pruning(w: &Matrix<f32>, sparsity: f64) {
     if let (Some(wk), Some(bd)) = (worst_kept, best_dropped) {
         assert!(wk > bd, "kept {wk:?} ranks below dropped {bd:?}");
     }
-    for p in 0..total {
-        if !kept[p] {
+    for (p, &k) in kept.iter().enumerate() {
+        if !k {
             assert_eq!(dense.data[p], 0.0);
         }
     }

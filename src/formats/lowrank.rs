@@ -66,7 +66,10 @@ impl<T: Float> LowRank<T> {
             return Err(Error::shape(OP, format!("rank r = {r}, expected 1 <= r <= min(m, n) = {}", m.min(n))));
         }
         if let Some(p) = w.data.iter().position(|x| !x.to_f32().is_finite()) {
-            return Err(Error::shape(OP, format!("W[{}, {}] = {} is not finite; expected finite values", p / n, p % n, w.data[p].to_f32())));
+            return Err(Error::shape(
+                OP,
+                format!("W[{}, {}] = {} is not finite; expected finite values", p / n, p % n, w.data[p].to_f32()),
+            ));
         }
         let a = faer::Mat::<f64>::from_fn(m, n, |i, j| w.data[i * n + j].to_f64());
         let svd = a.thin_svd().map_err(|e| Error::backend("cpu", format!("{OP}: SVD of a {m}x{n} matrix failed: {e:?}")))?;

@@ -147,7 +147,10 @@ impl<T: Float> Csr<T> {
 fn check_matrix<T>(op: &'static str, m: &Matrix<T>) -> Result<usize> {
     let total = crate::formats::checked_elems(op, "matrix", &[m.rows, m.cols])?;
     if m.data.len() != total {
-        return Err(Error::shape(op, format!("matrix data has {} elements, expected rows*cols = {}*{} = {total}", m.data.len(), m.rows, m.cols)));
+        return Err(Error::shape(
+            op,
+            format!("matrix data has {} elements, expected rows*cols = {}*{} = {total}", m.data.len(), m.rows, m.cols),
+        ));
     }
     Ok(total)
 }
@@ -185,7 +188,10 @@ pub fn validate_pattern(rows: usize, cols: usize, indptr: &[u32], indices: &[u32
                 return Err(Error::format("CSR", format!("row {i}: column index {j} out of range, expected < cols = {cols}")));
             }
             if p > 0 && row[p - 1] >= j {
-                return Err(Error::format("CSR", format!("row {i}: column indices not sorted and unique ({} then {j}), expected strictly increasing", row[p - 1])));
+                return Err(Error::format(
+                    "CSR",
+                    format!("row {i}: column indices not sorted and unique ({} then {j}), expected strictly increasing", row[p - 1]),
+                ));
             }
         }
     }
@@ -345,7 +351,9 @@ pub fn parse_smtx(reader: impl BufRead, name: &str) -> Result<SmtxPattern> {
         }
     }
     if indices.len() != nnz {
-        return Err(tok.err(format!("found {} column indices, expected nnz = {nnz} (the file is truncated or nnz is wrong)", indices.len())));
+        return Err(
+            tok.err(format!("found {} column indices, expected nnz = {nnz} (the file is truncated or nnz is wrong)", indices.len()))
+        );
     }
 
     // Only whitespace may follow.
@@ -372,7 +380,11 @@ fn parse_header(tok: &mut Tokens<'_, impl BufRead>) -> Result<(usize, usize, usi
     let text = String::from_utf8_lossy(&raw);
     let fields: Vec<&str> = text.trim().split(',').map(str::trim).collect();
     if fields.len() != 3 {
-        return Err(tok.err(format!("header `{}` has {} comma-separated fields, expected 3 (`nrows, ncols, nnz`)", text.trim(), fields.len())));
+        return Err(tok.err(format!(
+            "header `{}` has {} comma-separated fields, expected 3 (`nrows, ncols, nnz`)",
+            text.trim(),
+            fields.len()
+        )));
     }
     let mut vals = [0u64; 3];
     for (k, (f, what)) in fields.iter().zip(["nrows", "ncols", "nnz"]).enumerate() {
@@ -384,9 +396,10 @@ fn parse_header(tok: &mut Tokens<'_, impl BufRead>) -> Result<(usize, usize, usi
             return Err(tok.err(format!("{what} = {v}, expected 1..={}", u32::MAX)));
         }
     }
-    let total = rows.checked_mul(cols).filter(|&t| t <= crate::formats::MAX_ELEMENTS as u64).ok_or_else(|| {
-        tok.err(format!("matrix {rows}x{cols} is too large (at most {} elements)", crate::formats::MAX_ELEMENTS))
-    })?;
+    let total = rows
+        .checked_mul(cols)
+        .filter(|&t| t <= crate::formats::MAX_ELEMENTS as u64)
+        .ok_or_else(|| tok.err(format!("matrix {rows}x{cols} is too large (at most {} elements)", crate::formats::MAX_ELEMENTS)))?;
     if nnz > total {
         return Err(tok.err(format!("nnz = {nnz} exceeds nrows * ncols = {total}")));
     }
