@@ -202,3 +202,12 @@ fn from_dense_f16() {
     // Rank-3 plus f16 input rounding, factors and product stored in f16.
     assert!(rel < 5e-3, "relative error {rel}");
 }
+
+#[test]
+fn large_shapes_take_the_threaded_path() {
+    // Over 2^20 multiply-adds: rows of Y / W are split over threads.
+    check_linear::<f32>(301, 299, 31, 129, true, 5);
+    check_linear::<slimgemm::f16>(301, 299, 31, 129, false, 6);
+    check_reconstruct::<f32>(301, 299, 31, 7);
+    check_reconstruct::<slimgemm::f16>(301, 299, 31, 8);
+}

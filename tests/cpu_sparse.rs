@@ -393,3 +393,17 @@ fn dlmc_real_files_match_csv() {
     check_spmm_t::<f32>(&a, 9, 4);
     check_sddmm::<f32>(&a, 9, 1.0, 0.0, 5);
 }
+
+#[test]
+fn large_shapes_take_the_threaded_path() {
+    // Over 2^20 multiply-adds: the reference splits rows over threads; the result must not
+    // change (odd sizes so that the row ranges are uneven).
+    let a = Csr::<f32>::random(257, 301, 0.3, 17).unwrap();
+    assert!(a.nnz() * 61 > 1 << 20 && a.nnz() * 53 > 1 << 20);
+    let c0 = Matrix::<f32>::random(257, 61, 18).unwrap();
+    check_spmm::<f32>(&a, 61, 0.75, 0.5, &c0, 19);
+    check_spmm::<slimgemm::f16>(&a, 61, 1.0, 0.0, &c0, 19);
+    check_sddmm::<f32>(&a, 53, 1.5, -0.5, 20);
+    check_sddmm::<slimgemm::f16>(&a, 53, 1.0, 0.0, 20);
+    check_spmm_t::<f32>(&a, 61, 21);
+}
