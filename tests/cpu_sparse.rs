@@ -407,3 +407,12 @@ fn large_shapes_take_the_threaded_path() {
     check_sddmm::<slimgemm::f16>(&a, 53, 1.0, 0.0, 20);
     check_spmm_t::<f32>(&a, 61, 21);
 }
+
+#[test]
+fn dlmc_every_file_parses_and_matches_csv() {
+    let Some(dir) = dlmc_dir() else { return };
+    for r in read_dlmc_csv(&dir) {
+        let p = load_smtx_pattern(&r.file).unwrap_or_else(|e| panic!("{}: {e}", r.file.display()));
+        assert_eq!((p.rows, p.cols, p.nnz()), (r.rows, r.cols, r.nnz), "{}", r.file.display());
+    }
+}

@@ -424,49 +424,70 @@ impl<R: BufRead> Tokens<'_, R> {
         self.err(format!("read error ({e})"))
     }
 
-    fn peek(&mut self) -> Result<Option<u8>> {
-        match self.reader.fill_buf() {
-            Ok(b) => Ok(b.first().copied()),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => self.peek(),
-            Err(e) => Err(self.io(e)),
+    /// The buffered bytes (empty at end of stream).
+    fn fill(&mut self) -> Result<&[u8]> {
+        let (name, line) = (self.name, self.line);
+        loop {
+            match self.reader.fill_buf() {
+                Ok(_) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::parse(name, format!("line {line}: read error ({e})"))),
+            }
         }
+        // Cannot fail: the loop above saw a successful fill and nothing was consumed since.
+        self.reader.fill_buf().map_err(|e| Error::parse(name, format!("line {line}: read error ({e})")))
     }
 
     /// True if the stream has more bytes (the current line exists).
     fn start_line(&mut self) -> Result<bool> {
-        Ok(self.peek()?.is_some())
+        Ok(!self.fill()?.is_empty())
     }
 
     /// The next integer of the current line, or `None` at its end (consuming the newline).
     fn next_u64(&mut self) -> Result<Option<u64>> {
+        // Skip blanks; a newline or the end of the stream ends the line.
         loop {
-            match self.peek()? {
-                None => return Ok(None),
-                Some(b'\n') => {
-                    self.reader.consume(1);
-                    return Ok(None);
-                }
-                Some(b' ' | b'\t' | b'\r') => self.reader.consume(1),
-                Some(_) => break,
+            let buf = self.fill()?;
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            let skip = buf.iter().take_while(|&&c| matches!(c, b' ' | b'\t' | b'\r')).count();
+            if skip < buf.len() && buf[skip] == b'\n' {
+                self.reader.consume(skip + 1);
+                return Ok(None);
+            }
+            let found = skip < buf.len();
+            self.reader.consume(skip);
+            if found {
+                break;
             }
         }
+        // The token: digits up to the next blank, newline or end of stream.
         let mut v: u64 = 0;
         let mut text = String::new();
         let mut bad = false;
-        while let Some(c) = self.peek()? {
-            if matches!(c, b' ' | b'\t' | b'\r' | b'\n') {
+        loop {
+            let buf = self.fill()?;
+            if buf.is_empty() {
                 break;
             }
-            self.reader.consume(1);
-            if text.len() < 24 {
-                text.push(c as char);
-            }
-            match c {
-                b'0'..=b'9' if !bad => match v.checked_mul(10).and_then(|v| v.checked_add((c - b'0') as u64)) {
-                    Some(n) if n <= u32::MAX as u64 => v = n,
+            let len = buf.iter().take_while(|&&c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n')).count();
+            for &c in &buf[..len] {
+                if text.len() < 24 {
+                    text.push(c as char);
+                }
+                match c {
+                    b'0'..=b'9' if !bad => match v.checked_mul(10).and_then(|v| v.checked_add((c - b'0') as u64)) {
+                        Some(n) if n <= u32::MAX as u64 => v = n,
+                        _ => bad = true,
+                    },
                     _ => bad = true,
-                },
-                _ => bad = true,
+                }
+            }
+            let ended = len < buf.len();
+            self.reader.consume(len);
+            if ended {
+                break;
             }
         }
         if bad {
