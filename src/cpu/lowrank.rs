@@ -1,39 +1,47 @@
 //! CPU reference for the low-rank ops (f64 accumulation).
 
+use crate::cpu::sparse::par_rows;
 use crate::dtype::Float;
 
 /// `Y = X V U^T + bias`; U `[m,r]`, V `[n,r]`, X `[b,n]`, Y `[b,m]`, bias `[m]`.
 /// The intermediate `T = X V` is kept in f64 (as the fused kernels keep it on chip).
+/// Rows of Y are independent and split over threads when the problem is large.
 #[allow(clippy::too_many_arguments)]
 pub fn linear<T: Float>(m: usize, n: usize, r: usize, u: &[T], v: &[T], x: &[T], bias: Option<&[T]>, y: &mut [T]) {
     let b = x.len() / n;
-    let mut t = vec![0f64; r];
-    for i in 0..b {
-        t.iter_mut().for_each(|a| *a = 0.0);
-        for kk in 0..n {
-            let xv = x[i * n + kk].to_f64();
-            for (a, vv) in t.iter_mut().zip(&v[kk * r..][..r]) {
-                *a += xv * vv.to_f64();
+    par_rows(&mut y[..b * m], m, b * (n + m) * r, |first, chunk| {
+        let mut t = vec![0f64; r];
+        for (ii, yrow) in chunk.chunks_mut(m).enumerate() {
+            let i = first + ii;
+            t.iter_mut().for_each(|a| *a = 0.0);
+            for kk in 0..n {
+                let xv = x[i * n + kk].to_f64();
+                for (a, vv) in t.iter_mut().zip(&v[kk * r..][..r]) {
+                    *a += xv * vv.to_f64();
+                }
+            }
+            for (j, out) in yrow.iter_mut().enumerate() {
+                let mut acc: f64 = t.iter().zip(&u[j * r..][..r]).map(|(a, uu)| a * uu.to_f64()).sum();
+                if let Some(bias) = bias {
+                    acc += bias[j].to_f64();
+                }
+                *out = T::from_f64(acc);
             }
         }
-        for j in 0..m {
-            let mut acc: f64 = t.iter().zip(&u[j * r..][..r]).map(|(a, uu)| a * uu.to_f64()).sum();
-            if let Some(bias) = bias {
-                acc += bias[j].to_f64();
-            }
-            y[i * m + j] = T::from_f64(acc);
-        }
-    }
+    });
 }
 
-/// `W = U V^T`, W `[m,n]`.
+/// `W = U V^T`, W `[m,n]` (rows of W split over threads when large).
 pub fn reconstruct<T: Float>(m: usize, n: usize, r: usize, u: &[T], v: &[T], w: &mut [T]) {
-    for i in 0..m {
-        for j in 0..n {
-            let acc: f64 = (0..r).map(|t| u[i * r + t].to_f64() * v[j * r + t].to_f64()).sum();
-            w[i * n + j] = T::from_f64(acc);
+    par_rows(&mut w[..m * n], n, m * n * r, |first, chunk| {
+        for (ii, wrow) in chunk.chunks_mut(n).enumerate() {
+            let i = first + ii;
+            for (j, out) in wrow.iter_mut().enumerate() {
+                let acc: f64 = (0..r).map(|t| u[i * r + t].to_f64() * v[j * r + t].to_f64()).sum();
+                *out = T::from_f64(acc);
+            }
         }
-    }
+    });
 }
 
 /// Gram matrix `A^T A` of a row-major `[rows, r]` matrix, in f64.

@@ -1,31 +1,66 @@
-//! CPU reference for the sparse ops (f64 accumulation).
+//! CPU reference for the sparse ops (f64 accumulation). Output rows are independent, so
+//! large problems are split into contiguous row ranges over threads ([`par_rows`]); each
+//! row is computed by the same plain loop either way.
 
 use crate::dtype::Float;
+
+/// Below this many multiply-adds a call stays on the calling thread.
+const PAR_MIN_WORK: usize = 1 << 20;
+
+fn threads_for(rows: usize, work: usize) -> usize {
+    if work < PAR_MIN_WORK {
+        return 1;
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(rows).max(1)
+}
+
+/// Runs `f(first_row, rows_chunk)` over contiguous row ranges of `out` (rows of `row_len`
+/// elements), on scoped threads when `work` (multiply-adds) is large, else in one call.
+pub(crate) fn par_rows<T: Send>(out: &mut [T], row_len: usize, work: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    let rows = out.len().checked_div(row_len).unwrap_or(0);
+    let threads = threads_for(rows, work);
+    if threads <= 1 || row_len == 0 {
+        f(0, out);
+        return;
+    }
+    let per = rows.div_ceil(threads);
+    std::thread::scope(|s| {
+        for (t, chunk) in out.chunks_mut(per * row_len).enumerate() {
+            let f = &f;
+            s.spawn(move || f(t * per, chunk));
+        }
+    });
+}
 
 /// `C = alpha * A * B + beta * C`; A `[m,k]` CSR, B `[k,n]`, C `[m,n]`. With `beta == 0`
 /// the old C is not read (BLAS convention).
 #[allow(clippy::too_many_arguments)]
 pub fn spmm<T: Float>(m: usize, n: usize, indptr: &[u32], indices: &[u32], values: &[T], b: &[T], c: &mut [T], alpha: f32, beta: f32) {
-    let mut acc = vec![0f64; n];
-    for i in 0..m {
-        acc.iter_mut().for_each(|a| *a = 0.0);
-        for p in indptr[i] as usize..indptr[i + 1] as usize {
-            let v = values[p].to_f64();
-            let row = &b[indices[p] as usize * n..][..n];
-            for (a, x) in acc.iter_mut().zip(row) {
-                *a += v * x.to_f64();
+    let work = indptr[m] as usize * n;
+    par_rows(&mut c[..m * n], n, work, |first, chunk| {
+        let mut acc = vec![0f64; n];
+        for (ii, crow) in chunk.chunks_mut(n).enumerate() {
+            let i = first + ii;
+            acc.iter_mut().for_each(|a| *a = 0.0);
+            for p in indptr[i] as usize..indptr[i + 1] as usize {
+                let v = values[p].to_f64();
+                let row = &b[indices[p] as usize * n..][..n];
+                for (a, x) in acc.iter_mut().zip(row) {
+                    *a += v * x.to_f64();
+                }
+            }
+            for (o, a) in crow.iter_mut().zip(&acc) {
+                let old = if beta == 0.0 { 0.0 } else { beta as f64 * o.to_f64() };
+                *o = T::from_f64(alpha as f64 * a + old);
             }
         }
-        for (j, a) in acc.iter().enumerate() {
-            let old = if beta == 0.0 { 0.0 } else { beta as f64 * c[i * n + j].to_f64() };
-            c[i * n + j] = T::from_f64(alpha as f64 * a + old);
-        }
-    }
+    });
 }
 
 /// `C = A^T * B`; A `[m,k]` CSR, B `[m,n]`, C `[k,n]` (overwritten).
 #[allow(clippy::too_many_arguments)]
 pub fn spmm_t<T: Float>(m: usize, k: usize, n: usize, indptr: &[u32], indices: &[u32], values: &[T], b: &[T], c: &mut [T]) {
+    // Scatter form: row i of A sends v * B[i,:] to row j of C for each stored (i, j).
     let mut acc = vec![0f64; k * n];
     for i in 0..m {
         for p in indptr[i] as usize..indptr[i + 1] as usize {
@@ -45,13 +80,35 @@ pub fn spmm_t<T: Float>(m: usize, k: usize, n: usize, indptr: &[u32], indices: &
 /// Y `[n,kd]`. With `beta == 0` the old value is not read.
 #[allow(clippy::too_many_arguments)]
 pub fn sddmm<T: Float>(m: usize, kd: usize, indptr: &[u32], indices: &[u32], values: &mut [T], x: &[T], y: &[T], alpha: f32, beta: f32) {
-    for i in 0..m {
-        let xr = &x[i * kd..][..kd];
-        for p in indptr[i] as usize..indptr[i + 1] as usize {
-            let yr = &y[indices[p] as usize * kd..][..kd];
-            let dot: f64 = xr.iter().zip(yr).map(|(a, b)| a.to_f64() * b.to_f64()).sum();
-            let old = if beta == 0.0 { 0.0 } else { beta as f64 * values[p].to_f64() };
-            values[p] = T::from_f64(alpha as f64 * dot + old);
+    let rows_range = |first: usize, last: usize, vals: &mut [T]| {
+        let base = indptr[first] as usize;
+        for i in first..last {
+            let xr = &x[i * kd..][..kd];
+            for p in indptr[i] as usize..indptr[i + 1] as usize {
+                let yr = &y[indices[p] as usize * kd..][..kd];
+                let dot: f64 = xr.iter().zip(yr).map(|(a, b)| a.to_f64() * b.to_f64()).sum();
+                let slot = &mut vals[p - base];
+                let old = if beta == 0.0 { 0.0 } else { beta as f64 * slot.to_f64() };
+                *slot = T::from_f64(alpha as f64 * dot + old);
+            }
         }
+    };
+    let threads = threads_for(m, indptr[m] as usize * kd);
+    let values = &mut values[..indptr[m] as usize];
+    if threads <= 1 {
+        rows_range(0, m, values);
+        return;
     }
+    // Row ranges own disjoint, contiguous value ranges indptr[first]..indptr[last].
+    let per = m.div_ceil(threads);
+    std::thread::scope(|s| {
+        let mut rest = values;
+        for first in (0..m).step_by(per) {
+            let last = (first + per).min(m);
+            let (mine, tail) = rest.split_at_mut((indptr[last] - indptr[first]) as usize);
+            rest = tail;
+            let f = &rows_range;
+            s.spawn(move || f(first, last, mine));
+        }
+    });
 }
