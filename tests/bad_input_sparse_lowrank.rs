@@ -68,7 +68,7 @@ fn csr_builders_reject_bad_arguments() {
 }
 
 #[test]
-fn upload_csr_rejects_invalid_and_empty() {
+fn upload_csr_rejects_invalid() {
     let dev = Device::cpu();
     // Built by struct literal, bypassing Csr::new.
     let bad = Csr::<f32> { rows: 2, cols: 3, indptr: vec![0, 2, 1], indices: vec![0], data: vec![1.0] };
@@ -77,8 +77,27 @@ fn upload_csr_rejects_invalid_and_empty() {
     expect(dev.upload_csr(&bad), "Format", &["out of range"]);
     let bad = Csr::<f32> { rows: 2, cols: 3, indptr: vec![0, 1, 2], indices: vec![0, 1], data: vec![1.0] };
     expect(dev.upload_csr(&bad), "Format", &["data has 1 values"]);
+}
+
+#[test]
+fn csr_without_stored_values_is_valid() {
+    // A fully pruned matrix is a valid operand: A B = 0, so C = beta * C; A^T B = 0; SDDMM is a no-op.
+    let dev = Device::cpu();
     let empty = Csr::<f32>::new(2, 3, vec![0, 0, 0], vec![], vec![]).unwrap();
-    expect(dev.upload_csr(&empty), "Shape", &["nnz = 0"]);
+    let mut da = dev.upload_csr(&empty).unwrap();
+    assert_eq!(da.nnz(), 0);
+    let b = dev.upload_matrix(&Matrix::<f32>::random(3, 4, 1).unwrap()).unwrap();
+    let mut c = dev.upload_matrix(&Matrix::<f32>::new(2, 4, vec![2.0; 8]).unwrap()).unwrap();
+    dev.spmm(&da, &b, &mut c, 1.0, 0.5).unwrap();
+    assert_eq!(dev.download_matrix::<f32>(&c).unwrap().data, vec![1.0; 8]);
+    let b2 = dev.upload_matrix(&Matrix::<f32>::random(2, 4, 2).unwrap()).unwrap();
+    let mut c2 = dev.upload_matrix(&Matrix::<f32>::new(3, 4, vec![7.0; 12]).unwrap()).unwrap();
+    dev.spmm_t(&da, &b2, &mut c2).unwrap();
+    assert_eq!(dev.download_matrix::<f32>(&c2).unwrap().data, vec![0.0; 12]);
+    let x = dev.upload_matrix(&Matrix::<f32>::random(2, 5, 3).unwrap()).unwrap();
+    let y = dev.upload_matrix(&Matrix::<f32>::random(3, 5, 4).unwrap()).unwrap();
+    dev.sddmm(&mut da, &x, &y, 1.0, 0.0).unwrap();
+    assert!(dev.download_csr_values::<f32>(&da).unwrap().is_empty());
 }
 
 // ---------------------------------------------------------------- .smtx parser
