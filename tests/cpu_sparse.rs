@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use slimgemm::compare::{errors, tolerance};
 use slimgemm::formats::sparse::{load_smtx_pattern, parse_smtx, SmtxPattern};
 use slimgemm::formats::{Csr, Matrix};
-use slimgemm::{naive, DType, Device, Error, Float};
+use slimgemm::{naive, DType, Device, Float};
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
