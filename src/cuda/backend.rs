@@ -213,7 +213,11 @@ pub(crate) fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T>
 
 fn device_count() -> Result<usize> {
     probe_driver()?;
-    let n = guarded("cuInit", || CudaContext::device_count().map_err(drv("cuInit / cuDeviceGetCount")))?;
+    // cuInit fails with CUDA_ERROR_NO_DEVICE (or a driver/library mismatch) where the library
+    // exists but no GPU is usable: that is "unavailable", not a backend failure.
+    let n = guarded("cuInit", || {
+        CudaContext::device_count().map_err(|e| Error::unavailable("cuda", format!("CUDA driver present but unusable (cuInit / cuDeviceGetCount: {e})")))
+    })?;
     Ok(n.max(0) as usize)
 }
 

@@ -25,7 +25,7 @@ mod sparse;
 #[cfg(feature = "cuda")]
 pub use backend::{describe_devices, CudaBackend, CudaElement, CudaStorage};
 #[cfg(feature = "cuda")]
-pub use nvrtc::{check_kernels, KERNEL_SOURCES};
+pub use nvrtc::{check_kernels, kernel_ptx, KERNEL_SOURCES};
 
 #[cfg(not(feature = "cuda"))]
 mod dummy;

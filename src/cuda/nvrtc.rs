@@ -215,3 +215,14 @@ pub fn check_kernels(archs: &[&str]) -> Result<Vec<KernelCheck>> {
     }
     Ok(rows)
 }
+
+/// The PTX of one kernel family compiled for `arch` (e.g. `sm_80`), from the process cache
+/// (compiled on first use). Needs NVRTC, not a GPU.
+pub fn kernel_ptx(family: &str, arch: &str) -> Result<String> {
+    let fam = KERNEL_SOURCES
+        .iter()
+        .map(|(n, _)| *n)
+        .find(|n| *n == family)
+        .ok_or_else(|| Error::backend("cuda", format!("no kernel source named `{family}`")))?;
+    Ok(compiled(fam, arch)?.ptx.clone())
+}

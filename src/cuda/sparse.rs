@@ -19,14 +19,23 @@ pub(crate) fn expect_len(op: &'static str, what: &str, b: &Buffer, want: usize) 
     Ok(())
 }
 
+/// Fails unless a buffer holds at least `want` elements (nnz-long arrays keep one unused
+/// element when `nnz == 0`; kernels only read positions that `indptr` names).
+fn expect_min_len(op: &'static str, what: &str, b: &Buffer, want: usize) -> Result<()> {
+    if b.len < want {
+        return Err(Error::shape(op, format!("{what} holds {} elements, the kernel needs {want}", b.len)));
+    }
+    Ok(())
+}
+
 fn check_csr(op: &'static str, a: &DeviceCsr) -> Result<()> {
     expect_len(op, "A.indptr", &a.indptr, a.rows + 1)?;
-    expect_len(op, "A.indices", &a.indices, a.nnz)?;
-    expect_len(op, "A.values", &a.values, a.nnz)?;
+    expect_min_len(op, "A.indices", &a.indices, a.nnz)?;
+    expect_min_len(op, "A.values", &a.values, a.nnz)?;
     expect_len(op, "A.row_order", &a.row_order, a.rows)?;
     expect_len(op, "A.t_indptr", &a.t_indptr, a.cols + 1)?;
-    expect_len(op, "A.t_indices", &a.t_indices, a.nnz)?;
-    expect_len(op, "A.t_perm", &a.t_perm, a.nnz)?;
+    expect_min_len(op, "A.t_indices", &a.t_indices, a.nnz)?;
+    expect_min_len(op, "A.t_perm", &a.t_perm, a.nnz)?;
     expect_len(op, "A.t_row_order", &a.t_row_order, a.cols)
 }
 
