@@ -100,7 +100,9 @@ fn without_libcuda_the_reason_names_it() {
         let has_lib = ["/usr/lib/x86_64-linux-gnu/libcuda.so.1", "/usr/lib64/libcuda.so.1", "/usr/lib/wsl/lib/libcuda.so.1"]
             .iter()
             .any(|p| std::path::Path::new(p).exists());
-        if !has_lib && std::env::var_os("LD_LIBRARY_PATH").is_none_or(|p| !std::env::split_paths(&p).any(|d| d.join("libcuda.so.1").exists())) {
+        if !has_lib
+            && std::env::var_os("LD_LIBRARY_PATH").is_none_or(|p| !std::env::split_paths(&p).any(|d| d.join("libcuda.so.1").exists()))
+        {
             assert!(reason.contains("no CUDA driver (libcuda.so.1 not found)"), "unexpected reason: {reason}");
         }
     }

@@ -39,6 +39,8 @@ fn every_kernel_compiles_for_ci_archs() {
         }
     }
     assert!(failed.is_empty(), "NVRTC compile errors:\n{}", failed.join("\n\n"));
+    // Same process: the PTX of sm_75 / sm_80 is now cached, checking names costs nothing.
+    every_launched_kernel_exists();
 }
 
 #[test]
@@ -55,7 +57,6 @@ fn an_unknown_arch_is_reported_not_panicked() {
 }
 
 /// Every kernel name the launchers in src/cuda/*.rs build must be an entry of the PTX.
-#[test]
 fn every_launched_kernel_exists() {
     let mut want: Vec<(&str, String)> = Vec::new();
     for t in ["f32", "f16"] {

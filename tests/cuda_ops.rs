@@ -65,7 +65,12 @@ fn spmm_case<T: Float>(gpu: &Device, cpu: &Device, m: usize, k: usize, n: usize,
     let mut cct = cpu.zeros(k, n, dtype_of::<T>()).unwrap();
     gpu.spmm_t(&ga, &gbt, &mut gct).unwrap();
     cpu.spmm_t(&ca, &cbt, &mut cct).unwrap();
-    close(&format!("spmm_t {}x{}x{} {}", m, k, n, dtype_of::<T>()), &gpu.download_f32(&gct).unwrap(), &cpu.download_f32(&cct).unwrap(), dtype_of::<T>());
+    close(
+        &format!("spmm_t {}x{}x{} {}", m, k, n, dtype_of::<T>()),
+        &gpu.download_f32(&gct).unwrap(),
+        &cpu.download_f32(&cct).unwrap(),
+        dtype_of::<T>(),
+    );
 }
 
 #[test]
@@ -134,7 +139,12 @@ fn lowrank_case<T: Float>(gpu: &Device, cpu: &Device, b: usize, m: usize, n: usi
     let mut cw = cpu.zeros(m, n, dtype_of::<T>()).unwrap();
     gpu.lowrank_reconstruct(&glr, &mut gw).unwrap();
     cpu.lowrank_reconstruct(&clr, &mut cw).unwrap();
-    close(&format!("lowrank_reconstruct m={m} n={n} r={r}"), &gpu.download_f32(&gw).unwrap(), &cpu.download_f32(&cw).unwrap(), dtype_of::<T>());
+    close(
+        &format!("lowrank_reconstruct m={m} n={n} r={r}"),
+        &gpu.download_f32(&gw).unwrap(),
+        &cpu.download_f32(&cw).unwrap(),
+        dtype_of::<T>(),
+    );
 }
 
 #[test]
@@ -309,7 +319,11 @@ fn xnor_gemm_is_exact() {
             let mut cy = cpu.zeros(m, n, DType::F32).unwrap();
             gpu.xnor_gemm(&ga, &gw, &mut gy).unwrap();
             cpu.xnor_gemm(&ca, &cw, &mut cy).unwrap();
-            assert_eq!(gpu.download_matrix::<f32>(&gy).unwrap().data, cpu.download_matrix::<f32>(&cy).unwrap().data, "xnor_gemm {m}x{n}x{k}");
+            assert_eq!(
+                gpu.download_matrix::<f32>(&gy).unwrap().data,
+                cpu.download_matrix::<f32>(&cy).unwrap().data,
+                "xnor_gemm {m}x{n}x{k}"
+            );
         }
     }
 }

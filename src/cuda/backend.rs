@@ -5,7 +5,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
 use cudarc::driver::sys::{CUdevice_attribute as Attr, CUevent_flags};
-use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DeviceRepr, DriverError, LaunchConfig, ValidAsZeroBits};
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DeviceRepr, DriverError, LaunchConfig, ValidAsZeroBits,
+};
 use half::f16;
 
 use crate::backend::{Backend, BackendKind, Checked};
@@ -216,7 +218,8 @@ fn device_count() -> Result<usize> {
     // cuInit fails with CUDA_ERROR_NO_DEVICE (or a driver/library mismatch) where the library
     // exists but no GPU is usable: that is "unavailable", not a backend failure.
     let n = guarded("cuInit", || {
-        CudaContext::device_count().map_err(|e| Error::unavailable("cuda", format!("CUDA driver present but unusable (cuInit / cuDeviceGetCount: {e})")))
+        CudaContext::device_count()
+            .map_err(|e| Error::unavailable("cuda", format!("CUDA driver present but unusable (cuInit / cuDeviceGetCount: {e})")))
     })?;
     Ok(n.max(0) as usize)
 }
@@ -352,11 +355,17 @@ impl CudaBackend {
         let g = [grid.0.max(1), grid.1.max(1), grid.2.max(1)];
         for (d, (&v, &max)) in g.iter().zip(&self.info.max_grid).enumerate() {
             if v as u64 > max as u64 {
-                return Err(Error::shape(op, format!("grid dimension {d} = {v} exceeds this device's limit {max}; the problem is too large for one launch")));
+                return Err(Error::shape(
+                    op,
+                    format!("grid dimension {d} = {v} exceeds this device's limit {max}; the problem is too large for one launch"),
+                ));
             }
         }
         if smem > self.info.max_smem_block {
-            return Err(Error::shape(op, format!("{smem} bytes of shared memory exceed this device's {} per block", self.info.max_smem_block)));
+            return Err(Error::shape(
+                op,
+                format!("{smem} bytes of shared memory exceed this device's {} per block", self.info.max_smem_block),
+            ));
         }
         Ok(LaunchConfig { grid_dim: (g[0] as u32, g[1] as u32, g[2] as u32), block_dim: (block, 1, 1), shared_mem_bytes: smem })
     }

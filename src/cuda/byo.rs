@@ -25,7 +25,8 @@ impl Device {
     /// must belong to this device's CUDA context and hold at least one element.
     pub fn wrap_cuda_slice<T: CudaElement>(&self, slice: CudaSlice<T>) -> Result<Buffer> {
         const OP: &str = "wrap_cuda_slice";
-        let be = self.as_cuda().ok_or_else(|| Error::unavailable("cuda", format!("{OP}: device `{}` is not a CUDA device", self.name())))?;
+        let be =
+            self.as_cuda().ok_or_else(|| Error::unavailable("cuda", format!("{OP}: device `{}` is not a CUDA device", self.name())))?;
         if slice.context() != be.context() {
             return Err(Error::backend("cuda", format!("{OP}: the slice belongs to another CUDA context than this device's")));
         }
@@ -38,7 +39,12 @@ impl Device {
 
     /// Wraps an existing `CudaSlice<T>` (`T` = f32 or f16) as a `[rows, cols]` tensor without
     /// copying; `rows * cols` must equal the slice's length.
-    pub fn wrap_cuda_tensor<T: CudaElement + crate::dtype::Float>(&self, slice: CudaSlice<T>, rows: usize, cols: usize) -> Result<crate::Tensor> {
+    pub fn wrap_cuda_tensor<T: CudaElement + crate::dtype::Float>(
+        &self,
+        slice: CudaSlice<T>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<crate::Tensor> {
         let buf = self.wrap_cuda_slice(slice)?;
         self.tensor_from_buffer(buf, rows, cols)
     }

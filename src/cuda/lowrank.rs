@@ -95,7 +95,8 @@ fn linear_typed<T: KernelFloat>(be: &CudaBackend, lr: &DeviceLowRank, x: &Tensor
         let grid = m.div_ceil(cols);
         let f = be.function("lowrank", &format!("lowrank_small_{}", T::SUFFIX))?;
         let cfg = be.cfg(OP, (grid, 1, 1), 256, smem as u32)?;
-        let (bi, ni, ri, mi, ci) = (i32_arg(OP, "b", b)?, i32_arg(OP, "n", n)?, i32_arg(OP, "r", r)?, i32_arg(OP, "m", m)?, i32_arg(OP, "cols", cols)?);
+        let (bi, ni, ri, mi, ci) =
+            (i32_arg(OP, "b", b)?, i32_arg(OP, "n", n)?, i32_arg(OP, "r", r)?, i32_arg(OP, "m", m)?, i32_arg(OP, "cols", cols)?);
         let null: u64 = 0;
         let mut lb = be.stream().launch_builder(&f);
         lb.arg(&bi).arg(&ni).arg(&ri).arg(&mi).arg(&ci).arg(xs).arg(vs).arg(us);

@@ -38,7 +38,10 @@ pub(crate) struct Compiled {
 }
 
 fn unavailable_nvrtc() -> Error {
-    Error::unavailable("cuda", "NVRTC not found (libnvrtc.so.12 / libnvrtc.so not on the library path); it is needed to compile the kernels")
+    Error::unavailable(
+        "cuda",
+        "NVRTC not found (libnvrtc.so.12 / libnvrtc.so not on the library path); it is needed to compile the kernels",
+    )
 }
 
 /// True if the NVRTC library can be loaded (probed with a plain dlopen, so that cudarc's
@@ -94,7 +97,8 @@ pub(crate) fn compile(name: &str, source: &str, arch: &str) -> Result<Compiled> 
     }
     let src = CString::new(source).map_err(|_| Error::backend("cuda", format!("kernel source `{name}` contains a NUL byte")))?;
     let cname = CString::new(format!("{name}.cu")).map_err(|_| Error::backend("cuda", "kernel name contains a NUL byte"))?;
-    let prog = Program(nv::create_program(&src, Some(&cname)).map_err(|e| Error::backend("cuda", format!("nvrtcCreateProgram({name}): {e:?}")))?);
+    let prog =
+        Program(nv::create_program(&src, Some(&cname)).map_err(|e| Error::backend("cuda", format!("nvrtcCreateProgram({name}): {e:?}")))?);
     let options = [
         format!("--gpu-architecture={arch}"),
         "--std=c++17".to_string(),
@@ -155,36 +159,39 @@ fn process_cache() -> &'static Mutex<HashMap<CacheKey, Arc<Compiled>>> {
 /// compiled now (and stored in both).
 pub(crate) fn compiled(family: &'static str, arch: &str) -> Result<Arc<Compiled>> {
     let key = (family, arch.to_string());
-    let mut cache = process_cache().lock().map_err(|_| Error::backend("cuda", "kernel cache lock poisoned"))?;
-    if let Some(c) = cache.get(&key) {
+    let lock = || process_cache().lock().map_err(|_| Error::backend("cuda", "kernel cache lock poisoned"));
+    if let Some(c) = lock()?.get(&key) {
         return Ok(c.clone());
     }
+    // Compiled without holding the lock, so that different families / archs compile in
+    // parallel; a rare duplicate compile of the same key is harmless.
     let source = full_source(family)?;
     let disk = std::env::var_os("SLIMGEMM_PTX_CACHE").map(std::path::PathBuf::from);
     let version = nvrtc_version()?;
     let hash = fnv1a(&[source.as_bytes(), arch.as_bytes(), format!("{version:?}").as_bytes()]);
     let stem = format!("{family}-{arch}-{hash:016x}");
-    if let Some(dir) = &disk {
-        let ptx = std::fs::read_to_string(dir.join(format!("{stem}.ptx"))).ok();
+    let from_disk = disk.as_ref().and_then(|dir| {
+        let ptx = std::fs::read_to_string(dir.join(format!("{stem}.ptx"))).ok()?;
         let cubin = std::fs::read(dir.join(format!("{stem}.cubin"))).ok();
-        if let Some(ptx) = ptx {
-            let c = Arc::new(Compiled { cubin, ptx });
-            cache.insert(key, c.clone());
-            return Ok(c);
-        }
-    }
-    let c = Arc::new(compile(family, &source, arch)?);
-    if let Some(dir) = &disk {
-        // The disk cache is an optimisation: failures to write it are ignored.
-        if std::fs::create_dir_all(dir).is_ok() {
-            if let Some(cubin) = &c.cubin {
-                let _ = std::fs::write(dir.join(format!("{stem}.cubin")), cubin);
+        Some(Compiled { cubin, ptx })
+    });
+    let c = match from_disk {
+        Some(c) => Arc::new(c),
+        None => {
+            let c = Arc::new(compile(family, &source, arch)?);
+            if let Some(dir) = &disk {
+                // The disk cache is an optimisation: failures to write it are ignored.
+                if std::fs::create_dir_all(dir).is_ok() {
+                    if let Some(cubin) = &c.cubin {
+                        let _ = std::fs::write(dir.join(format!("{stem}.cubin")), cubin);
+                    }
+                    let _ = std::fs::write(dir.join(format!("{stem}.ptx")), &c.ptx);
+                }
             }
-            let _ = std::fs::write(dir.join(format!("{stem}.ptx")), &c.ptx);
+            c
         }
-    }
-    cache.insert(key, c.clone());
-    Ok(c)
+    };
+    Ok(lock()?.entry(key).or_insert(c).clone())
 }
 
 /// Compiles every kernel source for each architecture (e.g. `sm_75`, `sm_80`, `sm_89`,
@@ -194,26 +201,51 @@ pub fn check_kernels(archs: &[&str]) -> Result<Vec<KernelCheck>> {
     if !nvrtc_present() {
         return Err(unavailable_nvrtc());
     }
-    let mut rows = Vec::new();
-    for &arch in archs {
-        for (name, _) in KERNEL_SOURCES {
-            let row = match full_source(name).and_then(|s| compile(name, &s, arch)) {
-                Ok(c) => KernelCheck {
-                    kernel: name.to_string(),
-                    arch: arch.to_string(),
-                    ok: true,
-                    message: format!(
-                        "PTX {} bytes, CUBIN {}",
-                        c.ptx.len(),
-                        c.cubin.as_ref().map(|b| format!("{} bytes", b.len())).unwrap_or_else(|| "none".into())
-                    ),
-                },
-                Err(e) => KernelCheck { kernel: name.to_string(), arch: arch.to_string(), ok: false, message: e.to_string() },
-            };
-            rows.push(row);
-        }
-    }
-    Ok(rows)
+    // One thread per arch (NVRTC compiles independent programs concurrently); results land
+    // in the process cache, so a later launch or `kernel_ptx` for the same arch reuses them.
+    let per_arch: Vec<Vec<KernelCheck>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = archs
+            .iter()
+            .map(|&arch| {
+                scope.spawn(move || {
+                    KERNEL_SOURCES
+                        .iter()
+                        .map(|(name, _)| match compiled(name, arch) {
+                            Ok(c) => KernelCheck {
+                                kernel: name.to_string(),
+                                arch: arch.to_string(),
+                                ok: true,
+                                message: format!(
+                                    "PTX {} bytes, CUBIN {}",
+                                    c.ptx.len(),
+                                    c.cubin.as_ref().map(|b| format!("{} bytes", b.len())).unwrap_or_else(|| "none".into())
+                                ),
+                            },
+                            Err(e) => KernelCheck { kernel: name.to_string(), arch: arch.to_string(), ok: false, message: e.to_string() },
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .zip(archs)
+            .map(|(h, &arch)| {
+                h.join().unwrap_or_else(|_| {
+                    KERNEL_SOURCES
+                        .iter()
+                        .map(|(name, _)| KernelCheck {
+                            kernel: name.to_string(),
+                            arch: arch.to_string(),
+                            ok: false,
+                            message: "the NVRTC compile thread panicked".into(),
+                        })
+                        .collect()
+                })
+            })
+            .collect()
+    });
+    Ok(per_arch.into_iter().flatten().collect())
 }
 
 /// The PTX of one kernel family compiled for `arch` (e.g. `sm_80`), from the process cache

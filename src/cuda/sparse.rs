@@ -72,7 +72,15 @@ pub(crate) fn spmm_t(be: &CudaBackend, a: &DeviceCsr, b: &Tensor, c: &mut Tensor
 
 /// `transposed == false`: C[M,N] = alpha A B + beta C (B `[K,N]`); `true`: C[K,N] = A^T B
 /// (B `[M,N]`) through the CSC pattern.
-fn spmm_typed<T: KernelFloat>(be: &CudaBackend, a: &DeviceCsr, b: &Tensor, c: &mut Tensor, alpha: f32, beta: f32, transposed: bool) -> Result<()> {
+fn spmm_typed<T: KernelFloat>(
+    be: &CudaBackend,
+    a: &DeviceCsr,
+    b: &Tensor,
+    c: &mut Tensor,
+    alpha: f32,
+    beta: f32,
+    transposed: bool,
+) -> Result<()> {
     let op = if transposed { "spmm_t" } else { "spmm" };
     check_csr(op, a)?;
     // Output rows and the rows of B the indices point into.
