@@ -120,6 +120,7 @@ fn sddmm_matches_cpu() {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn lowrank_case<T: Float>(gpu: &Device, cpu: &Device, b: usize, m: usize, n: usize, r: usize, bias: bool, seed: u64) {
     let lr = LowRank::<f32>::random(m, n, r, seed).unwrap();
     let lr = LowRank::new(m, n, r, lr.u.iter().map(|&v| T::from_f32(v)).collect(), lr.v.iter().map(|&v| T::from_f32(v)).collect()).unwrap();

@@ -69,6 +69,7 @@ enum XnorOut<'a> {
     Bits { thresholds: &'a Buffer, out: &'a mut Buffer },
 }
 
+#[allow(clippy::too_many_arguments)]
 fn xnor_launch(
     be: &CudaBackend,
     op: &'static str,
