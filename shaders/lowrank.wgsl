@@ -61,16 +61,16 @@ fn half_at(w: u32, e: u32) -> f32 {
     return select(v.x, v.y, (e & 1u) == 1u);
 }
 
-fn load(e: u32, f16: bool, which: u32) -> f32 {
+fn load(e: u32, h: bool, which: u32) -> f32 {
     var w: u32;
     if which == 0u {
-        w = ga[select(e, e >> 1u, f16)];
+        w = ga[select(e, e >> 1u, h)];
     } else if which == 1u {
-        w = gb[select(e, e >> 1u, f16)];
+        w = gb[select(e, e >> 1u, h)];
     } else {
-        w = gbias[select(e, e >> 1u, f16)];
+        w = gbias[select(e, e >> 1u, h)];
     }
-    if f16 {
+    if h {
         return half_at(w, e);
     }
     return bitcast<f32>(w);
@@ -195,29 +195,29 @@ struct FusedParams {
 var<workgroup> xs: array<f32, 512>;  // [BR][XC]
 var<workgroup> ts: array<f32, 2048>; // [BR][RCAP]
 
-fn fload_x(e: u32, f16: bool) -> f32 {
-    if f16 {
+fn fload_x(e: u32, h: bool) -> f32 {
+    if h {
         return half_at(fx[e >> 1u], e);
     }
     return bitcast<f32>(fx[e]);
 }
 
-fn fload_v(e: u32, f16: bool) -> f32 {
-    if f16 {
+fn fload_v(e: u32, h: bool) -> f32 {
+    if h {
         return half_at(fv[e >> 1u], e);
     }
     return bitcast<f32>(fv[e]);
 }
 
-fn fload_u(e: u32, f16: bool) -> f32 {
-    if f16 {
+fn fload_u(e: u32, h: bool) -> f32 {
+    if h {
         return half_at(fu[e >> 1u], e);
     }
     return bitcast<f32>(fu[e]);
 }
 
-fn fload_bias(e: u32, f16: bool) -> f32 {
-    if f16 {
+fn fload_bias(e: u32, h: bool) -> f32 {
+    if h {
         return half_at(fbias[e >> 1u], e);
     }
     return bitcast<f32>(fbias[e]);
@@ -230,7 +230,7 @@ fn lowrank_fused(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id
         return;
     }
     let r0 = grp * BR;
-    let f16 = (fp.flags & A_F16) != 0u;
+    let h = (fp.flags & A_F16) != 0u;
     // Phase 1: T[BR, r] = X[r0.., :] V.
     var acc: array<f32, 32>; // [BR][4]: columns li + 64 q, q < 4
     for (var x = 0u; x < 32u; x++) {
@@ -242,7 +242,7 @@ fn lowrank_fused(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id
             let kk = s % XC;
             var v = 0.0;
             if r0 + ii < fp.b && k0 + kk < fp.n {
-                v = fload_x((r0 + ii) * fp.n + k0 + kk, f16);
+                v = fload_x((r0 + ii) * fp.n + k0 + kk, h);
             }
             xs[s] = v;
         }
@@ -252,7 +252,7 @@ fn lowrank_fused(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id
             for (var q = 0u; q < 4u; q++) {
                 let col = li + 64u * q;
                 if col < fp.r {
-                    let vv = fload_v((k0 + kk) * fp.r + col, f16);
+                    let vv = fload_v((k0 + kk) * fp.r + col, h);
                     for (var i = 0u; i < BR; i++) {
                         acc[i * 4u + q] += xs[i * XC + kk] * vv;
                     }
@@ -278,14 +278,14 @@ fn lowrank_fused(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id
             y[i] = 0.0;
         }
         for (var q = 0u; q < fp.r; q++) {
-            let uu = fload_u(j * fp.r + q, f16);
+            let uu = fload_u(j * fp.r + q, h);
             for (var i = 0u; i < BR; i++) {
                 y[i] += ts[i * RCAP + q] * uu;
             }
         }
         var bj = 0.0;
         if has_bias {
-            bj = fload_bias(j, f16);
+            bj = fload_bias(j, h);
         }
         for (var i = 0u; i < BR; i++) {
             if r0 + i < fp.b {

@@ -67,7 +67,7 @@ struct RowInfo {
     row: u32,
     start: u32,
     len: u32,
-    active: bool,
+    live_row: bool,
     slot: u32,
     t: u32,
     tile: u32,
@@ -81,7 +81,7 @@ fn row_info(li: u32, g: u32) -> RowInfo {
     r.slot = li / p.tpr;
     r.t = li % p.tpr;
     let pos = rg * p.rpw + r.slot;
-    r.active = r.slot < p.rpw && pos < p.m;
+    r.live_row = r.slot < p.rpw && pos < p.m;
     let prow = row_order[min(pos, p.m - 1u)];
     r.row = prow;
     r.start = indptr[prow];
@@ -104,7 +104,7 @@ fn value_pos(start: u32, e: u32) -> u32 {
 }
 
 fn stage_f32(r: RowInfo, base: u32) {
-    if !r.active {
+    if !r.live_row {
         return;
     }
     for (var q = r.t; q < p.spr; q += p.tpr) {
@@ -122,7 +122,7 @@ fn half_at(w: u32, e: u32) -> f32 {
 }
 
 fn stage_f16(r: RowInfo, base: u32) {
-    if !r.active {
+    if !r.live_row {
         return;
     }
     for (var q = r.t; q < p.spr; q += p.tpr) {
@@ -150,7 +150,7 @@ fn spmm_f32_v4(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) 
     let r = row_info(li, g);
     let n4 = p.n / 4u;
     let c4 = r.tile * p.tpr + r.t;
-    let col_ok = r.active && c4 < n4;
+    let col_ok = r.live_row && c4 < n4;
     let cc = min(c4, n4 - 1u);
     var acc = vec4<f32>(0.0);
     for (var base = 0u; base < maxlen; base += p.spr) {
@@ -191,7 +191,7 @@ fn spmm_f32_s(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) w
     for (var base = 0u; base < maxlen; base += p.spr) {
         stage_f32(r, base);
         workgroupBarrier();
-        if r.active && c0 < p.n {
+        if r.live_row && c0 < p.n {
             let cnt = round_count(r, base);
             let so = r.slot * p.spr;
             for (var q = 0u; q < cnt; q++) {
@@ -202,7 +202,7 @@ fn spmm_f32_s(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) w
         }
         workgroupBarrier();
     }
-    if r.active {
+    if r.live_row {
         for (var j = 0u; j < 4u; j++) {
             if cols[j] < p.n {
                 let o = r.row * p.n + cols[j];
@@ -235,7 +235,7 @@ fn spmm_f16_v4(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) 
     let r = row_info(li, g);
     let n4 = p.n / 4u;
     let c4 = r.tile * p.tpr + r.t;
-    let col_ok = r.active && c4 < n4;
+    let col_ok = r.live_row && c4 < n4;
     let cc = min(c4, n4 - 1u);
     var acc = vec4<f32>(0.0);
     for (var base = 0u; base < maxlen; base += p.spr) {
@@ -278,7 +278,7 @@ fn spmm_f16_s(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) w
     for (var base = 0u; base < maxlen; base += p.spr) {
         stage_f16(r, base);
         workgroupBarrier();
-        if r.active && w0 < n2 {
+        if r.live_row && w0 < n2 {
             let cnt = round_count(r, base);
             let so = r.slot * p.spr;
             for (var q = 0u; q < cnt; q++) {
@@ -288,7 +288,7 @@ fn spmm_f16_s(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) w
         }
         workgroupBarrier();
     }
-    if r.active {
+    if r.live_row {
         for (var j = 0u; j < 2u; j++) {
             if words[j] < n2 {
                 let o = r.row * n2 + words[j];
@@ -318,7 +318,7 @@ fn spmm_f16_odd(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id)
     for (var base = 0u; base < maxlen; base += p.spr) {
         stage_f16(r, base);
         workgroupBarrier();
-        if r.active && c0 < p.n {
+        if r.live_row && c0 < p.n {
             let cnt = round_count(r, base);
             let so = r.slot * p.spr;
             for (var q = 0u; q < cnt; q++) {
@@ -329,7 +329,7 @@ fn spmm_f16_odd(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id)
         }
         workgroupBarrier();
     }
-    if r.active {
+    if r.live_row {
         for (var j = 0u; j < 4u; j++) {
             if cols[j] < p.n {
                 t_s[r.row * p.n + cols[j]] = acc[j];
