@@ -19,7 +19,8 @@ fn check(what: &str, got: &Matrix<f32>, want: &Matrix<f32>, dtype: DType) {
 fn linear_case<T: Float>(dev: &Device, (b, n, m, r): (usize, usize, usize, usize), bias: bool, seed: u64) {
     let cpu = Device::cpu();
     let lr = LowRank::<f32>::random(m, n, r, seed).unwrap();
-    let lr = LowRank::<T>::new(m, n, r, lr.u.iter().map(|&x| T::from_f32(x)).collect(), lr.v.iter().map(|&x| T::from_f32(x)).collect()).unwrap();
+    let lr =
+        LowRank::<T>::new(m, n, r, lr.u.iter().map(|&x| T::from_f32(x)).collect(), lr.v.iter().map(|&x| T::from_f32(x)).collect()).unwrap();
     let x = Matrix::<f32>::random(b, n, seed + 1).unwrap().cast::<T>();
     let bv = Matrix::<f32>::random(1, m, seed + 2).unwrap().cast::<T>();
     let mut outs = Vec::new();
@@ -37,7 +38,8 @@ fn linear_case<T: Float>(dev: &Device, (b, n, m, r): (usize, usize, usize, usize
 fn reconstruct_case<T: Float>(dev: &Device, (m, n, r): (usize, usize, usize), seed: u64) {
     let cpu = Device::cpu();
     let lr = LowRank::<f32>::random(m, n, r, seed).unwrap();
-    let lr = LowRank::<T>::new(m, n, r, lr.u.iter().map(|&x| T::from_f32(x)).collect(), lr.v.iter().map(|&x| T::from_f32(x)).collect()).unwrap();
+    let lr =
+        LowRank::<T>::new(m, n, r, lr.u.iter().map(|&x| T::from_f32(x)).collect(), lr.v.iter().map(|&x| T::from_f32(x)).collect()).unwrap();
     let mut outs = Vec::new();
     for d in [dev, &cpu] {
         let dl = d.upload_lowrank(&lr).unwrap();

@@ -17,10 +17,8 @@ use super::{BoundsChecks, WgpuOptions};
 pub(crate) const NAME: &str = "wgpu";
 
 /// Features requested where the adapter has them.
-const WANTED_FEATURES: wgpu::Features = wgpu::Features::SHADER_F16
-    .union(wgpu::Features::SUBGROUP)
-    .union(wgpu::Features::TIMESTAMP_QUERY)
-    .union(wgpu::Features::SHADER_INT64);
+const WANTED_FEATURES: wgpu::Features =
+    wgpu::Features::SHADER_F16.union(wgpu::Features::SUBGROUP).union(wgpu::Features::TIMESTAMP_QUERY).union(wgpu::Features::SHADER_INT64);
 
 /// Compute passes one timed run may hold (two timestamps each).
 pub(crate) const MAX_TIMED_PASSES: u32 = 64;
@@ -304,9 +302,14 @@ impl WgpuBackend {
             ));
         }
         if size > self.limits.max_buffer_size {
-            return Err(Error::backend(NAME, format!("{label}: buffer of {size} bytes exceeds max_buffer_size {}", self.limits.max_buffer_size)));
+            return Err(Error::backend(
+                NAME,
+                format!("{label}: buffer of {size} bytes exceeds max_buffer_size {}", self.limits.max_buffer_size),
+            ));
         }
-        self.scoped(label, || Ok(self.device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size, usage, mapped_at_creation: false })))
+        self.scoped(label, || {
+            Ok(self.device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size, usage, mapped_at_creation: false }))
+        })
     }
 
     /// A zeroed scratch storage buffer of at least `bytes` (for multi-pass kernels).
@@ -377,9 +380,14 @@ impl WgpuBackend {
     fn timed_runs(&self, f: &mut dyn FnMut() -> Result<()>, iters: usize) -> Result<Vec<f64>> {
         let count = 2 * MAX_TIMED_PASSES;
         let query_set = self.scoped("timestamp query set", || {
-            Ok(self.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("slimgemm timing"), ty: wgpu::QueryType::Timestamp, count }))
+            Ok(self.device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("slimgemm timing"),
+                ty: wgpu::QueryType::Timestamp,
+                count,
+            }))
         })?;
-        let resolve = self.create_buffer("slimgemm timestamps", count as u64 * 8, wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC)?;
+        let resolve =
+            self.create_buffer("slimgemm timestamps", count as u64 * 8, wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC)?;
         let period = self.queue.get_timestamp_period() as f64;
         let mut out = Vec::with_capacity(iters);
         self.synchronize()?;
@@ -600,7 +608,8 @@ impl crate::Device {
     /// rounded up to whole 4-byte words and stay within the storage binding limit.
     pub fn wrap_wgpu_buffer(&self, buffer: wgpu::Buffer, dtype: DType, len: usize) -> Result<Buffer> {
         const OP: &str = "wrap_wgpu_buffer";
-        let be = self.as_wgpu().ok_or_else(|| Error::WrongDevice { op: OP, operand: "buffer", found: "wgpu", expected: self.kind().name() })?;
+        let be =
+            self.as_wgpu().ok_or_else(|| Error::WrongDevice { op: OP, operand: "buffer", found: "wgpu", expected: self.kind().name() })?;
         if len == 0 || len > crate::formats::MAX_ELEMENTS {
             return Err(Error::shape(OP, format!("buffer of {len} elements (must be 1..={})", crate::formats::MAX_ELEMENTS)));
         }
@@ -612,7 +621,10 @@ impl crate::Device {
             return Err(Error::shape(OP, format!("buffer of {} bytes is too small for {len} {dtype} ({need} bytes)", buffer.size())));
         }
         if buffer.size() > be.max_binding_bytes() {
-            return Err(Error::shape(OP, format!("buffer of {} bytes exceeds this device's binding limit of {} bytes", buffer.size(), be.max_binding_bytes())));
+            return Err(Error::shape(
+                OP,
+                format!("buffer of {} bytes exceeds this device's binding limit of {} bytes", buffer.size(), be.max_binding_bytes()),
+            ));
         }
         Ok(self.wrap_storage(Storage::Wgpu(WgpuStorage { buffer }), dtype, len))
     }

@@ -286,7 +286,11 @@ impl WgpuBackend {
                 for (i, b) in d.binds.iter().enumerate() {
                     entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.buffer().as_entire_binding() });
                 }
-                let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(d.entry), layout: &p.layout, entries: &entries });
+                let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some(d.entry),
+                    layout: &p.layout,
+                    entries: &entries,
+                });
                 groups.push((bg, ubuf));
             }
             for ((d, p, (x, y, z)), (bg, _)) in prepared.iter().zip(&groups) {

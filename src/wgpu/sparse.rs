@@ -76,7 +76,15 @@ fn launch_spmm(be: &WgpuBackend, op: &'static str, a: SpmmArgs<'_>, b: &Tensor, 
             shader: &SPARSE,
             entry,
             constants: constants(),
-            binds: vec![Bind::Read(indptr), Bind::Read(indices), Bind::Read(order), Bind::Read(perm), Bind::Read(values), Bind::Read(bb), Bind::Write(cb)],
+            binds: vec![
+                Bind::Read(indptr),
+                Bind::Read(indices),
+                Bind::Read(order),
+                Bind::Read(perm),
+                Bind::Read(values),
+                Bind::Read(bb),
+                Bind::Write(cb),
+            ],
             params: params(a.alpha, a.beta, beta_zero),
             groups: Groups::Linear(groups),
         };
@@ -91,7 +99,15 @@ fn launch_spmm(be: &WgpuBackend, op: &'static str, a: SpmmArgs<'_>, b: &Tensor, 
         shader: &SPARSE,
         entry,
         constants: constants(),
-        binds: vec![Bind::Read(indptr), Bind::Read(indices), Bind::Read(order), Bind::Read(perm), Bind::Read(values), Bind::Read(bb), Bind::Write(&scratch)],
+        binds: vec![
+            Bind::Read(indptr),
+            Bind::Read(indices),
+            Bind::Read(order),
+            Bind::Read(perm),
+            Bind::Read(values),
+            Bind::Read(bb),
+            Bind::Write(&scratch),
+        ],
         params: params(1.0, 0.0, 1),
         groups: Groups::Linear(groups),
     };
@@ -100,7 +116,14 @@ fn launch_spmm(be: &WgpuBackend, op: &'static str, a: SpmmArgs<'_>, b: &Tensor, 
 }
 
 /// `dst[e] = alpha * src[e] + beta * dst[e]` for `e < count`, `dst` packed f16.
-fn pack_dispatch<'a>(op: &'static str, src: &'a wgpu::Buffer, dst: &'a wgpu::Buffer, count: usize, alpha: f32, beta: f32) -> Result<Dispatch<'a>> {
+fn pack_dispatch<'a>(
+    op: &'static str,
+    src: &'a wgpu::Buffer,
+    dst: &'a wgpu::Buffer,
+    count: usize,
+    alpha: f32,
+    beta: f32,
+) -> Result<Dispatch<'a>> {
     let count32 = u32_param(op, "elements", count)?;
     let words = count32.div_ceil(2);
     Ok(Dispatch {
@@ -180,7 +203,14 @@ pub(crate) fn sddmm(be: &WgpuBackend, a: &mut DeviceCsr, x: &Tensor, y: &Tensor,
                 shader: &SPARSE,
                 entry: "sddmm_f16",
                 constants: constants(),
-                binds: vec![Bind::Read(indptr), Bind::Read(indices), Bind::Read(order), Bind::Read(xb), Bind::Read(yb), Bind::Write(&scratch)],
+                binds: vec![
+                    Bind::Read(indptr),
+                    Bind::Read(indices),
+                    Bind::Read(order),
+                    Bind::Read(xb),
+                    Bind::Read(yb),
+                    Bind::Write(&scratch),
+                ],
                 params: vec![m, kd, tpe, epr, 1, 1, log_tpe, 0, fbits(1.0), fbits(0.0), 0, 0],
                 groups: Groups::Linear(m as u64),
             };
