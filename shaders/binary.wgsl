@@ -3,6 +3,7 @@
 // Bits follow the Larq Compute Engine convention: bit 1 = -1, bit 0 = +1, element c of a row
 // at bit c % 32 of word c / 32, tail bits zero. dot(a, b) over n bits = n - 2 popcount(a ^ b).
 //
+// Binding 0 of every entry point is its uniform parameter block, buffers follow from 1.
 // Workgroup ids are linearised as `wg.x + wg.y * nwg.x` (the host splits large grids into
 // 2-D ones); a workgroup past the work returns before any barrier (uniform condition).
 //
@@ -23,9 +24,9 @@ struct PackParams {
 
 override XF16: bool = false;
 
-@group(0) @binding(0) var<storage, read> b_x: array<u32>;
-@group(0) @binding(1) var<storage, read_write> b_out: array<u32>;
-@group(0) @binding(2) var<uniform> bp: PackParams;
+@group(0) @binding(0) var<uniform> bp: PackParams;
+@group(0) @binding(1) var<storage, read> b_x: array<u32>;
+@group(0) @binding(2) var<storage, read_write> b_out: array<u32>;
 
 // Sign bit of element i (1 where x < 0; -0, +0 and NaN give 0), from the raw bits so that
 // subnormals are never flushed. In bounds: i < rows * cols (f16: word i / 2 < ceil(rows*cols/2)).
@@ -90,8 +91,10 @@ struct XParams {
 @group(0) @binding(1) var<storage, read> x_a: array<u32>;
 @group(0) @binding(2) var<storage, read> x_w: array<u32>;
 @group(0) @binding(3) var<storage, read> x_alpha: array<f32>;
-@group(0) @binding(4) var<storage, read> x_bias: array<f32>;
-@group(0) @binding(5) var<storage, read_write> x_y: array<u32>;
+// Binding order makes every entry point's bindings contiguous: xnor_gemm uses 0..=4, the
+// conv 0..=5, the bit-output conv 0..=6 (x_y then holds the output bits).
+@group(0) @binding(4) var<storage, read_write> x_y: array<u32>;
+@group(0) @binding(5) var<storage, read> x_bias: array<f32>;
 @group(0) @binding(6) var<storage, read> x_thr: array<f32>;
 
 const XBK: u32 = 8u;

@@ -10,6 +10,8 @@
 //   the kernel with f32 output into a scratch buffer and packs it with `pack_f16`.
 // - Int8 data is packed 4 per u32, rows padded to a stride of 16 bytes (zero filled), so
 //   `vec4<u32>` loads of any whole row are in bounds.
+// - Binding 0 of every entry point is its uniform parameter block; buffers follow from 1 in
+//   the order of the host's launch.
 // - Workgroup ids are linearised as `wg.x + wg.y * nwg.x` (the host splits large grids into
 //   2-D ones), and a workgroup whose linear id is past the work returns before any barrier
 //   (the condition is uniform across the workgroup).
@@ -38,10 +40,10 @@ override XF16: bool = false;
 override YF16: bool = false;
 override QWG: u32 = 256u;
 
-@group(0) @binding(0) var<storage, read> q_x: array<u32>;
-@group(0) @binding(1) var<storage, read_write> q_out: array<u32>;
-@group(0) @binding(2) var<storage, read_write> q_scales: array<f32>;
-@group(0) @binding(3) var<uniform> qp: QuantParams;
+@group(0) @binding(0) var<uniform> qp: QuantParams;
+@group(0) @binding(1) var<storage, read> q_x: array<u32>;
+@group(0) @binding(2) var<storage, read_write> q_out: array<u32>;
+@group(0) @binding(3) var<storage, read_write> q_scales: array<f32>;
 
 var<workgroup> q_red: array<f32, 256>;
 
@@ -115,9 +117,9 @@ struct PackParams {
     _c: u32,
 }
 
-@group(0) @binding(0) var<storage, read> p_src: array<f32>;
-@group(0) @binding(1) var<storage, read_write> p_dst: array<u32>;
-@group(0) @binding(2) var<uniform> pp: PackParams;
+@group(0) @binding(0) var<uniform> pp: PackParams;
+@group(0) @binding(1) var<storage, read> p_src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> p_dst: array<u32>;
 
 @compute @workgroup_size(256)
 fn pack_f16(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
