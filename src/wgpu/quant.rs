@@ -6,142 +6,183 @@
 //! outputs are written two per word by one invocation; for odd N (where a word straddles two
 //! rows) the kernel writes f32 into a scratch buffer and `pack_f16` packs it.
 
-use super::kernels::{grid_1d, Launch};
-use super::WgpuBackend;
+use super::context::WgpuBackend;
+use super::pipeline::{u32_param, Bind, Dispatch, Groups, Shader};
 use crate::dtype::DType;
-use crate::error::{Error, Result};
-use crate::tensor::{Buffer, DeviceInt4Weights, DeviceInt8Matrix, Tensor};
-
-const SRC: &str = include_str!("../../shaders/quant.wgsl");
+use crate::error::Result;
+use crate::tensor::{DeviceInt4Weights, DeviceInt8Matrix, Tensor};
 
 /// `dot4i8` through the WGSL built-in (lowered to OpSDot or polyfilled by naga).
-const DOT_NATIVE: &str = "fn dot4i8(a: u32, b: u32) -> i32 { return dot4I8Packed(a, b); }\n";
-/// `dot4i8` by sign-extending shifts, for adapters without `packed_4x8_integer_dot_product`.
-const DOT_MANUAL: &str = "fn dot4i8(a: u32, b: u32) -> i32 { let s = vec4<u32>(24u, 16u, 8u, 0u); \
-     return dot(bitcast<vec4<i32>>(vec4<u32>(a) << s) >> vec4<u32>(24u), bitcast<vec4<i32>>(vec4<u32>(b) << s) >> vec4<u32>(24u)); }\n";
+macro_rules! dot_native {
+    () => {
+        "fn dot4i8(a: u32, b: u32) -> i32 { return dot4I8Packed(a, b); }\n"
+    };
+}
+/// `dot4i8` by sign-extending shifts, for platforms without `packed_4x8_integer_dot_product`.
+macro_rules! dot_manual {
+    () => {
+        "fn dot4i8(a: u32, b: u32) -> i32 { let s = vec4<u32>(24u, 16u, 8u, 0u); return dot(bitcast<vec4<i32>>(vec4<u32>(a) << s) >> vec4<u32>(24u), bitcast<vec4<i32>>(vec4<u32>(b) << s) >> vec4<u32>(24u)); }\n"
+    };
+}
+
+/// The quantized kernels with the built-in packed dot product; trusted: the in-bounds
+/// argument is written at the top of `shaders/quant.wgsl` and at each access.
+pub(crate) static QUANT: Shader = Shader { name: "quant", source: concat!(dot_native!(), include_str!("../../shaders/quant.wgsl")), trusted: true };
+/// The same kernels with a manual `dot4i8`.
+pub(crate) static QUANT_MANUAL_DOT: Shader =
+    Shader { name: "quant_manual_dot", source: concat!(dot_manual!(), include_str!("../../shaders/quant.wgsl")), trusted: true };
+
+/// The source variant for this platform: `dot4I8Packed` where the WGSL language feature
+/// `packed_4x8_integer_dot_product` exists (always with native wgpu, whose naga lowers or
+/// polyfills it), the manual one otherwise (`SLIMGEMM_WGPU_MANUAL_DOT=1` forces it).
+fn shader() -> &'static Shader {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let has = *HAS.get_or_init(|| {
+        if std::env::var("SLIMGEMM_WGPU_MANUAL_DOT").map(|v| v == "1").unwrap_or(false) {
+            return false;
+        }
+        let inst = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+        inst.wgsl_language_features().contains(wgpu::WgslLanguageFeatures::Packed4x8IntegerDotProduct)
+    });
+    if has {
+        &QUANT
+    } else {
+        &QUANT_MANUAL_DOT
+    }
+}
 
 /// Largest M handled by the GEMV path.
 const GEMV_MAX_M: usize = 16;
 
-fn u32_of(op: &'static str, what: &str, v: usize) -> Result<u32> {
-    u32::try_from(v).map_err(|_| Error::shape(op, format!("{what} = {v} exceeds the 32-bit index range of the WGSL kernels")))
-}
-
-/// Rows per GEMV workgroup (an override of the shader): the next power of two >= m, at most 8.
+/// Rows per GEMV workgroup (override `MS`): the next power of two >= m, at most 8.
 fn gemv_rows(m: usize) -> u32 {
     m.next_power_of_two().min(8) as u32
 }
 
-/// The shader source with the `dot4i8` prelude this adapter supports, and its cache key.
-fn source(be: &WgpuBackend) -> (&'static str, String) {
-    if be.has_packed_dot() {
-        ("quant/dot4", format!("{DOT_NATIVE}{SRC}"))
-    } else {
-        ("quant/manual", format!("{DOT_MANUAL}{SRC}"))
-    }
-}
-
-fn run(be: &WgpuBackend, op: &'static str, l: Launch<'_>) -> Result<()> {
-    let (key, src) = source(be);
-    be.run_launch(op, key, &src, l)
+fn flag(b: bool) -> f64 {
+    b as u32 as f64
 }
 
 pub(crate) fn quantize_rows_i8(be: &WgpuBackend, x: &Tensor, out: &mut DeviceInt8Matrix) -> Result<()> {
     const OP: &str = "quantize_rows_i8";
-    let m = u32_of(OP, "rows", x.rows)?;
-    let k = u32_of(OP, "cols", x.cols)?;
-    // Flat element indices (row * k + c, f16 halves) and output words must fit in u32.
-    u32_of(OP, "elements", x.rows * x.cols)?;
-    let stride_words = u32_of(OP, "row stride", out.stride / 4)?;
-    u32_of(OP, "output words", x.rows * (out.stride / 4))?;
-    let l = Launch::new("quantize_rows_i8", grid_1d(OP, x.rows as u64)?)
-        .flag("XF16", x.dtype() == DType::F16)
-        .params(&[m, k, stride_words, 0])
-        .read(&x.buf)
-        .write(&out.q)
-        .write(&out.scales);
-    run(be, OP, l)
+    let m = u32_param(OP, "rows", x.rows)?;
+    let k = u32_param(OP, "cols", x.cols)?;
+    // Flat element indices (row * k + c) and output words must fit in u32.
+    u32_param(OP, "elements", x.rows * x.cols)?;
+    let stride_words = u32_param(OP, "row stride", out.stride / 4)?;
+    u32_param(OP, "output words", x.rows * (out.stride / 4))?;
+    let d = Dispatch {
+        shader: shader(),
+        entry: "quantize_rows_i8",
+        constants: vec![("XF16", flag(x.dtype() == DType::F16))],
+        binds: vec![Bind::Read(be.buf(&x.buf)?), Bind::Write(be.buf(&out.q)?), Bind::Write(be.buf(&out.scales)?)],
+        params: vec![m, k, stride_words, 0],
+        groups: Groups::Linear(m as u64),
+    };
+    be.run(OP, &[d])
 }
 
-/// Runs a GEMM whose output is `y`, through an f32 scratch and `pack_f16` when y is f16 with
-/// odd N. `make` builds the launch given the output buffer and whether it is packed f16.
+/// Runs a GEMM launch whose output is `y`: directly, or (f16 with odd N, where a word would
+/// straddle two rows) into an f32 scratch that `pack_f16` then packs. `make(out, yf16)`
+/// builds the GEMM dispatch writing `out`.
 fn with_output(
     be: &WgpuBackend,
     op: &'static str,
-    y: &mut Tensor,
-    make: &dyn Fn(&Buffer, bool) -> Launch<'_>,
+    y: &Tensor,
+    make: &dyn Fn(&wgpu::Buffer, bool) -> Result<Dispatch<'_>>,
 ) -> Result<()> {
     let f16 = y.dtype() == DType::F16;
+    let ybuf = be.buf(&y.buf)?;
     if !f16 || y.cols % 2 == 0 {
-        let l = make(&y.buf, f16);
-        return run(be, op, l);
+        return be.run(op, &[make(ybuf, f16)?]);
     }
     let len = y.rows * y.cols;
-    let scratch = be.scratch_f32(op, len)?;
-    run(be, op, make(&scratch, false))?;
-    let words = len.div_ceil(2) as u64;
-    let l = Launch::new("pack_f16", grid_1d(op, words.div_ceil(256))?)
-        .params(&[u32_of(op, "elements", len)?, 0, 0, 0])
-        .read(&scratch)
-        .write(&y.buf);
-    run(be, op, l)
+    let scratch = be.scratch("slimgemm f16 scratch", len as u64 * 4)?;
+    let pack = Dispatch {
+        shader: shader(),
+        entry: "pack_f16",
+        constants: vec![],
+        binds: vec![Bind::Read(&scratch), Bind::Write(ybuf)],
+        params: vec![u32_param(op, "elements", len)?, 0, 0, 0],
+        groups: Groups::Linear((len.div_ceil(2) as u64).div_ceil(256)),
+    };
+    be.run(op, &[make(&scratch, false)?, pack])
 }
 
-/// Grid and overrides of the GEMM paths: `(entry, grid, MS)`.
-fn gemm_path(op: &'static str, prefix: &'static str, m: usize, n: usize) -> Result<(&'static str, [u32; 3], u32)> {
+/// Entry point, grid and `MS` of a GEMM: the GEMV kernel for M <= 16 (8 columns per
+/// workgroup along x/y, row blocks of MS along z), the 64 x 64 tiled kernel otherwise.
+fn gemm_path(be: &WgpuBackend, gemv: &'static str, tiled: &'static str, m: usize, n: usize) -> (&'static str, Groups, u32) {
     if m <= GEMV_MAX_M {
         let ms = gemv_rows(m);
-        let mut g = grid_1d(op, n.div_ceil(8) as u64)?;
-        g[2] = m.div_ceil(ms as usize) as u32;
-        let entry = if prefix == "w8a8" { "gemm_w8a8_gemv" } else { "gemm_w4a16_gemv" };
-        Ok((entry, g, ms))
+        let blocks = n.div_ceil(8) as u64;
+        let maxd = be.limits.max_compute_workgroups_per_dimension.max(1) as u64;
+        let x = blocks.min(maxd);
+        let y = blocks.div_ceil(x);
+        // y > maxd is reported by the dispatch helper's grid check.
+        let gy = u32::try_from(y).unwrap_or(u32::MAX);
+        (gemv, Groups::Grid(x as u32, gy, m.div_ceil(ms as usize) as u32), ms)
     } else {
-        let tiles = (m.div_ceil(64) as u64) * (n.div_ceil(64) as u64);
-        let entry = if prefix == "w8a8" { "gemm_w8a8_tiled" } else { "gemm_w4a16_tiled" };
-        Ok((entry, grid_1d(op, tiles)?, 8))
+        (tiled, Groups::Linear((m.div_ceil(64) as u64) * (n.div_ceil(64) as u64)), 8)
     }
 }
 
 pub(crate) fn gemm_w8a8(be: &WgpuBackend, x: &DeviceInt8Matrix, w: &DeviceInt8Matrix, y: &mut Tensor) -> Result<()> {
     const OP: &str = "gemm_w8a8";
     let (m, n, k) = (x.rows, w.rows, x.cols);
-    u32_of(OP, "outputs", m * n)?;
-    u32_of(OP, "X vec4s", x.rows * x.stride / 16)?;
-    u32_of(OP, "W vec4s", w.rows * w.stride / 16)?;
-    let params = [m as u32, n as u32, k as u32, (x.stride / 16) as u32, (w.stride / 16) as u32, 0, 0, 0];
-    let (entry, grid, ms) = gemm_path(OP, "w8a8", m, n)?;
+    u32_param(OP, "outputs", m * n)?;
+    let params = vec![
+        u32_param(OP, "M", m)?,
+        u32_param(OP, "N", n)?,
+        u32_param(OP, "K", k)?,
+        u32_param(OP, "X vec4 stride", x.stride / 16)?,
+        u32_param(OP, "W vec4 stride", w.stride / 16)?,
+        0,
+        0,
+        0,
+    ];
+    u32_param(OP, "X vec4s", x.rows * x.stride / 16)?;
+    u32_param(OP, "W vec4s", w.rows * w.stride / 16)?;
+    let (entry, groups, ms) = gemm_path(be, "gemm_w8a8_gemv", "gemm_w8a8_tiled", m, n);
+    let (xq, sx, wq, sw) = (be.buf(&x.q)?, be.buf(&x.scales)?, be.buf(&w.q)?, be.buf(&w.scales)?);
     with_output(be, OP, y, &|out, yf16| {
-        Launch::new(entry, grid)
-            .flag("YF16", yf16)
-            .constant("MS", ms as f64)
-            .params(&params)
-            .read(&x.q)
-            .read(&x.scales)
-            .read(&w.q)
-            .read(&w.scales)
-            .write(out)
+        Ok(Dispatch {
+            shader: shader(),
+            entry,
+            constants: vec![("YF16", flag(yf16)), ("MS", ms as f64)],
+            binds: vec![Bind::Read(xq), Bind::Read(sx), Bind::Read(wq), Bind::Read(sw), Bind::Write(out)],
+            params: params.clone(),
+            groups,
+        })
     })
 }
 
 pub(crate) fn gemm_w4a16(be: &WgpuBackend, x: &Tensor, w: &DeviceInt4Weights, y: &mut Tensor) -> Result<()> {
     const OP: &str = "gemm_w4a16";
     let (m, n, k) = (x.rows, w.n, w.k);
-    u32_of(OP, "outputs", m * n)?;
-    u32_of(OP, "X elements", m * k)?;
-    u32_of(OP, "weights", n * k)?;
-    let params = [m as u32, n as u32, k as u32, (k / w.group) as u32, 0, w.group as u32, 0, 0];
-    let (entry, grid, ms) = gemm_path(OP, "w4a16", m, n)?;
+    u32_param(OP, "outputs", m * n)?;
+    u32_param(OP, "X elements", m * k)?;
+    u32_param(OP, "weights", n * k)?;
+    let params = vec![
+        u32_param(OP, "M", m)?,
+        u32_param(OP, "N", n)?,
+        u32_param(OP, "K", k)?,
+        u32_param(OP, "groups per row", k / w.group)?,
+        0,
+        u32_param(OP, "group", w.group)?,
+        0,
+        0,
+    ];
+    let (entry, groups, ms) = gemm_path(be, "gemm_w4a16_gemv", "gemm_w4a16_tiled", m, n);
     let xf16 = x.dtype() == DType::F16;
+    let (xb, qw, sc, zs) = (be.buf(&x.buf)?, be.buf(&w.qweight)?, be.buf(&w.scales)?, be.buf(&w.zeros)?);
     with_output(be, OP, y, &|out, yf16| {
-        Launch::new(entry, grid)
-            .flag("XF16", xf16)
-            .flag("YF16", yf16)
-            .constant("MS", ms as f64)
-            .params(&params)
-            .read(&x.buf)
-            .read(&w.qweight)
-            .read(&w.scales)
-            .read(&w.zeros)
-            .write(out)
+        Ok(Dispatch {
+            shader: shader(),
+            entry,
+            constants: vec![("XF16", flag(xf16)), ("YF16", flag(yf16)), ("MS", ms as f64)],
+            binds: vec![Bind::Read(xb), Bind::Read(qw), Bind::Read(sc), Bind::Read(zs), Bind::Write(out)],
+            params: params.clone(),
+            groups,
+        })
     })
 }
