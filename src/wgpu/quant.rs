@@ -82,19 +82,29 @@ pub(crate) fn quantize_rows_i8(be: &WgpuBackend, x: &Tensor, out: &mut DeviceInt
     be.run(OP, &[d])
 }
 
+/// A GEMM launch without its output binding (the last one) and without `YF16`.
+struct Gemm<'a> {
+    entry: &'static str,
+    constants: Vec<(&'static str, f64)>,
+    binds: Vec<Bind<'a>>,
+    params: Vec<u32>,
+    groups: Groups,
+}
+
 /// Runs a GEMM launch whose output is `y`: directly, or (f16 with odd N, where a word would
-/// straddle two rows) into an f32 scratch that `pack_f16` then packs. `make(out, yf16)`
-/// builds the GEMM dispatch writing `out`.
-fn with_output(
-    be: &WgpuBackend,
-    op: &'static str,
-    y: &Tensor,
-    make: &dyn Fn(&wgpu::Buffer, bool) -> Result<Dispatch<'_>>,
-) -> Result<()> {
+/// straddle two rows) into an f32 scratch that `pack_f16` then packs.
+fn with_output(be: &WgpuBackend, op: &'static str, y: &Tensor, g: Gemm<'_>) -> Result<()> {
     let f16 = y.dtype() == DType::F16;
     let ybuf = be.buf(&y.buf)?;
+    let make = |out, yf16: bool| {
+        let mut constants = g.constants.clone();
+        constants.push(("YF16", flag(yf16)));
+        let mut binds = g.binds.clone();
+        binds.push(Bind::Write(out));
+        Dispatch { shader: shader(), entry: g.entry, constants, binds, params: g.params.clone(), groups: g.groups }
+    };
     if !f16 || y.cols % 2 == 0 {
-        return be.run(op, &[make(ybuf, f16)?]);
+        return be.run(op, &[make(ybuf, f16)]);
     }
     let len = y.rows * y.cols;
     let scratch = be.scratch("slimgemm f16 scratch", len as u64 * 4)?;
@@ -106,7 +116,7 @@ fn with_output(
         params: vec![u32_param(op, "elements", len)?, 0, 0, 0],
         groups: Groups::Linear((len.div_ceil(2) as u64).div_ceil(256)),
     };
-    be.run(op, &[make(&scratch, false)?, pack])
+    be.run(op, &[make(&scratch, false), pack])
 }
 
 /// Entry point, grid and `MS` of a GEMM: the GEMV kernel for M <= 16 (8 columns per
@@ -144,16 +154,14 @@ pub(crate) fn gemm_w8a8(be: &WgpuBackend, x: &DeviceInt8Matrix, w: &DeviceInt8Ma
     u32_param(OP, "W vec4s", w.rows * w.stride / 16)?;
     let (entry, groups, ms) = gemm_path(be, "gemm_w8a8_gemv", "gemm_w8a8_tiled", m, n);
     let (xq, sx, wq, sw) = (be.buf(&x.q)?, be.buf(&x.scales)?, be.buf(&w.q)?, be.buf(&w.scales)?);
-    with_output(be, OP, y, &|out, yf16| {
-        Ok(Dispatch {
-            shader: shader(),
-            entry,
-            constants: vec![("YF16", flag(yf16)), ("MS", ms as f64)],
-            binds: vec![Bind::Read(xq), Bind::Read(sx), Bind::Read(wq), Bind::Read(sw), Bind::Write(out)],
-            params: params.clone(),
-            groups,
-        })
-    })
+    let g = Gemm {
+        entry,
+        constants: vec![("MS", ms as f64)],
+        binds: vec![Bind::Read(xq), Bind::Read(sx), Bind::Read(wq), Bind::Read(sw)],
+        params,
+        groups,
+    };
+    with_output(be, OP, y, g)
 }
 
 pub(crate) fn gemm_w4a16(be: &WgpuBackend, x: &Tensor, w: &DeviceInt4Weights, y: &mut Tensor) -> Result<()> {
@@ -175,14 +183,12 @@ pub(crate) fn gemm_w4a16(be: &WgpuBackend, x: &Tensor, w: &DeviceInt4Weights, y:
     let (entry, groups, ms) = gemm_path(be, "gemm_w4a16_gemv", "gemm_w4a16_tiled", m, n);
     let xf16 = x.dtype() == DType::F16;
     let (xb, qw, sc, zs) = (be.buf(&x.buf)?, be.buf(&w.qweight)?, be.buf(&w.scales)?, be.buf(&w.zeros)?);
-    with_output(be, OP, y, &|out, yf16| {
-        Ok(Dispatch {
-            shader: shader(),
-            entry,
-            constants: vec![("XF16", flag(xf16)), ("YF16", flag(yf16)), ("MS", ms as f64)],
-            binds: vec![Bind::Read(xb), Bind::Read(qw), Bind::Read(sc), Bind::Read(zs), Bind::Write(out)],
-            params: params.clone(),
-            groups,
-        })
-    })
+    let g = Gemm {
+        entry,
+        constants: vec![("XF16", flag(xf16)), ("MS", ms as f64)],
+        binds: vec![Bind::Read(xb), Bind::Read(qw), Bind::Read(sc), Bind::Read(zs)],
+        params,
+        groups,
+    };
+    with_output(be, OP, y, g)
 }
