@@ -48,7 +48,8 @@ fn binarize_pack_matches_cpu() {
                 }
                 let run = |dev: &Device| {
                     let xt = match dtype {
-                        DType::F16 => dev.upload_matrix(&Matrix::new(rows, cols, x.data.iter().map(|&v| slimgemm::f16::from_f32(v)).collect()).unwrap()),
+                        DType::F16 => dev
+                            .upload_matrix(&Matrix::new(rows, cols, x.data.iter().map(|&v| slimgemm::f16::from_f32(v)).collect()).unwrap()),
                         _ => dev.upload_matrix(&x),
                     }
                     .unwrap();

@@ -27,7 +27,6 @@ fn validate(src: &str) {
     }
 }
 
-
 use slimgemm::compare::{errors, tolerance};
 use slimgemm::formats::{Int4Weights, Int8Matrix, Matrix};
 use slimgemm::{DType, Device};
@@ -71,7 +70,9 @@ fn random_int4(n: usize, k: usize, group: usize, symmetric: bool, rng: &mut Rng)
 
 fn upload_x(dev: &Device, x: &Matrix<f32>, dtype: DType) -> slimgemm::Tensor {
     match dtype {
-        DType::F16 => dev.upload_matrix(&Matrix::new(x.rows, x.cols, x.data.iter().map(|&v| slimgemm::f16::from_f32(v)).collect()).unwrap()),
+        DType::F16 => {
+            dev.upload_matrix(&Matrix::new(x.rows, x.cols, x.data.iter().map(|&v| slimgemm::f16::from_f32(v)).collect()).unwrap())
+        }
         _ => dev.upload_matrix(x),
     }
     .unwrap()
@@ -137,7 +138,8 @@ fn quantize_rows_i8_matches_cpu() {
 fn gemm_w8a8_matches_cpu() {
     let Some(gpu) = common::wgpu_device() else { return };
     let mut rng = Rng(11);
-    let shapes = [(1, 1, 1), (1, 13, 64), (2, 64, 33), (7, 31, 129), (16, 8, 100), (17, 61, 16), (33, 97, 45), (70, 129, 300), (64, 64, 64)];
+    let shapes =
+        [(1, 1, 1), (1, 13, 64), (2, 64, 33), (7, 31, 129), (16, 8, 100), (17, 61, 16), (33, 97, 45), (70, 129, 300), (64, 64, 64)];
     for dtype in [DType::F32, DType::F16] {
         for &(m, n, k) in &shapes {
             for n in [n, n + 1] {
@@ -164,7 +166,8 @@ fn gemm_w8a8_matches_cpu() {
 fn gemm_w4a16_matches_cpu() {
     let Some(gpu) = common::wgpu_device() else { return };
     let mut rng = Rng(13);
-    let cases = [(1, 13, 128, 32), (7, 31, 64, 64), (16, 64, 256, 128), (17, 33, 96, 32), (33, 97, 128, 64), (70, 61, 384, 128), (3, 1, 32, 32)];
+    let cases =
+        [(1, 13, 128, 32), (7, 31, 64, 64), (16, 64, 256, 128), (17, 33, 96, 32), (33, 97, 128, 64), (70, 61, 384, 128), (3, 1, 32, 32)];
     for dtype in [DType::F32, DType::F16] {
         for &(m, n, k, group) in &cases {
             for symmetric in [true, false] {

@@ -51,7 +51,12 @@ pub(crate) fn xnor_gemm(be: &WgpuBackend, a: &DeviceBits, w: &DeviceBinaryWeight
         shader: &BINARY,
         entry: "xnor_gemm",
         constants: vec![],
-        binds: vec![Bind::Read(be.buf(&a.data)?), Bind::Read(be.buf(&w.bits.data)?), Bind::Read(be.buf(&w.alpha)?), Bind::Write(be.buf(&y.buf)?)],
+        binds: vec![
+            Bind::Read(be.buf(&a.data)?),
+            Bind::Read(be.buf(&w.bits.data)?),
+            Bind::Read(be.buf(&w.alpha)?),
+            Bind::Write(be.buf(&y.buf)?),
+        ],
         params: p,
         groups: tiles(m, n),
     };

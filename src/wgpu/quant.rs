@@ -27,7 +27,8 @@ macro_rules! dot_manual {
 
 /// The quantized kernels with the built-in packed dot product; trusted: the in-bounds
 /// argument is written at the top of `shaders/quant.wgsl` and at each access.
-pub(crate) static QUANT: Shader = Shader { name: "quant", source: concat!(dot_native!(), include_str!("../../shaders/quant.wgsl")), trusted: true };
+pub(crate) static QUANT: Shader =
+    Shader { name: "quant", source: concat!(dot_native!(), include_str!("../../shaders/quant.wgsl")), trusted: true };
 /// The same kernels with a manual `dot4i8`.
 pub(crate) static QUANT_MANUAL_DOT: Shader =
     Shader { name: "quant_manual_dot", source: concat!(dot_manual!(), include_str!("../../shaders/quant.wgsl")), trusted: true };
