@@ -1,19 +1,195 @@
-//! Quantized ops on wgpu (placeholder until the `wgpu-b` branch is merged; that branch
-//! replaces this file wholesale).
-
-use crate::error::{Error, Result};
-use crate::tensor::{DeviceInt4Weights, DeviceInt8Matrix, Tensor};
+//! Quantized ops on wgpu: `quantize_rows_i8`, `gemm_w8a8`, `gemm_w4a16` (kernels in
+//! `shaders/quant.wgsl`).
+//!
+//! Paths: the GEMMs run a GEMV-style kernel for M <= 16 (32 lanes per output column along K,
+//! W streamed once per block of up to 8 rows) and a 64 x 64 tiled kernel otherwise. f16
+//! outputs are written two per word by one invocation; for odd N (where a word straddles two
+//! rows) the kernel writes f32 into a scratch buffer and `pack_f16` packs it.
 
 use super::context::WgpuBackend;
+use super::pipeline::{u32_param, Bind, Dispatch, Groups, Shader};
+use crate::dtype::DType;
+use crate::error::Result;
+use crate::tensor::{DeviceInt4Weights, DeviceInt8Matrix, Tensor};
 
-pub(crate) fn quantize_rows_i8(_be: &WgpuBackend, _x: &Tensor, _out: &mut DeviceInt8Matrix) -> Result<()> {
-    Err(Error::backend("wgpu", "quantize_rows_i8 not implemented on this branch"))
+/// `dot4i8` through the WGSL built-in (lowered to OpSDot or polyfilled by naga).
+macro_rules! dot_native {
+    () => {
+        "fn dot4i8(a: u32, b: u32) -> i32 { return dot4I8Packed(a, b); }\n"
+    };
+}
+/// `dot4i8` by sign-extending shifts, for platforms without `packed_4x8_integer_dot_product`.
+macro_rules! dot_manual {
+    () => {
+        "fn dot4i8(a: u32, b: u32) -> i32 { let s = vec4<u32>(24u, 16u, 8u, 0u); return dot(bitcast<vec4<i32>>(vec4<u32>(a) << s) >> vec4<u32>(24u), bitcast<vec4<i32>>(vec4<u32>(b) << s) >> vec4<u32>(24u)); }\n"
+    };
 }
 
-pub(crate) fn gemm_w8a8(_be: &WgpuBackend, _x: &DeviceInt8Matrix, _w: &DeviceInt8Matrix, _y: &mut Tensor) -> Result<()> {
-    Err(Error::backend("wgpu", "gemm_w8a8 not implemented on this branch"))
+/// The quantized kernels with the built-in packed dot product; trusted: the in-bounds
+/// argument is written at the top of `shaders/quant.wgsl` and at each access.
+pub(crate) static QUANT: Shader =
+    Shader { name: "quant", source: concat!(dot_native!(), include_str!("../../shaders/quant.wgsl")), trusted: true };
+/// The same kernels with a manual `dot4i8`.
+pub(crate) static QUANT_MANUAL_DOT: Shader =
+    Shader { name: "quant_manual_dot", source: concat!(dot_manual!(), include_str!("../../shaders/quant.wgsl")), trusted: true };
+
+/// The source variant for this platform: `dot4I8Packed` where the WGSL language feature
+/// `packed_4x8_integer_dot_product` exists (always with native wgpu, whose naga lowers or
+/// polyfills it), the manual one otherwise (`SLIMGEMM_WGPU_MANUAL_DOT=1` forces it).
+fn shader() -> &'static Shader {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let has = *HAS.get_or_init(|| {
+        if std::env::var("SLIMGEMM_WGPU_MANUAL_DOT").map(|v| v == "1").unwrap_or(false) {
+            return false;
+        }
+        let inst = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+        inst.wgsl_language_features().contains(wgpu::WgslLanguageFeatures::Packed4x8IntegerDotProduct)
+    });
+    if has {
+        &QUANT
+    } else {
+        &QUANT_MANUAL_DOT
+    }
 }
 
-pub(crate) fn gemm_w4a16(_be: &WgpuBackend, _x: &Tensor, _w: &DeviceInt4Weights, _y: &mut Tensor) -> Result<()> {
-    Err(Error::backend("wgpu", "gemm_w4a16 not implemented on this branch"))
+/// Largest M handled by the GEMV path.
+const GEMV_MAX_M: usize = 16;
+
+/// Rows per GEMV workgroup (override `MS`): the next power of two >= m, at most 8.
+fn gemv_rows(m: usize) -> u32 {
+    m.next_power_of_two().min(8) as u32
+}
+
+fn flag(b: bool) -> f64 {
+    b as u32 as f64
+}
+
+pub(crate) fn quantize_rows_i8(be: &WgpuBackend, x: &Tensor, out: &mut DeviceInt8Matrix) -> Result<()> {
+    const OP: &str = "quantize_rows_i8";
+    let m = u32_param(OP, "rows", x.rows)?;
+    let k = u32_param(OP, "cols", x.cols)?;
+    // Flat element indices (row * k + c) and output words must fit in u32.
+    u32_param(OP, "elements", x.rows * x.cols)?;
+    let stride_words = u32_param(OP, "row stride", out.stride / 4)?;
+    u32_param(OP, "output words", x.rows * (out.stride / 4))?;
+    let d = Dispatch {
+        shader: shader(),
+        entry: "quantize_rows_i8",
+        constants: vec![("XF16", flag(x.dtype() == DType::F16))],
+        binds: vec![Bind::Read(be.buf(&x.buf)?), Bind::Write(be.buf(&out.q)?), Bind::Write(be.buf(&out.scales)?)],
+        params: vec![m, k, stride_words, 0],
+        groups: Groups::Linear(m as u64),
+    };
+    be.run(OP, &[d])
+}
+
+/// A GEMM launch without its output binding (the last one) and without `YF16`.
+struct Gemm<'a> {
+    entry: &'static str,
+    constants: Vec<(&'static str, f64)>,
+    binds: Vec<Bind<'a>>,
+    params: Vec<u32>,
+    groups: Groups,
+}
+
+/// Runs a GEMM launch whose output is `y`: directly, or (f16 with odd N, where a word would
+/// straddle two rows) into an f32 scratch that `pack_f16` then packs.
+fn with_output(be: &WgpuBackend, op: &'static str, y: &Tensor, g: Gemm<'_>) -> Result<()> {
+    let f16 = y.dtype() == DType::F16;
+    let ybuf = be.buf(&y.buf)?;
+    let make = |out, yf16: bool| {
+        let mut constants = g.constants.clone();
+        constants.push(("YF16", flag(yf16)));
+        let mut binds = g.binds.clone();
+        binds.push(Bind::Write(out));
+        Dispatch { shader: shader(), entry: g.entry, constants, binds, params: g.params.clone(), groups: g.groups }
+    };
+    if !f16 || y.cols % 2 == 0 {
+        return be.run(op, &[make(ybuf, f16)]);
+    }
+    let len = y.rows * y.cols;
+    let scratch = be.scratch("slimgemm f16 scratch", len as u64 * 4)?;
+    let pack = Dispatch {
+        shader: shader(),
+        entry: "pack_f16",
+        constants: vec![],
+        binds: vec![Bind::Read(&scratch), Bind::Write(ybuf)],
+        params: vec![u32_param(op, "elements", len)?, 0, 0, 0],
+        groups: Groups::Linear((len.div_ceil(2) as u64).div_ceil(256)),
+    };
+    be.run(op, &[make(&scratch, false), pack])
+}
+
+/// Entry point, grid and `MS` of a GEMM: the GEMV kernel for M <= 16 (8 columns per
+/// workgroup along x/y, row blocks of MS along z), the 64 x 64 tiled kernel otherwise.
+fn gemm_path(be: &WgpuBackend, gemv: &'static str, tiled: &'static str, m: usize, n: usize) -> (&'static str, Groups, u32) {
+    if m <= GEMV_MAX_M {
+        let ms = gemv_rows(m);
+        let blocks = n.div_ceil(8) as u64;
+        let maxd = be.limits.max_compute_workgroups_per_dimension.max(1) as u64;
+        let x = blocks.min(maxd);
+        let y = blocks.div_ceil(x);
+        // y > maxd is reported by the dispatch helper's grid check.
+        let gy = u32::try_from(y).unwrap_or(u32::MAX);
+        (gemv, Groups::Grid(x as u32, gy, m.div_ceil(ms as usize) as u32), ms)
+    } else {
+        (tiled, Groups::Linear((m.div_ceil(64) as u64) * (n.div_ceil(64) as u64)), 8)
+    }
+}
+
+pub(crate) fn gemm_w8a8(be: &WgpuBackend, x: &DeviceInt8Matrix, w: &DeviceInt8Matrix, y: &mut Tensor) -> Result<()> {
+    const OP: &str = "gemm_w8a8";
+    let (m, n, k) = (x.rows, w.rows, x.cols);
+    u32_param(OP, "outputs", m * n)?;
+    let params = vec![
+        u32_param(OP, "M", m)?,
+        u32_param(OP, "N", n)?,
+        u32_param(OP, "K", k)?,
+        u32_param(OP, "X vec4 stride", x.stride / 16)?,
+        u32_param(OP, "W vec4 stride", w.stride / 16)?,
+        0,
+        0,
+        0,
+    ];
+    u32_param(OP, "X vec4s", x.rows * x.stride / 16)?;
+    u32_param(OP, "W vec4s", w.rows * w.stride / 16)?;
+    let (entry, groups, ms) = gemm_path(be, "gemm_w8a8_gemv", "gemm_w8a8_tiled", m, n);
+    let (xq, sx, wq, sw) = (be.buf(&x.q)?, be.buf(&x.scales)?, be.buf(&w.q)?, be.buf(&w.scales)?);
+    let g = Gemm {
+        entry,
+        constants: vec![("MS", ms as f64)],
+        binds: vec![Bind::Read(xq), Bind::Read(sx), Bind::Read(wq), Bind::Read(sw)],
+        params,
+        groups,
+    };
+    with_output(be, OP, y, g)
+}
+
+pub(crate) fn gemm_w4a16(be: &WgpuBackend, x: &Tensor, w: &DeviceInt4Weights, y: &mut Tensor) -> Result<()> {
+    const OP: &str = "gemm_w4a16";
+    let (m, n, k) = (x.rows, w.n, w.k);
+    u32_param(OP, "outputs", m * n)?;
+    u32_param(OP, "X elements", m * k)?;
+    u32_param(OP, "weights", n * k)?;
+    let params = vec![
+        u32_param(OP, "M", m)?,
+        u32_param(OP, "N", n)?,
+        u32_param(OP, "K", k)?,
+        u32_param(OP, "groups per row", k / w.group)?,
+        0,
+        u32_param(OP, "group", w.group)?,
+        0,
+        0,
+    ];
+    let (entry, groups, ms) = gemm_path(be, "gemm_w4a16_gemv", "gemm_w4a16_tiled", m, n);
+    let xf16 = x.dtype() == DType::F16;
+    let (xb, qw, sc, zs) = (be.buf(&x.buf)?, be.buf(&w.qweight)?, be.buf(&w.scales)?, be.buf(&w.zeros)?);
+    let g = Gemm {
+        entry,
+        constants: vec![("XF16", flag(xf16)), ("MS", ms as f64)],
+        binds: vec![Bind::Read(xb), Bind::Read(qw), Bind::Read(sc), Bind::Read(zs)],
+        params,
+        groups,
+    };
+    with_output(be, OP, y, g)
 }

@@ -1,0 +1,359 @@
+// Binary (XNOR) kernels: sign packing, XNOR GEMM, XNOR conv2d (NHWC) with f32 or bit output.
+//
+// Bits follow the Larq Compute Engine convention: bit 1 = -1, bit 0 = +1, element c of a row
+// at bit c % 32 of word c / 32, tail bits zero. dot(a, b) over n bits = n - 2 popcount(a ^ b).
+//
+// Binding 0 of every entry point is its uniform parameter block, buffers follow from 1.
+// Workgroup ids are linearised as `wg.x + wg.y * nwg.x` (the host splits large grids into
+// 2-D ones); a workgroup past the work returns before any barrier (uniform condition).
+//
+// In-bounds arguments (the modules may be created with runtime bounds checks disabled): every
+// global access is either guarded by an explicit comparison with the logical size, or uses a
+// row index clamped to `rows - 1` together with a word index below the row length; noted at
+// each access.
+
+// ---------------------------------------------------------------------------------------------
+// binarize_pack: one invocation builds one whole output word (32 columns), so no atomics.
+
+struct PackParams {
+    rows: u32,
+    cols: u32,
+    words: u32,
+    _pad: u32,
+}
+
+override XF16: bool = false;
+
+@group(0) @binding(0) var<uniform> bp: PackParams;
+@group(0) @binding(1) var<storage, read> b_x: array<u32>;
+@group(0) @binding(2) var<storage, read_write> b_out: array<u32>;
+
+// Sign bit of element i (1 where x < 0; -0, +0 and NaN give 0), from the raw bits so that
+// subnormals are never flushed. In bounds: i < rows * cols (f16: word i / 2 < ceil(rows*cols/2)).
+fn b_neg(i: u32) -> u32 {
+    if XF16 {
+        let h = (b_x[i >> 1u] >> (16u * (i & 1u))) & 0xffffu;
+        let mag = h & 0x7fffu;
+        return select(0u, 1u, (h >> 15u) == 1u && mag != 0u && mag <= 0x7c00u);
+    }
+    let u = b_x[i];
+    let mag = u & 0x7fffffffu;
+    return select(0u, 1u, (u >> 31u) == 1u && mag != 0u && mag <= 0x7f800000u);
+}
+
+@compute @workgroup_size(64)
+fn binarize_pack(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let idx = gid.x + gid.y * nwg.x * 64u;
+    let words = bp.words;
+    if idx >= bp.rows * words {
+        return;
+    }
+    let row = idx / words;
+    let w = idx % words;
+    let c0 = w * 32u;
+    let nb = min(32u, bp.cols - c0); // c0 < cols since w < ceil(cols / 32)
+    let base = row * bp.cols + c0;
+    var word = 0u;
+    for (var b = 0u; b < nb; b++) {
+        word |= b_neg(base + b) << b; // base + b < (row + 1) * cols <= rows * cols
+    }
+    b_out[idx] = word; // idx < rows * words
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tiled XNOR GEMM core shared by xnor_gemm and the conv (implicit GEMM): a 16 x 16 workgroup
+// computes a 64 (rows) x 64 (output channels) tile, each invocation 4 rows x 4 channels
+// (rows 4*ty.., channels 4*tx..); K advances 8 words per step. Tiles are stored K-major as
+// vec4<u32> so the inner loop is two vec4 loads and 4 vector XOR + popcounts. The filter words
+// of the channel block live in workgroup memory for the whole step.
+
+struct XParams {
+    m: u32,      // rows of A / output pixels
+    n: u32,      // output channels
+    kbits: u32,  // K in bits (xnor_gemm) / c_in (conv)
+    kwords: u32, // words per row of A and W (xnor_gemm) / kh*kw*words (conv)
+    words: u32,  // conv: words per tap
+    kh: u32,
+    kw: u32,
+    in_h: u32,
+    in_w: u32,
+    out_h: u32,
+    out_w: u32,
+    stride_h: u32,
+    stride_w: u32,
+    pad_h: u32,
+    pad_w: u32,
+    // 1 for PadMode::Zero (padded taps skipped exactly), 0 for PadMode::One.
+    zero_pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> xp: XParams;
+@group(0) @binding(1) var<storage, read> x_a: array<u32>;
+@group(0) @binding(2) var<storage, read> x_w: array<u32>;
+@group(0) @binding(3) var<storage, read> x_alpha: array<f32>;
+// Binding order makes every entry point's bindings contiguous: xnor_gemm uses 0..=4, the
+// conv 0..=5, the bit-output conv 0..=6 (x_y then holds the output bits).
+@group(0) @binding(4) var<storage, read_write> x_y: array<u32>;
+@group(0) @binding(5) var<storage, read> x_bias: array<f32>;
+@group(0) @binding(6) var<storage, read> x_thr: array<f32>;
+
+const XBK: u32 = 8u;
+var<workgroup> xa_s: array<vec4<u32>, 128>; // [kw][16]
+var<workgroup> xw_s: array<vec4<u32>, 128>;
+var<workgroup> xbits_s: array<u32, 1024>; // [64 rows][16 tx] nibbles (bit output)
+
+// Tile coordinates from the linear workgroup id; returns false past the work.
+fn tile_of(wg: vec3<u32>, nwg: vec3<u32>, bm: ptr<function, u32>, bn: ptr<function, u32>) -> bool {
+    let tiles_n = (xp.n + 63u) / 64u;
+    let tile = wg.x + wg.y * nwg.x;
+    if tile >= tiles_n * ((xp.m + 63u) / 64u) {
+        return false;
+    }
+    *bm = (tile / tiles_n) * 64u;
+    *bn = (tile % tiles_n) * 64u;
+    return true;
+}
+
+// Stores a word into the K-major tile (loader helper).
+fn put_a(kw: u32, row: u32, v: u32) {
+    xa_s[kw * 16u + (row >> 2u)][row & 3u] = v;
+}
+fn put_w(kw: u32, row: u32, v: u32) {
+    xw_s[kw * 16u + (row >> 2u)][row & 3u] = v;
+}
+
+// One K step of the inner product: pop[i] += popcount(a_row(i) ^ w_col(j)) for j = 0..3.
+fn xnor_step(pop: ptr<function, array<vec4<u32>, 4>>, tx: u32, ty: u32) {
+    for (var kw = 0u; kw < XBK; kw++) {
+        let a = xa_s[kw * 16u + ty];
+        let b = xw_s[kw * 16u + tx];
+        (*pop)[0] += countOneBits(vec4<u32>(a.x) ^ b);
+        (*pop)[1] += countOneBits(vec4<u32>(a.y) ^ b);
+        (*pop)[2] += countOneBits(vec4<u32>(a.z) ^ b);
+        (*pop)[3] += countOneBits(vec4<u32>(a.w) ^ b);
+    }
+}
+
+@compute @workgroup_size(16, 16)
+fn xnor_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_id) lid3: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    var bm = 0u;
+    var bn = 0u;
+    if !tile_of(wg, nwg, &bm, &bn) {
+        return; // uniform per workgroup
+    }
+    let m = xp.m;
+    let n = xp.n;
+    let kwords = xp.kwords;
+    // Loader: 64 rows x 8 words per operand = 512 words, 2 per invocation per operand.
+    let lrow = lid >> 2u;        // 0..63
+    let lk = (lid & 3u) * 2u;    // word pair within the step
+    let arow = min(bm + lrow, m - 1u); // clamped: in bounds
+    let wrow = min(bn + lrow, n - 1u);
+    var pop: array<vec4<u32>, 4>;
+    for (var i = 0u; i < 4u; i++) {
+        pop[i] = vec4<u32>(0u);
+    }
+    let steps = (kwords + XBK - 1u) / XBK;
+    for (var s = 0u; s < steps; s++) {
+        for (var e = 0u; e < 2u; e++) {
+            let kk = s * XBK + lk + e;
+            var av = 0u;
+            var wv = 0u;
+            if kk < kwords { // in bounds: row < rows, kk < words per row
+                av = x_a[arow * kwords + kk];
+                wv = x_w[wrow * kwords + kk];
+            }
+            put_a(lk + e, lrow, av);
+            put_w(lk + e, lrow, wv);
+        }
+        workgroupBarrier();
+        xnor_step(&pop, lid3.x, lid3.y);
+        workgroupBarrier();
+    }
+    let c0 = bn + 4u * lid3.x;
+    let kf = f32(xp.kbits);
+    for (var i = 0u; i < 4u; i++) {
+        let r = bm + 4u * lid3.y + i;
+        if r < m {
+            for (var j = 0u; j < 4u; j++) {
+                let c = c0 + j;
+                if c < n {
+                    x_y[r * n + c] = bitcast<u32>(x_alpha[c] * (kf - 2.0 * f32(pop[i][j])));
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// XNOR conv2d as an implicit GEMM: rows = output pixels (b, oy, ox), columns = output
+// channels, K = kh * kw * words words in the filter's own order [tap][word] (the filter row of
+// channel o is contiguous). A padded tap loads zero words (+1 inputs): for PadMode::One that is
+// exactly the wanted contribution; for PadMode::Zero the epilogue removes it: the padded taps
+// contributed popcount(w_tap) each and c_in each to K, so
+//   dot = c_in * valid_taps - 2 * (pop - sum over padded taps of popcount(w_o, tap)),
+// the correction looping over the padded taps of border pixels only.
+
+struct Pix {
+    b: u32,
+    oy: u32,
+    ox: u32,
+}
+
+fn pix_of(p: u32) -> Pix {
+    let ox = p % xp.out_w;
+    let t = p / xp.out_w;
+    return Pix(t / xp.out_h, t % xp.out_h, ox);
+}
+
+// Input word for pixel p (decoded) and flat K index kk (< kwords), 0 when padded.
+fn conv_a(px: Pix, kk: u32) -> u32 {
+    let tap = kk / xp.words;
+    let w = kk % xp.words;
+    let ky = tap / xp.kw;
+    let kx = tap % xp.kw;
+    // Signed-free bounds test: iy = oy*sh + ky - ph is inside iff oy*sh + ky >= ph and < ph + in_h.
+    let yy = px.oy * xp.stride_h + ky;
+    let xx = px.ox * xp.stride_w + kx;
+    if yy < xp.pad_h || yy >= xp.pad_h + xp.in_h || xx < xp.pad_w || xx >= xp.pad_w + xp.in_w {
+        return 0u;
+    }
+    let ipix = (px.b * xp.in_h + (yy - xp.pad_h)) * xp.in_w + (xx - xp.pad_w);
+    return x_a[ipix * xp.words + w]; // ipix < batch*in_h*in_w, w < words: in bounds
+}
+
+// The conv's dot for pixel r, channel c from the raw popcount (see above).
+fn conv_dot(px: Pix, c: u32, pop: u32) -> f32 {
+    let taps = xp.kh * xp.kw;
+    if xp.zero_pad == 0u {
+        return f32(xp.kbits * taps) - 2.0 * f32(pop);
+    }
+    var valid = 0u;
+    var corr = 0u;
+    for (var ky = 0u; ky < xp.kh; ky++) {
+        let yy = px.oy * xp.stride_h + ky;
+        let yin = yy >= xp.pad_h && yy < xp.pad_h + xp.in_h;
+        for (var kx = 0u; kx < xp.kw; kx++) {
+            let xx = px.ox * xp.stride_w + kx;
+            if yin && xx >= xp.pad_w && xx < xp.pad_w + xp.in_w {
+                valid += 1u;
+            } else {
+                let base = (c * taps + ky * xp.kw + kx) * xp.words; // c < c_out: in bounds
+                for (var w = 0u; w < xp.words; w++) {
+                    corr += countOneBits(x_w[base + w]);
+                }
+            }
+        }
+    }
+    // pop >= corr: the padded taps' popcounts are part of pop.
+    return f32(i32(xp.kbits * valid)) - 2.0 * f32(pop - corr);
+}
+
+// Shared body of both conv entry points: accumulates the tile's popcounts.
+fn conv_tile(bm: u32, bn: u32, lid3: vec3<u32>, lid: u32) -> array<vec4<u32>, 4> {
+    let m = xp.m;
+    let n = xp.n;
+    let kwords = xp.kwords;
+    let lrow = lid >> 2u;
+    let lk = (lid & 3u) * 2u;
+    let px = pix_of(min(bm + lrow, m - 1u)); // clamped pixel: in bounds
+    let wrow = min(bn + lrow, n - 1u);
+    var pop: array<vec4<u32>, 4>;
+    for (var i = 0u; i < 4u; i++) {
+        pop[i] = vec4<u32>(0u);
+    }
+    let steps = (kwords + XBK - 1u) / XBK;
+    for (var s = 0u; s < steps; s++) {
+        for (var e = 0u; e < 2u; e++) {
+            let kk = s * XBK + lk + e;
+            var av = 0u;
+            var wv = 0u;
+            if kk < kwords {
+                av = conv_a(px, kk);
+                wv = x_w[wrow * kwords + kk]; // wrow < c_out, kk < kh*kw*words: in bounds
+            }
+            put_a(lk + e, lrow, av);
+            put_w(lk + e, lrow, wv);
+        }
+        workgroupBarrier();
+        xnor_step(&pop, lid3.x, lid3.y);
+        workgroupBarrier();
+    }
+    return pop;
+}
+
+@compute @workgroup_size(16, 16)
+fn xnor_conv2d(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_id) lid3: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    var bm = 0u;
+    var bn = 0u;
+    if !tile_of(wg, nwg, &bm, &bn) {
+        return; // uniform per workgroup
+    }
+    let pop = conv_tile(bm, bn, lid3, lid);
+    let m = xp.m;
+    let n = xp.n;
+    let c0 = bn + 4u * lid3.x;
+    for (var i = 0u; i < 4u; i++) {
+        let r = bm + 4u * lid3.y + i;
+        if r < m {
+            let px = pix_of(r);
+            for (var j = 0u; j < 4u; j++) {
+                let c = c0 + j;
+                if c < n {
+                    x_y[r * n + c] = bitcast<u32>(x_alpha[c] * conv_dot(px, c, pop[i][j]) + x_bias[c]);
+                }
+            }
+        }
+    }
+}
+
+// Bit output: bit 1 where alpha_o * dot + bias_o < threshold_o. Each invocation first makes
+// the 4-bit nibble of its 4 channels per row, the nibbles go through workgroup memory, and
+// then one invocation assembles each whole 32-channel output word (tail bits zero).
+@compute @workgroup_size(16, 16)
+fn xnor_conv2d_bits(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_id) lid3: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    var bm = 0u;
+    var bn = 0u;
+    if !tile_of(wg, nwg, &bm, &bn) {
+        return; // uniform per workgroup
+    }
+    let pop = conv_tile(bm, bn, lid3, lid);
+    let m = xp.m;
+    let n = xp.n;
+    let c0 = bn + 4u * lid3.x;
+    for (var i = 0u; i < 4u; i++) {
+        let rl = 4u * lid3.y + i;
+        let r = bm + rl;
+        var nib = 0u;
+        if r < m {
+            let px = pix_of(r);
+            for (var j = 0u; j < 4u; j++) {
+                let c = c0 + j;
+                if c < n {
+                    let y = x_alpha[c] * conv_dot(px, c, pop[i][j]) + x_bias[c];
+                    nib |= select(0u, 1u, y < x_thr[c]) << j;
+                }
+            }
+        }
+        xbits_s[rl * 16u + lid3.x] = nib;
+    }
+    workgroupBarrier();
+    // 64 rows x 2 words: invocations 0..127.
+    if lid < 128u {
+        let rl = lid >> 1u;
+        let h = lid & 1u;
+        let r = bm + rl;
+        let ow = (n + 31u) / 32u;
+        let wi = bn / 32u + h;
+        if r < m && wi < ow {
+            var word = 0u;
+            for (var q = 0u; q < 8u; q++) {
+                word |= xbits_s[rl * 16u + h * 8u + q] << (4u * q);
+            }
+            x_y[r * ow + wi] = word; // r < pixels, wi < words: in bounds
+        }
+    }
+}

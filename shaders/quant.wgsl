@@ -1,0 +1,545 @@
+// Quantized kernels: per-row int8 quantization, W8A8 int8 GEMM, W4A16 weight-only int4 GEMM.
+//
+// Conventions (shared by every entry point below):
+// - Float tensors are bound as raw 32-bit words. f32 element i is `bitcast<f32>(w[i])`; f16
+//   element i is half `i & 1` of word `i >> 1` (`unpack2x16float`), so no SHADER_F16 is needed.
+//   The overrides `XF16` / `YF16` select the input / output dtype when the pipeline is created.
+// - f16 outputs are written as whole words (two halves) by one invocation. The host only uses
+//   the direct f16 epilogue when N is even (then a word never straddles two rows and both
+//   halves belong to one invocation, whose columns come in aligned pairs); for odd N it runs
+//   the kernel with f32 output into a scratch buffer and packs it with `pack_f16`.
+// - Int8 data is packed 4 per u32, rows padded to a stride of 16 bytes (zero filled), so
+//   `vec4<u32>` loads of any whole row are in bounds.
+// - Binding 0 of every entry point is its uniform parameter block; buffers follow from 1 in
+//   the order of the host's launch.
+// - Workgroup ids are linearised as `wg.x + wg.y * nwg.x` (the host splits large grids into
+//   2-D ones), and a workgroup whose linear id is past the work returns before any barrier
+//   (the condition is uniform across the workgroup).
+// - `dot4i8(a, b)` (dot product of 4 packed signed bytes) is prepended by the host: it is
+//   `dot4I8Packed` where the WGSL language feature `packed_4x8_integer_dot_product` exists,
+//   a shift-based unpack otherwise.
+//
+// In-bounds arguments (the modules may be created with runtime bounds checks disabled):
+// every global index below is either guarded by an explicit comparison with the logical size
+// or built from a row index clamped to `rows - 1` and a column/word index below that row's
+// (padded) length; this is noted at each access.
+
+// ---------------------------------------------------------------------------------------------
+// quantize_rows_i8: one workgroup per row.
+
+struct QuantParams {
+    m: u32,
+    k: u32,
+    // Row stride of the output in u32 words (stride / 4).
+    stride_words: u32,
+    _pad: u32,
+}
+
+// XF16: X (input) is f16; YF16: Y (output) is f16.
+override XF16: bool = false;
+override YF16: bool = false;
+override QWG: u32 = 256u;
+
+@group(0) @binding(0) var<uniform> qp: QuantParams;
+@group(0) @binding(1) var<storage, read> q_x: array<u32>;
+@group(0) @binding(2) var<storage, read_write> q_out: array<u32>;
+@group(0) @binding(3) var<storage, read_write> q_scales: array<f32>;
+
+var<workgroup> q_red: array<f32, 256>;
+
+// Element i (flat index into X) as f32. In bounds: callers pass i < m * k, and the buffer
+// holds m * k elements (f16: ceil(m * k / 2) words, the host allocates whole words).
+fn q_load(i: u32) -> f32 {
+    if XF16 {
+        let h = unpack2x16float(q_x[i >> 1u]);
+        return select(h.x, h.y, (i & 1u) == 1u);
+    }
+    return bitcast<f32>(q_x[i]);
+}
+
+// round_half_away(v) clamped to [-127, 127], as the CPU reference.
+fn q_round(v: f32) -> i32 {
+    let r = sign(v) * floor(abs(v) + 0.5);
+    return i32(clamp(r, -127.0, 127.0));
+}
+
+@compute @workgroup_size(QWG)
+fn quantize_rows_i8(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+    let row = wg.x + wg.y * nwg.x;
+    if row >= qp.m {
+        return; // uniform per workgroup
+    }
+    let k = qp.k;
+    let base = row * k;
+    var amax = 0.0;
+    for (var c = lid; c < k; c += QWG) {
+        amax = max(amax, abs(q_load(base + c)));
+    }
+    q_red[lid] = amax;
+    workgroupBarrier();
+    for (var s = QWG / 2u; s > 0u; s >>= 1u) {
+        if lid < s {
+            q_red[lid] = max(q_red[lid], q_red[lid + s]);
+        }
+        workgroupBarrier();
+    }
+    let a = q_red[0];
+    // A zero row (or one holding an infinity) gets scale 0 and q 0, as the CPU reference.
+    let degenerate = a == 0.0 || a > 3.40282347e38;
+    let inv = select(127.0 / a, 0.0, degenerate);
+    if lid == 0u {
+        q_scales[row] = select(a / 127.0, 0.0, degenerate);
+    }
+    let sw = qp.stride_words;
+    for (var w = lid; w < sw; w += QWG) {
+        var word = 0u;
+        for (var b = 0u; b < 4u; b++) {
+            let c = 4u * w + b;
+            if c < k {
+                let q = q_round(q_load(base + c) * inv);
+                word |= (bitcast<u32>(q) & 0xffu) << (8u * b);
+            }
+        }
+        // In bounds: row < m, w < stride_words and the buffer holds m * stride_words words.
+        q_out[row * sw + w] = word;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Packs an f32 scratch matrix into f16 (two per word): used for odd N.
+
+struct PackParams {
+    // Number of f32 elements.
+    len: u32,
+    _a: u32,
+    _b: u32,
+    _c: u32,
+}
+
+@group(0) @binding(0) var<uniform> pp: PackParams;
+@group(0) @binding(1) var<storage, read> p_src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> p_dst: array<u32>;
+
+@compute @workgroup_size(256)
+fn pack_f16(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let w = gid.x + gid.y * nwg.x * 256u;
+    let i = 2u * w;
+    if i >= pp.len {
+        return;
+    }
+    // In bounds: i < len; i + 1 is read only when it is < len.
+    let hi = select(0.0, p_src[min(i + 1u, pp.len - 1u)], i + 1u < pp.len);
+    p_dst[w] = pack2x16float(vec2<f32>(p_src[i], hi));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared epilogue helpers for the GEMMs: Y [m, n] as raw words.
+
+struct GemmParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    // W8A8: row strides of X and W in vec4<u32> units. W4A16: k / group (groups per row).
+    sx4: u32,
+    sw4: u32,
+    group: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> gp: GemmParams;
+
+// Writes a row of 4 consecutive outputs (cols c0..c0+3, c0 a multiple of 4) of row r.
+// In bounds: r < m is checked by the caller; each column is checked against n, and for f16
+// the pair (c, c+1) with c even is written only when c < n, which implies c + 1 < n because
+// the host uses this path only with n even.
+fn store4(y: ptr<function, vec4<f32>>, r: u32, c0: u32) {
+    let n = gp.n;
+    if YF16 {
+        for (var p = 0u; p < 2u; p++) {
+            let c = c0 + 2u * p;
+            if c < n {
+                g_y[(r * n + c) >> 1u] = pack2x16float(vec2<f32>((*y)[2u * p], (*y)[2u * p + 1u]));
+            }
+        }
+    } else {
+        for (var j = 0u; j < 4u; j++) {
+            let c = c0 + j;
+            if c < n {
+                g_y[r * n + c] = bitcast<u32>((*y)[j]);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// gemm_w8a8: Y[i,j] = (sx_i * sw_j) * sum_k Xq[i,k] Wq[j,k].
+
+@group(0) @binding(1) var<storage, read> g_xq: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> g_sx: array<f32>;
+@group(0) @binding(3) var<storage, read> g_wq: array<vec4<u32>>;
+@group(0) @binding(4) var<storage, read> g_sw: array<f32>;
+@group(0) @binding(5) var<storage, read_write> g_y: array<u32>;
+
+// Tiled path: a 16 x 16 workgroup computes a 64 x 64 tile, each invocation 4 rows x 4 columns
+// (rows 4*ty..4*ty+3, columns 4*tx..4*tx+3); K advances 32 bytes (8 words) per step. The
+// tiles are stored K-major so that the inner loop reads one vec4 per operand.
+const I8_BK: u32 = 8u; // words of K per step
+var<workgroup> i8_xs: array<vec4<u32>, 128>; // [kw][16] -> rows 4*v..4*v+3
+var<workgroup> i8_ws: array<vec4<u32>, 128>;
+
+@compute @workgroup_size(16, 16)
+fn gemm_w8a8_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_id) lid3: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let m = gp.m;
+    let n = gp.n;
+    let tiles_n = (n + 63u) / 64u;
+    let tile = wg.x + wg.y * nwg.x;
+    if tile >= tiles_n * ((m + 63u) / 64u) {
+        return; // uniform per workgroup
+    }
+    let bm = (tile / tiles_n) * 64u;
+    let bn = (tile % tiles_n) * 64u;
+    let tx = lid3.x;
+    let ty = lid3.y;
+    // Loader: invocations 0..127 load X, 128..255 load W; each loads one vec4 (4 words).
+    let ld = lid & 127u;
+    let lrow = ld >> 1u; // 0..63
+    let lhalf = ld & 1u; // which vec4 of the 8-word step
+    let is_w = lid >= 128u;
+    // Clamped rows: always in bounds, results of clamped rows are never stored.
+    let grow = select(min(bm + lrow, m - 1u), min(bn + lrow, n - 1u), is_w);
+    let stride4 = select(gp.sx4, gp.sw4, is_w);
+    var acc: array<vec4<i32>, 4>;
+    for (var i = 0u; i < 4u; i++) {
+        acc[i] = vec4<i32>(0);
+    }
+    let ksteps = (gp.sx4 + 1u) / 2u;
+    for (var ks = 0u; ks < ksteps; ks++) {
+        let c4 = ks * 2u + lhalf;
+        var v = vec4<u32>(0u);
+        // In bounds: grow < rows and c4 < stride4 (checked), so grow * stride4 + c4 < rows * stride4.
+        if c4 < stride4 {
+            if is_w {
+                v = g_wq[grow * stride4 + c4];
+            } else {
+                v = g_xq[grow * stride4 + c4];
+            }
+        }
+        for (var e = 0u; e < 4u; e++) {
+            let kw = lhalf * 4u + e;
+            if is_w {
+                i8_ws[kw * 16u + (lrow >> 2u)][lrow & 3u] = v[e];
+            } else {
+                i8_xs[kw * 16u + (lrow >> 2u)][lrow & 3u] = v[e];
+            }
+        }
+        workgroupBarrier();
+        for (var kw = 0u; kw < I8_BK; kw++) {
+            let a = i8_xs[kw * 16u + ty];
+            let b = i8_ws[kw * 16u + tx];
+            for (var i = 0u; i < 4u; i++) {
+                acc[i] += vec4<i32>(dot4i8(a[i], b.x), dot4i8(a[i], b.y), dot4i8(a[i], b.z), dot4i8(a[i], b.w));
+            }
+        }
+        workgroupBarrier();
+    }
+    let c0 = bn + 4u * tx;
+    var swv = vec4<f32>(0.0);
+    for (var j = 0u; j < 4u; j++) {
+        swv[j] = g_sw[min(c0 + j, n - 1u)]; // clamped: in bounds
+    }
+    for (var i = 0u; i < 4u; i++) {
+        let r = bm + 4u * ty + i;
+        if r < m {
+            let sx = g_sx[r];
+            var y = (sx * swv) * vec4<f32>(acc[i]);
+            store4(&y, r, c0);
+        }
+    }
+}
+
+// GEMV path for small M: 8 groups of 32 lanes per workgroup, one output column per group;
+// lanes stride along K in vec4 (16-byte) chunks; each column handles MS rows of X (rows
+// MS * wg.z .. MS * wg.z + MS - 1, clamped) so W is streamed once per MS rows. Partial sums are reduced
+// in workgroup memory.
+override MS: u32 = 8u;
+var<workgroup> i8_red: array<i32, 2048>; // [r][256]
+
+@compute @workgroup_size(256)
+fn gemm_w8a8_gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+    let m = gp.m;
+    let n = gp.n;
+    let blk = wg.x + wg.y * nwg.x;
+    if blk * 8u >= n {
+        return; // uniform per workgroup
+    }
+    let row0 = wg.z * MS; // row block of this workgroup
+    let lane = lid & 31u;
+    let grp = lid >> 5u;
+    let j = min(blk * 8u + grp, n - 1u); // clamped: in bounds, stored only if < n
+    let kv = (gp.k + 15u) / 16u; // vec4 chunks holding data; kv <= sx4 and kv <= sw4
+    var acc: array<i32, 8>;
+    for (var r = 0u; r < 8u; r++) {
+        acc[r] = 0;
+    }
+    for (var c = lane; c < kv; c += 32u) {
+        let w = g_wq[j * gp.sw4 + c];
+        for (var r = 0u; r < MS; r++) {
+            let row = min(row0 + r, m - 1u);
+            let x = g_xq[row * gp.sx4 + c];
+            acc[r] += dot4i8(x.x, w.x) + dot4i8(x.y, w.y) + dot4i8(x.z, w.z) + dot4i8(x.w, w.w);
+        }
+    }
+    for (var r = 0u; r < MS; r++) {
+        i8_red[r * 256u + lid] = acc[r];
+    }
+    workgroupBarrier();
+    for (var s = 16u; s > 0u; s >>= 1u) {
+        if lane < s {
+            for (var r = 0u; r < MS; r++) {
+                i8_red[r * 256u + lid] += i8_red[r * 256u + lid + s];
+            }
+        }
+        workgroupBarrier();
+    }
+    // Epilogue: invocation t < 8 * MS handles (row t / 8, columns 8 * blk + (t % 8) paired).
+    // For f16 with even n, invocation (r, p) with p < 4 writes columns 2p, 2p+1 of the block.
+    if lid < 8u * MS {
+        let r = lid >> 3u;
+        let p = lid & 7u;
+        let row = row0 + r;
+        if row < m {
+            let sx = g_sx[row];
+            if YF16 {
+                if p < 4u {
+                    let c = blk * 8u + 2u * p;
+                    if c < n {
+                        // c + 1 < n since n is even on this path.
+                        let y0 = (sx * g_sw[c]) * f32(i8_red[r * 256u + (2u * p) * 32u]);
+                        let y1 = (sx * g_sw[c + 1u]) * f32(i8_red[r * 256u + (2u * p + 1u) * 32u]);
+                        g_y[(row * n + c) >> 1u] = pack2x16float(vec2<f32>(y0, y1));
+                    }
+                }
+            } else {
+                let c = blk * 8u + p;
+                if c < n {
+                    g_y[row * n + c] = bitcast<u32>((sx * g_sw[c]) * f32(i8_red[r * 256u + p * 32u]));
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// gemm_w4a16: Y = X dequant(W)^T, W [n, k] int4 (8 nibbles per u32 along K), group-wise
+// scales (f32) and zero points (u32), k a multiple of the group size (32, 64 or 128).
+// X is bound as vec4<u32> (k is a multiple of 32, so every buffer is a whole number of vec4s).
+
+@group(0) @binding(1) var<storage, read> h_x: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> h_qw: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read> h_scales: array<f32>;
+@group(0) @binding(4) var<storage, read> h_zeros: array<u32>;
+@group(0) @binding(5) var<storage, read_write> h_y: array<u32>;
+
+// Raw word i of X. In bounds: i < m * k (f32) or m * k / 2 (f16), by construction below.
+fn h_word(i: u32) -> u32 {
+    return h_x[i >> 2u][i & 3u];
+}
+
+// Tiled path: 64 x 64 output tile per 16 x 16 workgroup, 4 x 4 per invocation, K steps of
+// 32 (one vec4 of qweight per weight row, always inside one group). The packed weight words
+// are unpacked with shifts and dequantized in registers, then staged in workgroup memory as
+// f32 for the whole tile (each weight is dequantized once per workgroup, never to global
+// memory). X is staged as f32. Both tiles are K-major: 32 x 16 vec4 = 8 KiB each.
+var<workgroup> h_xs: array<vec4<f32>, 512>;
+var<workgroup> h_ws: array<vec4<f32>, 512>;
+
+@compute @workgroup_size(16, 16)
+fn gemm_w4a16_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_id) lid3: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let m = gp.m;
+    let n = gp.n;
+    let k = gp.k;
+    let tiles_n = (n + 63u) / 64u;
+    let tile = wg.x + wg.y * nwg.x;
+    if tile >= tiles_n * ((m + 63u) / 64u) {
+        return; // uniform per workgroup
+    }
+    let bm = (tile / tiles_n) * 64u;
+    let bn = (tile % tiles_n) * 64u;
+    let tx = lid3.x;
+    let ty = lid3.y;
+    // Loaders: X row lid / 4 (clamped), 8 consecutive k at (lid % 4) * 8; W column lid / 4
+    // (clamped), word lid % 4 of the step's vec4.
+    let lr = lid >> 2u;
+    let lq = lid & 3u;
+    let xrow = min(bm + lr, m - 1u);
+    let wcol = min(bn + lr, n - 1u);
+    let kw8 = k / 8u; // qweight words per row (multiple of 4)
+    var acc: array<vec4<f32>, 4>;
+    for (var i = 0u; i < 4u; i++) {
+        acc[i] = vec4<f32>(0.0);
+    }
+    let ksteps = k / 32u;
+    for (var ks = 0u; ks < ksteps; ks++) {
+        let k0 = ks * 32u + lq * 8u;
+        // X: 8 elements of row xrow from k0 (k0 + 8 <= k: in bounds).
+        if XF16 {
+            let w0 = (xrow * k + k0) >> 1u; // even element index: 4 whole words
+            for (var e = 0u; e < 4u; e++) {
+                let h = unpack2x16float(h_word(w0 + e));
+                let kk = lq * 8u + 2u * e;
+                h_xs[kk * 16u + (lr >> 2u)][lr & 3u] = h.x;
+                h_xs[(kk + 1u) * 16u + (lr >> 2u)][lr & 3u] = h.y;
+            }
+        } else {
+            let v0 = h_x[(xrow * k + k0) >> 2u];
+            let v1 = h_x[((xrow * k + k0) >> 2u) + 1u];
+            for (var e = 0u; e < 4u; e++) {
+                h_xs[(lq * 8u + e) * 16u + (lr >> 2u)][lr & 3u] = bitcast<f32>(v0[e]);
+                h_xs[(lq * 8u + 4u + e) * 16u + (lr >> 2u)][lr & 3u] = bitcast<f32>(v1[e]);
+            }
+        }
+        // W: word lq of the step (8 nibbles), in bounds: wcol < n, ks * 4 + lq < k / 8.
+        let qv = h_qw[(wcol * kw8 + ks * 4u) >> 2u][lq];
+        let g = wcol * gp.sx4 + (ks * 32u) / gp.group; // sx4 = groups per row
+        let s = h_scales[g];
+        let z = f32(h_zeros[g]);
+        for (var e = 0u; e < 8u; e++) {
+            let q = f32((qv >> (4u * e)) & 0xfu);
+            h_ws[(lq * 8u + e) * 16u + (lr >> 2u)][lr & 3u] = (q - z) * s;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < 32u; kk++) {
+            let a = h_xs[kk * 16u + ty];
+            let b = h_ws[kk * 16u + tx];
+            acc[0] += a.x * b;
+            acc[1] += a.y * b;
+            acc[2] += a.z * b;
+            acc[3] += a.w * b;
+        }
+        workgroupBarrier();
+    }
+    for (var i = 0u; i < 4u; i++) {
+        let r = bm + 4u * ty + i;
+        if r < m {
+            var y = acc[i];
+            h_store4(&y, r, bn + 4u * tx);
+        }
+    }
+}
+
+// As store4, for the W4A16 output binding (same in-bounds argument).
+fn h_store4(y: ptr<function, vec4<f32>>, r: u32, c0: u32) {
+    let n = gp.n;
+    if YF16 {
+        for (var p = 0u; p < 2u; p++) {
+            let c = c0 + 2u * p;
+            if c < n {
+                h_y[(r * n + c) >> 1u] = pack2x16float(vec2<f32>((*y)[2u * p], (*y)[2u * p + 1u]));
+            }
+        }
+    } else {
+        for (var j = 0u; j < 4u; j++) {
+            let c = c0 + j;
+            if c < n {
+                h_y[r * n + c] = bitcast<u32>((*y)[j]);
+            }
+        }
+    }
+}
+
+// GEMV path for small M: as gemm_w8a8_gemv, one output column per 32 lanes, each lane takes
+// 32-element K chunks (one vec4 of qweight, inside one group), dequantizes in registers and
+// multiplies MS rows of X read straight from global memory (shared by the 8 columns of the
+// workgroup through the cache).
+var<workgroup> h_red: array<f32, 2048>;
+
+@compute @workgroup_size(256)
+fn gemm_w4a16_gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+    let m = gp.m;
+    let n = gp.n;
+    let k = gp.k;
+    let blk = wg.x + wg.y * nwg.x;
+    if blk * 8u >= n {
+        return; // uniform per workgroup
+    }
+    let row0 = wg.z * MS; // row block of this workgroup
+    let lane = lid & 31u;
+    let grp = lid >> 5u;
+    let j = min(blk * 8u + grp, n - 1u); // clamped: in bounds, stored only if < n
+    let chunks = k / 32u;
+    var acc: array<f32, 8>;
+    for (var r = 0u; r < 8u; r++) {
+        acc[r] = 0.0;
+    }
+    for (var c = lane; c < chunks; c += 32u) {
+        let qv = h_qw[j * chunks + c]; // row j has k / 32 vec4s: in bounds
+        let g = j * gp.sx4 + (c * 32u) / gp.group;
+        let s = h_scales[g];
+        let z = f32(h_zeros[g]);
+        for (var wi = 0u; wi < 4u; wi++) {
+            let qw = qv[wi];
+            var wv0: vec4<f32>;
+            var wv1: vec4<f32>;
+            for (var e = 0u; e < 4u; e++) {
+                wv0[e] = (f32((qw >> (4u * e)) & 0xfu) - z) * s;
+                wv1[e] = (f32((qw >> (4u * e + 16u)) & 0xfu) - z) * s;
+            }
+            for (var r = 0u; r < MS; r++) {
+                let row = min(row0 + r, m - 1u);
+                let e0 = row * k + c * 32u + wi * 8u; // 8 elements, e0 a multiple of 8
+                var x0: vec4<f32>;
+                var x1: vec4<f32>;
+                if XF16 {
+                    let v = h_x[e0 >> 3u]; // 8 halves = one vec4<u32>
+                    x0 = vec4<f32>(unpack2x16float(v.x), unpack2x16float(v.y));
+                    x1 = vec4<f32>(unpack2x16float(v.z), unpack2x16float(v.w));
+                } else {
+                    x0 = bitcast<vec4<f32>>(h_x[e0 >> 2u]);
+                    x1 = bitcast<vec4<f32>>(h_x[(e0 >> 2u) + 1u]);
+                }
+                acc[r] += dot(x0, wv0) + dot(x1, wv1);
+            }
+        }
+    }
+    for (var r = 0u; r < MS; r++) {
+        h_red[r * 256u + lid] = acc[r];
+    }
+    workgroupBarrier();
+    for (var s = 16u; s > 0u; s >>= 1u) {
+        if lane < s {
+            for (var r = 0u; r < MS; r++) {
+                h_red[r * 256u + lid] += h_red[r * 256u + lid + s];
+            }
+        }
+        workgroupBarrier();
+    }
+    if lid < 8u * MS {
+        let r = lid >> 3u;
+        let p = lid & 7u;
+        let row = row0 + r;
+        if row < m {
+            if YF16 {
+                if p < 4u {
+                    let c = blk * 8u + 2u * p;
+                    if c < n {
+                        // c + 1 < n since n is even on this path.
+                        let y0 = h_red[r * 256u + (2u * p) * 32u];
+                        let y1 = h_red[r * 256u + (2u * p + 1u) * 32u];
+                        h_y[(row * n + c) >> 1u] = pack2x16float(vec2<f32>(y0, y1));
+                    }
+                }
+            } else {
+                let c = blk * 8u + p;
+                if c < n {
+                    h_y[row * n + c] = bitcast<u32>(h_red[r * 256u + p * 32u]);
+                }
+            }
+        }
+    }
+}
