@@ -91,6 +91,11 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn timer_name(&self) -> &'static str {
         "wall clock"
     }
+    /// The concrete backend as `Any`, for backend-specific extensions (e.g.
+    /// `Device::as_cuda`); `None` by default.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 
     /// `C = alpha * A * B + beta * C`; A `[M,K]`, B `[K,N]`, C `[M,N]`, one float dtype.
     fn spmm(&self, ok: Checked, a: &DeviceCsr, b: &Tensor, c: &mut Tensor, alpha: f32, beta: f32) -> Result<()>;

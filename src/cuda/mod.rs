@@ -1,7 +1,35 @@
 //! The CUDA backend (cudarc + NVRTC). Without the `cuda` feature this is a dummy that reports
 //! itself unavailable.
+//!
+//! Every op is a CUDA C++ kernel in `cuda/<family>.cu` (plus the shared header
+//! `cuda/common.cuh`, prepended as text because NVRTC has no include path), compiled at run
+//! time by NVRTC once per process and architecture, and launched through cudarc on the
+//! backend's stream. The driver and NVRTC are loaded dynamically and probed first: on a
+//! machine without them every entry point returns [`crate::Error::Unavailable`], never panics.
 
+#[cfg(feature = "cuda")]
+mod backend;
+#[cfg(feature = "cuda")]
+mod binary;
+#[cfg(feature = "cuda")]
+mod byo;
+#[cfg(feature = "cuda")]
+mod lowrank;
+#[cfg(feature = "cuda")]
+mod nvrtc;
+#[cfg(feature = "cuda")]
+mod quant;
+#[cfg(feature = "cuda")]
+mod sparse;
+
+#[cfg(feature = "cuda")]
+pub use backend::{describe_devices, CudaBackend, CudaElement, CudaStorage};
+#[cfg(feature = "cuda")]
+pub use nvrtc::{check_kernels, KERNEL_SOURCES};
+
+#[cfg(not(feature = "cuda"))]
 mod dummy;
+#[cfg(not(feature = "cuda"))]
 pub use dummy::{check_kernels, describe_devices, CudaBackend, CudaStorage};
 
 /// Result of compiling one kernel source for one architecture with NVRTC.

@@ -1,0 +1,512 @@
+//! [`CudaBackend`]: context, stream, storage, kernel loading and checked launches.
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+
+use cudarc::driver::sys::{CUdevice_attribute as Attr, CUevent_flags};
+use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DeviceRepr, DriverError, LaunchConfig, ValidAsZeroBits};
+use half::f16;
+
+use crate::backend::{Backend, BackendKind, Checked};
+use crate::dtype::{DType, Element};
+use crate::error::{Error, Result};
+use crate::formats::binary::Conv2dParams;
+use crate::tensor::*;
+
+/// Maps a driver error to the crate's error.
+pub(crate) fn drv(what: &str) -> impl FnOnce(DriverError) -> Error + '_ {
+    move |e| Error::backend("cuda", format!("{what}: {e}"))
+}
+
+/// A CUDA device allocation behind a [`Buffer`], one variant per element type.
+#[derive(Debug)]
+pub enum CudaStorage {
+    /// f32 elements.
+    F32(CudaSlice<f32>),
+    /// f16 elements.
+    F16(CudaSlice<f16>),
+    /// i8 elements.
+    I8(CudaSlice<i8>),
+    /// i32 elements.
+    I32(CudaSlice<i32>),
+    /// u32 elements.
+    U32(CudaSlice<u32>),
+}
+
+impl CudaStorage {
+    /// The element type held.
+    pub fn dtype(&self) -> DType {
+        match self {
+            CudaStorage::F32(_) => DType::F32,
+            CudaStorage::F16(_) => DType::F16,
+            CudaStorage::I8(_) => DType::I8,
+            CudaStorage::I32(_) => DType::I32,
+            CudaStorage::U32(_) => DType::U32,
+        }
+    }
+    /// Number of elements of the allocation.
+    pub fn len(&self) -> usize {
+        match self {
+            CudaStorage::F32(s) => s.len(),
+            CudaStorage::F16(s) => s.len(),
+            CudaStorage::I8(s) => s.len(),
+            CudaStorage::I32(s) => s.len(),
+            CudaStorage::U32(s) => s.len(),
+        }
+    }
+    /// True if the allocation holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for half::f16 {}
+    impl Sealed for i8 {}
+    impl Sealed for i32 {}
+    impl Sealed for u32 {}
+}
+
+/// An element type that a CUDA buffer can hold (`f32`, `f16`, `i8`, `i32`, `u32`): ties a
+/// Rust type to its [`CudaStorage`] variant (bring-your-own `CudaSlice<T>`).
+pub trait CudaElement: Element + DeviceRepr + ValidAsZeroBits + sealed::Sealed {
+    /// Wraps a slice as storage.
+    fn wrap(s: CudaSlice<Self>) -> CudaStorage;
+    /// The slice, if the storage holds this type.
+    fn get(s: &CudaStorage) -> Option<&CudaSlice<Self>>;
+    /// The slice mutably, if the storage holds this type.
+    fn get_mut(s: &mut CudaStorage) -> Option<&mut CudaSlice<Self>>;
+    /// Unwraps the slice, or gives the storage back if it holds another type.
+    fn take(s: CudaStorage) -> std::result::Result<CudaSlice<Self>, CudaStorage>;
+}
+
+macro_rules! cuda_element {
+    ($t:ty, $v:ident) => {
+        impl CudaElement for $t {
+            fn wrap(s: CudaSlice<Self>) -> CudaStorage {
+                CudaStorage::$v(s)
+            }
+            fn get(s: &CudaStorage) -> Option<&CudaSlice<Self>> {
+                match s {
+                    CudaStorage::$v(x) => Some(x),
+                    _ => None,
+                }
+            }
+            fn get_mut(s: &mut CudaStorage) -> Option<&mut CudaSlice<Self>> {
+                match s {
+                    CudaStorage::$v(x) => Some(x),
+                    _ => None,
+                }
+            }
+            fn take(s: CudaStorage) -> std::result::Result<CudaSlice<Self>, CudaStorage> {
+                match s {
+                    CudaStorage::$v(x) => Ok(x),
+                    other => Err(other),
+                }
+            }
+        }
+    };
+}
+cuda_element!(f32, F32);
+cuda_element!(f16, F16);
+cuda_element!(i8, I8);
+cuda_element!(i32, I32);
+cuda_element!(u32, U32);
+
+/// Kernel-name suffix of a float type (`f32` / `f16`).
+pub(crate) trait KernelFloat: CudaElement {
+    const SUFFIX: &'static str;
+}
+impl KernelFloat for f32 {
+    const SUFFIX: &'static str = "f32";
+}
+impl KernelFloat for f16 {
+    const SUFFIX: &'static str = "f16";
+}
+
+/// The typed slice behind a buffer of this backend; checks the dtype and that the
+/// allocation holds at least the buffer's `len` elements (so kernels sized by `len` stay
+/// inside it).
+pub(crate) fn sl<'a, T: CudaElement>(op: &'static str, what: &str, b: &'a Buffer) -> Result<&'a CudaSlice<T>> {
+    let s = match &b.storage {
+        Storage::Cuda(s) => T::get(s),
+        _ => None,
+    }
+    .ok_or_else(|| Error::backend("cuda", format!("{op}: {what} is not a CUDA {} buffer", T::DTYPE)))?;
+    if s.len() < b.len {
+        return Err(Error::backend("cuda", format!("{op}: {what} allocation holds {} elements, buffer says {}", s.len(), b.len)));
+    }
+    Ok(s)
+}
+
+/// Mutable form of [`sl`].
+pub(crate) fn sl_mut<'a, T: CudaElement>(op: &'static str, what: &str, b: &'a mut Buffer) -> Result<&'a mut CudaSlice<T>> {
+    let len = b.len;
+    let s = match b.storage_mut() {
+        Storage::Cuda(s) => T::get_mut(s),
+        _ => None,
+    }
+    .ok_or_else(|| Error::backend("cuda", format!("{op}: {what} is not a CUDA {} buffer", T::DTYPE)))?;
+    if s.len() < len {
+        return Err(Error::backend("cuda", format!("{op}: {what} allocation holds {} elements, buffer says {len}", s.len())));
+    }
+    Ok(s)
+}
+
+/// A size as a kernel `int` argument (every buffer index fits: `MAX_ELEMENTS < 2^31`).
+pub(crate) fn i32_arg(op: &'static str, what: &str, v: usize) -> Result<i32> {
+    i32::try_from(v).map_err(|_| Error::shape(op, format!("{what} = {v} exceeds the kernel index range (2^31 - 1)")))
+}
+
+/// Static facts about the device, read once.
+#[derive(Debug, Clone)]
+pub(crate) struct DeviceInfo {
+    pub name: String,
+    pub cc: (i32, i32),
+    pub arch: String,
+    pub sm_count: i32,
+    pub total_mem: usize,
+    pub max_grid: [u32; 3],
+    pub max_smem_block: u32,
+}
+
+/// The CUDA backend: a context, the stream every op is enqueued on, and the loaded kernels.
+pub struct CudaBackend {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    pub(crate) info: DeviceInfo,
+    modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
+    functions: Mutex<HashMap<String, CudaFunction>>,
+}
+
+impl std::fmt::Debug for CudaBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CudaBackend").field("ordinal", &self.ctx.ordinal()).field("info", &self.info).finish()
+    }
+}
+
+/// Fails with [`Error::Unavailable`] unless the CUDA driver library can be loaded. cudarc
+/// loads it lazily and panics if it is absent, so this runs before any cudarc driver call.
+pub(crate) fn probe_driver() -> Result<()> {
+    // SAFETY: `is_culib_present` only dlopens candidate names of the driver library and drops them.
+    if unsafe { cudarc::driver::sys::is_culib_present() } {
+        Ok(())
+    } else {
+        Err(Error::unavailable("cuda", "no CUDA driver (libcuda.so.1 not found)"))
+    }
+}
+
+/// Runs a driver-touching closure, turning a panic inside cudarc (e.g. a symbol missing from
+/// an old driver) into an error.
+pub(crate) fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+            Err(Error::unavailable("cuda", format!("{what}: the CUDA driver library failed ({msg})")))
+        }
+    }
+}
+
+fn device_count() -> Result<usize> {
+    probe_driver()?;
+    let n = guarded("cuInit", || CudaContext::device_count().map_err(drv("cuInit / cuDeviceGetCount")))?;
+    Ok(n.max(0) as usize)
+}
+
+/// Lists the CUDA devices: name, compute capability, memory, SM count; or errors with the
+/// reason there are none (no driver, no device).
+pub fn describe_devices() -> Result<Vec<String>> {
+    let n = device_count()?;
+    if n == 0 {
+        return Err(Error::unavailable("cuda", "the CUDA driver reports 0 devices"));
+    }
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let info = guarded("describe_devices", || {
+            let ctx = CudaContext::new(i).map_err(drv("cuCtxCreate"))?;
+            query_info(&ctx)
+        })?;
+        out.push(format!(
+            "cuda:{i} {} (compute capability {}.{}, {:.1} GiB, {} SMs)",
+            info.name,
+            info.cc.0,
+            info.cc.1,
+            info.total_mem as f64 / (1u64 << 30) as f64,
+            info.sm_count
+        ));
+    }
+    Ok(out)
+}
+
+fn query_info(ctx: &Arc<CudaContext>) -> Result<DeviceInfo> {
+    let a = |at: Attr| ctx.attribute(at).map_err(drv("cuDeviceGetAttribute"));
+    let cc = ctx.compute_capability().map_err(drv("compute capability"))?;
+    let max_grid = [
+        a(Attr::CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X)?.max(1) as u32,
+        a(Attr::CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Y)?.max(1) as u32,
+        a(Attr::CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z)?.max(1) as u32,
+    ];
+    Ok(DeviceInfo {
+        name: ctx.name().map_err(drv("device name"))?,
+        cc,
+        arch: format!("sm_{}{}", cc.0, cc.1),
+        sm_count: a(Attr::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?,
+        total_mem: ctx.total_mem().map_err(drv("total memory"))?,
+        max_grid,
+        max_smem_block: a(Attr::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK)?.max(0) as u32,
+    })
+}
+
+impl CudaBackend {
+    /// Opens CUDA device `ordinal` (its primary context and default stream). Returns
+    /// [`Error::Unavailable`] (never panics) when the driver library is missing, the driver
+    /// reports no device, the ordinal is out of range, or NVRTC cannot be loaded.
+    pub fn new(ordinal: usize) -> Result<Self> {
+        let n = device_count()?;
+        if n == 0 {
+            return Err(Error::unavailable("cuda", "the CUDA driver reports 0 devices"));
+        }
+        if ordinal >= n {
+            return Err(Error::unavailable("cuda", format!("no CUDA device {ordinal} (the driver reports {n})")));
+        }
+        let stream = guarded("CudaContext::new", || Ok(CudaContext::new(ordinal).map_err(drv("cuCtxCreate"))?.default_stream()))?;
+        Self::from_stream(stream)
+    }
+
+    /// Bring your own context: runs every op on `stream` (and allocates in its context), so
+    /// that slimgemm interleaves with the caller's own CUDA work without synchronization.
+    pub fn from_stream(stream: Arc<CudaStream>) -> Result<Self> {
+        if !super::nvrtc::nvrtc_present() {
+            return Err(Error::unavailable("cuda", "NVRTC not found (libnvrtc.so.12 / libnvrtc.so); it compiles the kernels at run time"));
+        }
+        let ctx = stream.context().clone();
+        let info = guarded("device query", || query_info(&ctx))?;
+        Ok(CudaBackend { ctx, stream, info, modules: Mutex::new(HashMap::new()), functions: Mutex::new(HashMap::new()) })
+    }
+
+    /// The stream every op of this backend is enqueued on.
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    /// The CUDA context.
+    pub fn context(&self) -> &Arc<CudaContext> {
+        &self.ctx
+    }
+
+    /// Compute capability `(major, minor)`.
+    pub fn compute_capability(&self) -> (i32, i32) {
+        self.info.cc
+    }
+
+    /// The architecture the kernels are compiled for (`sm_XY`).
+    pub fn arch(&self) -> &str {
+        &self.info.arch
+    }
+
+    /// Number of streaming multiprocessors.
+    pub fn sm_count(&self) -> usize {
+        self.info.sm_count.max(0) as usize
+    }
+
+    /// The loaded module of a kernel family (compiled once per process and arch, loaded once
+    /// per backend).
+    fn module(&self, family: &'static str) -> Result<Arc<CudaModule>> {
+        let mut mods = self.modules.lock().map_err(|_| Error::backend("cuda", "module cache lock poisoned"))?;
+        if let Some(m) = mods.get(family) {
+            return Ok(m.clone());
+        }
+        let c = super::nvrtc::compiled(family, &self.info.arch)?;
+        let from_cubin = c.cubin.as_ref().and_then(|b| self.ctx.load_module(cudarc::nvrtc::Ptx::from_binary(b.clone())).ok());
+        let m = match from_cubin {
+            Some(m) => m,
+            None => self.ctx.load_module(cudarc::nvrtc::Ptx::from_src(c.ptx.clone())).map_err(drv("cuModuleLoadData (PTX)"))?,
+        };
+        mods.insert(family, m.clone());
+        Ok(m)
+    }
+
+    /// A kernel of a family, by name (cached).
+    pub(crate) fn function(&self, family: &'static str, name: &str) -> Result<CudaFunction> {
+        let key = format!("{family}/{name}");
+        if let Some(f) = self.functions.lock().map_err(|_| Error::backend("cuda", "function cache lock poisoned"))?.get(&key) {
+            return Ok(f.clone());
+        }
+        let m = self.module(family)?;
+        let f = m.load_function(name).map_err(|e| Error::backend("cuda", format!("kernel `{name}` not found in {family}.cu: {e}")))?;
+        self.functions.lock().map_err(|_| Error::backend("cuda", "function cache lock poisoned"))?.insert(key, f.clone());
+        Ok(f)
+    }
+
+    /// A launch configuration, checking the grid against the device's limits and the
+    /// shared memory against the per-block limit.
+    pub(crate) fn cfg(&self, op: &'static str, grid: (usize, usize, usize), block: u32, smem: u32) -> Result<LaunchConfig> {
+        let g = [grid.0.max(1), grid.1.max(1), grid.2.max(1)];
+        for (d, (&v, &max)) in g.iter().zip(&self.info.max_grid).enumerate() {
+            if v as u64 > max as u64 {
+                return Err(Error::shape(op, format!("grid dimension {d} = {v} exceeds this device's limit {max}; the problem is too large for one launch")));
+            }
+        }
+        if smem > self.info.max_smem_block {
+            return Err(Error::shape(op, format!("{smem} bytes of shared memory exceed this device's {} per block", self.info.max_smem_block)));
+        }
+        Ok(LaunchConfig { grid_dim: (g[0] as u32, g[1] as u32, g[2] as u32), block_dim: (block, 1, 1), shared_mem_bytes: smem })
+    }
+
+    /// True if the slice's device address is a multiple of `align` bytes (vector loads).
+    pub(crate) fn aligned<T>(&self, s: &CudaSlice<T>, align: u64) -> bool {
+        let (ptr, _sync) = s.device_ptr(&self.stream);
+        ptr % align == 0
+    }
+
+    /// A zeroed f32 scratch buffer on this backend's stream.
+    pub(crate) fn scratch_f32(&self, len: usize) -> Result<CudaSlice<f32>> {
+        self.stream.alloc_zeros::<f32>(len.max(1)).map_err(drv("cuMemAlloc (scratch)"))
+    }
+
+    fn alloc_typed<T: CudaElement>(&self, len: usize) -> Result<Storage> {
+        let s = self.stream.alloc_zeros::<T>(len).map_err(drv("cuMemAlloc"))?;
+        Ok(Storage::Cuda(T::wrap(s)))
+    }
+
+    fn upload_typed<T: CudaElement>(&self, bytes: &[u8]) -> Result<Storage> {
+        let host: Vec<T> = bytemuck::pod_collect_to_vec(bytes);
+        let s = self.stream.clone_htod(&host).map_err(drv("cuMemcpyHtoD"))?;
+        Ok(Storage::Cuda(T::wrap(s)))
+    }
+
+    fn download_typed<T: CudaElement>(&self, s: &CudaSlice<T>, len: usize) -> Result<Vec<u8>> {
+        if s.len() < len {
+            return Err(Error::backend("cuda", format!("download: allocation holds {} elements, buffer says {len}", s.len())));
+        }
+        let v = self.stream.clone_dtoh(&s.slice(..len)).map_err(drv("cuMemcpyDtoH"))?;
+        self.stream.synchronize().map_err(drv("cuStreamSynchronize"))?;
+        Ok(bytemuck::cast_slice(&v).to_vec())
+    }
+}
+
+impl Backend for CudaBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Cuda
+    }
+    fn name(&self) -> String {
+        format!("{} ({}, {} SMs)", self.info.name, self.info.arch, self.info.sm_count)
+    }
+    fn max_buffer_bytes(&self) -> u64 {
+        (self.info.total_mem as u64).min((crate::formats::MAX_ELEMENTS as u64) * 4)
+    }
+    fn alloc_zeroed(&self, dtype: DType, len: usize) -> Result<Storage> {
+        match dtype {
+            DType::F32 => self.alloc_typed::<f32>(len),
+            DType::F16 => self.alloc_typed::<f16>(len),
+            DType::I8 => self.alloc_typed::<i8>(len),
+            DType::I32 => self.alloc_typed::<i32>(len),
+            DType::U32 => self.alloc_typed::<u32>(len),
+        }
+    }
+    fn upload(&self, dtype: DType, bytes: &[u8]) -> Result<Storage> {
+        if bytes.len() % dtype.size() != 0 {
+            return Err(Error::backend("cuda", format!("upload of {} bytes is not a whole number of {dtype}", bytes.len())));
+        }
+        match dtype {
+            DType::F32 => self.upload_typed::<f32>(bytes),
+            DType::F16 => self.upload_typed::<f16>(bytes),
+            DType::I8 => self.upload_typed::<i8>(bytes),
+            DType::I32 => self.upload_typed::<i32>(bytes),
+            DType::U32 => self.upload_typed::<u32>(bytes),
+        }
+    }
+    fn download(&self, storage: &Storage, dtype: DType, len: usize) -> Result<Vec<u8>> {
+        let Storage::Cuda(s) = storage else {
+            return Err(Error::backend("cuda", format!("cannot download {} storage", storage.backend_name())));
+        };
+        if s.dtype() != dtype {
+            return Err(Error::backend("cuda", format!("download: storage holds {}, asked for {dtype}", s.dtype())));
+        }
+        match s {
+            CudaStorage::F32(x) => self.download_typed(x, len),
+            CudaStorage::F16(x) => self.download_typed(x, len),
+            CudaStorage::I8(x) => self.download_typed(x, len),
+            CudaStorage::I32(x) => self.download_typed(x, len),
+            CudaStorage::U32(x) => self.download_typed(x, len),
+        }
+    }
+    fn synchronize(&self) -> Result<()> {
+        self.stream.synchronize().map_err(drv("cuStreamSynchronize"))
+    }
+    fn time_runs(&self, f: &mut dyn FnMut() -> Result<()>, iters: usize) -> Result<Vec<f64>> {
+        self.synchronize()?;
+        let mut events = Vec::with_capacity(iters + 1);
+        for _ in 0..=iters {
+            events.push(self.ctx.new_event(Some(CUevent_flags::CU_EVENT_DEFAULT)).map_err(drv("cuEventCreate"))?);
+        }
+        events[0].record(&self.stream).map_err(drv("cuEventRecord"))?;
+        for e in &events[1..] {
+            f()?;
+            e.record(&self.stream).map_err(drv("cuEventRecord"))?;
+        }
+        let mut out = Vec::with_capacity(iters);
+        for w in events.windows(2) {
+            out.push(w[0].elapsed_ms(&w[1]).map_err(drv("cuEventElapsedTime"))? as f64 * 1e-3);
+        }
+        Ok(out)
+    }
+    fn timer_name(&self) -> &'static str {
+        "cuda events"
+    }
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
+    fn spmm(&self, _: Checked, a: &DeviceCsr, b: &Tensor, c: &mut Tensor, alpha: f32, beta: f32) -> Result<()> {
+        super::sparse::spmm(self, a, b, c, alpha, beta)
+    }
+    fn spmm_t(&self, _: Checked, a: &DeviceCsr, b: &Tensor, c: &mut Tensor) -> Result<()> {
+        super::sparse::spmm_t(self, a, b, c)
+    }
+    fn sddmm(&self, _: Checked, a: &mut DeviceCsr, x: &Tensor, y: &Tensor, alpha: f32, beta: f32) -> Result<()> {
+        super::sparse::sddmm(self, a, x, y, alpha, beta)
+    }
+    fn lowrank_linear(&self, _: Checked, lr: &DeviceLowRank, x: &Tensor, bias: Option<&Tensor>, y: &mut Tensor) -> Result<()> {
+        super::lowrank::lowrank_linear(self, lr, x, bias, y)
+    }
+    fn lowrank_reconstruct(&self, _: Checked, lr: &DeviceLowRank, w: &mut Tensor) -> Result<()> {
+        super::lowrank::lowrank_reconstruct(self, lr, w)
+    }
+    fn frobenius_decay(&self, _: Checked, lr: &DeviceLowRank, c: f32, du: &mut Tensor, dv: &mut Tensor) -> Result<()> {
+        super::lowrank::frobenius_decay(self, lr, c, du, dv)
+    }
+    fn quantize_rows_i8(&self, _: Checked, x: &Tensor, out: &mut DeviceInt8Matrix) -> Result<()> {
+        super::quant::quantize_rows_i8(self, x, out)
+    }
+    fn gemm_w8a8(&self, _: Checked, x: &DeviceInt8Matrix, w: &DeviceInt8Matrix, y: &mut Tensor) -> Result<()> {
+        super::quant::gemm_w8a8(self, x, w, y)
+    }
+    fn gemm_w4a16(&self, _: Checked, x: &Tensor, w: &DeviceInt4Weights, y: &mut Tensor) -> Result<()> {
+        super::quant::gemm_w4a16(self, x, w, y)
+    }
+    fn binarize_pack(&self, _: Checked, x: &Tensor, out: &mut DeviceBits) -> Result<()> {
+        super::binary::binarize_pack(self, x, out)
+    }
+    fn xnor_gemm(&self, _: Checked, a: &DeviceBits, w: &DeviceBinaryWeights, y: &mut Tensor) -> Result<()> {
+        super::binary::xnor_gemm(self, a, w, y)
+    }
+    fn xnor_conv2d(&self, _: Checked, x: &DeviceBits, f: &DeviceBinaryFilter, p: &Conv2dParams, y: &mut Tensor) -> Result<()> {
+        super::binary::xnor_conv2d(self, x, f, p, y)
+    }
+    fn xnor_conv2d_bits(
+        &self,
+        _: Checked,
+        x: &DeviceBits,
+        f: &DeviceBinaryFilter,
+        p: &Conv2dParams,
+        thresholds: &Buffer,
+        out: &mut DeviceBits,
+    ) -> Result<()> {
+        super::binary::xnor_conv2d_bits(self, x, f, p, thresholds, out)
+    }
+}

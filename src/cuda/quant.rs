@@ -1,0 +1,144 @@
+//! CUDA launchers of the quantized ops (kernels in `cuda/quant.cu`).
+
+use cudarc::driver::PushKernelArg;
+use half::f16;
+
+use super::backend::{drv, i32_arg, sl, sl_mut, CudaBackend, KernelFloat};
+use super::sparse::expect_len;
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::tensor::*;
+
+/// Largest K for which the int32 accumulation of int8 products cannot overflow
+/// (128 * 128 * K < 2^31).
+const W8A8_MAX_K: usize = 131_071;
+
+pub(crate) fn quantize_rows_i8(be: &CudaBackend, x: &Tensor, out: &mut DeviceInt8Matrix) -> Result<()> {
+    match x.dtype() {
+        DType::F32 => quantize_typed::<f32>(be, x, out),
+        DType::F16 => quantize_typed::<f16>(be, x, out),
+        d => Err(Error::dtype("quantize_rows_i8", format!("X is {d}"))),
+    }
+}
+
+fn quantize_typed<T: KernelFloat>(be: &CudaBackend, x: &Tensor, out: &mut DeviceInt8Matrix) -> Result<()> {
+    const OP: &str = "quantize_rows_i8";
+    let (m, k, stride) = (out.rows, out.cols, out.stride);
+    if stride < k {
+        return Err(Error::shape(OP, format!("row stride {stride} < K = {k}")));
+    }
+    expect_len(OP, "X", &x.buf, m * k)?;
+    expect_len(OP, "out.q", &out.q, m * stride)?;
+    expect_len(OP, "out.scales", &out.scales, m)?;
+    let block = k.next_power_of_two().clamp(32, 256);
+    let cfg = be.cfg(OP, (m, 1, 1), block as u32, 0)?;
+    let f = be.function("quant", &format!("quantize_rows_i8_{}", T::SUFFIX))?;
+    let (ki, si) = (i32_arg(OP, "K", k)?, i32_arg(OP, "stride", stride)?);
+    let xs = sl::<T>(OP, "X", &x.buf)?;
+    let DeviceInt8Matrix { q, scales, .. } = out;
+    let mut lb = be.stream().launch_builder(&f);
+    lb.arg(&ki).arg(&si).arg(xs).arg(sl_mut::<i8>(OP, "out.q", q)?).arg(sl_mut::<f32>(OP, "out.scales", scales)?);
+    // SAFETY: arguments match `quantize_rows_i8_*` in cuda/quant.cu; one block per row of X
+    // (m * k elements), writes q[row * stride + c] for c < k <= stride and scales[row].
+    unsafe { lb.launch(cfg) }.map_err(drv(OP))?;
+    Ok(())
+}
+
+pub(crate) fn gemm_w8a8(be: &CudaBackend, x: &DeviceInt8Matrix, w: &DeviceInt8Matrix, y: &mut Tensor) -> Result<()> {
+    match y.dtype() {
+        DType::F32 => w8a8_typed::<f32>(be, x, w, y),
+        DType::F16 => w8a8_typed::<f16>(be, x, w, y),
+        d => Err(Error::dtype("gemm_w8a8", format!("Y is {d}"))),
+    }
+}
+
+fn w8a8_typed<T: KernelFloat>(be: &CudaBackend, x: &DeviceInt8Matrix, w: &DeviceInt8Matrix, y: &mut Tensor) -> Result<()> {
+    const OP: &str = "gemm_w8a8";
+    let (m, n, k) = (x.rows, w.rows, x.cols);
+    if x.stride != w.stride || x.stride < k || x.stride % 16 != 0 {
+        return Err(Error::shape(OP, format!("row strides {} and {} must be equal multiples of 16 >= K = {k}", x.stride, w.stride)));
+    }
+    if k > W8A8_MAX_K {
+        return Err(Error::shape(OP, format!("K = {k} exceeds {W8A8_MAX_K}: the int32 accumulator could overflow")));
+    }
+    expect_len(OP, "X.q", &x.q, m * x.stride)?;
+    expect_len(OP, "W.q", &w.q, n * w.stride)?;
+    expect_len(OP, "X.scales", &x.scales, m)?;
+    expect_len(OP, "W.scales", &w.scales, n)?;
+    expect_len(OP, "Y", &y.buf, m * n)?;
+    let xq = sl::<i8>(OP, "X.q", &x.q)?;
+    let wq = sl::<i8>(OP, "W.q", &w.q)?;
+    if !be.aligned(xq, 16) || !be.aligned(wq, 16) {
+        return Err(Error::backend("cuda", format!("{OP}: int8 buffers must be 16-byte aligned")));
+    }
+    // Tensor cores (mma.sync m16n8k32 s8) from sm_80 once there are enough rows to fill an
+    // m16 tile; the dp4a GEMV kernel for small M and older GPUs.
+    let mma = be.compute_capability().0 >= 8 && m > 8;
+    let (name, cfg) = if mma {
+        (format!("w8a8_mma_{}", T::SUFFIX), be.cfg(OP, (n.div_ceil(64), m.div_ceil(64), 1), 128, 0)?)
+    } else {
+        (format!("w8a8_gemv_{}", T::SUFFIX), be.cfg(OP, (n.div_ceil(8), m.div_ceil(8), 1), 256, 0)?)
+    };
+    let f = be.function("quant", &name)?;
+    let (mi, ni, ki, si) = (i32_arg(OP, "M", m)?, i32_arg(OP, "N", n)?, i32_arg(OP, "K", k)?, i32_arg(OP, "stride", x.stride)?);
+    let mut lb = be.stream().launch_builder(&f);
+    lb.arg(&mi)
+        .arg(&ni)
+        .arg(&ki)
+        .arg(&si)
+        .arg(xq)
+        .arg(sl::<f32>(OP, "X.scales", &x.scales)?)
+        .arg(wq)
+        .arg(sl::<f32>(OP, "W.scales", &w.scales)?)
+        .arg(sl_mut::<T>(OP, "Y", &mut y.buf)?);
+    // SAFETY: arguments match `w8a8_*` in cuda/quant.cu; strides, lengths, alignment and the
+    // K limit of the kernels' contract were checked above.
+    unsafe { lb.launch(cfg) }.map_err(drv(OP))?;
+    Ok(())
+}
+
+pub(crate) fn gemm_w4a16(be: &CudaBackend, x: &Tensor, w: &DeviceInt4Weights, y: &mut Tensor) -> Result<()> {
+    match x.dtype() {
+        DType::F32 => w4a16_typed::<f32>(be, x, w, y),
+        DType::F16 => w4a16_typed::<f16>(be, x, w, y),
+        d => Err(Error::dtype("gemm_w4a16", format!("X is {d}"))),
+    }
+}
+
+fn w4a16_typed<T: KernelFloat>(be: &CudaBackend, x: &Tensor, w: &DeviceInt4Weights, y: &mut Tensor) -> Result<()> {
+    const OP: &str = "gemm_w4a16";
+    let (m, n, k, group) = (x.rows, w.n, w.k, w.group);
+    crate::formats::quant::check_group(OP, k, group)?;
+    let groups = k / group;
+    expect_len(OP, "X", &x.buf, m * k)?;
+    expect_len(OP, "qweight", &w.qweight, n * k / 8)?;
+    expect_len(OP, "scales", &w.scales, n * groups)?;
+    expect_len(OP, "zeros", &w.zeros, n * groups)?;
+    expect_len(OP, "Y", &y.buf, m * n)?;
+    let xs = sl::<T>(OP, "X", &x.buf)?;
+    let qw = sl::<u32>(OP, "qweight", &w.qweight)?;
+    if !be.aligned(xs, 16) || !be.aligned(qw, 16) {
+        return Err(Error::backend("cuda", format!("{OP}: X and qweight must be 16-byte aligned")));
+    }
+    let (name, cfg) = if m <= 8 {
+        (format!("w4a16_gemv_{}", T::SUFFIX), be.cfg(OP, (n.div_ceil(8), m.div_ceil(8), 1), 256, 0)?)
+    } else {
+        (format!("w4a16_tile_{}", T::SUFFIX), be.cfg(OP, (n.div_ceil(64), m.div_ceil(64), 1), 256, 0)?)
+    };
+    let f = be.function("quant", &name)?;
+    let (mi, ni, ki, gi) = (i32_arg(OP, "M", m)?, i32_arg(OP, "N", n)?, i32_arg(OP, "K", k)?, i32_arg(OP, "group", group)?);
+    let mut lb = be.stream().launch_builder(&f);
+    lb.arg(&mi)
+        .arg(&ni)
+        .arg(&ki)
+        .arg(&gi)
+        .arg(xs)
+        .arg(qw)
+        .arg(sl::<f32>(OP, "scales", &w.scales)?)
+        .arg(sl::<u32>(OP, "zeros", &w.zeros)?)
+        .arg(sl_mut::<T>(OP, "Y", &mut y.buf)?);
+    // SAFETY: arguments match `w4a16_*` in cuda/quant.cu; group | K, every length and the
+    // 16-byte alignment of the vector-loaded buffers were checked above.
+    unsafe { lb.launch(cfg) }.map_err(drv(OP))?;
+    Ok(())
+}
