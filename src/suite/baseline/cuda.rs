@@ -38,8 +38,8 @@ fn err(what: &str, e: impl std::fmt::Debug) -> Error {
 /// The stream of a slimgemm CUDA device: baselines enqueue on it, so `Device::time_runs`
 /// (CUDA events on that stream) times them.
 fn stream_of(dev: &Device) -> Result<Arc<CudaStream>> {
-    let _ = dev;
-    Err(Error::unavailable(NAME, "the CUDA backend exposes no stream yet"))
+    let be = dev.as_cuda().ok_or_else(|| Error::unavailable(NAME, format!("device `{}` is not a CUDA device", dev.name())))?;
+    Ok(be.stream().clone())
 }
 
 /// Which library a baseline needs, probed by `dlopen` before first use.
