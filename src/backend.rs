@@ -96,6 +96,11 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         None
     }
+    /// The wgpu backend behind this trait object, if it is one (for bring-your-own device
+    /// and buffer interop; see [`crate::Device::as_wgpu`]).
+    fn as_wgpu(&self) -> Option<&crate::wgpu::WgpuBackend> {
+        None
+    }
 
     /// `C = alpha * A * B + beta * C`; A `[M,K]`, B `[K,N]`, C `[M,N]`, one float dtype.
     fn spmm(&self, ok: Checked, a: &DeviceCsr, b: &Tensor, c: &mut Tensor, alpha: f32, beta: f32) -> Result<()>;

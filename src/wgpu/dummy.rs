@@ -10,10 +10,35 @@ pub enum WgpuStorage {}
 #[derive(Debug)]
 pub enum WgpuBackend {}
 
+/// Bounds-check policy of the wgpu backend (the backend is not compiled in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BoundsChecks {
+    /// The default policy.
+    #[default]
+    Auto,
+    /// Always checked.
+    Checked,
+    /// Trusted kernels unchecked.
+    Unchecked,
+}
+
+/// Options of the wgpu backend (the backend is not compiled in).
+#[derive(Debug, Clone, Default)]
+pub struct WgpuOptions {
+    /// Adapter name substring.
+    pub adapter: Option<String>,
+    /// Bounds-check policy.
+    pub bounds_checks: BoundsChecks,
+}
+
 impl WgpuBackend {
     /// Always fails: the crate was built without the `wgpu` feature.
     pub fn new() -> Result<Self> {
         Err(Error::unavailable("wgpu", "slimgemm was built without the `wgpu` feature"))
+    }
+    /// Always fails: the crate was built without the `wgpu` feature.
+    pub fn with_options(_options: WgpuOptions) -> Result<Self> {
+        Self::new()
     }
 }
 
@@ -45,4 +70,11 @@ impl crate::backend::Backend for WgpuBackend {
 /// Lists wgpu adapters with their features (unavailable: not compiled in).
 pub fn describe_adapters() -> Result<Vec<String>> {
     Err(Error::unavailable("wgpu", "slimgemm was built without the `wgpu` feature"))
+}
+
+impl crate::Device {
+    /// The wgpu backend of this device (always `None`: not compiled in).
+    pub fn as_wgpu(&self) -> Option<&WgpuBackend> {
+        self.backend().as_wgpu()
+    }
 }

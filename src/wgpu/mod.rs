@@ -1,5 +1,55 @@
 //! The WGSL backend (wgpu). Without the `wgpu` feature this is a dummy that reports itself
 //! unavailable.
+//!
+//! Layout of the real backend: `context.rs` (adapter choice, device, storage, uploads,
+//! downloads, timing, bring-your-own device and buffers), `pipeline.rs` (shader modules and
+//! pipelines compiled once and cached, the dispatch helper every op family uses), and one
+//! file per op family (`sparse.rs`, `lowrank.rs`, `quant.rs`, `binary.rs`) whose kernels
+//! live in `shaders/<family>.wgsl`.
 
+#[cfg(not(feature = "wgpu"))]
 mod dummy;
-pub use dummy::{describe_adapters, WgpuBackend, WgpuStorage};
+#[cfg(not(feature = "wgpu"))]
+pub use dummy::{describe_adapters, BoundsChecks, WgpuBackend, WgpuOptions, WgpuStorage};
+
+#[cfg(feature = "wgpu")]
+mod binary;
+#[cfg(feature = "wgpu")]
+mod context;
+#[cfg(feature = "wgpu")]
+mod lowrank;
+#[cfg(feature = "wgpu")]
+pub(crate) mod pipeline;
+#[cfg(feature = "wgpu")]
+mod quant;
+#[cfg(feature = "wgpu")]
+mod sparse;
+#[cfg(feature = "wgpu")]
+pub use context::{describe_adapters, WgpuBackend, WgpuStorage};
+
+/// Whether the backend's shader modules keep naga's runtime bounds checks.
+#[cfg(feature = "wgpu")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BoundsChecks {
+    /// Checked in debug builds; in release builds, kernels whose bounds argument is written
+    /// next to the shader (marked trusted) drop the checks. `SLIMGEMM_WGPU_CHECKED=1` forces
+    /// checked modules.
+    #[default]
+    Auto,
+    /// Every module keeps naga's bounds checks.
+    Checked,
+    /// Trusted kernels drop the checks in every build (others stay checked).
+    /// `SLIMGEMM_WGPU_CHECKED=1` still forces checked modules.
+    Unchecked,
+}
+
+/// Options of [`WgpuBackend::with_options`].
+#[cfg(feature = "wgpu")]
+#[derive(Debug, Clone, Default)]
+pub struct WgpuOptions {
+    /// Case-insensitive substring of the adapter name to pick (overrides the
+    /// `SLIMGEMM_WGPU_ADAPTER` environment variable); `None` picks the best adapter.
+    pub adapter: Option<String>,
+    /// Bounds-check policy for the shader modules.
+    pub bounds_checks: BoundsChecks,
+}
