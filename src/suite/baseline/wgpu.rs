@@ -11,8 +11,14 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::formats::Matrix;
 use crate::suite::Workload;
+use crate::wgpu::pipeline::{Bind, Dispatch, Groups, Shader};
 
 const SOURCE: &str = include_str!("../../../shaders/dense_gemm.wgsl");
+
+/// The dense GEMM shader for the wgpu backend's pipeline cache and dispatch helper (which
+/// writes the timestamps `Device::time_runs` reads). Trusted: `WgslGemm::new` sizes every
+/// buffer as the shader's layout contract requires (see the shader's header).
+static DENSE_GEMM: Shader = Shader { name: "dense_gemm", source: SOURCE, trusted: true };
 const NAME: &str = "wgpu";
 
 /// The wgpu device and queue a baseline runs on (those of the slimgemm device, so that
@@ -33,8 +39,8 @@ fn err(what: &str, e: impl std::fmt::Display) -> Error {
 impl Ctx {
     /// The wgpu handles behind a slimgemm wgpu device.
     pub(crate) fn of(dev: &Device) -> Result<Self> {
-        let _ = dev;
-        Err(Error::unavailable(NAME, "the wgpu backend exposes no device handles yet"))
+        let be = dev.as_wgpu().ok_or_else(|| Error::unavailable(NAME, format!("device `{}` is not a wgpu device", dev.name())))?;
+        Ok(Ctx { device: be.device().clone(), queue: be.queue().clone(), limits: be.limits().clone(), dev: Some(dev.clone()) })
     }
 
     /// Wraps raw wgpu handles (a device made outside slimgemm).
@@ -45,7 +51,7 @@ impl Ctx {
     }
 
     fn max_binding(&self) -> u64 {
-        (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size)
+        self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size)
     }
 
     /// Runs `f` in validation / out-of-memory error scopes and maps a captured error.
@@ -176,16 +182,20 @@ const K_ALIGN: usize = 16;
 /// A prepared dense WGSL GEMM: padded inputs, output and pipeline on the device.
 pub(crate) struct WgslGemm {
     ctx: Ctx,
-    pipeline: wgpu::ComputePipeline,
-    bind_group: wgpu::BindGroup,
+    /// Own pipeline and bind group, only on raw handles (no slimgemm device).
+    raw: Option<(wgpu::ComputePipeline, wgpu::BindGroup)>,
     groups: (u32, u32),
+    a: wgpu::Buffer,
+    b: wgpu::Buffer,
     c: wgpu::Buffer,
     m: usize,
     n: usize,
     n4: usize,
+    kp: usize,
     f16: bool,
-    // Inputs kept alive for the bind group.
-    _bufs: Vec<wgpu::Buffer>,
+    tiles: Tiles,
+    // The uniform parameters of the raw path, kept alive for its bind group.
+    _params: wgpu::Buffer,
 }
 
 fn pack(data: &[f32], f16: bool) -> Vec<u8> {
@@ -249,28 +259,48 @@ impl WgslGemm {
                 usage: wgpu::BufferUsages::UNIFORM,
             })
         })?;
-        let pipeline = gemm_pipeline(ctx, tiles, f16)?;
-        let bind_group = ctx.scoped("baseline bind group", || {
-            let layout = pipeline.get_bind_group_layout(0);
-            ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("baseline GEMM"),
-                layout: &layout,
-                entries: &[
-                    wgpu::BindGroupEntry { binding: 0, resource: pbuf.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 1, resource: abuf.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 2, resource: bbuf.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 3, resource: c.as_entire_binding() },
-                ],
-            })
-        })?;
-        Ok(WgslGemm { ctx: ctx.clone(), pipeline, bind_group, groups: (gx as u32, gy as u32), c, m, n, n4, f16, _bufs: vec![abuf, bbuf, pbuf] })
+        let raw = if ctx.dev.is_some() { None } else { Some(raw_pipeline(ctx, tiles, f16, [&pbuf, &abuf, &bbuf, &c])?) };
+        Ok(WgslGemm {
+            ctx: ctx.clone(),
+            raw,
+            groups: (gx as u32, gy as u32),
+            a: abuf,
+            b: bbuf,
+            c,
+            m,
+            n,
+            n4,
+            kp,
+            f16,
+            tiles,
+            _params: pbuf,
+        })
+    }
+
+    /// The launch for the backend's dispatch helper.
+    fn dispatch(&self) -> Dispatch<'_> {
+        Dispatch {
+            shader: &DENSE_GEMM,
+            entry: "gemm",
+            constants: vec![
+                ("WG_M", self.tiles.wg_m as f64),
+                ("WG_N", self.tiles.wg_n as f64),
+                ("BK", self.tiles.bk as f64),
+                ("F16", if self.f16 { 1.0 } else { 0.0 }),
+            ],
+            binds: vec![Bind::Read(&self.a), Bind::Read(&self.b), Bind::Write(&self.c)],
+            params: vec![self.m as u32, self.n4 as u32, self.kp as u32, 0],
+            groups: Groups::Grid(self.groups.0, self.groups.1, 1),
+        }
     }
 
     /// Records the dispatch into a compute pass.
     fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
-        pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, &self.bind_group, &[]);
-        pass.dispatch_workgroups(self.groups.0, self.groups.1, 1);
+        if let Some((pipeline, bind_group)) = &self.raw {
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, bind_group, &[]);
+            pass.dispatch_workgroups(self.groups.0, self.groups.1, 1);
+        }
     }
 
     /// Submits one run.
@@ -296,8 +326,14 @@ impl WgslGemm {
     }
 }
 
-/// Records the dispatches of `gemms` in order (one compute pass each) and submits them.
+/// Runs `gemms` in order, one compute pass each: through the wgpu backend's dispatch helper
+/// (pipeline cache, timestamps under `Device::time_runs`) on a slimgemm device, else with
+/// this module's own pipeline on raw handles.
 fn submit_passes(ctx: &Ctx, gemms: &[&WgslGemm]) -> Result<()> {
+    if let Some(be) = ctx.dev.as_ref().and_then(|d| d.as_wgpu()) {
+        let dispatches: Vec<Dispatch<'_>> = gemms.iter().map(|g| g.dispatch()).collect();
+        return be.run("dense GEMM baseline", &dispatches);
+    }
     ctx.scoped("baseline GEMM dispatch", || {
         let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("baseline GEMM") });
         for g in gemms {
@@ -306,6 +342,18 @@ fn submit_passes(ctx: &Ctx, gemms: &[&WgslGemm]) -> Result<()> {
         }
         ctx.queue.submit(Some(enc.finish()));
     })
+}
+
+/// Own pipeline and bind group (params, A, B, C) for raw handles.
+fn raw_pipeline(ctx: &Ctx, tiles: Tiles, f16: bool, bufs: [&wgpu::Buffer; 4]) -> Result<(wgpu::ComputePipeline, wgpu::BindGroup)> {
+    let pipeline = gemm_pipeline(ctx, tiles, f16)?;
+    let bind_group = ctx.scoped("baseline bind group", || {
+        let layout = pipeline.get_bind_group_layout(0);
+        let entries: Vec<wgpu::BindGroupEntry<'_>> =
+            bufs.iter().enumerate().map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() }).collect();
+        ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some("baseline GEMM"), layout: &layout, entries: &entries })
+    })?;
+    Ok((pipeline, bind_group))
 }
 
 fn gemm_pipeline(ctx: &Ctx, tiles: Tiles, f16: bool) -> Result<wgpu::ComputePipeline> {
