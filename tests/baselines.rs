@@ -37,8 +37,30 @@ fn workloads() -> Vec<Workload> {
         Workload::GemmW4a16 { m: 17, n: 5, k: 128, group: 64, symmetric: true, dtype: DType::F32 },
         Workload::BinarizePack { rows: 5, cols: 70 },
         Workload::XnorGemm { m: 3, n: 7, k: 97 },
-        Workload::XnorConv2d { batch: 1, h: 5, w: 6, c_in: 33, c_out: 7, ksize: 3, stride: 2, pad: 1, pad_mode: PadMode::Zero, bits_out: false },
-        Workload::XnorConv2d { batch: 2, h: 4, w: 4, c_in: 3, c_out: 5, ksize: 3, stride: 1, pad: 0, pad_mode: PadMode::One, bits_out: true },
+        Workload::XnorConv2d {
+            batch: 1,
+            h: 5,
+            w: 6,
+            c_in: 33,
+            c_out: 7,
+            ksize: 3,
+            stride: 2,
+            pad: 1,
+            pad_mode: PadMode::Zero,
+            bits_out: false,
+        },
+        Workload::XnorConv2d {
+            batch: 2,
+            h: 4,
+            w: 4,
+            c_in: 3,
+            c_out: 5,
+            ksize: 3,
+            stride: 1,
+            pad: 0,
+            pad_mode: PadMode::One,
+            bits_out: true,
+        },
     ]
 }
 

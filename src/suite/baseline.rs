@@ -335,11 +335,9 @@ pub(crate) fn dense_problems(w: &Workload) -> Result<Vec<DenseProblem>> {
         Workload::SpmmT { a, n, .. } => {
             vec![DenseProblem { what: "densified A^T", a: densify(a)?.transpose(), b: HostInputs::dense_b(a.rows, *n)? }]
         }
-        Workload::Sddmm { a, k, .. } => vec![DenseProblem {
-            what: "full X Y^T",
-            a: HostInputs::dense_b(a.rows, *k)?,
-            b: HostInputs::dense_y(a.cols, *k)?.transpose(),
-        }],
+        Workload::Sddmm { a, k, .. } => {
+            vec![DenseProblem { what: "full X Y^T", a: HostInputs::dense_b(a.rows, *k)?, b: HostInputs::dense_y(a.cols, *k)?.transpose() }]
+        }
         Workload::LowrankLinear { m, n, r, batch, .. } => {
             let lr = HostInputs::lowrank(*m, *n, *r)?;
             let wt = Matrix::new(*m, *n, crate::naive::lowrank_reconstruct(&lr))?.transpose();

@@ -555,7 +555,11 @@ fn cusparse_spmm(stream: &Arc<CudaStream>, name: &str, a: &Csr<f32>, n: usize, d
     let dn1 = dn_mat(b_rows, n, pb, dtype)?;
     let dn2 = dn_mat(c_rows, n, pc, dtype)?;
     let (w, pw) = zeros::<u8>(stream, 16)?;
-    let op_a = if transpose { sp::cusparseOperation_t::CUSPARSE_OPERATION_TRANSPOSE } else { sp::cusparseOperation_t::CUSPARSE_OPERATION_NON_TRANSPOSE };
+    let op_a = if transpose {
+        sp::cusparseOperation_t::CUSPARSE_OPERATION_TRANSPOSE
+    } else {
+        sp::cusparseOperation_t::CUSPARSE_OPERATION_NON_TRANSPOSE
+    };
     SparseBaseline {
         name: name.to_string(),
         sddmm: false,
@@ -852,7 +856,16 @@ fn cudnn_conv(
     stream.context().bind_to_thread().map_err(|e| err("bind context", e))?;
     let (oh, ow) = conv_out(h, w, ks, stride, pad)?;
     let ci = |what, v| c_int(what, v);
-    let (nb, hh, ww, ci_, co, k, s, p) = (ci("batch", batch)?, ci("h", h)?, ci("w", w)?, ci("c_in", c_in)?, ci("c_out", c_out)?, ci("k", ks)?, ci("stride", stride)?, ci("pad", pad)?);
+    let (nb, hh, ww, ci_, co, k, s, p) = (
+        ci("batch", batch)?,
+        ci("h", h)?,
+        ci("w", w)?,
+        ci("c_in", c_in)?,
+        ci("c_out", c_out)?,
+        ci("k", ks)?,
+        ci("stride", stride)?,
+        ci("pad", pad)?,
+    );
     ci("input elements", batch * h * w * c_in)?;
     ci("output elements", batch * oh * ow * c_out)?;
     let x = HostInputs::bits_a(batch * h * w, c_in)?;
@@ -868,19 +881,20 @@ fn cudnn_conv(
     let cd = DnnConv(cudarc::cudnn::result::create_convolution_descriptor().map_err(|e| err("cudnnCreateConvolutionDescriptor", e))?);
     let half = dnn::cudnnDataType_t::CUDNN_DATA_HALF;
     let nhwc = dnn::cudnnTensorFormat_t::CUDNN_TENSOR_NHWC;
-    let mut perf: [dnn::cudnnConvolutionFwdAlgoPerf_t; 8] = 
-        // SAFETY: a plain C struct of integers, floats and enums whose zero value is valid
-        // (the library overwrites the entries it returns).
-        unsafe { std::mem::zeroed() };
+    // SAFETY: a plain C struct of integers, floats and enums whose zero value is valid
+    // (the library overwrites the entries it returns).
+    let mut perf: [dnn::cudnnConvolutionFwdAlgoPerf_t; 8] = unsafe { std::mem::zeroed() };
     let mut returned = 0i32;
     // SAFETY: every descriptor is live; dims are given in NCHW order with the NHWC format
     // (filter: K, C, R, S with KRSC storage = our OHWI); `perf` has room for 8 results.
     let (algo, work_size) = unsafe {
         cudarc::cudnn::result::set_stream(handle.0, stream.cu_stream() as _).map_err(|e| err("cudnnSetStream", e))?;
-        cudarc::cudnn::result::set_tensor4d_descriptor(xd.0, nhwc, half, [nb, ci_, hh, ww]).map_err(|e| err("cudnnSetTensor4dDescriptor(x)", e))?;
+        cudarc::cudnn::result::set_tensor4d_descriptor(xd.0, nhwc, half, [nb, ci_, hh, ww])
+            .map_err(|e| err("cudnnSetTensor4dDescriptor(x)", e))?;
         cudarc::cudnn::result::set_tensor4d_descriptor(yd.0, nhwc, half, [nb, co, c_int("oh", oh)?, c_int("ow", ow)?])
             .map_err(|e| err("cudnnSetTensor4dDescriptor(y)", e))?;
-        cudarc::cudnn::result::set_filter4d_descriptor(fd.0, half, nhwc, [co, ci_, k, k]).map_err(|e| err("cudnnSetFilter4dDescriptor", e))?;
+        cudarc::cudnn::result::set_filter4d_descriptor(fd.0, half, nhwc, [co, ci_, k, k])
+            .map_err(|e| err("cudnnSetFilter4dDescriptor", e))?;
         cudarc::cudnn::result::set_convolution2d_descriptor(
             cd.0,
             p,

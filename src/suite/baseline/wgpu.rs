@@ -260,21 +260,7 @@ impl WgslGemm {
             })
         })?;
         let raw = if ctx.dev.is_some() { None } else { Some(raw_pipeline(ctx, tiles, f16, [&pbuf, &abuf, &bbuf, &c])?) };
-        Ok(WgslGemm {
-            ctx: ctx.clone(),
-            raw,
-            groups: (gx as u32, gy as u32),
-            a: abuf,
-            b: bbuf,
-            c,
-            m,
-            n,
-            n4,
-            kp,
-            f16,
-            tiles,
-            _params: pbuf,
-        })
+        Ok(WgslGemm { ctx: ctx.clone(), raw, groups: (gx as u32, gy as u32), a: abuf, b: bbuf, c, m, n, n4, kp, f16, tiles, _params: pbuf })
     }
 
     /// The launch for the backend's dispatch helper.
@@ -369,12 +355,8 @@ fn gemm_pipeline(ctx: &Ctx, tiles: Tiles, f16: bool) -> Result<wgpu::ComputePipe
             )
         }
     })?;
-    let constants = [
-        ("WG_M", tiles.wg_m as f64),
-        ("WG_N", tiles.wg_n as f64),
-        ("BK", tiles.bk as f64),
-        ("F16", if f16 { 1.0 } else { 0.0 }),
-    ];
+    let constants =
+        [("WG_M", tiles.wg_m as f64), ("WG_N", tiles.wg_n as f64), ("BK", tiles.bk as f64), ("F16", if f16 { 1.0 } else { 0.0 })];
     ctx.scoped("dense GEMM pipeline", || {
         ctx.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some("dense_gemm"),
