@@ -196,8 +196,8 @@ impl GemmCall {
 
 /// Buffers of one dense row-major GEMM.
 enum GemmBufs {
-    F32(Vec<CudaSlice<f32>>),
-    F16(Vec<CudaSlice<f16>>),
+    F32(#[allow(dead_code)] Vec<CudaSlice<f32>>),
+    F16(#[allow(dead_code)] Vec<CudaSlice<f16>>),
 }
 
 fn prepare_gemm(stream: &Arc<CudaStream>, a: &Matrix<f32>, b: &Matrix<f32>, dtype: DType) -> Result<(GemmCall, GemmBufs)> {
