@@ -57,6 +57,7 @@ impl std::fmt::Display for Missing {
 pub type BaselineSlot = std::result::Result<Box<dyn Baseline>, Missing>;
 
 /// Turns the result of preparing one baseline into a slot (an error becomes `Missing`).
+#[cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(dead_code))]
 pub(crate) fn slot<B: Baseline + 'static>(name: &str, r: Result<B>) -> BaselineSlot {
     match r {
         Ok(b) => Ok(Box::new(b)),
@@ -310,6 +311,7 @@ impl HostInputs {
 /// One dense GEMM `C [m, n] = A [m, k] B [k, n]` (row-major) that stands for a compressed op:
 /// the dense baselines (cuBLAS, WGSL) run it.
 #[derive(Debug, Clone)]
+#[cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(dead_code))]
 pub(crate) struct DenseProblem {
     /// What the dense operands are (`densified A`, `dequantized W`, ...).
     pub what: &'static str,
@@ -320,6 +322,7 @@ pub(crate) struct DenseProblem {
 }
 
 /// Densifies a CSR matrix, refusing absurd sizes (more than 2^31 elements).
+#[cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(dead_code))]
 fn densify(a: &Csr<f32>) -> Result<Matrix<f32>> {
     crate::formats::checked_elems("baseline", "densified matrix", &[a.rows, a.cols])?;
     Ok(a.to_dense())
@@ -327,6 +330,7 @@ fn densify(a: &Csr<f32>) -> Result<Matrix<f32>> {
 
 /// The dense stand-ins of a workload (row-major `A B` products). Empty where a dense GEMM is
 /// not what a user would run instead (quantize, binarize, Frobenius decay).
+#[cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(dead_code))]
 pub(crate) fn dense_problems(w: &Workload) -> Result<Vec<DenseProblem>> {
     Ok(match w {
         Workload::Spmm { a, n, .. } => {
@@ -397,6 +401,7 @@ pub(crate) fn dense_problems(w: &Workload) -> Result<Vec<DenseProblem>> {
 }
 
 /// Output height and width of a square conv.
+#[cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(dead_code))]
 pub(crate) fn conv_out(h: usize, w: usize, ks: usize, stride: usize, pad: usize) -> Result<(usize, usize)> {
     if stride == 0 || ks == 0 || ks > h + 2 * pad || ks > w + 2 * pad {
         return Err(Error::shape("baseline", format!("conv kernel {ks} stride {stride} does not fit {h}x{w} + pad {pad}")));
@@ -406,6 +411,7 @@ pub(crate) fn conv_out(h: usize, w: usize, ks: usize, stride: usize, pad: usize)
 
 /// The float dtype a workload's dense baseline should use (f16 workloads compare with fp16
 /// GEMMs; int8 and binary ops with fp16 too, the fastest dense float path).
+#[cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(dead_code))]
 pub(crate) fn workload_float(w: &Workload) -> DType {
     match w {
         Workload::Spmm { dtype, .. }
@@ -422,6 +428,7 @@ pub(crate) fn workload_float(w: &Workload) -> DType {
 
 /// Bytes the copy baseline moves per direction: half of the workload's compulsory traffic,
 /// so that read + write equals [`Workload::bytes`] (rounded up to 4, at least 4).
+#[cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(dead_code))]
 pub(crate) fn copy_bytes(w: &Workload) -> u64 {
     let half = (w.bytes() / 2.0).ceil().max(4.0) as u64;
     half.div_ceil(4) * 4
