@@ -3,6 +3,14 @@
 //! deterministically, so that every backend and every baseline sees the same data.
 
 pub mod baseline;
+pub mod dlmc;
+pub mod plot;
+pub mod prepare;
+pub mod run;
+pub mod suites;
+
+pub use prepare::{naive, prepare, reference, tolerance, Prepared};
+pub use suites::{full, quick, verify_cases};
 
 use crate::dtype::DType;
 use crate::error::Result;
