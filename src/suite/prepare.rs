@@ -401,7 +401,7 @@ pub fn naive(w: &Workload) -> Result<Vec<f32>> {
         }
         Host::SpmmT { a, b } => crate::naive::spmm_t(&a, &b),
         Host::Sddmm { a, x, y } => crate::naive::sddmm(&a, &x, &y, ALPHA, 0.0),
-        Host::LowrankLinear { lr, x, bias } => crate::naive::lowrank_linear(&lr, &x, Some(&bias.data)),
+        Host::LowrankLinear { lr, x, bias } => crate::naive::lowrank_linear(&lr, &x, Some(&bias.data[..])),
         Host::LowrankReconstruct { lr } => crate::naive::lowrank_reconstruct(&lr),
         Host::Frob { lr, du, dv } => {
             let (mut a, b) = crate::naive::frobenius_decay(&lr, FROB_C, &du, &dv);
