@@ -3,6 +3,14 @@
 //! deterministically, so that every backend and every baseline sees the same data.
 
 pub mod baseline;
+pub mod dlmc;
+pub mod plot;
+pub mod prepare;
+pub mod run;
+pub mod suites;
+
+pub use prepare::{naive, prepare, reference, tolerance, Prepared};
+pub use suites::{full, quick, verify_cases};
 
 use crate::dtype::DType;
 use crate::error::Result;
@@ -205,7 +213,7 @@ impl Workload {
             Workload::LowrankLinear { m, n, r, batch, .. } => format!("b{batch} {m}x{n} r{r}"),
             Workload::LowrankReconstruct { m, n, r, .. } | Workload::FrobeniusDecay { m, n, r } => format!("{m}x{n} r{r}"),
             Workload::QuantizeRowsI8 { m, k, .. } => format!("{m}x{k}"),
-            Workload::GemmW8a8 { m, n, k, .. } => format!("m{m} {n}x{k}"),
+            Workload::GemmW8a8 { m, n, k, dtype } => format!("m{m} {n}x{k} ->{dtype}"),
             Workload::GemmW4a16 { m, n, k, group, symmetric, .. } => {
                 format!("m{m} {n}x{k} g{group} {}", if *symmetric { "sym" } else { "asym" })
             }

@@ -1,0 +1,10 @@
+//! Criterion benches of the lowrank ops on every backend present (see `common`).
+
+mod common;
+
+fn bench(c: &mut criterion::Criterion) {
+    common::bench_family(c, "lowrank");
+}
+
+criterion::criterion_group!(benches, bench);
+criterion::criterion_main!(benches);

@@ -1,0 +1,10 @@
+//! Criterion benches of the sparse ops on every backend present (see `common`).
+
+mod common;
+
+fn bench(c: &mut criterion::Criterion) {
+    common::bench_family(c, "sparse");
+}
+
+criterion::criterion_group!(benches, bench);
+criterion::criterion_main!(benches);
