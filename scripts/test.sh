@@ -55,7 +55,9 @@ if ! have_system_nvrtc; then
   dir="$(nvrtc_lib_dir)"
   if [ -z "$dir" ] && command -v python3 >/dev/null 2>&1; then
     echo "test.sh: libnvrtc.so.12 not found: installing nvidia-cuda-nvrtc-cu12 from PyPI"
-    python3 -m pip install -q nvidia-cuda-nvrtc-cu12 || echo "test.sh: warning: pip install of NVRTC failed" >&2
+    python3 -m pip install -q nvidia-cuda-nvrtc-cu12 \
+      || python3 -m pip install -q --break-system-packages nvidia-cuda-nvrtc-cu12 \
+      || echo "test.sh: warning: pip install of NVRTC failed" >&2
     dir="$(nvrtc_lib_dir)"
   fi
   if [ -n "$dir" ]; then
@@ -72,6 +74,12 @@ for d in ../shared/data/dlmc shared/data/dlmc; do
     echo "test.sh: SLIMGEMM_DLMC_DIR=$SLIMGEMM_DLMC_DIR"
   fi
 done
+
+# Lavapipe's window-system code warns without a runtime dir; give it one.
+if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
+  XDG_RUNTIME_DIR="$(mktemp -d)"
+  export XDG_RUNTIME_DIR
+fi
 
 # 4. Every test (dev profile: opt-level 1, dependencies optimized).
 cargo test --all-features "$@"

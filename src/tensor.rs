@@ -146,6 +146,14 @@ impl DeviceCsr {
     pub fn values(&self) -> &Buffer {
         &self.values
     }
+    /// Stored values of the longest row.
+    pub fn max_row_nnz(&self) -> usize {
+        self.max_row_nnz
+    }
+    /// Stored values of the longest column.
+    pub fn max_col_nnz(&self) -> usize {
+        self.max_col_nnz
+    }
 }
 
 /// Low-rank factors on a device: `U [m, r]`, `V [n, r]`.

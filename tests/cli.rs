@@ -88,7 +88,10 @@ fn bench_quick_cpu_json_and_plot() {
         assert!(r["timer"].is_string());
     }
     // The spmm rows carry a baseline ratio measured in the same run.
-    assert!(rows.iter().filter(|r| r["op"] == "spmm").all(|r| !r["baselines"].as_array().unwrap().is_empty()), "spmm rows without baseline");
+    assert!(
+        rows.iter().filter(|r| r["op"] == "spmm").all(|r| !r["baselines"].as_array().unwrap().is_empty()),
+        "spmm rows without baseline"
+    );
     let text = std::fs::read_to_string(&svg).expect("plot written");
     assert!(text.starts_with("<svg") && text.contains("<circle"), "not a roofline chart: {}", &text[..text.len().min(200)]);
     std::fs::remove_dir_all(&dir).ok();
@@ -127,7 +130,22 @@ fn bench_dlmc_summary_when_data_present() {
         eprintln!("skipping: SLIMGEMM_DLMC_DIR not set (scripts/test.sh sets it when shared/data/dlmc exists)");
         return;
     };
-    let out = slimgemm(&["bench", "--suite", "dlmc", "--dlmc", &dir, "--backend", "cpu", "--sparsity", "0.98", "--limit", "2", "--iters", "1", "--json"]);
+    let out = slimgemm(&[
+        "bench",
+        "--suite",
+        "dlmc",
+        "--dlmc",
+        &dir,
+        "--backend",
+        "cpu",
+        "--sparsity",
+        "0.98",
+        "--limit",
+        "2",
+        "--iters",
+        "1",
+        "--json",
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let lines = json_lines(&out.stdout);
     let rows: Vec<_> = lines.iter().filter(|l| l["kind"] == "row").collect();

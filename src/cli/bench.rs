@@ -150,7 +150,15 @@ pub fn bench(args: &Args) -> Result<ExitCode, String> {
             println!("DLMC: geometric-mean speedup (baseline time / slimgemm time) per sparsity");
             let t: Vec<Vec<String>> = summary
                 .iter()
-                .map(|s| vec![s.backend.clone(), format!("{:.2}", s.sparsity), s.baseline.clone(), format!("{:.2}x", s.geomean), s.count.to_string()])
+                .map(|s| {
+                    vec![
+                        s.backend.clone(),
+                        format!("{:.2}", s.sparsity),
+                        s.baseline.clone(),
+                        format!("{:.2}x", s.geomean),
+                        s.count.to_string(),
+                    ]
+                })
                 .collect();
             super::print_table(&["backend", "sparsity", "baseline", "geomean speedup", "rows"], &t);
         }
@@ -170,7 +178,9 @@ pub fn bench(args: &Args) -> Result<ExitCode, String> {
 
 fn row_json(r: &BenchRow, sparsity: Option<f64>) -> serde_json::Value {
     let check = match &r.check {
-        Check::Compared { max_rel_err, tol, pass } => json!({"status": if *pass { "pass" } else { "fail" }, "max_rel_err": super::num(*max_rel_err), "tol": tol}),
+        Check::Compared { max_rel_err, tol, pass } => {
+            json!({"status": if *pass { "pass" } else { "fail" }, "max_rel_err": super::num(*max_rel_err), "tol": tol})
+        }
         Check::Skipped(why) => json!({"status": "skipped", "note": why}),
     };
     let baselines: Vec<serde_json::Value> = r
@@ -234,5 +244,8 @@ fn print_rows(rows: &[BenchRow]) {
             ]
         })
         .collect();
-    super::print_table(&["op", "dtype", "shape", "backend", "median", "min..max", "useful rate", "% roofline", "vs baselines", "check", "timer"], &t);
+    super::print_table(
+        &["op", "dtype", "shape", "backend", "median", "min..max", "useful rate", "% roofline", "vs baselines", "check", "timer"],
+        &t,
+    );
 }

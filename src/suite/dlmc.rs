@@ -28,49 +28,8 @@ pub struct DlmcMatrix {
 }
 
 /// Loads a DLMC matrix with random values (deterministic for `seed`).
-// WIRE(lead): once branch `cpu-a` is merged, replace the body by
-// `Csr::<f32>::load_smtx(path, seed)`.
 fn load_smtx(path: &Path, seed: u64) -> Result<Csr<f32>> {
-    parse_smtx(path, seed)
-}
-
-/// Parses the `.smtx` layout described in the collection's NOTES.md (header `rows, cols, nnz`,
-/// then the row offsets, then the column indices), gzip-compressed when the name ends in `.gz`.
-fn parse_smtx(path: &Path, seed: u64) -> Result<Csr<f32>> {
-    use rand::{Rng, SeedableRng};
-    use std::io::Read;
-    let name = path.display().to_string();
-    let raw = std::fs::read(path)?;
-    let mut text = String::new();
-    if name.ends_with(".gz") {
-        flate2::read::GzDecoder::new(&raw[..]).read_to_string(&mut text).map_err(|e| Error::parse(&name, format!("gzip: {e}")))?;
-    } else {
-        text = String::from_utf8(raw).map_err(|_| Error::parse(&name, "not UTF-8 text"))?;
-    }
-    let mut lines = text.lines();
-    let header: Vec<usize> = lines
-        .next()
-        .ok_or_else(|| Error::parse(&name, "empty file"))?
-        .split(',')
-        .map(|s| s.trim().parse::<usize>().map_err(|_| Error::parse(&name, format!("bad header field `{s}`"))))
-        .collect::<Result<_>>()?;
-    let [rows, cols, nnz] = header[..] else {
-        return Err(Error::parse(&name, "header must be `rows, cols, nnz`"));
-    };
-    let nums = |line: Option<&str>, what: &str| -> Result<Vec<u32>> {
-        line.unwrap_or("")
-            .split_whitespace()
-            .map(|s| s.parse::<u32>().map_err(|_| Error::parse(&name, format!("bad {what} entry `{s}`"))))
-            .collect()
-    };
-    let indptr = nums(lines.next(), "row offset")?;
-    let indices = nums(lines.next(), "column index")?;
-    if indices.len() != nnz {
-        return Err(Error::parse(&name, format!("header says nnz = {nnz} but {} column indices follow", indices.len())));
-    }
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let data = (0..nnz).map(|_| rng.random_range(0.1f32..1.0) * if rng.random_bool(0.5) { -1.0 } else { 1.0 }).collect();
-    Csr::new(rows, cols, indptr, indices, data)
+    Csr::<f32>::load_smtx(path, seed)
 }
 
 /// Every `.smtx` / `.smtx.gz` file under `dir` (recursively), sorted by path, with its

@@ -118,10 +118,9 @@ impl Host {
                 dv: Matrix::random(*n, *r, seeds::Y + 1)?,
             },
             Workload::QuantizeRowsI8 { m, k, dtype } => Host::Quantize { x: rand_mat(*dtype, *m, *k, seeds::B)? },
-            Workload::GemmW8a8 { m, n, k, .. } => Host::W8a8 {
-                x: quantize_host(&Matrix::random(*m, *k, seeds::B)?)?,
-                w: quantize_host(&Matrix::random(*n, *k, seeds::W)?)?,
-            },
+            Workload::GemmW8a8 { m, n, k, .. } => {
+                Host::W8a8 { x: quantize_host(&Matrix::random(*m, *k, seeds::B)?)?, w: quantize_host(&Matrix::random(*n, *k, seeds::W)?)? }
+            }
             Workload::GemmW4a16 { m, n, k, group, symmetric, dtype } => {
                 Host::W4a16 { x: rand_mat(*dtype, *m, *k, seeds::B)?, w: random_int4(*n, *k, *group, *symmetric, seeds::W)? }
             }
@@ -248,13 +247,9 @@ impl Operands {
                 let (dx, df) = (dev.upload_bits(x)?, dev.upload_binary_filter(f)?);
                 match thresholds {
                     None => Operands::Conv { x: dx, f: df, p: *p, y: dev.zeros(pixels, f.c_out, DType::F32)? },
-                    Some(t) => Operands::ConvBits {
-                        x: dx,
-                        f: df,
-                        p: *p,
-                        thresholds: dev.upload_slice(t)?,
-                        out: dev.zeros_bits(pixels, f.c_out)?,
-                    },
+                    Some(t) => {
+                        Operands::ConvBits { x: dx, f: df, p: *p, thresholds: dev.upload_slice(t)?, out: dev.zeros_bits(pixels, f.c_out)? }
+                    }
                 }
             }
         })

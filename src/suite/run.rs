@@ -82,26 +82,28 @@ pub struct RooflineInfo {
 }
 
 /// The roofline of `dev`.
-// WIRE(lead): when branch `bench` is merged, replace the body by
-// `super::baseline::measure_roofline(dev).map(|r| RooflineInfo { copy_gbps: r.copy_gbps, peak_gflops: r.peak_gflops, peak_what: r.peak_what.to_string() })`
-// and delete `fallback`.
 pub fn roofline(dev: &Device) -> Result<RooflineInfo> {
-    fallback::measure_roofline(dev)
+    super::baseline::measure_roofline(dev).map(|r| RooflineInfo {
+        copy_gbps: r.copy_gbps,
+        peak_gflops: r.peak_gflops,
+        peak_what: r.peak_what.to_string(),
+    })
 }
 
-/// The baselines of `w` on `dev`, prepared on the same inputs.
-// WIRE(lead): when branch `bench` is merged, replace the body by
-// `super::baseline::baselines_for(dev, w)`.
+/// The baselines of `w` on `dev`, prepared on the same inputs: the vendor libraries and the
+/// dense WGSL GEMM on GPUs, a dense f32 GEMM of the same shape (faer) on the CPU.
 pub fn baselines(dev: &Device, w: &Workload) -> Vec<BaselineSlot> {
-    fallback::baselines_for(dev, w)
+    if dev.kind() == BackendKind::Cpu {
+        cpu_dense::baselines_for(w)
+    } else {
+        super::baseline::baselines_for(dev, w)
+    }
 }
 
-/// Temporary stand-ins until the `bench` branch's baselines are wired in: on the CPU a dense
-/// f32 GEMM of the same shape (faer, one thread) and a host-memory roofline; elsewhere the
-/// baselines are reported missing.
-mod fallback {
+/// A dense f32 GEMM of the op's shape on the CPU (faer, one thread): what a CPU user would run
+/// instead of the compressed op.
+mod cpu_dense {
     use super::*;
-    use crate::error::Error;
 
     struct DenseGemm {
         a: faer::Mat<f32>,
@@ -136,41 +138,11 @@ mod fallback {
         })
     }
 
-    pub fn baselines_for(dev: &Device, w: &Workload) -> Vec<BaselineSlot> {
-        let name = "vendor baselines".to_string();
-        match (dev.kind(), dense_shape(w)) {
-            (BackendKind::Cpu, Some((m, k, n))) if (m * k + k * n + m * n) <= (64 << 20) => vec![Ok(dense(m, k, n))],
-            (BackendKind::Cpu, _) => vec![],
-            _ => vec![Err(Missing { name, reason: "not wired in this build (the `bench` branch provides them)".into() })],
+    pub fn baselines_for(w: &Workload) -> Vec<BaselineSlot> {
+        match dense_shape(w) {
+            Some((m, k, n)) if (m * k + k * n + m * n) <= (64 << 20) => vec![Ok(dense(m, k, n))],
+            _ => vec![],
         }
-    }
-
-    pub fn measure_roofline(dev: &Device) -> Result<RooflineInfo> {
-        if dev.kind() != BackendKind::Cpu {
-            return Err(Error::unavailable(dev.kind().name(), "roofline measurement not wired in this build"));
-        }
-        let n = 16 << 20;
-        let src = vec![1.0f32; n];
-        let mut dst = vec![0.0f32; n];
-        let mut best = f64::INFINITY;
-        for _ in 0..5 {
-            let t = std::time::Instant::now();
-            dst.copy_from_slice(std::hint::black_box(&src));
-            std::hint::black_box(&mut dst);
-            best = best.min(t.elapsed().as_secs_f64());
-        }
-        // A copy reads and writes every byte.
-        let copy_gbps = 2.0 * (n * 4) as f64 / best / 1e9;
-        let s = 512;
-        let mut g = dense(s, s, s);
-        g.run()?;
-        let mut best = f64::INFINITY;
-        for _ in 0..3 {
-            let t = std::time::Instant::now();
-            g.run()?;
-            best = best.min(t.elapsed().as_secs_f64());
-        }
-        Ok(RooflineInfo { copy_gbps, peak_gflops: 2.0 * (s * s * s) as f64 / best / 1e9, peak_what: format!("faer SGEMM {s}^3, 1 thread") })
     }
 }
 

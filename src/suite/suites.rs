@@ -103,7 +103,18 @@ pub fn verify_cases() -> Result<Vec<Workload>> {
     for &(m, n, k) in &[(1, 1, 1), (3, 7, 31), (13, 33, 97), (5, 3, 64), (64, 256, 4096)] {
         v.push(Workload::XnorGemm { m, n, k });
     }
-    v.push(Workload::XnorConv2d { batch: 1, h: 1, w: 1, c_in: 1, c_out: 1, ksize: 1, stride: 1, pad: 0, pad_mode: PadMode::Zero, bits_out: false });
+    v.push(Workload::XnorConv2d {
+        batch: 1,
+        h: 1,
+        w: 1,
+        c_in: 1,
+        c_out: 1,
+        ksize: 1,
+        stride: 1,
+        pad: 0,
+        pad_mode: PadMode::Zero,
+        bits_out: false,
+    });
     for pad_mode in [PadMode::Zero, PadMode::One] {
         for bits_out in [false, true] {
             v.push(conv(1, 5, 3, 4, 3, 1, pad_mode, bits_out));
