@@ -46,7 +46,7 @@ PY
 }
 have_system_nvrtc() {
   ldconfig -p 2>/dev/null | grep -q 'libnvrtc\.so\.12' && return 0
-  for d in ${LD_LIBRARY_PATH//:/ } /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+  for d in ${LD_LIBRARY_PATH:+${LD_LIBRARY_PATH//:/ }} /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
     [ -e "$d/libnvrtc.so.12" ] && return 0
   done
   return 1
