@@ -414,15 +414,8 @@ pub(crate) fn conv_out(h: usize, w: usize, ks: usize, stride: usize, pad: usize)
 #[cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(dead_code))]
 pub(crate) fn workload_float(w: &Workload) -> DType {
     match w {
-        Workload::Spmm { dtype, .. }
-        | Workload::SpmmT { dtype, .. }
-        | Workload::Sddmm { dtype, .. }
-        | Workload::LowrankLinear { dtype, .. }
-        | Workload::LowrankReconstruct { dtype, .. }
-        | Workload::QuantizeRowsI8 { dtype, .. }
-        | Workload::GemmW4a16 { dtype, .. } => *dtype,
         Workload::GemmW8a8 { .. } | Workload::XnorGemm { .. } | Workload::XnorConv2d { .. } => DType::F16,
-        Workload::FrobeniusDecay { .. } | Workload::BinarizePack { .. } => DType::F32,
+        _ => w.dtype(),
     }
 }
 

@@ -187,8 +187,9 @@ impl Workload {
         }
     }
 
-    /// The dtype that names the row (`f32`/`f16` for float ops, `i8` or `bits` otherwise).
-    pub fn dtype_name(&self) -> &'static str {
+    /// The float dtype of the op's data: its float operands, or the output of `gemm_w8a8`;
+    /// f32 for the binary ops and `frobenius_decay`.
+    pub fn dtype(&self) -> DType {
         match self {
             Workload::Spmm { dtype, .. }
             | Workload::SpmmT { dtype, .. }
@@ -196,10 +197,20 @@ impl Workload {
             | Workload::LowrankLinear { dtype, .. }
             | Workload::LowrankReconstruct { dtype, .. }
             | Workload::QuantizeRowsI8 { dtype, .. }
-            | Workload::GemmW4a16 { dtype, .. } => dtype.name(),
-            Workload::FrobeniusDecay { .. } => "f32",
+            | Workload::GemmW8a8 { dtype, .. }
+            | Workload::GemmW4a16 { dtype, .. } => *dtype,
+            Workload::FrobeniusDecay { .. } | Workload::BinarizePack { .. } | Workload::XnorGemm { .. } | Workload::XnorConv2d { .. } => {
+                DType::F32
+            }
+        }
+    }
+
+    /// The dtype that names the row (`f32`/`f16` for float ops, `i8` or `bits` otherwise).
+    pub fn dtype_name(&self) -> &'static str {
+        match self {
             Workload::GemmW8a8 { .. } => "i8",
             Workload::BinarizePack { .. } | Workload::XnorGemm { .. } | Workload::XnorConv2d { .. } => "bits",
+            _ => self.dtype().name(),
         }
     }
 

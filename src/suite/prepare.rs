@@ -203,23 +203,10 @@ enum Operands {
     ConvBits { x: DeviceBits, f: DeviceBinaryFilter, p: Conv2dParams, thresholds: Buffer, out: DeviceBits },
 }
 
-fn dtype_of(w: &Workload) -> DType {
-    match w {
-        Workload::Spmm { dtype, .. }
-        | Workload::SpmmT { dtype, .. }
-        | Workload::Sddmm { dtype, .. }
-        | Workload::LowrankLinear { dtype, .. }
-        | Workload::LowrankReconstruct { dtype, .. }
-        | Workload::QuantizeRowsI8 { dtype, .. }
-        | Workload::GemmW8a8 { dtype, .. }
-        | Workload::GemmW4a16 { dtype, .. } => *dtype,
-        _ => DType::F32,
-    }
-}
 
 impl Operands {
     fn upload(dev: &Device, w: &Workload, h: &Host) -> Result<Operands> {
-        let d = dtype_of(w);
+        let d = w.dtype();
         Ok(match h {
             Host::Spmm { a, b } => Operands::Spmm { a: up_csr(dev, a, d)?, b: up(dev, b, d)?, c: dev.zeros(a.rows, b.cols, d)? },
             Host::SpmmT { a, b } => Operands::SpmmT { a: up_csr(dev, a, d)?, b: up(dev, b, d)?, c: dev.zeros(a.cols, b.cols, d)? },
@@ -427,6 +414,6 @@ pub fn tolerance(w: &Workload) -> f64 {
     match w {
         Workload::QuantizeRowsI8 { .. } | Workload::BinarizePack { .. } => 0.0,
         Workload::XnorConv2d { bits_out: true, .. } => 0.0,
-        _ => crate::compare::tolerance(dtype_of(w)),
+        _ => crate::compare::tolerance(w.dtype()),
     }
 }
