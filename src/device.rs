@@ -89,6 +89,7 @@ impl Device {
 
     /// Wraps backend storage made elsewhere (bring-your-own buffers) as a buffer of this
     /// device; the caller's backend module checked its size.
+    #[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
     pub(crate) fn wrap_storage(&self, storage: crate::tensor::Storage, dtype: DType, len: usize) -> Buffer {
         Buffer { storage, dtype, len, device_id: self.id }
     }

@@ -2,6 +2,7 @@
 //! Every result here is exact on both sides (integer popcounts, one f32 multiply and add per
 //! output), so f32 outputs are compared within 1e-6 of the largest value (a possible fused
 //! multiply-add in the conv epilogue) rather than `compare::tolerance(F32)`, and bits exactly.
+#![cfg(feature = "wgpu")]
 
 mod common;
 

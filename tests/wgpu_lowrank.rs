@@ -4,6 +4,7 @@
 //! multiple of any tile), with and without bias, and a few moderately large shapes. Errors
 //! are judged with `slimgemm::compare::tolerance(dtype)` (normalized max error: f32 2e-4, f16
 //! 1e-2). The bounds-checked and unchecked shader variants both run.
+#![cfg(feature = "wgpu")]
 mod common;
 
 use slimgemm::compare::{errors, tolerance};

@@ -1,4 +1,5 @@
 //! WGSL quantized kernels vs the CPU reference (runs on any wgpu adapter, e.g. lavapipe).
+#![cfg(feature = "wgpu")]
 
 mod common;
 

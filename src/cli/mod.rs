@@ -117,9 +117,12 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// A backend that is not present, with the reason.
+type Absent = (BackendKind, String);
+
 /// The devices a `--backend` value selects, and the absent ones with their reasons. Fails if
 /// a backend named explicitly is absent or the value is not understood.
-fn select_backends(spec: &str) -> Result<(Vec<Device>, Vec<(BackendKind, String)>), String> {
+fn select_backends(spec: &str) -> Result<(Vec<Device>, Vec<Absent>), String> {
     let all = [BackendKind::Cpu, BackendKind::Wgpu, BackendKind::Cuda];
     let (kinds, explicit): (Vec<BackendKind>, bool) = if spec.trim() == "all" {
         (all.to_vec(), false)

@@ -129,12 +129,12 @@ pub(crate) fn transpose_pattern(rows: usize, cols: usize, indptr: &[u32], indice
     let mut t_indices = vec![0u32; nnz];
     let mut perm = vec![0u32; nnz];
     for i in 0..rows {
-        for p in indptr[i] as usize..indptr[i + 1] as usize {
-            let j = indices[p] as usize;
-            let q = next[j] as usize;
+        let (s, e) = (indptr[i] as usize, indptr[i + 1] as usize);
+        for (p, &j) in indices[s..e].iter().enumerate().map(|(o, j)| (s + o, j)) {
+            let q = next[j as usize] as usize;
             t_indices[q] = i as u32;
             perm[q] = p as u32;
-            next[j] += 1;
+            next[j as usize] += 1;
         }
     }
     Transposed { indptr: t_indptr, indices: t_indices, perm }

@@ -203,7 +203,6 @@ enum Operands {
     ConvBits { x: DeviceBits, f: DeviceBinaryFilter, p: Conv2dParams, thresholds: Buffer, out: DeviceBits },
 }
 
-
 impl Operands {
     fn upload(dev: &Device, w: &Workload, h: &Host) -> Result<Operands> {
         let d = w.dtype();

@@ -45,6 +45,7 @@ fn push_sparse(out: &mut Vec<Workload>, m: usize, k: usize, n: usize, sparsity: 
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)] // one argument per conv hyper-parameter, as in the tables
 fn conv(batch: usize, hw: usize, c_in: usize, c_out: usize, ksize: usize, stride: usize, pad_mode: PadMode, bits_out: bool) -> Workload {
     Workload::XnorConv2d { batch, h: hw, w: hw, c_in, c_out, ksize, stride, pad: ksize / 2, pad_mode, bits_out }
 }
