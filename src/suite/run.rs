@@ -310,7 +310,10 @@ pub fn bench_workload(
     let (memory_bound, pct_roofline) = match roofline {
         Some(r) if r.copy_gbps > 0.0 && r.peak_gflops > 0.0 => {
             let t_mem = bytes / (r.copy_gbps * 1e9);
-            let t_flop = flops / (r.peak_gflops * 1e9);
+            // The measured peak is a float GEMM's: binary ops (one "flop" per bit product) are
+            // held to the bandwidth bound only, since no bit-op peak is measured.
+            let bit_ops = matches!(w, Workload::BinarizePack { .. } | Workload::XnorGemm { .. } | Workload::XnorConv2d { .. });
+            let t_flop = if bit_ops { 0.0 } else { flops / (r.peak_gflops * 1e9) };
             (t_mem >= t_flop, Some(100.0 * t_mem.max(t_flop) / med))
         }
         // Without a roofline: the ridge of a typical GPU (~20 FLOP/byte).
