@@ -8,7 +8,6 @@ mod common;
 
 use common::RAGGED;
 use rand::{Rng, SeedableRng};
-use slimgemm::compare::{errors, tolerance};
 use slimgemm::formats::binary::{Conv2dParams, PadMode};
 use slimgemm::formats::{BinaryFilter, BinaryWeights, BitMatrix, Csr, Int4Weights, LowRank, Matrix};
 use slimgemm::{DType, Device, Float, Tensor};
@@ -17,19 +16,8 @@ fn devices() -> Option<(Device, Device)> {
     Some((common::cuda_device()?, Device::cpu()))
 }
 
-fn close(what: &str, got: &Matrix<f32>, want: &Matrix<f32>, dtype: DType) {
-    assert_eq!((got.rows, got.cols), (want.rows, want.cols), "{what}: shape");
-    let e = errors(&got.data, &want.data);
-    let tol = tolerance(dtype);
-    assert!(e.max_rel <= tol, "{what}: {e:?} exceeds the {dtype} tolerance {tol}");
-}
-
 fn both<T: Float>(gpu: &Device, cpu: &Device, m: &Matrix<T>) -> (Tensor, Tensor) {
     (gpu.upload_matrix(m).unwrap(), cpu.upload_matrix(m).unwrap())
-}
-
-fn dtype_of<T: Float>() -> DType {
-    T::DTYPE
 }
 
 /// A random CSR matrix with at least one stored value.
@@ -48,28 +36,28 @@ fn spmm_case<T: Float>(gpu: &Device, cpu: &Device, m: usize, k: usize, n: usize,
     let (mut gc, mut cc) = both(gpu, cpu, &c0);
     gpu.spmm(&ga, &gb, &mut gc, 1.5, 0.5).unwrap();
     cpu.spmm(&ca, &cb, &mut cc, 1.5, 0.5).unwrap();
-    let what = format!("spmm {}x{}x{} {}", m, k, n, dtype_of::<T>());
-    close(&what, &gpu.download_f32(&gc).unwrap(), &cpu.download_f32(&cc).unwrap(), dtype_of::<T>());
+    let what = format!("spmm {}x{}x{} {}", m, k, n, T::DTYPE);
+    common::assert_close(&what, &gpu.download_f32(&gc).unwrap(), &cpu.download_f32(&cc).unwrap(), T::DTYPE);
 
     // beta = 0 must not read C (C holds NaN).
     let nan = Matrix::<T>::new(m, n, vec![T::from_f32(f32::NAN); m * n]).unwrap();
     let (mut gc, mut cc) = both(gpu, cpu, &nan);
     gpu.spmm(&ga, &gb, &mut gc, 1.0, 0.0).unwrap();
     cpu.spmm(&ca, &cb, &mut cc, 1.0, 0.0).unwrap();
-    close(&format!("{what} beta=0"), &gpu.download_f32(&gc).unwrap(), &cpu.download_f32(&cc).unwrap(), dtype_of::<T>());
+    common::assert_close(&format!("{what} beta=0"), &gpu.download_f32(&gc).unwrap(), &cpu.download_f32(&cc).unwrap(), T::DTYPE);
 
     // Transposed: C[k, n] = A^T B[m, n].
     let bt = Matrix::<f32>::random(m, n, seed + 3).unwrap().cast::<T>();
     let (gbt, cbt) = both(gpu, cpu, &bt);
-    let mut gct = gpu.zeros(k, n, dtype_of::<T>()).unwrap();
-    let mut cct = cpu.zeros(k, n, dtype_of::<T>()).unwrap();
+    let mut gct = gpu.zeros(k, n, T::DTYPE).unwrap();
+    let mut cct = cpu.zeros(k, n, T::DTYPE).unwrap();
     gpu.spmm_t(&ga, &gbt, &mut gct).unwrap();
     cpu.spmm_t(&ca, &cbt, &mut cct).unwrap();
-    close(
-        &format!("spmm_t {}x{}x{} {}", m, k, n, dtype_of::<T>()),
+    common::assert_close(
+        &format!("spmm_t {}x{}x{} {}", m, k, n, T::DTYPE),
         &gpu.download_f32(&gct).unwrap(),
         &cpu.download_f32(&cct).unwrap(),
-        dtype_of::<T>(),
+        T::DTYPE,
     );
 }
 
@@ -103,7 +91,7 @@ fn sddmm_case<T: Float>(gpu: &Device, cpu: &Device, m: usize, n: usize, k: usize
     let want: Vec<f32> = cpu.download_csr_values::<T>(&ca).unwrap().iter().map(|v| v.to_f32()).collect();
     let nnz = a.nnz();
     let (got, want) = (Matrix::new(1, nnz, got[..nnz].to_vec()).unwrap(), Matrix::new(1, nnz, want[..nnz].to_vec()).unwrap());
-    close(&format!("sddmm {m}x{n} k={k} {}", dtype_of::<T>()), &got, &want, dtype_of::<T>());
+    common::assert_close(&format!("sddmm {m}x{n} k={k} {}", T::DTYPE), &got, &want, T::DTYPE);
 }
 
 #[test]
@@ -129,22 +117,22 @@ fn lowrank_case<T: Float>(gpu: &Device, cpu: &Device, b: usize, m: usize, n: usi
     let bv = Matrix::<f32>::random(1, m, seed + 2).unwrap().cast::<T>();
     let (gx, cx) = both(gpu, cpu, &x);
     let (gb, cb) = both(gpu, cpu, &bv);
-    let mut gy = gpu.zeros(b, m, dtype_of::<T>()).unwrap();
-    let mut cy = cpu.zeros(b, m, dtype_of::<T>()).unwrap();
+    let mut gy = gpu.zeros(b, m, T::DTYPE).unwrap();
+    let mut cy = cpu.zeros(b, m, T::DTYPE).unwrap();
     gpu.lowrank_linear(&glr, &gx, bias.then_some(&gb), &mut gy).unwrap();
     cpu.lowrank_linear(&clr, &cx, bias.then_some(&cb), &mut cy).unwrap();
-    let what = format!("lowrank_linear b={b} m={m} n={n} r={r} bias={bias} {}", dtype_of::<T>());
-    close(&what, &gpu.download_f32(&gy).unwrap(), &cpu.download_f32(&cy).unwrap(), dtype_of::<T>());
+    let what = format!("lowrank_linear b={b} m={m} n={n} r={r} bias={bias} {}", T::DTYPE);
+    common::assert_close(&what, &gpu.download_f32(&gy).unwrap(), &cpu.download_f32(&cy).unwrap(), T::DTYPE);
 
-    let mut gw = gpu.zeros(m, n, dtype_of::<T>()).unwrap();
-    let mut cw = cpu.zeros(m, n, dtype_of::<T>()).unwrap();
+    let mut gw = gpu.zeros(m, n, T::DTYPE).unwrap();
+    let mut cw = cpu.zeros(m, n, T::DTYPE).unwrap();
     gpu.lowrank_reconstruct(&glr, &mut gw).unwrap();
     cpu.lowrank_reconstruct(&clr, &mut cw).unwrap();
-    close(
+    common::assert_close(
         &format!("lowrank_reconstruct m={m} n={n} r={r}"),
         &gpu.download_f32(&gw).unwrap(),
         &cpu.download_f32(&cw).unwrap(),
-        dtype_of::<T>(),
+        T::DTYPE,
     );
 }
 
@@ -179,8 +167,18 @@ fn frobenius_decay_matches_cpu() {
         let (mut gdv, mut cdv) = both(&gpu, &cpu, &dv0);
         gpu.frobenius_decay(&glr, 0.3, &mut gdu, &mut gdv).unwrap();
         cpu.frobenius_decay(&clr, 0.3, &mut cdu, &mut cdv).unwrap();
-        close(&format!("frobenius dU m={m} r={r}"), &gpu.download_f32(&gdu).unwrap(), &cpu.download_f32(&cdu).unwrap(), DType::F32);
-        close(&format!("frobenius dV n={n} r={r}"), &gpu.download_f32(&gdv).unwrap(), &cpu.download_f32(&cdv).unwrap(), DType::F32);
+        common::assert_close(
+            &format!("frobenius dU m={m} r={r}"),
+            &gpu.download_f32(&gdu).unwrap(),
+            &cpu.download_f32(&cdu).unwrap(),
+            DType::F32,
+        );
+        common::assert_close(
+            &format!("frobenius dV n={n} r={r}"),
+            &gpu.download_f32(&gdv).unwrap(),
+            &cpu.download_f32(&cdv).unwrap(),
+            DType::F32,
+        );
     }
 }
 
@@ -243,7 +241,7 @@ fn gemm_w8a8_matches_cpu() {
                     // Exact int32 accumulation and the same two f32 roundings: bit-identical.
                     assert_eq!(g.data, c.data, "gemm_w8a8 m={m} n={n} k={k} f32");
                 } else {
-                    close(&format!("gemm_w8a8 m={m} n={n} k={k} f16"), &g, &c, dtype);
+                    common::assert_close(&format!("gemm_w8a8 m={m} n={n} k={k} f16"), &g, &c, dtype);
                 }
             }
         }
@@ -275,7 +273,7 @@ fn gemm_w4a16_matches_cpu() {
                 let mut cy = cpu.zeros(m, n, dtype).unwrap();
                 gpu.gemm_w4a16(&gx, &gw, &mut gy).unwrap();
                 cpu.gemm_w4a16(&cx, &cw, &mut cy).unwrap();
-                close(
+                common::assert_close(
                     &format!("gemm_w4a16 m={m} n={n} k={k} g={group} {dtype}"),
                     &gpu.download_f32(&gy).unwrap(),
                     &cpu.download_f32(&cy).unwrap(),

@@ -7,15 +7,9 @@
 #![cfg(feature = "wgpu")]
 mod common;
 
-use slimgemm::compare::{errors, tolerance};
 use slimgemm::formats::{LowRank, Matrix};
 use slimgemm::wgpu::{BoundsChecks, WgpuOptions};
 use slimgemm::{f16, DType, Device, Float};
-
-fn check(what: &str, got: &Matrix<f32>, want: &Matrix<f32>, dtype: DType) {
-    let e = errors(&got.data, &want.data);
-    assert!(e.max_rel <= tolerance(dtype), "{what} ({dtype}): {e:?}");
-}
 
 fn linear_case<T: Float>(dev: &Device, (b, n, m, r): (usize, usize, usize, usize), bias: bool, seed: u64) {
     let cpu = Device::cpu();
@@ -33,7 +27,7 @@ fn linear_case<T: Float>(dev: &Device, (b, n, m, r): (usize, usize, usize, usize
         d.lowrank_linear(&dl, &dx, if bias { Some(&db) } else { None }, &mut dy).unwrap();
         outs.push(d.download_f32(&dy).unwrap());
     }
-    check(&format!("lowrank_linear b={b} n={n} m={m} r={r} bias={bias}"), &outs[0], &outs[1], T::DTYPE);
+    common::assert_close(&format!("lowrank_linear b={b} n={n} m={m} r={r} bias={bias}"), &outs[0], &outs[1], T::DTYPE);
 }
 
 fn reconstruct_case<T: Float>(dev: &Device, (m, n, r): (usize, usize, usize), seed: u64) {
@@ -48,7 +42,7 @@ fn reconstruct_case<T: Float>(dev: &Device, (m, n, r): (usize, usize, usize), se
         d.lowrank_reconstruct(&dl, &mut dw).unwrap();
         outs.push(d.download_f32(&dw).unwrap());
     }
-    check(&format!("lowrank_reconstruct m={m} n={n} r={r}"), &outs[0], &outs[1], T::DTYPE);
+    common::assert_close(&format!("lowrank_reconstruct m={m} n={n} r={r}"), &outs[0], &outs[1], T::DTYPE);
 }
 
 fn frobenius_case(dev: &Device, (m, n, r): (usize, usize, usize), c: f32, seed: u64) {
@@ -64,8 +58,8 @@ fn frobenius_case(dev: &Device, (m, n, r): (usize, usize, usize), c: f32, seed: 
         d.frobenius_decay(&dl, c, &mut du, &mut dv).unwrap();
         outs.push((d.download_f32(&du).unwrap(), d.download_f32(&dv).unwrap()));
     }
-    check(&format!("frobenius_decay dU m={m} n={n} r={r}"), &outs[0].0, &outs[1].0, DType::F32);
-    check(&format!("frobenius_decay dV m={m} n={n} r={r}"), &outs[0].1, &outs[1].1, DType::F32);
+    common::assert_close(&format!("frobenius_decay dU m={m} n={n} r={r}"), &outs[0].0, &outs[1].0, DType::F32);
+    common::assert_close(&format!("frobenius_decay dV m={m} n={n} r={r}"), &outs[0].1, &outs[1].1, DType::F32);
 }
 
 fn shapes() -> Vec<(usize, usize, usize, usize)> {

@@ -6,10 +6,9 @@
 #![cfg(feature = "wgpu")]
 mod common;
 
-use slimgemm::compare::{errors, tolerance};
 use slimgemm::formats::{Csr, Matrix};
 use slimgemm::wgpu::{BoundsChecks, WgpuOptions};
-use slimgemm::{f16, DType, Device, Float};
+use slimgemm::{f16, Device, Float};
 
 /// A CSR matrix with random entries, every third row empty (when `empty_rows`), and one
 /// full row (a very long row when `cols` is large); never empty.
@@ -29,15 +28,6 @@ fn pattern<T: Float>(rows: usize, cols: usize, density: f64, seed: u64, empty_ro
     Csr::from_mask(&dense, &mask).unwrap().cast::<T>()
 }
 
-fn dtype_of<T: Float>() -> DType {
-    T::DTYPE
-}
-
-fn check(what: &str, got: &Matrix<f32>, want: &Matrix<f32>, dtype: DType) {
-    let e = errors(&got.data, &want.data);
-    assert!(e.max_rel <= tolerance(dtype), "{what} ({dtype}): {e:?}");
-}
-
 fn spmm_case<T: Float>(dev: &Device, (m, k, n): (usize, usize, usize), density: f64, seed: u64, alpha: f32, beta: f32) {
     let cpu = Device::cpu();
     let a = pattern::<T>(m, k, density, seed, true);
@@ -51,7 +41,7 @@ fn spmm_case<T: Float>(dev: &Device, (m, k, n): (usize, usize, usize), density: 
         d.spmm(&da, &db, &mut dc, alpha, beta).unwrap();
         outs.push(d.download_f32(&dc).unwrap());
     }
-    check(&format!("spmm m={m} k={k} n={n} alpha={alpha} beta={beta}"), &outs[0], &outs[1], dtype_of::<T>());
+    common::assert_close(&format!("spmm m={m} k={k} n={n} alpha={alpha} beta={beta}"), &outs[0], &outs[1], T::DTYPE);
 }
 
 fn spmm_t_case<T: Float>(dev: &Device, (m, k, n): (usize, usize, usize), density: f64, seed: u64) {
@@ -67,7 +57,7 @@ fn spmm_t_case<T: Float>(dev: &Device, (m, k, n): (usize, usize, usize), density
         d.spmm_t(&da, &db, &mut dc).unwrap();
         outs.push(d.download_f32(&dc).unwrap());
     }
-    check(&format!("spmm_t m={m} k={k} n={n}"), &outs[0], &outs[1], dtype_of::<T>());
+    common::assert_close(&format!("spmm_t m={m} k={k} n={n}"), &outs[0], &outs[1], T::DTYPE);
 }
 
 fn sddmm_case<T: Float>(dev: &Device, (m, n, kd): (usize, usize, usize), density: f64, seed: u64, alpha: f32, beta: f32) {
@@ -84,7 +74,7 @@ fn sddmm_case<T: Float>(dev: &Device, (m, n, kd): (usize, usize, usize), density
         let v: Vec<T> = d.download_csr_values(&da).unwrap();
         outs.push(Matrix { rows: 1, cols: v.len(), data: v.iter().map(|x| x.to_f32()).collect() });
     }
-    check(&format!("sddmm m={m} n={n} k={kd} alpha={alpha} beta={beta}"), &outs[0], &outs[1], dtype_of::<T>());
+    common::assert_close(&format!("sddmm m={m} n={n} k={kd} alpha={alpha} beta={beta}"), &outs[0], &outs[1], T::DTYPE);
 }
 
 fn ragged_shapes() -> Vec<(usize, usize, usize)> {

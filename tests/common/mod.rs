@@ -34,3 +34,13 @@ pub fn cuda_device() -> Option<Device> {
 
 /// Sizes that are no multiple of any tile: 1, primes, odd, just over powers of two.
 pub const RAGGED: &[usize] = &[1, 3, 7, 13, 31, 33, 61, 97, 129];
+
+/// Asserts that a backend's result matches the reference within the dtype's tolerance
+/// (`slimgemm::compare::tolerance`: f32 2e-4, f16 1e-2, relative to the largest reference value).
+#[track_caller]
+pub fn assert_close(what: &str, got: &slimgemm::formats::Matrix<f32>, want: &slimgemm::formats::Matrix<f32>, dtype: slimgemm::DType) {
+    assert_eq!((got.rows, got.cols), (want.rows, want.cols), "{what}: shape");
+    let e = slimgemm::compare::errors(&got.data, &want.data);
+    let tol = slimgemm::compare::tolerance(dtype);
+    assert!(e.max_rel <= tol, "{what} ({dtype}): {e:?} exceeds the tolerance {tol}");
+}

@@ -29,6 +29,22 @@ use cudarc::cublaslt::sys as lt;
 use cudarc::cudnn::sys as dnn;
 use cudarc::cusparse::sys as sp;
 
+/// An owning wrapper of a library handle or descriptor that destroys it once, on drop.
+macro_rules! ffi_guard {
+    ($name:ident, $ty:ty, $made_by:literal, |$h:ident| $destroy:expr) => {
+        #[doc = concat!("Owns a handle made by `", $made_by, "` and destroys it on drop.")]
+        struct $name($ty);
+        impl Drop for $name {
+            fn drop(&mut self) {
+                let $h = self.0;
+                // SAFETY: the handle was made by the call named above, is owned by this guard
+                // alone and is destroyed exactly once, here.
+                let _ = unsafe { $destroy };
+            }
+        }
+    };
+}
+
 const NAME: &str = "cuda";
 
 fn err(what: &str, e: impl std::fmt::Debug) -> Error {
@@ -295,27 +311,9 @@ impl Drop for SpHandle {
     }
 }
 
-struct SpMat(sp::cusparseSpMatDescr_t);
+ffi_guard!(SpMat, sp::cusparseSpMatDescr_t, "cusparseCreateCsr", |h| sp::cusparseDestroySpMat(h as _));
 
-impl Drop for SpMat {
-    fn drop(&mut self) {
-        // SAFETY: created by cusparseCreateCsr, destroyed exactly once.
-        unsafe {
-            let _ = sp::cusparseDestroySpMat(self.0 as _);
-        }
-    }
-}
-
-struct DnMat(sp::cusparseDnMatDescr_t);
-
-impl Drop for DnMat {
-    fn drop(&mut self) {
-        // SAFETY: created by cusparseCreateDnMat, destroyed exactly once.
-        unsafe {
-            let _ = sp::cusparseDestroyDnMat(self.0 as _);
-        }
-    }
-}
+ffi_guard!(DnMat, sp::cusparseDnMatDescr_t, "cusparseCreateDnMat", |h| sp::cusparseDestroyDnMat(h as _));
 
 fn value_type(dtype: DType) -> sp::cudaDataType {
     match dtype {
@@ -608,42 +606,10 @@ fn cusparse_sddmm(stream: &Arc<CudaStream>, name: &str, a: &Csr<f32>, k: usize, 
 // ---------------------------------------------------------------------------------------
 // cuBLASLt int8 (IMMA)
 
-struct LtHandle(lt::cublasLtHandle_t);
-impl Drop for LtHandle {
-    fn drop(&mut self) {
-        // SAFETY: created by cublasLtCreate, destroyed exactly once.
-        unsafe {
-            let _ = cudarc::cublaslt::result::destroy_handle(self.0);
-        }
-    }
-}
-struct LtDesc(lt::cublasLtMatmulDesc_t);
-impl Drop for LtDesc {
-    fn drop(&mut self) {
-        // SAFETY: created by cublasLtMatmulDescCreate, destroyed exactly once.
-        unsafe {
-            let _ = cudarc::cublaslt::result::destroy_matmul_desc(self.0);
-        }
-    }
-}
-struct LtLayout(lt::cublasLtMatrixLayout_t);
-impl Drop for LtLayout {
-    fn drop(&mut self) {
-        // SAFETY: created by cublasLtMatrixLayoutCreate, destroyed exactly once.
-        unsafe {
-            let _ = cudarc::cublaslt::result::destroy_matrix_layout(self.0);
-        }
-    }
-}
-struct LtPref(lt::cublasLtMatmulPreference_t);
-impl Drop for LtPref {
-    fn drop(&mut self) {
-        // SAFETY: created by cublasLtMatmulPreferenceCreate, destroyed exactly once.
-        unsafe {
-            let _ = cudarc::cublaslt::result::destroy_matmul_pref(self.0);
-        }
-    }
-}
+ffi_guard!(LtHandle, lt::cublasLtHandle_t, "cublasLtCreate", |h| cudarc::cublaslt::result::destroy_handle(h));
+ffi_guard!(LtDesc, lt::cublasLtMatmulDesc_t, "cublasLtMatmulDescCreate", |h| cudarc::cublaslt::result::destroy_matmul_desc(h));
+ffi_guard!(LtLayout, lt::cublasLtMatrixLayout_t, "cublasLtMatrixLayoutCreate", |h| cudarc::cublaslt::result::destroy_matrix_layout(h));
+ffi_guard!(LtPref, lt::cublasLtMatmulPreference_t, "cublasLtMatmulPreferenceCreate", |h| cudarc::cublaslt::result::destroy_matmul_pref(h));
 
 /// `Y_i32 [m, n_pad] = Xq [m, k_pad] Wq [n_pad, k_pad]^T` with cuBLASLt (int8 in, int32
 /// accumulate and out, alpha 1, beta 0; the per-row scales are not applied). IMMA wants
@@ -786,42 +752,12 @@ impl Baseline for ImmaBaseline {
 // ---------------------------------------------------------------------------------------
 // cuDNN
 
-struct DnnHandle(dnn::cudnnHandle_t);
-impl Drop for DnnHandle {
-    fn drop(&mut self) {
-        // SAFETY: created by cudnnCreate, destroyed exactly once.
-        unsafe {
-            let _ = cudarc::cudnn::result::destroy_handle(self.0);
-        }
-    }
-}
-struct DnnTensor(dnn::cudnnTensorDescriptor_t);
-impl Drop for DnnTensor {
-    fn drop(&mut self) {
-        // SAFETY: created by cudnnCreateTensorDescriptor, destroyed exactly once.
-        unsafe {
-            let _ = cudarc::cudnn::result::destroy_tensor_descriptor(self.0);
-        }
-    }
-}
-struct DnnFilter(dnn::cudnnFilterDescriptor_t);
-impl Drop for DnnFilter {
-    fn drop(&mut self) {
-        // SAFETY: created by cudnnCreateFilterDescriptor, destroyed exactly once.
-        unsafe {
-            let _ = cudarc::cudnn::result::destroy_filter_descriptor(self.0);
-        }
-    }
-}
-struct DnnConv(dnn::cudnnConvolutionDescriptor_t);
-impl Drop for DnnConv {
-    fn drop(&mut self) {
-        // SAFETY: created by cudnnCreateConvolutionDescriptor, destroyed exactly once.
-        unsafe {
-            let _ = cudarc::cudnn::result::destroy_convolution_descriptor(self.0);
-        }
-    }
-}
+ffi_guard!(DnnHandle, dnn::cudnnHandle_t, "cudnnCreate", |h| cudarc::cudnn::result::destroy_handle(h));
+ffi_guard!(DnnTensor, dnn::cudnnTensorDescriptor_t, "cudnnCreateTensorDescriptor", |h| cudarc::cudnn::result::destroy_tensor_descriptor(h));
+ffi_guard!(DnnFilter, dnn::cudnnFilterDescriptor_t, "cudnnCreateFilterDescriptor", |h| cudarc::cudnn::result::destroy_filter_descriptor(h));
+ffi_guard!(DnnConv, dnn::cudnnConvolutionDescriptor_t, "cudnnCreateConvolutionDescriptor", |h| {
+    cudarc::cudnn::result::destroy_convolution_descriptor(h)
+});
 
 /// cuDNN fp16 NHWC convolution (zero padding, fp32 compute, tensor-op math) on the {-1,+1}
 /// input and filter.
