@@ -59,3 +59,22 @@ __device__ __forceinline__ u32 subwarp_mask(int width) {
     int lane = threadIdx.x & 31;
     return ((1u << width) - 1u) << (lane & ~(width - 1));
 }
+
+// One K-step of a 64x64 output tile computed by a 16x16 thread block, 4x4 outputs per thread:
+// acc[r][c] += sum_kk As[kk][ty + 16 r] * Bs[kk][tx + 16 c]. As and Bs are [K][64 + 4] tiles
+// in shared memory (the +4 pad avoids bank conflicts); ty, tx < 16 keep every index in range.
+template <int K>
+__device__ __forceinline__ void tile_fma_4x4(float (&acc)[4][4], const float (*As)[68], const float (*Bs)[68], int ty, int tx) {
+#pragma unroll 8
+    for (int kk = 0; kk < K; ++kk) {
+        float a[4], b[4];
+#pragma unroll
+        for (int r = 0; r < 4; ++r) a[r] = As[kk][ty + 16 * r];
+#pragma unroll
+        for (int c = 0; c < 4; ++c) b[c] = Bs[kk][tx + 16 * c];
+#pragma unroll
+        for (int r = 0; r < 4; ++r)
+#pragma unroll
+            for (int c = 0; c < 4; ++c) acc[r][c] = fmaf(a[r], b[c], acc[r][c]);
+    }
+}

@@ -39,18 +39,7 @@ __device__ __forceinline__ void gemm_body(int M, int N, int K, const TA* __restr
             Bs[kk][jj] = (gj < N && gk < K) ? to_f32(B[(i64)gk * sbk + (i64)gj * sbj]) : 0.f;
         }
         __syncthreads();
-#pragma unroll
-        for (int kk = 0; kk < GK; ++kk) {
-            float a[4], b[4];
-#pragma unroll
-            for (int r = 0; r < 4; ++r) a[r] = As[kk][ty + 16 * r];
-#pragma unroll
-            for (int c = 0; c < 4; ++c) b[c] = Bs[kk][tx + 16 * c];
-#pragma unroll
-            for (int r = 0; r < 4; ++r)
-#pragma unroll
-                for (int c = 0; c < 4; ++c) acc[r][c] = fmaf(a[r], b[c], acc[r][c]);
-        }
+        tile_fma_4x4<GK>(acc, As, Bs, ty, tx);
         __syncthreads();
     }
 #pragma unroll

@@ -353,18 +353,7 @@ __device__ __forceinline__ void w4a16_tile_body(int m, int n, int k, int group, 
 #pragma unroll
         for (int e = 0; e < 8; ++e) Ws[lq * 8 + e][lr] = wv[e];
         __syncthreads();
-#pragma unroll 8
-        for (int kk = 0; kk < 32; ++kk) {
-            float a[4], b[4];
-#pragma unroll
-            for (int r = 0; r < 4; ++r) a[r] = Xs[kk][ty + 16 * r];
-#pragma unroll
-            for (int c = 0; c < 4; ++c) b[c] = Ws[kk][tx + 16 * c];
-#pragma unroll
-            for (int r = 0; r < 4; ++r)
-#pragma unroll
-                for (int c = 0; c < 4; ++c) acc[r][c] = fmaf(a[r], b[c], acc[r][c]);
-        }
+        tile_fma_4x4<32>(acc, Xs, Ws, ty, tx);
         __syncthreads();
     }
 #pragma unroll
