@@ -7,8 +7,9 @@
 //! grid sizes) and report them as errors.
 
 use crate::dtype::DType;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::formats::binary::Conv2dParams;
+use crate::ops::Op;
 use crate::tensor::*;
 
 /// Proof that [`crate::Device`] validated the operands of an op. Only this crate makes it.
@@ -55,10 +56,18 @@ impl std::str::FromStr for BackendKind {
     }
 }
 
-/// The compute interface of a backend. All shapes below are validated by [`crate::Device`]
-/// before the call: every operand lives on this backend, dtypes agree as documented, every
-/// dimension is >= 1 and every buffer holds exactly the elements its handle says.
-pub trait Backend: Send + Sync + std::fmt::Debug {
+mod sealed {
+    /// Only this crate's backends implement [`super::Core`]: device storage is the closed
+    /// enum [`crate::tensor::Storage`], so an outside backend could not hold buffers anyway.
+    pub trait Sealed {}
+    impl Sealed for crate::cpu::CpuBackend {}
+    impl Sealed for crate::wgpu::WgpuBackend {}
+    impl Sealed for crate::cuda::CudaBackend {}
+}
+
+/// What every backend has besides its ops: identity, memory, synchronization and timing.
+/// Sealed (see [`Backend`]).
+pub trait Core: Send + Sync + std::fmt::Debug + sealed::Sealed {
     /// Which backend this is.
     fn kind(&self) -> BackendKind;
     /// Human-readable device name (adapter or GPU name).
@@ -101,177 +110,143 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn as_wgpu(&self) -> Option<&crate::wgpu::WgpuBackend> {
         None
     }
+}
 
+/// The sparse ops, implemented by each backend in its `sparse.rs` (`cpu/`, `wgpu/`, `cuda/`).
+/// Every method has a default that returns [`Error::Unsupported`], so a backend that lacks an
+/// op says so by not implementing it. Operands were validated by [`crate::Device`].
+pub trait SparseOps: Core {
     /// `C = alpha * A * B + beta * C`; A `[M,K]`, B `[K,N]`, C `[M,N]`, one float dtype.
-    fn spmm(&self, ok: Checked, a: &DeviceCsr, b: &Tensor, c: &mut Tensor, alpha: f32, beta: f32) -> Result<()>;
+    fn spmm(&self, _ok: Checked, _a: &DeviceCsr, _b: &Tensor, _c: &mut Tensor, _alpha: f32, _beta: f32) -> Result<()> {
+        Err(Error::unsupported(self.kind(), Op::Spmm))
+    }
     /// `C = A^T * B`; A `[M,K]`, B `[M,N]`, C `[K,N]`, one float dtype.
-    fn spmm_t(&self, ok: Checked, a: &DeviceCsr, b: &Tensor, c: &mut Tensor) -> Result<()>;
+    fn spmm_t(&self, _ok: Checked, _a: &DeviceCsr, _b: &Tensor, _c: &mut Tensor) -> Result<()> {
+        Err(Error::unsupported(self.kind(), Op::SpmmT))
+    }
     /// For each stored `(i,j)` of A: `a_ij = alpha * sum_k X[i,k] Y[j,k] + beta * a_ij`;
     /// A `[M,N]`, X `[M,K]`, Y `[N,K]`, one float dtype.
-    fn sddmm(&self, ok: Checked, a: &mut DeviceCsr, x: &Tensor, y: &Tensor, alpha: f32, beta: f32) -> Result<()>;
+    fn sddmm(&self, _ok: Checked, _a: &mut DeviceCsr, _x: &Tensor, _y: &Tensor, _alpha: f32, _beta: f32) -> Result<()> {
+        Err(Error::unsupported(self.kind(), Op::Sddmm))
+    }
+}
+
+/// The lowrank ops, implemented by each backend in its `lowrank.rs` (`cpu/`, `wgpu/`, `cuda/`).
+/// Every method has a default that returns [`Error::Unsupported`], so a backend that lacks an
+/// op says so by not implementing it. Operands were validated by [`crate::Device`].
+pub trait LowRankOps: Core {
     /// `Y = X V U^T + bias`; X `[b,n]`, Y `[b,m]`, bias `[1,m]`, one float dtype.
-    fn lowrank_linear(&self, ok: Checked, lr: &DeviceLowRank, x: &Tensor, bias: Option<&Tensor>, y: &mut Tensor) -> Result<()>;
+    fn lowrank_linear(&self, _ok: Checked, _lr: &DeviceLowRank, _x: &Tensor, _bias: Option<&Tensor>, _y: &mut Tensor) -> Result<()> {
+        Err(Error::unsupported(self.kind(), Op::LowrankLinear))
+    }
     /// `W = U V^T`; W `[m,n]`, one float dtype.
-    fn lowrank_reconstruct(&self, ok: Checked, lr: &DeviceLowRank, w: &mut Tensor) -> Result<()>;
+    fn lowrank_reconstruct(&self, _ok: Checked, _lr: &DeviceLowRank, _w: &mut Tensor) -> Result<()> {
+        Err(Error::unsupported(self.kind(), Op::LowrankReconstruct))
+    }
     /// `dU += c U (V^T V)`, `dV += c V (U^T U)`; f32, dU `[m,r]`, dV `[n,r]`.
-    fn frobenius_decay(&self, ok: Checked, lr: &DeviceLowRank, c: f32, du: &mut Tensor, dv: &mut Tensor) -> Result<()>;
+    fn frobenius_decay(&self, _ok: Checked, _lr: &DeviceLowRank, _c: f32, _du: &mut Tensor, _dv: &mut Tensor) -> Result<()> {
+        Err(Error::unsupported(self.kind(), Op::FrobeniusDecay))
+    }
+}
+
+/// The quant ops, implemented by each backend in its `quant.rs` (`cpu/`, `wgpu/`, `cuda/`).
+/// Every method has a default that returns [`Error::Unsupported`], so a backend that lacks an
+/// op says so by not implementing it. Operands were validated by [`crate::Device`].
+pub trait QuantOps: Core {
     /// Per-row symmetric int8 quantization of X `[m,k]` (f32/f16) into `out` (`[m,k]`):
     /// `amax = max |x|`, `scale = amax / 127`, `q = round_half_away(x * (127 / amax))`
     /// clamped to [-127, 127]; a zero row gets scale 0 and q 0. Padding stays zero.
-    fn quantize_rows_i8(&self, ok: Checked, x: &Tensor, out: &mut DeviceInt8Matrix) -> Result<()>;
+    fn quantize_rows_i8(&self, _ok: Checked, _x: &Tensor, _out: &mut DeviceInt8Matrix) -> Result<()> {
+        Err(Error::unsupported(self.kind(), Op::QuantizeRowsI8))
+    }
     /// `Y[i,j] = (sx_i * sw_j) * sum_k Xq[i,k] Wq[j,k]` (i32 accumulate); X `[m,k]`, W
     /// `[n,k]`, Y `[m,n]` f32 or f16.
-    fn gemm_w8a8(&self, ok: Checked, x: &DeviceInt8Matrix, w: &DeviceInt8Matrix, y: &mut Tensor) -> Result<()>;
+    fn gemm_w8a8(&self, _ok: Checked, _x: &DeviceInt8Matrix, _w: &DeviceInt8Matrix, _y: &mut Tensor) -> Result<()> {
+        Err(Error::unsupported(self.kind(), Op::GemmW8a8))
+    }
     /// `Y = X dequant(W)^T`; X `[m,k]`, W `[n,k]`, Y `[m,n]`, X and Y one float dtype.
-    fn gemm_w4a16(&self, ok: Checked, x: &Tensor, w: &DeviceInt4Weights, y: &mut Tensor) -> Result<()>;
+    fn gemm_w4a16(&self, _ok: Checked, _x: &Tensor, _w: &DeviceInt4Weights, _y: &mut Tensor) -> Result<()> {
+        Err(Error::unsupported(self.kind(), Op::GemmW4a16))
+    }
+}
+
+/// The binary ops, implemented by each backend in its `binary.rs` (`cpu/`, `wgpu/`, `cuda/`).
+/// Every method has a default that returns [`Error::Unsupported`], so a backend that lacks an
+/// op says so by not implementing it. Operands were validated by [`crate::Device`].
+pub trait BinaryOps: Core {
     /// Packs the signs of X `[rows, cols]` (f32/f16; `x < 0` is bit 1) into `out`.
-    fn binarize_pack(&self, ok: Checked, x: &Tensor, out: &mut DeviceBits) -> Result<()>;
+    fn binarize_pack(&self, _ok: Checked, _x: &Tensor, _out: &mut DeviceBits) -> Result<()> {
+        Err(Error::unsupported(self.kind(), Op::BinarizePack))
+    }
     /// `Y[i,j] = alpha_j * (K - 2 popcount(a_i XOR w_j))`; A `[m,K]`, W `[n,K]`, Y `[m,n]` f32.
-    fn xnor_gemm(&self, ok: Checked, a: &DeviceBits, w: &DeviceBinaryWeights, y: &mut Tensor) -> Result<()>;
+    fn xnor_gemm(&self, _ok: Checked, _a: &DeviceBits, _w: &DeviceBinaryWeights, _y: &mut Tensor) -> Result<()> {
+        Err(Error::unsupported(self.kind(), Op::XnorGemm))
+    }
     /// Binary conv: X `[batch*in_h*in_w, c_in]` bits (NHWC), Y `[batch*out_h*out_w, c_out]`
     /// f32, `y = alpha_o * dot + bias_o` where `dot` sums `+-1` products over the taps
     /// (padded taps count as +1 inputs for `PadMode::One`, and not at all for `PadMode::Zero`).
-    fn xnor_conv2d(&self, ok: Checked, x: &DeviceBits, f: &DeviceBinaryFilter, p: &Conv2dParams, y: &mut Tensor) -> Result<()>;
+    fn xnor_conv2d(&self, _ok: Checked, _x: &DeviceBits, _f: &DeviceBinaryFilter, _p: &Conv2dParams, _y: &mut Tensor) -> Result<()> {
+        Err(Error::unsupported(self.kind(), Op::XnorConv2d))
+    }
     /// As [`Backend::xnor_conv2d`] but writes bits: bit 1 (-1) where `y < threshold_o`, else 0.
     fn xnor_conv2d_bits(
         &self,
-        ok: Checked,
-        x: &DeviceBits,
-        f: &DeviceBinaryFilter,
-        p: &Conv2dParams,
-        thresholds: &Buffer,
-        out: &mut DeviceBits,
-    ) -> Result<()>;
+        _ok: Checked,
+        _x: &DeviceBits,
+        _f: &DeviceBinaryFilter,
+        _p: &Conv2dParams,
+        _thresholds: &Buffer,
+        _out: &mut DeviceBits,
+    ) -> Result<()> {
+        Err(Error::unsupported(self.kind(), Op::XnorConv2dBits))
+    }
 }
 
-/// Implements every op of [`Backend`] for an uninhabited dummy backend.
+/// The interface of a backend: [`Core`] plus one trait per op family. Callers use
+/// [`crate::Device`], which validates every operand once (shapes, dtypes, ownership, sizes)
+/// and then calls the backend with a [`Checked`] token that code outside this crate cannot
+/// make, so a backend may rely on the invariants documented on each method. It must still
+/// check its own resource limits (binding sizes, grid sizes) and report them as errors.
+///
+/// Sealed: implemented only by this crate's backends (their storage is the closed enum
+/// [`crate::tensor::Storage`]).
+pub trait Backend: SparseOps + LowRankOps + QuantOps + BinaryOps {}
+
+impl<T: SparseOps + LowRankOps + QuantOps + BinaryOps> Backend for T {}
+
+/// Implements [`Core`] and the family traits (all defaults) for an uninhabited stand-in
+/// backend: the dummies of backends that are compiled out.
 #[allow(unused_macros)] // used only by the dummies of backends that are compiled out
-macro_rules! unreachable_ops {
-    () => {
-        fn spmm(
-            &self,
-            _: $crate::backend::Checked,
-            _: &$crate::tensor::DeviceCsr,
-            _: &$crate::tensor::Tensor,
-            _: &mut $crate::tensor::Tensor,
-            _: f32,
-            _: f32,
-        ) -> $crate::Result<()> {
-            match *self {}
+macro_rules! dummy_backend {
+    ($t:ty) => {
+        impl $crate::backend::Core for $t {
+            fn kind(&self) -> $crate::backend::BackendKind {
+                match *self {}
+            }
+            fn name(&self) -> String {
+                match *self {}
+            }
+            fn max_buffer_bytes(&self) -> u64 {
+                match *self {}
+            }
+            fn alloc_zeroed(&self, _: $crate::DType, _: usize) -> $crate::Result<$crate::tensor::Storage> {
+                match *self {}
+            }
+            fn upload(&self, _: $crate::DType, _: &[u8]) -> $crate::Result<$crate::tensor::Storage> {
+                match *self {}
+            }
+            fn download(&self, _: &$crate::tensor::Storage, _: $crate::DType, _: usize) -> $crate::Result<Vec<u8>> {
+                match *self {}
+            }
+            fn synchronize(&self) -> $crate::Result<()> {
+                match *self {}
+            }
         }
-        fn spmm_t(
-            &self,
-            _: $crate::backend::Checked,
-            _: &$crate::tensor::DeviceCsr,
-            _: &$crate::tensor::Tensor,
-            _: &mut $crate::tensor::Tensor,
-        ) -> $crate::Result<()> {
-            match *self {}
-        }
-        fn sddmm(
-            &self,
-            _: $crate::backend::Checked,
-            _: &mut $crate::tensor::DeviceCsr,
-            _: &$crate::tensor::Tensor,
-            _: &$crate::tensor::Tensor,
-            _: f32,
-            _: f32,
-        ) -> $crate::Result<()> {
-            match *self {}
-        }
-        fn lowrank_linear(
-            &self,
-            _: $crate::backend::Checked,
-            _: &$crate::tensor::DeviceLowRank,
-            _: &$crate::tensor::Tensor,
-            _: Option<&$crate::tensor::Tensor>,
-            _: &mut $crate::tensor::Tensor,
-        ) -> $crate::Result<()> {
-            match *self {}
-        }
-        fn lowrank_reconstruct(
-            &self,
-            _: $crate::backend::Checked,
-            _: &$crate::tensor::DeviceLowRank,
-            _: &mut $crate::tensor::Tensor,
-        ) -> $crate::Result<()> {
-            match *self {}
-        }
-        fn frobenius_decay(
-            &self,
-            _: $crate::backend::Checked,
-            _: &$crate::tensor::DeviceLowRank,
-            _: f32,
-            _: &mut $crate::tensor::Tensor,
-            _: &mut $crate::tensor::Tensor,
-        ) -> $crate::Result<()> {
-            match *self {}
-        }
-        fn quantize_rows_i8(
-            &self,
-            _: $crate::backend::Checked,
-            _: &$crate::tensor::Tensor,
-            _: &mut $crate::tensor::DeviceInt8Matrix,
-        ) -> $crate::Result<()> {
-            match *self {}
-        }
-        fn gemm_w8a8(
-            &self,
-            _: $crate::backend::Checked,
-            _: &$crate::tensor::DeviceInt8Matrix,
-            _: &$crate::tensor::DeviceInt8Matrix,
-            _: &mut $crate::tensor::Tensor,
-        ) -> $crate::Result<()> {
-            match *self {}
-        }
-        fn gemm_w4a16(
-            &self,
-            _: $crate::backend::Checked,
-            _: &$crate::tensor::Tensor,
-            _: &$crate::tensor::DeviceInt4Weights,
-            _: &mut $crate::tensor::Tensor,
-        ) -> $crate::Result<()> {
-            match *self {}
-        }
-        fn binarize_pack(
-            &self,
-            _: $crate::backend::Checked,
-            _: &$crate::tensor::Tensor,
-            _: &mut $crate::tensor::DeviceBits,
-        ) -> $crate::Result<()> {
-            match *self {}
-        }
-        fn xnor_gemm(
-            &self,
-            _: $crate::backend::Checked,
-            _: &$crate::tensor::DeviceBits,
-            _: &$crate::tensor::DeviceBinaryWeights,
-            _: &mut $crate::tensor::Tensor,
-        ) -> $crate::Result<()> {
-            match *self {}
-        }
-        fn xnor_conv2d(
-            &self,
-            _: $crate::backend::Checked,
-            _: &$crate::tensor::DeviceBits,
-            _: &$crate::tensor::DeviceBinaryFilter,
-            _: &$crate::formats::binary::Conv2dParams,
-            _: &mut $crate::tensor::Tensor,
-        ) -> $crate::Result<()> {
-            match *self {}
-        }
-        fn xnor_conv2d_bits(
-            &self,
-            _: $crate::backend::Checked,
-            _: &$crate::tensor::DeviceBits,
-            _: &$crate::tensor::DeviceBinaryFilter,
-            _: &$crate::formats::binary::Conv2dParams,
-            _: &$crate::tensor::Buffer,
-            _: &mut $crate::tensor::DeviceBits,
-        ) -> $crate::Result<()> {
-            match *self {}
-        }
+        impl $crate::backend::SparseOps for $t {}
+        impl $crate::backend::LowRankOps for $t {}
+        impl $crate::backend::QuantOps for $t {}
+        impl $crate::backend::BinaryOps for $t {}
     };
 }
 #[allow(unused_imports)]
-pub(crate) use unreachable_ops;
+pub(crate) use dummy_backend;

@@ -64,12 +64,38 @@ pub enum Error {
         /// Backend that runs the op.
         expected: &'static str,
     },
+    /// The backend does not implement this op (or this variant of it).
+    #[error("{op}: not supported: {msg}")]
+    Unsupported {
+        /// The op (or what was asked for).
+        op: &'static str,
+        /// What is missing and what would work instead.
+        msg: String,
+    },
     /// An I/O error.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
 }
 
 impl Error {
+    /// The variant's name (`"Shape"`, `"Format"`, ...), for tests and logs.
+    pub fn variant(&self) -> &'static str {
+        match self {
+            Error::Shape { .. } => "Shape",
+            Error::DType { .. } => "DType",
+            Error::Format { .. } => "Format",
+            Error::Parse { .. } => "Parse",
+            Error::Unavailable { .. } => "Unavailable",
+            Error::Backend { .. } => "Backend",
+            Error::WrongDevice { .. } => "WrongDevice",
+            Error::Unsupported { .. } => "Unsupported",
+            Error::Io(_) => "Io",
+        }
+    }
+    /// [`Error::Unsupported`] for an op a backend does not implement.
+    pub fn unsupported(backend: crate::BackendKind, op: crate::Op) -> Self {
+        Error::Unsupported { op: op.name(), msg: format!("the {} backend does not implement it", backend.name()) }
+    }
     /// Shorthand for [`Error::Shape`].
     pub fn shape(op: &'static str, msg: impl Into<String>) -> Self {
         Error::Shape { op, msg: msg.into() }

@@ -30,15 +30,16 @@ pub mod error;
 pub mod formats;
 pub mod naive;
 pub mod ops;
-pub mod suite;
 pub mod tensor;
 pub mod wgpu;
+pub mod workload;
 
 pub use backend::{Backend, BackendKind};
 pub use device::Device;
 pub use dtype::{DType, Element, Float};
 pub use error::{Error, Result};
 pub use half::f16;
+pub use ops::{Family, Op};
 pub use tensor::{
     Buffer, DeviceBinaryFilter, DeviceBinaryWeights, DeviceBits, DeviceCsr, DeviceInt4Weights, DeviceInt8Matrix, DeviceLowRank, Tensor,
 };

@@ -2,32 +2,15 @@
 //! DLMC `.smtx` parser and the `Device` ops: each must return the right `Error` variant with
 //! a message that says what was expected, never panic and never allocate absurd sizes.
 
+mod common;
+
+use common::expect;
 use std::io::Write;
 
 use slimgemm::formats::sparse::{load_smtx_pattern, parse_smtx};
 use slimgemm::formats::{Csr, LowRank, Matrix};
 use slimgemm::{DType, Device, Error, Result};
 
-/// Asserts that `r` is an error of the given variant whose message contains every `parts`.
-#[track_caller]
-fn expect<T: std::fmt::Debug>(r: Result<T>, variant: &str, parts: &[&str]) {
-    let e = r.expect_err("expected an error");
-    let got = match &e {
-        Error::Shape { .. } => "Shape",
-        Error::DType { .. } => "DType",
-        Error::Format { .. } => "Format",
-        Error::Parse { .. } => "Parse",
-        Error::WrongDevice { .. } => "WrongDevice",
-        Error::Unavailable { .. } => "Unavailable",
-        Error::Backend { .. } => "Backend",
-        Error::Io(_) => "Io",
-    };
-    let msg = e.to_string();
-    assert_eq!(got, variant, "wrong variant: {msg}");
-    for p in parts {
-        assert!(msg.contains(p), "message `{msg}` does not contain `{p}`");
-    }
-}
 
 // ---------------------------------------------------------------- CSR constructors
 

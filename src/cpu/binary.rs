@@ -1,5 +1,15 @@
 //! CPU reference for the binary ops.
 
+#[allow(unused_imports)]
+use super::filter_dims;
+use super::{s, sm};
+use crate::backend::{BinaryOps, Checked};
+#[allow(unused_imports)]
+use crate::dtype::DType;
+use crate::error::Result;
+#[allow(unused_imports)]
+use crate::tensor::*;
+
 use crate::dtype::Float;
 use crate::formats::binary::{Conv2dParams, PadMode};
 
@@ -87,5 +97,34 @@ pub fn threshold_pack(pixels: usize, c_out: usize, y: &[f32], thresholds: &[f32]
                 out[i * words + o / 32] |= 1 << (o % 32);
             }
         }
+    }
+}
+
+impl BinaryOps for super::CpuBackend {
+    fn binarize_pack(&self, _: Checked, x: &Tensor, out: &mut DeviceBits) -> Result<()> {
+        with_float!(x.dtype(), T => binarize_pack::<T>(x.rows, x.cols, s(&x.buf), sm(&mut out.data)));
+        Ok(())
+    }
+    fn xnor_gemm(&self, _: Checked, a: &DeviceBits, w: &DeviceBinaryWeights, y: &mut Tensor) -> Result<()> {
+        xnor_gemm(a.rows, w.bits.rows, a.cols, a.words, s(&a.data), s(&w.bits.data), s(&w.alpha), sm(&mut y.buf));
+        Ok(())
+    }
+    fn xnor_conv2d(&self, _: Checked, x: &DeviceBits, f: &DeviceBinaryFilter, p: &Conv2dParams, y: &mut Tensor) -> Result<()> {
+        xnor_conv2d(s(&x.data), filter_dims(f), s(&f.bits), s(&f.alpha), s(&f.bias), p, sm(&mut y.buf));
+        Ok(())
+    }
+    fn xnor_conv2d_bits(
+        &self,
+        _: Checked,
+        x: &DeviceBits,
+        f: &DeviceBinaryFilter,
+        p: &Conv2dParams,
+        thresholds: &Buffer,
+        out: &mut DeviceBits,
+    ) -> Result<()> {
+        let mut y = vec![0f32; out.rows * f.c_out];
+        xnor_conv2d(s(&x.data), filter_dims(f), s(&f.bits), s(&f.alpha), s(&f.bias), p, &mut y);
+        threshold_pack(out.rows, f.c_out, &y, s(thresholds), sm(&mut out.data));
+        Ok(())
     }
 }

@@ -1,5 +1,15 @@
 //! CPU reference for the low-rank ops (f64 accumulation).
 
+#[allow(unused_imports)]
+use super::filter_dims;
+use super::{s, sm};
+use crate::backend::{Checked, LowRankOps};
+#[allow(unused_imports)]
+use crate::dtype::DType;
+use crate::error::Result;
+#[allow(unused_imports)]
+use crate::tensor::*;
+
 use crate::cpu::sparse::par_rows;
 use crate::dtype::Float;
 
@@ -75,4 +85,19 @@ pub fn frobenius_decay(m: usize, n: usize, r: usize, u: &[f32], v: &[f32], c: f3
     let utu = gram(u, m, r);
     add_scaled_product(du, u, &vtv, m, r, c);
     add_scaled_product(dv, v, &utu, n, r, c);
+}
+
+impl LowRankOps for super::CpuBackend {
+    fn lowrank_linear(&self, _: Checked, lr: &DeviceLowRank, x: &Tensor, bias: Option<&Tensor>, y: &mut Tensor) -> Result<()> {
+        with_float!(lr.dtype(), T => linear::<T>(lr.m, lr.n, lr.r, s(&lr.u.buf), s(&lr.v.buf), s(&x.buf), bias.map(|b| s::<T>(&b.buf)), sm(&mut y.buf)));
+        Ok(())
+    }
+    fn lowrank_reconstruct(&self, _: Checked, lr: &DeviceLowRank, w: &mut Tensor) -> Result<()> {
+        with_float!(lr.dtype(), T => reconstruct::<T>(lr.m, lr.n, lr.r, s(&lr.u.buf), s(&lr.v.buf), sm(&mut w.buf)));
+        Ok(())
+    }
+    fn frobenius_decay(&self, _: Checked, lr: &DeviceLowRank, c: f32, du: &mut Tensor, dv: &mut Tensor) -> Result<()> {
+        frobenius_decay(lr.m, lr.n, lr.r, s(&lr.u.buf), s(&lr.v.buf), c, sm(&mut du.buf), sm(&mut dv.buf));
+        Ok(())
+    }
 }

@@ -1,5 +1,15 @@
 //! CPU reference for the quantized ops (exact integer accumulation).
 
+#[allow(unused_imports)]
+use super::filter_dims;
+use super::{s, sm};
+use crate::backend::{Checked, QuantOps};
+#[allow(unused_imports)]
+use crate::dtype::DType;
+use crate::error::Result;
+#[allow(unused_imports)]
+use crate::tensor::*;
+
 use crate::dtype::Float;
 
 /// Rounds half away from zero (the convention every backend implements): `2.5 -> 3`,
@@ -86,5 +96,22 @@ pub fn gemm_w4a16<T: Float>(
             let acc: f64 = x[i * k..][..k].iter().zip(&wrow).map(|(a, b)| a.to_f64() * b).sum();
             y[i * n + j] = T::from_f64(acc);
         }
+    }
+}
+
+impl QuantOps for super::CpuBackend {
+    fn quantize_rows_i8(&self, _: Checked, x: &Tensor, out: &mut DeviceInt8Matrix) -> Result<()> {
+        let (m, k, stride) = (out.rows, out.cols, out.stride);
+        let DeviceInt8Matrix { q, scales, .. } = out;
+        with_float!(x.dtype(), T => quantize_rows::<T>(m, k, s(&x.buf), sm(q), stride, sm(scales)));
+        Ok(())
+    }
+    fn gemm_w8a8(&self, _: Checked, x: &DeviceInt8Matrix, w: &DeviceInt8Matrix, y: &mut Tensor) -> Result<()> {
+        with_float!(y.dtype(), T => gemm_w8a8::<T>(x.rows, w.rows, x.cols, s(&x.q), x.stride, s(&x.scales), s(&w.q), w.stride, s(&w.scales), sm(&mut y.buf)));
+        Ok(())
+    }
+    fn gemm_w4a16(&self, _: Checked, x: &Tensor, w: &DeviceInt4Weights, y: &mut Tensor) -> Result<()> {
+        with_float!(x.dtype(), T => gemm_w4a16::<T>(x.rows, w.n, w.k, w.group, s(&x.buf), s(&w.qweight), s(&w.scales), s(&w.zeros), sm(&mut y.buf)));
+        Ok(())
     }
 }

@@ -2,6 +2,16 @@
 //! large problems are split into contiguous row ranges over threads ([`par_rows`]); each
 //! row is computed by the same plain loop either way.
 
+#[allow(unused_imports)]
+use super::filter_dims;
+use super::{s, sm};
+use crate::backend::{Checked, SparseOps};
+#[allow(unused_imports)]
+use crate::dtype::DType;
+use crate::error::Result;
+#[allow(unused_imports)]
+use crate::tensor::*;
+
 use crate::dtype::Float;
 
 /// Below this many multiply-adds a call stays on the calling thread.
@@ -111,4 +121,21 @@ pub fn sddmm<T: Float>(m: usize, kd: usize, indptr: &[u32], indices: &[u32], val
             s.spawn(move || f(first, last, mine));
         }
     });
+}
+
+impl SparseOps for super::CpuBackend {
+    fn spmm(&self, _: Checked, a: &DeviceCsr, b: &Tensor, c: &mut Tensor, alpha: f32, beta: f32) -> Result<()> {
+        with_float!(a.dtype(), T => spmm::<T>(a.rows, b.cols, s(&a.indptr), s(&a.indices), s(&a.values), s(&b.buf), sm(&mut c.buf), alpha, beta));
+        Ok(())
+    }
+    fn spmm_t(&self, _: Checked, a: &DeviceCsr, b: &Tensor, c: &mut Tensor) -> Result<()> {
+        with_float!(a.dtype(), T => spmm_t::<T>(a.rows, a.cols, b.cols, s(&a.indptr), s(&a.indices), s(&a.values), s(&b.buf), sm(&mut c.buf)));
+        Ok(())
+    }
+    fn sddmm(&self, _: Checked, a: &mut DeviceCsr, x: &Tensor, y: &Tensor, alpha: f32, beta: f32) -> Result<()> {
+        let (rows, kd) = (a.rows, x.cols);
+        let DeviceCsr { indptr, indices, values, .. } = a;
+        with_float!(values.dtype, T => sddmm::<T>(rows, kd, s(indptr), s(indices), sm(values), s(&x.buf), s(&y.buf), alpha, beta));
+        Ok(())
+    }
 }

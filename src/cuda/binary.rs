@@ -1,5 +1,6 @@
 //! CUDA launchers of the binary ops (kernels in `cuda/binary.cu`).
 
+use crate::backend::{BinaryOps, Checked};
 use cudarc::driver::{DeviceRepr, PushKernelArg};
 use half::f16;
 
@@ -34,14 +35,6 @@ struct ConvGeom {
 
 // SAFETY: `ConvGeom` is `#[repr(C)]`, plain i32 fields, identical in layout to the CUDA struct.
 unsafe impl DeviceRepr for ConvGeom {}
-
-pub(crate) fn binarize_pack(be: &CudaBackend, x: &Tensor, out: &mut DeviceBits) -> Result<()> {
-    match x.dtype() {
-        DType::F32 => binarize_typed::<f32>(be, x, out),
-        DType::F16 => binarize_typed::<f16>(be, x, out),
-        d => Err(Error::dtype("binarize_pack", format!("X is {d}"))),
-    }
-}
 
 fn binarize_typed<T: KernelFloat>(be: &CudaBackend, x: &Tensor, out: &mut DeviceBits) -> Result<()> {
     const OP: &str = "binarize_pack";
@@ -152,51 +145,66 @@ fn geom(op: &'static str, x: &DeviceBits, f: &DeviceBinaryFilter, p: &Conv2dPara
     })
 }
 
-pub(crate) fn xnor_gemm(be: &CudaBackend, a: &DeviceBits, w: &DeviceBinaryWeights, y: &mut Tensor) -> Result<()> {
-    const OP: &str = "xnor_gemm";
-    if a.words != w.bits.words || a.cols != w.bits.cols {
-        return Err(Error::shape(OP, format!("A has K = {} bits, W has {}", a.cols, w.bits.cols)));
+impl BinaryOps for CudaBackend {
+    fn binarize_pack(&self, _: Checked, x: &Tensor, out: &mut DeviceBits) -> Result<()> {
+        let be = self;
+        match x.dtype() {
+            DType::F32 => binarize_typed::<f32>(be, x, out),
+            DType::F16 => binarize_typed::<f16>(be, x, out),
+            d => Err(Error::dtype("binarize_pack", format!("X is {d}"))),
+        }
     }
-    // A 1 x 1 convolution over an m x 1 image: pixel i is row i of A, channel j row j of W.
-    let g = ConvGeom {
-        batch: 1,
-        in_h: i32_arg(OP, "M", a.rows)?,
-        in_w: 1,
-        out_h: i32_arg(OP, "M", a.rows)?,
-        out_w: 1,
-        kh: 1,
-        kw: 1,
-        stride_h: 1,
-        stride_w: 1,
-        pad_h: 0,
-        pad_w: 0,
-        zero_pad: 0,
-        c_in: i32_arg(OP, "K", a.cols)?,
-        words: i32_arg(OP, "words", a.words)?,
-        c_out: i32_arg(OP, "N", w.bits.rows)?,
-        out_words: i32_arg(OP, "N words", w.bits.rows.div_ceil(32))?,
-    };
-    xnor_launch(be, OP, g, &a.data, &w.bits.data, &w.alpha, None, XnorOut::F32(&mut y.buf))
-}
 
-pub(crate) fn xnor_conv2d(be: &CudaBackend, x: &DeviceBits, f: &DeviceBinaryFilter, p: &Conv2dParams, y: &mut Tensor) -> Result<()> {
-    const OP: &str = "xnor_conv2d";
-    let g = geom(OP, x, f, p)?;
-    xnor_launch(be, OP, g, &x.data, &f.bits, &f.alpha, Some(&f.bias), XnorOut::F32(&mut y.buf))
-}
-
-pub(crate) fn xnor_conv2d_bits(
-    be: &CudaBackend,
-    x: &DeviceBits,
-    f: &DeviceBinaryFilter,
-    p: &Conv2dParams,
-    thresholds: &Buffer,
-    out: &mut DeviceBits,
-) -> Result<()> {
-    const OP: &str = "xnor_conv2d";
-    let g = geom(OP, x, f, p)?;
-    if out.words != f.c_out.div_ceil(32) {
-        return Err(Error::shape(OP, format!("out has {} words per row, expected {}", out.words, f.c_out.div_ceil(32))));
+    fn xnor_gemm(&self, _: Checked, a: &DeviceBits, w: &DeviceBinaryWeights, y: &mut Tensor) -> Result<()> {
+        let be = self;
+        const OP: &str = "xnor_gemm";
+        if a.words != w.bits.words || a.cols != w.bits.cols {
+            return Err(Error::shape(OP, format!("A has K = {} bits, W has {}", a.cols, w.bits.cols)));
+        }
+        // A 1 x 1 convolution over an m x 1 image: pixel i is row i of A, channel j row j of W.
+        let g = ConvGeom {
+            batch: 1,
+            in_h: i32_arg(OP, "M", a.rows)?,
+            in_w: 1,
+            out_h: i32_arg(OP, "M", a.rows)?,
+            out_w: 1,
+            kh: 1,
+            kw: 1,
+            stride_h: 1,
+            stride_w: 1,
+            pad_h: 0,
+            pad_w: 0,
+            zero_pad: 0,
+            c_in: i32_arg(OP, "K", a.cols)?,
+            words: i32_arg(OP, "words", a.words)?,
+            c_out: i32_arg(OP, "N", w.bits.rows)?,
+            out_words: i32_arg(OP, "N words", w.bits.rows.div_ceil(32))?,
+        };
+        xnor_launch(be, OP, g, &a.data, &w.bits.data, &w.alpha, None, XnorOut::F32(&mut y.buf))
     }
-    xnor_launch(be, OP, g, &x.data, &f.bits, &f.alpha, Some(&f.bias), XnorOut::Bits { thresholds, out: &mut out.data })
+
+    fn xnor_conv2d(&self, _: Checked, x: &DeviceBits, f: &DeviceBinaryFilter, p: &Conv2dParams, y: &mut Tensor) -> Result<()> {
+        let be = self;
+        const OP: &str = "xnor_conv2d";
+        let g = geom(OP, x, f, p)?;
+        xnor_launch(be, OP, g, &x.data, &f.bits, &f.alpha, Some(&f.bias), XnorOut::F32(&mut y.buf))
+    }
+
+    fn xnor_conv2d_bits(
+        &self,
+        _: Checked,
+        x: &DeviceBits,
+        f: &DeviceBinaryFilter,
+        p: &Conv2dParams,
+        thresholds: &Buffer,
+        out: &mut DeviceBits,
+    ) -> Result<()> {
+        let be = self;
+        const OP: &str = "xnor_conv2d";
+        let g = geom(OP, x, f, p)?;
+        if out.words != f.c_out.div_ceil(32) {
+            return Err(Error::shape(OP, format!("out has {} words per row, expected {}", out.words, f.c_out.div_ceil(32))));
+        }
+        xnor_launch(be, OP, g, &x.data, &f.bits, &f.alpha, Some(&f.bias), XnorOut::Bits { thresholds, out: &mut out.data })
+    }
 }

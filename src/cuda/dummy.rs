@@ -17,30 +17,7 @@ impl CudaBackend {
     }
 }
 
-impl crate::backend::Backend for CudaBackend {
-    fn kind(&self) -> crate::backend::BackendKind {
-        match *self {}
-    }
-    fn name(&self) -> String {
-        match *self {}
-    }
-    fn max_buffer_bytes(&self) -> u64 {
-        match *self {}
-    }
-    fn alloc_zeroed(&self, _: crate::DType, _: usize) -> Result<crate::tensor::Storage> {
-        match *self {}
-    }
-    fn upload(&self, _: crate::DType, _: &[u8]) -> Result<crate::tensor::Storage> {
-        match *self {}
-    }
-    fn download(&self, _: &crate::tensor::Storage, _: crate::DType, _: usize) -> Result<Vec<u8>> {
-        match *self {}
-    }
-    fn synchronize(&self) -> Result<()> {
-        match *self {}
-    }
-    crate::backend::unreachable_ops!();
-}
+crate::backend::dummy_backend!(CudaBackend);
 
 /// Lists CUDA devices (unavailable: not compiled in).
 pub fn describe_devices() -> Result<Vec<String>> {

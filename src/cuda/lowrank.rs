@@ -1,5 +1,6 @@
 //! CUDA launchers of the low-rank ops (kernels in `cuda/lowrank.cu`).
 
+use crate::backend::{Checked, LowRankOps};
 use cudarc::driver::{CudaSlice, PushKernelArg};
 use half::f16;
 
@@ -59,14 +60,6 @@ pub(crate) fn gemm<TA: KernelFloat, TB: KernelFloat, TC: KernelFloat>(
     Ok(())
 }
 
-pub(crate) fn lowrank_linear(be: &CudaBackend, lr: &DeviceLowRank, x: &Tensor, bias: Option<&Tensor>, y: &mut Tensor) -> Result<()> {
-    match lr.dtype() {
-        DType::F32 => linear_typed::<f32>(be, lr, x, bias, y),
-        DType::F16 => linear_typed::<f16>(be, lr, x, bias, y),
-        d => Err(Error::dtype("lowrank_linear", format!("factors are {d}"))),
-    }
-}
-
 fn check_factors(op: &'static str, lr: &DeviceLowRank) -> Result<()> {
     expect_len(op, "U", &lr.u.buf, lr.m * lr.r)?;
     expect_len(op, "V", &lr.v.buf, lr.n * lr.r)
@@ -116,14 +109,6 @@ fn linear_typed<T: KernelFloat>(be: &CudaBackend, lr: &DeviceLowRank, x: &Tensor
     gemm::<f32, T, T>(be, OP, (b, m, r), Operand { s: &t, s0: r, s1: 1 }, Operand { s: us, s0: 1, s1: r }, ys, 1.0, 0.0, bs)
 }
 
-pub(crate) fn lowrank_reconstruct(be: &CudaBackend, lr: &DeviceLowRank, w: &mut Tensor) -> Result<()> {
-    match lr.dtype() {
-        DType::F32 => reconstruct_typed::<f32>(be, lr, w),
-        DType::F16 => reconstruct_typed::<f16>(be, lr, w),
-        d => Err(Error::dtype("lowrank_reconstruct", format!("factors are {d}"))),
-    }
-}
-
 fn reconstruct_typed<T: KernelFloat>(be: &CudaBackend, lr: &DeviceLowRank, w: &mut Tensor) -> Result<()> {
     const OP: &str = "lowrank_reconstruct";
     check_factors(OP, lr)?;
@@ -135,21 +120,62 @@ fn reconstruct_typed<T: KernelFloat>(be: &CudaBackend, lr: &DeviceLowRank, w: &m
     gemm::<T, T, T>(be, OP, (lr.m, lr.n, lr.r), Operand { s: us, s0: lr.r, s1: 1 }, Operand { s: vs, s0: 1, s1: lr.r }, ws, 1.0, 0.0, None)
 }
 
-pub(crate) fn frobenius_decay(be: &CudaBackend, lr: &DeviceLowRank, c: f32, du: &mut Tensor, dv: &mut Tensor) -> Result<()> {
-    const OP: &str = "frobenius_decay";
-    check_factors(OP, lr)?;
-    let (m, n, r) = (lr.m, lr.n, lr.r);
-    expect_len(OP, "dU", &du.buf, m * r)?;
-    expect_len(OP, "dV", &dv.buf, n * r)?;
-    let us = sl::<f32>(OP, "U", &lr.u.buf)?;
-    let vs = sl::<f32>(OP, "V", &lr.v.buf)?;
-    let mut gram = be.scratch_f32(r * r)?;
-    // G = V^T V: A(p,i) = V[i*r + p], B(i,q) = V[i*r + q]; then dU += c U G.
-    gemm::<f32, f32, f32>(be, OP, (r, r, n), Operand { s: vs, s0: 1, s1: r }, Operand { s: vs, s0: r, s1: 1 }, &mut gram, 1.0, 0.0, None)?;
-    let dus = sl_mut::<f32>(OP, "dU", &mut du.buf)?;
-    gemm::<f32, f32, f32>(be, OP, (m, r, r), Operand { s: us, s0: r, s1: 1 }, Operand { s: &gram, s0: r, s1: 1 }, dus, c, 1.0, None)?;
-    // G = U^T U; dV += c V G.
-    gemm::<f32, f32, f32>(be, OP, (r, r, m), Operand { s: us, s0: 1, s1: r }, Operand { s: us, s0: r, s1: 1 }, &mut gram, 1.0, 0.0, None)?;
-    let dvs = sl_mut::<f32>(OP, "dV", &mut dv.buf)?;
-    gemm::<f32, f32, f32>(be, OP, (n, r, r), Operand { s: vs, s0: r, s1: 1 }, Operand { s: &gram, s0: r, s1: 1 }, dvs, c, 1.0, None)
+impl LowRankOps for CudaBackend {
+    fn lowrank_linear(&self, _: Checked, lr: &DeviceLowRank, x: &Tensor, bias: Option<&Tensor>, y: &mut Tensor) -> Result<()> {
+        let be = self;
+        match lr.dtype() {
+            DType::F32 => linear_typed::<f32>(be, lr, x, bias, y),
+            DType::F16 => linear_typed::<f16>(be, lr, x, bias, y),
+            d => Err(Error::dtype("lowrank_linear", format!("factors are {d}"))),
+        }
+    }
+
+    fn lowrank_reconstruct(&self, _: Checked, lr: &DeviceLowRank, w: &mut Tensor) -> Result<()> {
+        let be = self;
+        match lr.dtype() {
+            DType::F32 => reconstruct_typed::<f32>(be, lr, w),
+            DType::F16 => reconstruct_typed::<f16>(be, lr, w),
+            d => Err(Error::dtype("lowrank_reconstruct", format!("factors are {d}"))),
+        }
+    }
+
+    fn frobenius_decay(&self, _: Checked, lr: &DeviceLowRank, c: f32, du: &mut Tensor, dv: &mut Tensor) -> Result<()> {
+        let be = self;
+        const OP: &str = "frobenius_decay";
+        check_factors(OP, lr)?;
+        let (m, n, r) = (lr.m, lr.n, lr.r);
+        expect_len(OP, "dU", &du.buf, m * r)?;
+        expect_len(OP, "dV", &dv.buf, n * r)?;
+        let us = sl::<f32>(OP, "U", &lr.u.buf)?;
+        let vs = sl::<f32>(OP, "V", &lr.v.buf)?;
+        let mut gram = be.scratch_f32(r * r)?;
+        // G = V^T V: A(p,i) = V[i*r + p], B(i,q) = V[i*r + q]; then dU += c U G.
+        gemm::<f32, f32, f32>(
+            be,
+            OP,
+            (r, r, n),
+            Operand { s: vs, s0: 1, s1: r },
+            Operand { s: vs, s0: r, s1: 1 },
+            &mut gram,
+            1.0,
+            0.0,
+            None,
+        )?;
+        let dus = sl_mut::<f32>(OP, "dU", &mut du.buf)?;
+        gemm::<f32, f32, f32>(be, OP, (m, r, r), Operand { s: us, s0: r, s1: 1 }, Operand { s: &gram, s0: r, s1: 1 }, dus, c, 1.0, None)?;
+        // G = U^T U; dV += c V G.
+        gemm::<f32, f32, f32>(
+            be,
+            OP,
+            (r, r, m),
+            Operand { s: us, s0: 1, s1: r },
+            Operand { s: us, s0: r, s1: 1 },
+            &mut gram,
+            1.0,
+            0.0,
+            None,
+        )?;
+        let dvs = sl_mut::<f32>(OP, "dV", &mut dv.buf)?;
+        gemm::<f32, f32, f32>(be, OP, (n, r, r), Operand { s: vs, s0: r, s1: 1 }, Operand { s: &gram, s0: r, s1: 1 }, dvs, c, 1.0, None)
+    }
 }

@@ -1,5 +1,6 @@
 //! CUDA launchers of the quantized ops (kernels in `cuda/quant.cu`).
 
+use crate::backend::{Checked, QuantOps};
 use cudarc::driver::PushKernelArg;
 use half::f16;
 
@@ -12,14 +13,6 @@ use crate::tensor::*;
 /// Largest K for which the int32 accumulation of int8 products cannot overflow
 /// (128 * 128 * K < 2^31).
 const W8A8_MAX_K: usize = 131_071;
-
-pub(crate) fn quantize_rows_i8(be: &CudaBackend, x: &Tensor, out: &mut DeviceInt8Matrix) -> Result<()> {
-    match x.dtype() {
-        DType::F32 => quantize_typed::<f32>(be, x, out),
-        DType::F16 => quantize_typed::<f16>(be, x, out),
-        d => Err(Error::dtype("quantize_rows_i8", format!("X is {d}"))),
-    }
-}
 
 fn quantize_typed<T: KernelFloat>(be: &CudaBackend, x: &Tensor, out: &mut DeviceInt8Matrix) -> Result<()> {
     const OP: &str = "quantize_rows_i8";
@@ -42,14 +35,6 @@ fn quantize_typed<T: KernelFloat>(be: &CudaBackend, x: &Tensor, out: &mut Device
     // (m * k elements), writes q[row * stride + c] for c < k <= stride and scales[row].
     unsafe { lb.launch(cfg) }.map_err(drv(OP))?;
     Ok(())
-}
-
-pub(crate) fn gemm_w8a8(be: &CudaBackend, x: &DeviceInt8Matrix, w: &DeviceInt8Matrix, y: &mut Tensor) -> Result<()> {
-    match y.dtype() {
-        DType::F32 => w8a8_typed::<f32>(be, x, w, y),
-        DType::F16 => w8a8_typed::<f16>(be, x, w, y),
-        d => Err(Error::dtype("gemm_w8a8", format!("Y is {d}"))),
-    }
 }
 
 fn w8a8_typed<T: KernelFloat>(be: &CudaBackend, x: &DeviceInt8Matrix, w: &DeviceInt8Matrix, y: &mut Tensor) -> Result<()> {
@@ -97,14 +82,6 @@ fn w8a8_typed<T: KernelFloat>(be: &CudaBackend, x: &DeviceInt8Matrix, w: &Device
     Ok(())
 }
 
-pub(crate) fn gemm_w4a16(be: &CudaBackend, x: &Tensor, w: &DeviceInt4Weights, y: &mut Tensor) -> Result<()> {
-    match x.dtype() {
-        DType::F32 => w4a16_typed::<f32>(be, x, w, y),
-        DType::F16 => w4a16_typed::<f16>(be, x, w, y),
-        d => Err(Error::dtype("gemm_w4a16", format!("X is {d}"))),
-    }
-}
-
 fn w4a16_typed<T: KernelFloat>(be: &CudaBackend, x: &Tensor, w: &DeviceInt4Weights, y: &mut Tensor) -> Result<()> {
     const OP: &str = "gemm_w4a16";
     let (m, n, k, group) = (x.rows, w.n, w.k, w.group);
@@ -141,4 +118,33 @@ fn w4a16_typed<T: KernelFloat>(be: &CudaBackend, x: &Tensor, w: &DeviceInt4Weigh
     // 16-byte alignment of the vector-loaded buffers were checked above.
     unsafe { lb.launch(cfg) }.map_err(drv(OP))?;
     Ok(())
+}
+
+impl QuantOps for CudaBackend {
+    fn quantize_rows_i8(&self, _: Checked, x: &Tensor, out: &mut DeviceInt8Matrix) -> Result<()> {
+        let be = self;
+        match x.dtype() {
+            DType::F32 => quantize_typed::<f32>(be, x, out),
+            DType::F16 => quantize_typed::<f16>(be, x, out),
+            d => Err(Error::dtype("quantize_rows_i8", format!("X is {d}"))),
+        }
+    }
+
+    fn gemm_w8a8(&self, _: Checked, x: &DeviceInt8Matrix, w: &DeviceInt8Matrix, y: &mut Tensor) -> Result<()> {
+        let be = self;
+        match y.dtype() {
+            DType::F32 => w8a8_typed::<f32>(be, x, w, y),
+            DType::F16 => w8a8_typed::<f16>(be, x, w, y),
+            d => Err(Error::dtype("gemm_w8a8", format!("Y is {d}"))),
+        }
+    }
+
+    fn gemm_w4a16(&self, _: Checked, x: &Tensor, w: &DeviceInt4Weights, y: &mut Tensor) -> Result<()> {
+        let be = self;
+        match x.dtype() {
+            DType::F32 => w4a16_typed::<f32>(be, x, w, y),
+            DType::F16 => w4a16_typed::<f16>(be, x, w, y),
+            d => Err(Error::dtype("gemm_w4a16", format!("X is {d}"))),
+        }
+    }
 }

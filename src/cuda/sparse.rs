@@ -1,5 +1,6 @@
 //! CUDA launchers of the sparse ops (kernels in `cuda/sparse.cu`).
 
+use crate::backend::{Checked, SparseOps};
 use cudarc::driver::PushKernelArg;
 use half::f16;
 
@@ -51,22 +52,6 @@ fn vec_width<T: KernelFloat>(be: &CudaBackend, n: usize, bufs: &[&cudarc::driver
         4
     } else {
         1
-    }
-}
-
-pub(crate) fn spmm(be: &CudaBackend, a: &DeviceCsr, b: &Tensor, c: &mut Tensor, alpha: f32, beta: f32) -> Result<()> {
-    match a.dtype() {
-        DType::F32 => spmm_typed::<f32>(be, a, b, c, alpha, beta, false),
-        DType::F16 => spmm_typed::<f16>(be, a, b, c, alpha, beta, false),
-        d => Err(Error::dtype("spmm", format!("A is {d}"))),
-    }
-}
-
-pub(crate) fn spmm_t(be: &CudaBackend, a: &DeviceCsr, b: &Tensor, c: &mut Tensor) -> Result<()> {
-    match a.dtype() {
-        DType::F32 => spmm_typed::<f32>(be, a, b, c, 1.0, 0.0, true),
-        DType::F16 => spmm_typed::<f16>(be, a, b, c, 1.0, 0.0, true),
-        d => Err(Error::dtype("spmm_t", format!("A is {d}"))),
     }
 }
 
@@ -130,14 +115,6 @@ fn spmm_typed<T: KernelFloat>(
     Ok(())
 }
 
-pub(crate) fn sddmm(be: &CudaBackend, a: &mut DeviceCsr, x: &Tensor, y: &Tensor, alpha: f32, beta: f32) -> Result<()> {
-    match a.dtype() {
-        DType::F32 => sddmm_typed::<f32>(be, a, x, y, alpha, beta),
-        DType::F16 => sddmm_typed::<f16>(be, a, x, y, alpha, beta),
-        d => Err(Error::dtype("sddmm", format!("A is {d}"))),
-    }
-}
-
 fn sddmm_typed<T: KernelFloat>(be: &CudaBackend, a: &mut DeviceCsr, x: &Tensor, y: &Tensor, alpha: f32, beta: f32) -> Result<()> {
     const OP: &str = "sddmm";
     check_csr(OP, a)?;
@@ -168,4 +145,33 @@ fn sddmm_typed<T: KernelFloat>(be: &CudaBackend, a: &mut DeviceCsr, x: &Tensor, 
     // upload and the lengths of X, Y and the CSR arrays were checked above.
     unsafe { lb.launch(cfg) }.map_err(drv(OP))?;
     Ok(())
+}
+
+impl SparseOps for CudaBackend {
+    fn spmm(&self, _: Checked, a: &DeviceCsr, b: &Tensor, c: &mut Tensor, alpha: f32, beta: f32) -> Result<()> {
+        let be = self;
+        match a.dtype() {
+            DType::F32 => spmm_typed::<f32>(be, a, b, c, alpha, beta, false),
+            DType::F16 => spmm_typed::<f16>(be, a, b, c, alpha, beta, false),
+            d => Err(Error::dtype("spmm", format!("A is {d}"))),
+        }
+    }
+
+    fn spmm_t(&self, _: Checked, a: &DeviceCsr, b: &Tensor, c: &mut Tensor) -> Result<()> {
+        let be = self;
+        match a.dtype() {
+            DType::F32 => spmm_typed::<f32>(be, a, b, c, 1.0, 0.0, true),
+            DType::F16 => spmm_typed::<f16>(be, a, b, c, 1.0, 0.0, true),
+            d => Err(Error::dtype("spmm_t", format!("A is {d}"))),
+        }
+    }
+
+    fn sddmm(&self, _: Checked, a: &mut DeviceCsr, x: &Tensor, y: &Tensor, alpha: f32, beta: f32) -> Result<()> {
+        let be = self;
+        match a.dtype() {
+            DType::F32 => sddmm_typed::<f32>(be, a, x, y, alpha, beta),
+            DType::F16 => sddmm_typed::<f16>(be, a, x, y, alpha, beta),
+            d => Err(Error::dtype("sddmm", format!("A is {d}"))),
+        }
+    }
 }

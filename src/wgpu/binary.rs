@@ -7,6 +7,7 @@
 
 use super::context::WgpuBackend;
 use super::pipeline::{u32_param, Bind, Dispatch, Groups, Shader};
+use crate::backend::{BinaryOps, Checked};
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::formats::binary::{Conv2dParams, PadMode};
@@ -18,49 +19,6 @@ pub(crate) static BINARY: Shader = Shader { name: "binary", source: include_str!
 
 fn tiles(m: usize, n: usize) -> Groups {
     Groups::Linear((m.div_ceil(64) as u64) * (n.div_ceil(64) as u64))
-}
-
-pub(crate) fn binarize_pack(be: &WgpuBackend, x: &Tensor, out: &mut DeviceBits) -> Result<()> {
-    const OP: &str = "binarize_pack";
-    u32_param(OP, "elements", x.rows * x.cols)?;
-    let words = out.rows * out.words;
-    u32_param(OP, "words", words)?;
-    let d = Dispatch {
-        shader: &BINARY,
-        entry: "binarize_pack",
-        constants: vec![("XF16", (x.dtype() == DType::F16) as u32 as f64)],
-        binds: vec![Bind::Read(be.buf(&x.buf)?), Bind::Write(be.buf(&out.data)?)],
-        params: vec![x.rows as u32, x.cols as u32, out.words as u32, 0],
-        groups: Groups::Linear(words.div_ceil(64) as u64),
-    };
-    be.run(OP, &[d])
-}
-
-pub(crate) fn xnor_gemm(be: &WgpuBackend, a: &DeviceBits, w: &DeviceBinaryWeights, y: &mut Tensor) -> Result<()> {
-    const OP: &str = "xnor_gemm";
-    let (m, n) = (a.rows, w.bits.rows);
-    u32_param(OP, "outputs", m * n)?;
-    u32_param(OP, "A words", a.rows * a.words)?;
-    u32_param(OP, "W words", w.bits.rows * w.bits.words)?;
-    let mut p = vec![0u32; 16];
-    p[0] = m as u32;
-    p[1] = n as u32;
-    p[2] = u32_param(OP, "K", a.cols)?;
-    p[3] = a.words as u32;
-    let d = Dispatch {
-        shader: &BINARY,
-        entry: "xnor_gemm",
-        constants: vec![],
-        binds: vec![
-            Bind::Read(be.buf(&a.data)?),
-            Bind::Read(be.buf(&w.bits.data)?),
-            Bind::Read(be.buf(&w.alpha)?),
-            Bind::Write(be.buf(&y.buf)?),
-        ],
-        params: p,
-        groups: tiles(m, n),
-    };
-    be.run(OP, &[d])
 }
 
 /// The conv's parameter block (`XParams` in the shader) and its output pixel count.
@@ -122,23 +80,73 @@ fn conv_dispatch<'a>(
     Ok(Dispatch { shader: &BINARY, entry, constants: vec![], binds, params, groups: tiles(pixels, f.c_out) })
 }
 
-pub(crate) fn xnor_conv2d(be: &WgpuBackend, x: &DeviceBits, f: &DeviceBinaryFilter, p: &Conv2dParams, y: &mut Tensor) -> Result<()> {
-    const OP: &str = "xnor_conv2d";
-    let (params, pixels) = conv_params(OP, x, f, p)?;
-    let d = conv_dispatch(be, "xnor_conv2d", params, pixels, x, f, &y.buf, None)?;
-    be.run(OP, &[d])
-}
+impl BinaryOps for WgpuBackend {
+    fn binarize_pack(&self, _: Checked, x: &Tensor, out: &mut DeviceBits) -> Result<()> {
+        let be = self;
+        const OP: &str = "binarize_pack";
+        u32_param(OP, "elements", x.rows * x.cols)?;
+        let words = out.rows * out.words;
+        u32_param(OP, "words", words)?;
+        let d = Dispatch {
+            shader: &BINARY,
+            entry: "binarize_pack",
+            constants: vec![("XF16", (x.dtype() == DType::F16) as u32 as f64)],
+            binds: vec![Bind::Read(be.buf(&x.buf)?), Bind::Write(be.buf(&out.data)?)],
+            params: vec![x.rows as u32, x.cols as u32, out.words as u32, 0],
+            groups: Groups::Linear(words.div_ceil(64) as u64),
+        };
+        be.run(OP, &[d])
+    }
 
-pub(crate) fn xnor_conv2d_bits(
-    be: &WgpuBackend,
-    x: &DeviceBits,
-    f: &DeviceBinaryFilter,
-    p: &Conv2dParams,
-    thresholds: &Buffer,
-    out: &mut DeviceBits,
-) -> Result<()> {
-    const OP: &str = "xnor_conv2d_bits";
-    let (params, pixels) = conv_params(OP, x, f, p)?;
-    let d = conv_dispatch(be, "xnor_conv2d_bits", params, pixels, x, f, &out.data, Some(thresholds))?;
-    be.run(OP, &[d])
+    fn xnor_gemm(&self, _: Checked, a: &DeviceBits, w: &DeviceBinaryWeights, y: &mut Tensor) -> Result<()> {
+        let be = self;
+        const OP: &str = "xnor_gemm";
+        let (m, n) = (a.rows, w.bits.rows);
+        u32_param(OP, "outputs", m * n)?;
+        u32_param(OP, "A words", a.rows * a.words)?;
+        u32_param(OP, "W words", w.bits.rows * w.bits.words)?;
+        let mut p = vec![0u32; 16];
+        p[0] = m as u32;
+        p[1] = n as u32;
+        p[2] = u32_param(OP, "K", a.cols)?;
+        p[3] = a.words as u32;
+        let d = Dispatch {
+            shader: &BINARY,
+            entry: "xnor_gemm",
+            constants: vec![],
+            binds: vec![
+                Bind::Read(be.buf(&a.data)?),
+                Bind::Read(be.buf(&w.bits.data)?),
+                Bind::Read(be.buf(&w.alpha)?),
+                Bind::Write(be.buf(&y.buf)?),
+            ],
+            params: p,
+            groups: tiles(m, n),
+        };
+        be.run(OP, &[d])
+    }
+
+    fn xnor_conv2d(&self, _: Checked, x: &DeviceBits, f: &DeviceBinaryFilter, p: &Conv2dParams, y: &mut Tensor) -> Result<()> {
+        let be = self;
+        const OP: &str = "xnor_conv2d";
+        let (params, pixels) = conv_params(OP, x, f, p)?;
+        let d = conv_dispatch(be, "xnor_conv2d", params, pixels, x, f, &y.buf, None)?;
+        be.run(OP, &[d])
+    }
+
+    fn xnor_conv2d_bits(
+        &self,
+        _: Checked,
+        x: &DeviceBits,
+        f: &DeviceBinaryFilter,
+        p: &Conv2dParams,
+        thresholds: &Buffer,
+        out: &mut DeviceBits,
+    ) -> Result<()> {
+        let be = self;
+        const OP: &str = "xnor_conv2d_bits";
+        let (params, pixels) = conv_params(OP, x, f, p)?;
+        let d = conv_dispatch(be, "xnor_conv2d_bits", params, pixels, x, f, &out.data, Some(thresholds))?;
+        be.run(OP, &[d])
+    }
 }

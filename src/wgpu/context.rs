@@ -4,10 +4,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::backend::{Backend, BackendKind, Checked};
+use crate::backend::{BackendKind, Core};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::formats::binary::Conv2dParams;
 use crate::tensor::*;
 
 use super::pipeline::{ModuleKey, PipelineEntry, PipelineKey};
@@ -472,7 +471,7 @@ pub fn describe_adapters() -> Result<Vec<String>> {
         .collect())
 }
 
-impl Backend for WgpuBackend {
+impl Core for WgpuBackend {
     fn kind(&self) -> BackendKind {
         BackendKind::Wgpu
     }
@@ -534,54 +533,6 @@ impl Backend for WgpuBackend {
     }
     fn as_wgpu(&self) -> Option<&WgpuBackend> {
         Some(self)
-    }
-
-    fn spmm(&self, _: Checked, a: &DeviceCsr, b: &Tensor, c: &mut Tensor, alpha: f32, beta: f32) -> Result<()> {
-        super::sparse::spmm(self, a, b, c, alpha, beta)
-    }
-    fn spmm_t(&self, _: Checked, a: &DeviceCsr, b: &Tensor, c: &mut Tensor) -> Result<()> {
-        super::sparse::spmm_t(self, a, b, c)
-    }
-    fn sddmm(&self, _: Checked, a: &mut DeviceCsr, x: &Tensor, y: &Tensor, alpha: f32, beta: f32) -> Result<()> {
-        super::sparse::sddmm(self, a, x, y, alpha, beta)
-    }
-    fn lowrank_linear(&self, _: Checked, lr: &DeviceLowRank, x: &Tensor, bias: Option<&Tensor>, y: &mut Tensor) -> Result<()> {
-        super::lowrank::lowrank_linear(self, lr, x, bias, y)
-    }
-    fn lowrank_reconstruct(&self, _: Checked, lr: &DeviceLowRank, w: &mut Tensor) -> Result<()> {
-        super::lowrank::lowrank_reconstruct(self, lr, w)
-    }
-    fn frobenius_decay(&self, _: Checked, lr: &DeviceLowRank, c: f32, du: &mut Tensor, dv: &mut Tensor) -> Result<()> {
-        super::lowrank::frobenius_decay(self, lr, c, du, dv)
-    }
-    fn quantize_rows_i8(&self, _: Checked, x: &Tensor, out: &mut DeviceInt8Matrix) -> Result<()> {
-        super::quant::quantize_rows_i8(self, x, out)
-    }
-    fn gemm_w8a8(&self, _: Checked, x: &DeviceInt8Matrix, w: &DeviceInt8Matrix, y: &mut Tensor) -> Result<()> {
-        super::quant::gemm_w8a8(self, x, w, y)
-    }
-    fn gemm_w4a16(&self, _: Checked, x: &Tensor, w: &DeviceInt4Weights, y: &mut Tensor) -> Result<()> {
-        super::quant::gemm_w4a16(self, x, w, y)
-    }
-    fn binarize_pack(&self, _: Checked, x: &Tensor, out: &mut DeviceBits) -> Result<()> {
-        super::binary::binarize_pack(self, x, out)
-    }
-    fn xnor_gemm(&self, _: Checked, a: &DeviceBits, w: &DeviceBinaryWeights, y: &mut Tensor) -> Result<()> {
-        super::binary::xnor_gemm(self, a, w, y)
-    }
-    fn xnor_conv2d(&self, _: Checked, x: &DeviceBits, f: &DeviceBinaryFilter, p: &Conv2dParams, y: &mut Tensor) -> Result<()> {
-        super::binary::xnor_conv2d(self, x, f, p, y)
-    }
-    fn xnor_conv2d_bits(
-        &self,
-        _: Checked,
-        x: &DeviceBits,
-        f: &DeviceBinaryFilter,
-        p: &Conv2dParams,
-        thresholds: &Buffer,
-        out: &mut DeviceBits,
-    ) -> Result<()> {
-        super::binary::xnor_conv2d_bits(self, x, f, p, thresholds, out)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Low-rank ops on wgpu: `lowrank_linear`, `lowrank_reconstruct`, `frobenius_decay`
 //! (kernels in `shaders/lowrank.wgsl`).
 
+use crate::backend::{Checked, LowRankOps};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::tensor::{DeviceLowRank, Tensor};
@@ -109,102 +110,109 @@ fn is_f16(op: &'static str, d: DType) -> Result<bool> {
     }
 }
 
-pub(crate) fn lowrank_linear(be: &WgpuBackend, lr: &DeviceLowRank, x: &Tensor, bias: Option<&Tensor>, y: &mut Tensor) -> Result<()> {
-    const OP: &str = "lowrank_linear";
-    let f16 = is_f16(OP, lr.dtype())?;
-    let (b, n, m, r) = (x.rows, lr.n, lr.m, lr.r);
-    let (b32, n32, m32, r32) = (u32_param(OP, "b", b)?, u32_param(OP, "n", n)?, u32_param(OP, "m", m)?, u32_param(OP, "r", r)?);
-    u32_param(OP, "Y elements", b.saturating_mul(m))?;
-    u32_param(OP, "X elements", b.saturating_mul(n))?;
-    let xb = be.buf(&x.buf)?;
-    let ub = be.buf(&lr.u.buf)?;
-    let vb = be.buf(&lr.v.buf)?;
-    let yb = be.buf(&y.buf)?;
-    let biasb = match bias {
-        Some(t) => Some(be.buf(&t.buf)?),
-        None => None,
-    };
-    // f16 results go through an f32 scratch (two values share an output word).
-    let yscratch = if f16 { Some(be.scratch("lowrank_linear output", (b * m) as u64 * 4)?) } else { None };
-    let yout: &wgpu::Buffer = yscratch.as_ref().unwrap_or(yb);
-    let row_tiles = b.div_ceil(FUSED_ROWS as usize);
-    if r <= FUSED_MAX_R && row_tiles >= FUSED_MIN_TILES {
-        let mut flags = if f16 { A_F16 } else { 0 };
-        if biasb.is_some() {
-            flags |= HAS_BIAS;
+impl LowRankOps for WgpuBackend {
+    fn lowrank_linear(&self, _: Checked, lr: &DeviceLowRank, x: &Tensor, bias: Option<&Tensor>, y: &mut Tensor) -> Result<()> {
+        let be = self;
+        const OP: &str = "lowrank_linear";
+        let f16 = is_f16(OP, lr.dtype())?;
+        let (b, n, m, r) = (x.rows, lr.n, lr.m, lr.r);
+        let (b32, n32, m32, r32) = (u32_param(OP, "b", b)?, u32_param(OP, "n", n)?, u32_param(OP, "m", m)?, u32_param(OP, "r", r)?);
+        u32_param(OP, "Y elements", b.saturating_mul(m))?;
+        u32_param(OP, "X elements", b.saturating_mul(n))?;
+        let xb = be.buf(&x.buf)?;
+        let ub = be.buf(&lr.u.buf)?;
+        let vb = be.buf(&lr.v.buf)?;
+        let yb = be.buf(&y.buf)?;
+        let biasb = match bias {
+            Some(t) => Some(be.buf(&t.buf)?),
+            None => None,
+        };
+        // f16 results go through an f32 scratch (two values share an output word).
+        let yscratch = if f16 { Some(be.scratch("lowrank_linear output", (b * m) as u64 * 4)?) } else { None };
+        let yout: &wgpu::Buffer = yscratch.as_ref().unwrap_or(yb);
+        let row_tiles = b.div_ceil(FUSED_ROWS as usize);
+        if r <= FUSED_MAX_R && row_tiles >= FUSED_MIN_TILES {
+            let mut flags = if f16 { A_F16 } else { 0 };
+            if biasb.is_some() {
+                flags |= HAS_BIAS;
+            }
+            let groups = row_tiles as u32;
+            let mut ds = vec![Dispatch {
+                shader: &LOWRANK,
+                entry: "lowrank_fused",
+                constants: vec![],
+                binds: vec![Bind::Read(xb), Bind::Read(vb), Bind::Read(ub), Bind::Read(biasb.unwrap_or(ub)), Bind::Write(yout)],
+                params: vec![b32, n32, r32, m32, flags, groups, 0, 0],
+                groups: Groups::Linear(groups as u64),
+            }];
+            if f16 {
+                ds.push(pack(OP, yout, yb, b * m)?);
+            }
+            return be.run(OP, &ds);
         }
-        let groups = row_tiles as u32;
-        let mut ds = vec![Dispatch {
-            shader: &LOWRANK,
-            entry: "lowrank_fused",
-            constants: vec![],
-            binds: vec![Bind::Read(xb), Bind::Read(vb), Bind::Read(ub), Bind::Read(biasb.unwrap_or(ub)), Bind::Write(yout)],
-            params: vec![b32, n32, r32, m32, flags, groups, 0, 0],
-            groups: Groups::Linear(groups as u64),
-        }];
+        // Two passes: T = X V into an f32 scratch, then Y = T U^T + bias.
+        let t = be.scratch("lowrank_linear T", (b * r) as u64 * 4)?;
+        let d1 =
+            gemm(OP, (b, r, n), Operand { buf: xb, si: n32, sk: 1, f16 }, Operand { buf: vb, si: r32, sk: 1, f16 }, None, &t, 1.0, 0.0)?;
+        let d2 = gemm(
+            OP,
+            (b, m, r),
+            Operand { buf: &t, si: r32, sk: 1, f16: false },
+            Operand { buf: ub, si: 1, sk: r32, f16 },
+            biasb.map(|bb| (bb, f16)),
+            yout,
+            1.0,
+            0.0,
+        )?;
+        let mut ds = vec![d1, d2];
         if f16 {
             ds.push(pack(OP, yout, yb, b * m)?);
         }
-        return be.run(OP, &ds);
+        be.run(OP, &ds)
     }
-    // Two passes: T = X V into an f32 scratch, then Y = T U^T + bias.
-    let t = be.scratch("lowrank_linear T", (b * r) as u64 * 4)?;
-    let d1 = gemm(OP, (b, r, n), Operand { buf: xb, si: n32, sk: 1, f16 }, Operand { buf: vb, si: r32, sk: 1, f16 }, None, &t, 1.0, 0.0)?;
-    let d2 = gemm(
-        OP,
-        (b, m, r),
-        Operand { buf: &t, si: r32, sk: 1, f16: false },
-        Operand { buf: ub, si: 1, sk: r32, f16 },
-        biasb.map(|bb| (bb, f16)),
-        yout,
-        1.0,
-        0.0,
-    )?;
-    let mut ds = vec![d1, d2];
-    if f16 {
-        ds.push(pack(OP, yout, yb, b * m)?);
-    }
-    be.run(OP, &ds)
-}
 
-pub(crate) fn lowrank_reconstruct(be: &WgpuBackend, lr: &DeviceLowRank, w: &mut Tensor) -> Result<()> {
-    const OP: &str = "lowrank_reconstruct";
-    let f16 = is_f16(OP, lr.dtype())?;
-    let (m, n, r) = (lr.m, lr.n, lr.r);
-    let r32 = u32_param(OP, "r", r)?;
-    let ub = be.buf(&lr.u.buf)?;
-    let vb = be.buf(&lr.v.buf)?;
-    let wb = be.buf(&w.buf)?;
-    let scratch = if f16 { Some(be.scratch("lowrank_reconstruct output", (m * n) as u64 * 4)?) } else { None };
-    let out: &wgpu::Buffer = scratch.as_ref().unwrap_or(wb);
-    // W = U V^T: A = U (row-major), B(k, j) = V[j, k].
-    let d = gemm(OP, (m, n, r), Operand { buf: ub, si: r32, sk: 1, f16 }, Operand { buf: vb, si: 1, sk: r32, f16 }, None, out, 1.0, 0.0)?;
-    let mut ds = vec![d];
-    if f16 {
-        ds.push(pack(OP, out, wb, m * n)?);
+    fn lowrank_reconstruct(&self, _: Checked, lr: &DeviceLowRank, w: &mut Tensor) -> Result<()> {
+        let be = self;
+        const OP: &str = "lowrank_reconstruct";
+        let f16 = is_f16(OP, lr.dtype())?;
+        let (m, n, r) = (lr.m, lr.n, lr.r);
+        let r32 = u32_param(OP, "r", r)?;
+        let ub = be.buf(&lr.u.buf)?;
+        let vb = be.buf(&lr.v.buf)?;
+        let wb = be.buf(&w.buf)?;
+        let scratch = if f16 { Some(be.scratch("lowrank_reconstruct output", (m * n) as u64 * 4)?) } else { None };
+        let out: &wgpu::Buffer = scratch.as_ref().unwrap_or(wb);
+        // W = U V^T: A = U (row-major), B(k, j) = V[j, k].
+        let d =
+            gemm(OP, (m, n, r), Operand { buf: ub, si: r32, sk: 1, f16 }, Operand { buf: vb, si: 1, sk: r32, f16 }, None, out, 1.0, 0.0)?;
+        let mut ds = vec![d];
+        if f16 {
+            ds.push(pack(OP, out, wb, m * n)?);
+        }
+        be.run(OP, &ds)
     }
-    be.run(OP, &ds)
-}
 
-pub(crate) fn frobenius_decay(be: &WgpuBackend, lr: &DeviceLowRank, c: f32, du: &mut Tensor, dv: &mut Tensor) -> Result<()> {
-    const OP: &str = "frobenius_decay";
-    let (m, n, r) = (lr.m, lr.n, lr.r);
-    let r32 = u32_param(OP, "r", r)?;
-    u32_param(OP, "r * r", r.saturating_mul(r))?;
-    let ub = be.buf(&lr.u.buf)?;
-    let vb = be.buf(&lr.v.buf)?;
-    let dub = be.buf(&du.buf)?;
-    let dvb = be.buf(&dv.buf)?;
-    let gv = be.scratch("frobenius V^T V", (r * r) as u64 * 4)?;
-    let gu = be.scratch("frobenius U^T U", (r * r) as u64 * 4)?;
-    let f = |buf| Operand { buf, si: r32, sk: 1, f16: false };
-    // Gram matrices: A(i, k) = X[k, i] (X^T), B(k, j) = X[k, j].
-    let ds = vec![
-        gemm(OP, (r, r, n), Operand { buf: vb, si: 1, sk: r32, f16: false }, f(vb), None, &gv, 1.0, 0.0)?,
-        gemm(OP, (r, r, m), Operand { buf: ub, si: 1, sk: r32, f16: false }, f(ub), None, &gu, 1.0, 0.0)?,
-        // dU += c U (V^T V), dV += c V (U^T U).
-        gemm(OP, (m, r, r), f(ub), f(&gv), None, dub, c, 1.0)?,
-        gemm(OP, (n, r, r), f(vb), f(&gu), None, dvb, c, 1.0)?,
-    ];
-    be.run(OP, &ds)
+    fn frobenius_decay(&self, _: Checked, lr: &DeviceLowRank, c: f32, du: &mut Tensor, dv: &mut Tensor) -> Result<()> {
+        let be = self;
+        const OP: &str = "frobenius_decay";
+        let (m, n, r) = (lr.m, lr.n, lr.r);
+        let r32 = u32_param(OP, "r", r)?;
+        u32_param(OP, "r * r", r.saturating_mul(r))?;
+        let ub = be.buf(&lr.u.buf)?;
+        let vb = be.buf(&lr.v.buf)?;
+        let dub = be.buf(&du.buf)?;
+        let dvb = be.buf(&dv.buf)?;
+        let gv = be.scratch("frobenius V^T V", (r * r) as u64 * 4)?;
+        let gu = be.scratch("frobenius U^T U", (r * r) as u64 * 4)?;
+        let f = |buf| Operand { buf, si: r32, sk: 1, f16: false };
+        // Gram matrices: A(i, k) = X[k, i] (X^T), B(k, j) = X[k, j].
+        let ds = vec![
+            gemm(OP, (r, r, n), Operand { buf: vb, si: 1, sk: r32, f16: false }, f(vb), None, &gv, 1.0, 0.0)?,
+            gemm(OP, (r, r, m), Operand { buf: ub, si: 1, sk: r32, f16: false }, f(ub), None, &gu, 1.0, 0.0)?,
+            // dU += c U (V^T V), dV += c V (U^T U).
+            gemm(OP, (m, r, r), f(ub), f(&gv), None, dub, c, 1.0)?,
+            gemm(OP, (n, r, r), f(vb), f(&gu), None, dvb, c, 1.0)?,
+        ];
+        be.run(OP, &ds)
+    }
 }

@@ -26,6 +26,8 @@ mod quant;
 mod sparse;
 #[cfg(feature = "wgpu")]
 pub use context::{describe_adapters, WgpuBackend, WgpuStorage};
+#[cfg(feature = "wgpu")]
+pub use pipeline::{Bind, Dispatch, Groups, Shader};
 
 /// Whether the backend's shader modules keep naga's runtime bounds checks.
 #[cfg(feature = "wgpu")]

@@ -26,16 +26,35 @@ use crate::error::{Error, Result};
 
 use super::context::{WgpuBackend, NAME};
 
-/// A WGSL source file.
+/// A WGSL source file. Besides the crate's own kernels, callers may run their own WGSL on a
+/// slimgemm wgpu device through [`WgpuBackend::run`] (pipeline cache, error scopes and
+/// timestamps under [`crate::Device::time_runs`]), following the module's conventions.
 #[derive(Debug)]
-pub(crate) struct Shader {
-    /// Short name (the file stem), used as cache key and label.
-    pub name: &'static str,
+pub struct Shader {
+    /// Short name (the file stem), used as cache key and label; unique per source.
+    pub(crate) name: &'static str,
     /// The WGSL text.
-    pub source: &'static str,
+    pub(crate) source: &'static str,
     /// True if every kernel in the file documents why it never indexes out of bounds, so its
     /// module may drop naga's bounds checks.
-    pub trusted: bool,
+    pub(crate) trusted: bool,
+}
+
+impl Shader {
+    /// A shader that always keeps naga's runtime bounds checks.
+    pub const fn checked(name: &'static str, source: &'static str) -> Self {
+        Shader { name, source, trusted: false }
+    }
+
+    /// A shader whose modules may drop naga's bounds checks (release builds).
+    ///
+    /// # Safety
+    /// Every kernel in `source` must never index outside its bindings for every dispatch the
+    /// caller makes with it (an out-of-bounds access without checks is undefined behaviour
+    /// on the GPU).
+    pub const unsafe fn trusted(name: &'static str, source: &'static str) -> Self {
+        Shader { name, source, trusted: true }
+    }
 }
 
 /// Cache key of a shader module.
@@ -65,7 +84,7 @@ pub(crate) struct PipelineEntry {
 
 /// A storage buffer bound to a dispatch (bindings 1..=n in order).
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Bind<'a> {
+pub enum Bind<'a> {
     /// Declared `var<storage, read>`.
     Read(&'a wgpu::Buffer),
     /// Declared `var<storage, read_write>`.
@@ -85,7 +104,7 @@ impl<'a> Bind<'a> {
 
 /// How many workgroups to launch.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Groups {
+pub enum Groups {
     /// `n` workgroups, folded into `(x, y, 1)` when `n` exceeds the per-dimension limit (see
     /// the module docs for the shader side). `0` skips the dispatch.
     Linear(u64),
@@ -96,7 +115,7 @@ pub(crate) enum Groups {
 
 /// One kernel launch.
 #[derive(Debug)]
-pub(crate) struct Dispatch<'a> {
+pub struct Dispatch<'a> {
     /// The source file.
     pub shader: &'static Shader,
     /// Entry point.
@@ -238,7 +257,7 @@ impl WgpuBackend {
     /// one's writes), in one command buffer and submits it. Any validation or
     /// out-of-memory error becomes [`Error::Backend`]. Under [`crate::Device::time_runs`]
     /// every pass writes begin/end timestamps.
-    pub(crate) fn run(&self, op: &'static str, dispatches: &[Dispatch<'_>]) -> Result<()> {
+    pub fn run(&self, op: &'static str, dispatches: &[Dispatch<'_>]) -> Result<()> {
         let max_bindings = self.limits.max_storage_buffers_per_shader_stage as usize;
         let mut prepared = Vec::with_capacity(dispatches.len());
         for d in dispatches {

@@ -8,6 +8,7 @@
 
 use super::context::WgpuBackend;
 use super::pipeline::{u32_param, Bind, Dispatch, Groups, Shader};
+use crate::backend::{Checked, QuantOps};
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::tensor::{DeviceInt4Weights, DeviceInt8Matrix, Tensor};
@@ -64,25 +65,6 @@ fn flag(b: bool) -> f64 {
     b as u32 as f64
 }
 
-pub(crate) fn quantize_rows_i8(be: &WgpuBackend, x: &Tensor, out: &mut DeviceInt8Matrix) -> Result<()> {
-    const OP: &str = "quantize_rows_i8";
-    let m = u32_param(OP, "rows", x.rows)?;
-    let k = u32_param(OP, "cols", x.cols)?;
-    // Flat element indices (row * k + c) and output words must fit in u32.
-    u32_param(OP, "elements", x.rows * x.cols)?;
-    let stride_words = u32_param(OP, "row stride", out.stride / 4)?;
-    u32_param(OP, "output words", x.rows * (out.stride / 4))?;
-    let d = Dispatch {
-        shader: shader(),
-        entry: "quantize_rows_i8",
-        constants: vec![("XF16", flag(x.dtype() == DType::F16))],
-        binds: vec![Bind::Read(be.buf(&x.buf)?), Bind::Write(be.buf(&out.q)?), Bind::Write(be.buf(&out.scales)?)],
-        params: vec![m, k, stride_words, 0],
-        groups: Groups::Linear(m as u64),
-    };
-    be.run(OP, &[d])
-}
-
 /// A GEMM launch without its output binding (the last one) and without `YF16`.
 struct Gemm<'a> {
     entry: &'static str,
@@ -137,59 +119,83 @@ fn gemm_path(be: &WgpuBackend, gemv: &'static str, tiled: &'static str, m: usize
     }
 }
 
-pub(crate) fn gemm_w8a8(be: &WgpuBackend, x: &DeviceInt8Matrix, w: &DeviceInt8Matrix, y: &mut Tensor) -> Result<()> {
-    const OP: &str = "gemm_w8a8";
-    let (m, n, k) = (x.rows, w.rows, x.cols);
-    u32_param(OP, "outputs", m * n)?;
-    let params = vec![
-        u32_param(OP, "M", m)?,
-        u32_param(OP, "N", n)?,
-        u32_param(OP, "K", k)?,
-        u32_param(OP, "X vec4 stride", x.stride / 16)?,
-        u32_param(OP, "W vec4 stride", w.stride / 16)?,
-        0,
-        0,
-        0,
-    ];
-    u32_param(OP, "X vec4s", x.rows * x.stride / 16)?;
-    u32_param(OP, "W vec4s", w.rows * w.stride / 16)?;
-    let (entry, groups, ms) = gemm_path(be, "gemm_w8a8_gemv", "gemm_w8a8_tiled", m, n);
-    let (xq, sx, wq, sw) = (be.buf(&x.q)?, be.buf(&x.scales)?, be.buf(&w.q)?, be.buf(&w.scales)?);
-    let g = Gemm {
-        entry,
-        constants: vec![("MS", ms as f64)],
-        binds: vec![Bind::Read(xq), Bind::Read(sx), Bind::Read(wq), Bind::Read(sw)],
-        params,
-        groups,
-    };
-    with_output(be, OP, y, g)
-}
+impl QuantOps for WgpuBackend {
+    fn quantize_rows_i8(&self, _: Checked, x: &Tensor, out: &mut DeviceInt8Matrix) -> Result<()> {
+        let be = self;
+        const OP: &str = "quantize_rows_i8";
+        let m = u32_param(OP, "rows", x.rows)?;
+        let k = u32_param(OP, "cols", x.cols)?;
+        // Flat element indices (row * k + c) and output words must fit in u32.
+        u32_param(OP, "elements", x.rows * x.cols)?;
+        let stride_words = u32_param(OP, "row stride", out.stride / 4)?;
+        u32_param(OP, "output words", x.rows * (out.stride / 4))?;
+        let d = Dispatch {
+            shader: shader(),
+            entry: "quantize_rows_i8",
+            constants: vec![("XF16", flag(x.dtype() == DType::F16))],
+            binds: vec![Bind::Read(be.buf(&x.buf)?), Bind::Write(be.buf(&out.q)?), Bind::Write(be.buf(&out.scales)?)],
+            params: vec![m, k, stride_words, 0],
+            groups: Groups::Linear(m as u64),
+        };
+        be.run(OP, &[d])
+    }
 
-pub(crate) fn gemm_w4a16(be: &WgpuBackend, x: &Tensor, w: &DeviceInt4Weights, y: &mut Tensor) -> Result<()> {
-    const OP: &str = "gemm_w4a16";
-    let (m, n, k) = (x.rows, w.n, w.k);
-    u32_param(OP, "outputs", m * n)?;
-    u32_param(OP, "X elements", m * k)?;
-    u32_param(OP, "weights", n * k)?;
-    let params = vec![
-        u32_param(OP, "M", m)?,
-        u32_param(OP, "N", n)?,
-        u32_param(OP, "K", k)?,
-        u32_param(OP, "groups per row", k / w.group)?,
-        0,
-        u32_param(OP, "group", w.group)?,
-        0,
-        0,
-    ];
-    let (entry, groups, ms) = gemm_path(be, "gemm_w4a16_gemv", "gemm_w4a16_tiled", m, n);
-    let xf16 = x.dtype() == DType::F16;
-    let (xb, qw, sc, zs) = (be.buf(&x.buf)?, be.buf(&w.qweight)?, be.buf(&w.scales)?, be.buf(&w.zeros)?);
-    let g = Gemm {
-        entry,
-        constants: vec![("XF16", flag(xf16)), ("MS", ms as f64)],
-        binds: vec![Bind::Read(xb), Bind::Read(qw), Bind::Read(sc), Bind::Read(zs)],
-        params,
-        groups,
-    };
-    with_output(be, OP, y, g)
+    fn gemm_w8a8(&self, _: Checked, x: &DeviceInt8Matrix, w: &DeviceInt8Matrix, y: &mut Tensor) -> Result<()> {
+        let be = self;
+        const OP: &str = "gemm_w8a8";
+        let (m, n, k) = (x.rows, w.rows, x.cols);
+        u32_param(OP, "outputs", m * n)?;
+        let params = vec![
+            u32_param(OP, "M", m)?,
+            u32_param(OP, "N", n)?,
+            u32_param(OP, "K", k)?,
+            u32_param(OP, "X vec4 stride", x.stride / 16)?,
+            u32_param(OP, "W vec4 stride", w.stride / 16)?,
+            0,
+            0,
+            0,
+        ];
+        u32_param(OP, "X vec4s", x.rows * x.stride / 16)?;
+        u32_param(OP, "W vec4s", w.rows * w.stride / 16)?;
+        let (entry, groups, ms) = gemm_path(be, "gemm_w8a8_gemv", "gemm_w8a8_tiled", m, n);
+        let (xq, sx, wq, sw) = (be.buf(&x.q)?, be.buf(&x.scales)?, be.buf(&w.q)?, be.buf(&w.scales)?);
+        let g = Gemm {
+            entry,
+            constants: vec![("MS", ms as f64)],
+            binds: vec![Bind::Read(xq), Bind::Read(sx), Bind::Read(wq), Bind::Read(sw)],
+            params,
+            groups,
+        };
+        with_output(be, OP, y, g)
+    }
+
+    fn gemm_w4a16(&self, _: Checked, x: &Tensor, w: &DeviceInt4Weights, y: &mut Tensor) -> Result<()> {
+        let be = self;
+        const OP: &str = "gemm_w4a16";
+        let (m, n, k) = (x.rows, w.n, w.k);
+        u32_param(OP, "outputs", m * n)?;
+        u32_param(OP, "X elements", m * k)?;
+        u32_param(OP, "weights", n * k)?;
+        let params = vec![
+            u32_param(OP, "M", m)?,
+            u32_param(OP, "N", n)?,
+            u32_param(OP, "K", k)?,
+            u32_param(OP, "groups per row", k / w.group)?,
+            0,
+            u32_param(OP, "group", w.group)?,
+            0,
+            0,
+        ];
+        let (entry, groups, ms) = gemm_path(be, "gemm_w4a16_gemv", "gemm_w4a16_tiled", m, n);
+        let xf16 = x.dtype() == DType::F16;
+        let (xb, qw, sc, zs) = (be.buf(&x.buf)?, be.buf(&w.qweight)?, be.buf(&w.scales)?, be.buf(&w.zeros)?);
+        let g = Gemm {
+            entry,
+            constants: vec![("XF16", flag(xf16)), ("MS", ms as f64)],
+            binds: vec![Bind::Read(xb), Bind::Read(qw), Bind::Read(sc), Bind::Read(zs)],
+            params,
+            groups,
+        };
+        with_output(be, OP, y, g)
+    }
 }

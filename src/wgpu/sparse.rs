@@ -1,5 +1,6 @@
 //! Sparse ops on wgpu: `spmm`, `spmm_t`, `sddmm` (kernels in `shaders/sparse.wgsl`).
 
+use crate::backend::{Checked, SparseOps};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::tensor::{Buffer, DeviceCsr, Tensor};
@@ -136,87 +137,99 @@ fn pack_dispatch<'a>(
     })
 }
 
-pub(crate) fn spmm(be: &WgpuBackend, a: &DeviceCsr, b: &Tensor, c: &mut Tensor, alpha: f32, beta: f32) -> Result<()> {
-    let args = SpmmArgs {
-        rows: a.rows,
-        n: b.cols,
-        indptr: &a.indptr,
-        indices: &a.indices,
-        row_order: &a.row_order,
-        perm: None,
-        values: &a.values,
-        alpha,
-        beta,
-    };
-    launch_spmm(be, "spmm", args, b, c)
-}
+impl SparseOps for WgpuBackend {
+    fn spmm(&self, _: Checked, a: &DeviceCsr, b: &Tensor, c: &mut Tensor, alpha: f32, beta: f32) -> Result<()> {
+        let be = self;
+        let args = SpmmArgs {
+            rows: a.rows,
+            n: b.cols,
+            indptr: &a.indptr,
+            indices: &a.indices,
+            row_order: &a.row_order,
+            perm: None,
+            values: &a.values,
+            alpha,
+            beta,
+        };
+        launch_spmm(be, "spmm", args, b, c)
+    }
 
-/// `C = A^T B`: SpMM over the rows of A^T (the CSC pattern), values gathered through
-/// `t_perm`, so no float atomics are needed.
-pub(crate) fn spmm_t(be: &WgpuBackend, a: &DeviceCsr, b: &Tensor, c: &mut Tensor) -> Result<()> {
-    let args = SpmmArgs {
-        rows: a.cols,
-        n: b.cols,
-        indptr: &a.t_indptr,
-        indices: &a.t_indices,
-        row_order: &a.t_row_order,
-        perm: Some(&a.t_perm),
-        values: &a.values,
-        alpha: 1.0,
-        beta: 0.0,
-    };
-    launch_spmm(be, "spmm_t", args, b, c)
-}
+    /// `C = A^T B`: SpMM over the rows of A^T (the CSC pattern), values gathered through
+    /// `t_perm`, so no float atomics are needed.
+    fn spmm_t(&self, _: Checked, a: &DeviceCsr, b: &Tensor, c: &mut Tensor) -> Result<()> {
+        let be = self;
+        let args = SpmmArgs {
+            rows: a.cols,
+            n: b.cols,
+            indptr: &a.t_indptr,
+            indices: &a.t_indices,
+            row_order: &a.t_row_order,
+            perm: Some(&a.t_perm),
+            values: &a.values,
+            alpha: 1.0,
+            beta: 0.0,
+        };
+        launch_spmm(be, "spmm_t", args, b, c)
+    }
 
-pub(crate) fn sddmm(be: &WgpuBackend, a: &mut DeviceCsr, x: &Tensor, y: &Tensor, alpha: f32, beta: f32) -> Result<()> {
-    const OP: &str = "sddmm";
-    let m = u32_param(OP, "M", a.rows)?;
-    let kd = u32_param(OP, "K", x.cols)?;
-    u32_param(OP, "X elements", x.rows.saturating_mul(x.cols))?;
-    u32_param(OP, "Y elements", y.rows.saturating_mul(y.cols))?;
-    let tpe = kd.div_ceil(4).next_power_of_two().clamp(1, MAX_TPE);
-    let epr = WG / tpe;
-    let log_tpe = tpe.trailing_zeros();
-    let beta_zero = (beta == 0.0) as u32;
-    let indptr = be.buf(&a.indptr)?;
-    let indices = be.buf(&a.indices)?;
-    let order = be.buf(&a.row_order)?;
-    let xb = be.buf(&x.buf)?;
-    let yb = be.buf(&y.buf)?;
-    let vb = be.buf(&a.values)?;
-    match a.values.dtype() {
-        DType::F32 => {
-            let d = Dispatch {
-                shader: &SPARSE,
-                entry: "sddmm_f32",
-                constants: constants(),
-                binds: vec![Bind::Read(indptr), Bind::Read(indices), Bind::Read(order), Bind::Read(xb), Bind::Read(yb), Bind::Write(vb)],
-                params: vec![m, kd, tpe, epr, 0, beta_zero, log_tpe, 0, fbits(alpha), fbits(beta), 0, 0],
-                groups: Groups::Linear(m as u64),
-            };
-            be.run(OP, &[d])
+    fn sddmm(&self, _: Checked, a: &mut DeviceCsr, x: &Tensor, y: &Tensor, alpha: f32, beta: f32) -> Result<()> {
+        let be = self;
+        const OP: &str = "sddmm";
+        let m = u32_param(OP, "M", a.rows)?;
+        let kd = u32_param(OP, "K", x.cols)?;
+        u32_param(OP, "X elements", x.rows.saturating_mul(x.cols))?;
+        u32_param(OP, "Y elements", y.rows.saturating_mul(y.cols))?;
+        let tpe = kd.div_ceil(4).next_power_of_two().clamp(1, MAX_TPE);
+        let epr = WG / tpe;
+        let log_tpe = tpe.trailing_zeros();
+        let beta_zero = (beta == 0.0) as u32;
+        let indptr = be.buf(&a.indptr)?;
+        let indices = be.buf(&a.indices)?;
+        let order = be.buf(&a.row_order)?;
+        let xb = be.buf(&x.buf)?;
+        let yb = be.buf(&y.buf)?;
+        let vb = be.buf(&a.values)?;
+        match a.values.dtype() {
+            DType::F32 => {
+                let d = Dispatch {
+                    shader: &SPARSE,
+                    entry: "sddmm_f32",
+                    constants: constants(),
+                    binds: vec![
+                        Bind::Read(indptr),
+                        Bind::Read(indices),
+                        Bind::Read(order),
+                        Bind::Read(xb),
+                        Bind::Read(yb),
+                        Bind::Write(vb),
+                    ],
+                    params: vec![m, kd, tpe, epr, 0, beta_zero, log_tpe, 0, fbits(alpha), fbits(beta), 0, 0],
+                    groups: Groups::Linear(m as u64),
+                };
+                be.run(OP, &[d])
+            }
+            DType::F16 => {
+                // Two stored values share a word: dot products go to an f32 scratch first.
+                let scratch = be.scratch("sddmm f16 scratch", a.nnz as u64 * 4)?;
+                let d1 = Dispatch {
+                    shader: &SPARSE,
+                    entry: "sddmm_f16",
+                    constants: constants(),
+                    binds: vec![
+                        Bind::Read(indptr),
+                        Bind::Read(indices),
+                        Bind::Read(order),
+                        Bind::Read(xb),
+                        Bind::Read(yb),
+                        Bind::Write(&scratch),
+                    ],
+                    params: vec![m, kd, tpe, epr, 1, 1, log_tpe, 0, fbits(1.0), fbits(0.0), 0, 0],
+                    groups: Groups::Linear(m as u64),
+                };
+                let d2 = pack_dispatch(OP, &scratch, vb, a.nnz, alpha, beta)?;
+                be.run(OP, &[d1, d2])
+            }
+            d => Err(Error::dtype(OP, format!("values of {d}"))),
         }
-        DType::F16 => {
-            // Two stored values share a word: dot products go to an f32 scratch first.
-            let scratch = be.scratch("sddmm f16 scratch", a.nnz as u64 * 4)?;
-            let d1 = Dispatch {
-                shader: &SPARSE,
-                entry: "sddmm_f16",
-                constants: constants(),
-                binds: vec![
-                    Bind::Read(indptr),
-                    Bind::Read(indices),
-                    Bind::Read(order),
-                    Bind::Read(xb),
-                    Bind::Read(yb),
-                    Bind::Write(&scratch),
-                ],
-                params: vec![m, kd, tpe, epr, 1, 1, log_tpe, 0, fbits(1.0), fbits(0.0), 0, 0],
-                groups: Groups::Linear(m as u64),
-            };
-            let d2 = pack_dispatch(OP, &scratch, vb, a.nnz, alpha, beta)?;
-            be.run(OP, &[d1, d2])
-        }
-        d => Err(Error::dtype(OP, format!("values of {d}"))),
     }
 }

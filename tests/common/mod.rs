@@ -44,3 +44,15 @@ pub fn assert_close(what: &str, got: &slimgemm::formats::Matrix<f32>, want: &sli
     let tol = slimgemm::compare::tolerance(dtype);
     assert!(e.max_rel <= tol, "{what} ({dtype}): {e:?} exceeds the tolerance {tol}");
 }
+
+/// Asserts that `r` is an error of the given variant (see `Error::variant`) whose message
+/// contains every one of `parts`.
+#[track_caller]
+pub fn expect<T: std::fmt::Debug>(r: slimgemm::Result<T>, variant: &str, parts: &[&str]) {
+    let e = r.expect_err("expected an error");
+    let msg = e.to_string();
+    assert_eq!(e.variant(), variant, "wrong variant: {msg}");
+    for p in parts {
+        assert!(msg.contains(p), "message `{msg}` does not contain `{p}`");
+    }
+}

@@ -99,7 +99,7 @@ pub fn main() -> ExitCode {
         Cmd::Verify { backend, op, json } => verify::verify(&backend, &op, json),
         Cmd::CheckKernels { arch } => info::check_kernels(&arch),
         Cmd::Bench { backend, op, suite, dlmc, sparsity, json, plot, iters, warmup, limit, check_max_gflop } => {
-            let opts = slimgemm::suite::run::BenchOptions {
+            let opts = crate::suite::run::BenchOptions {
                 iters: iters.max(1),
                 warmup: warmup.unwrap_or((iters / 10).max(1)),
                 check_max_flops: check_max_gflop * 1e9,
@@ -154,8 +154,8 @@ fn select_backends(spec: &str) -> Result<(Vec<Device>, Vec<Absent>), String> {
 /// Checks `--op` names against the op list.
 fn check_ops(ops: &[String]) -> Result<(), String> {
     for o in ops {
-        if !slimgemm::ops::OP_NAMES.contains(&o.as_str()) {
-            return Err(format!("unknown op `{o}` (expected one of: {})", slimgemm::ops::OP_NAMES.join(", ")));
+        if let Err(e) = o.parse::<slimgemm::Op>() {
+            return Err(e.to_string());
         }
     }
     Ok(())

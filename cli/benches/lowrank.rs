@@ -1,9 +1,9 @@
-//! Criterion benches of the binary ops on every backend present (see `common`).
+//! Criterion benches of the lowrank ops on every backend present (see `common`).
 
 mod common;
 
 fn bench(c: &mut criterion::Criterion) {
-    common::bench_family(c, "binary");
+    common::bench_family(c, slimgemm::Family::LowRank);
 }
 
 criterion::criterion_group!(benches, bench);

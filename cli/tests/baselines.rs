@@ -8,9 +8,9 @@ mod common;
 use slimgemm::compare::{errors, tolerance};
 use slimgemm::formats::binary::PadMode;
 use slimgemm::formats::Matrix;
-use slimgemm::suite::baseline::{baselines_for, measure_roofline, wgsl_dense_gemm};
-use slimgemm::suite::{random_sparse, Workload};
 use slimgemm::{DType, Device};
+use slimgemm_cli::suite::baseline::{baselines_for, measure_roofline, wgsl_dense_gemm};
+use slimgemm_cli::suite::{random_sparse, Workload};
 
 /// CPU dense product in f64 (via the independent formulation), rounded to f32.
 fn cpu_product(a: &Matrix<f32>, b: &Matrix<f32>) -> Vec<f32> {
@@ -23,10 +23,10 @@ fn cpu_product(a: &Matrix<f32>, b: &Matrix<f32>) -> Vec<f32> {
 fn workloads() -> Vec<Workload> {
     let a = random_sparse(37, 29, 0.8, 11).unwrap();
     vec![
-        Workload::Spmm { a: a.clone(), n: 13, dtype: DType::F32 },
-        Workload::Spmm { a: a.clone(), n: 7, dtype: DType::F16 },
+        Workload::Spmm { a: a.clone(), n: 13, dtype: DType::F32, beta: 0.0 },
+        Workload::Spmm { a: a.clone(), n: 7, dtype: DType::F16, beta: 0.0 },
         Workload::SpmmT { a: a.clone(), n: 5, dtype: DType::F32 },
-        Workload::Sddmm { a: a.clone(), k: 17, dtype: DType::F16 },
+        Workload::Sddmm { a: a.clone(), k: 17, dtype: DType::F16, beta: 0.0 },
         Workload::LowrankLinear { m: 31, n: 23, r: 5, batch: 3, dtype: DType::F32 },
         Workload::LowrankLinear { m: 19, n: 33, r: 7, batch: 1, dtype: DType::F16 },
         Workload::LowrankReconstruct { m: 13, n: 11, r: 3, dtype: DType::F32 },

@@ -2,8 +2,6 @@
 //! (`verify`), compile the CUDA kernels with NVRTC (`check-kernels`) and benchmark
 //! (`bench`). Run `slimgemm --help`.
 
-mod cli;
-
 fn main() -> std::process::ExitCode {
-    cli::main()
+    slimgemm_cli::cli::main()
 }

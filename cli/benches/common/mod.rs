@@ -1,13 +1,14 @@
 //! Shared by the criterion benches: one group per backend present (cpu, wgpu, cuda), one
 //! benchmark per workload of the family (the `quick` suite's rows, from
-//! `slimgemm::suite::suites::criterion`), timed by the device's own timer through
+//! `slimgemm_cli::suite::suites::criterion`), timed by the device's own timer through
 //! `Device::time_runs`. Filter with e.g. `cargo bench --bench sparse -- wgpu`.
 
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use slimgemm::suite::{prepare, suites};
+use slimgemm::Family;
 use slimgemm::{BackendKind, Device};
+use slimgemm_cli::suite::{prepare, suites};
 
 /// The backends present on this machine (absent ones are reported on stderr).
 fn devices() -> Vec<Device> {
@@ -24,7 +25,7 @@ fn devices() -> Vec<Device> {
 }
 
 /// Benchmarks every workload of `family` on every backend present.
-pub fn bench_family(c: &mut Criterion, family: &str) {
+pub fn bench_family(c: &mut Criterion, family: Family) {
     let workloads = match suites::criterion(family) {
         Ok(w) => w,
         Err(e) => {

@@ -8,13 +8,13 @@
 //! A baseline whose library is missing on the machine, or that has no meaning for an op, is
 //! an `Err(Missing)` slot with the reason; the other slots still run.
 
-use crate::backend::BackendKind;
-use crate::device::Device;
-use crate::dtype::DType;
-use crate::error::{Error, Result};
-use crate::formats::binary::{BinaryFilter, BinaryWeights, BitMatrix};
-use crate::formats::{Csr, LowRank, Matrix};
 use crate::suite::{seeds, Workload};
+use slimgemm::formats::binary::{BinaryFilter, BinaryWeights, BitMatrix};
+use slimgemm::formats::{Csr, LowRank, Matrix};
+use slimgemm::BackendKind;
+use slimgemm::DType;
+use slimgemm::Device;
+use slimgemm::{Error, Result};
 
 #[cfg(feature = "cuda")]
 #[path = "baseline/cuda.rs"]
@@ -249,14 +249,14 @@ impl HostInputs {
         let x = Matrix::<f32>::random(rows, cols, seed)?;
         let mut q = vec![0i8; rows * cols];
         let mut s = vec![0f32; rows];
-        crate::cpu::quant::quantize_rows(rows, cols, &x.data, &mut q, cols, &mut s);
+        slimgemm::cpu::quant::quantize_rows(rows, cols, &x.data, &mut q, cols, &mut s);
         Ok((q, s))
     }
 
     /// The dequantized int4 weight `[n, k]` (quantized round-to-nearest per group of `group`
     /// along K from `Matrix::random(n, k, seeds::W)`).
     pub fn int4_dequant(n: usize, k: usize, group: usize, symmetric: bool) -> Result<Matrix<f32>> {
-        crate::formats::quant::check_group("int4 baseline", k, group)?;
+        slimgemm::formats::quant::check_group("int4 baseline", k, group)?;
         let mut w = Matrix::<f32>::random(n, k, seeds::W)?;
         for j in 0..n {
             for g in 0..k / group {
@@ -280,13 +280,13 @@ impl HostInputs {
 
     /// Binary activations `[rows, k]` (seed [`seeds::B`]) as {-1,+1} floats.
     pub fn bits_a(rows: usize, k: usize) -> Result<Matrix<f32>> {
-        Ok(crate::naive::signs(&BitMatrix::random(rows, k, seeds::B)?))
+        Ok(slimgemm::naive::signs(&BitMatrix::random(rows, k, seeds::B)?))
     }
 
     /// Binary weights `[n, k]` (from `Matrix::random(n, k, seeds::W)`) as {-1,+1} floats.
     pub fn bits_w(n: usize, k: usize) -> Result<Matrix<f32>> {
         let w = Matrix::<f32>::random(n, k, seeds::W)?;
-        Ok(crate::naive::signs(&BinaryWeights::from_f32(n, k, &w.data)?.bits))
+        Ok(slimgemm::naive::signs(&BinaryWeights::from_f32(n, k, &w.data)?.bits))
     }
 
     /// Binary filter `[c_out, ks, ks, c_in]` (OHWI, from `Matrix::random(c_out, ks*ks*c_in,
@@ -324,7 +324,7 @@ pub(crate) struct DenseProblem {
 /// Densifies a CSR matrix, refusing absurd sizes (more than 2^31 elements).
 #[cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(dead_code))]
 fn densify(a: &Csr<f32>) -> Result<Matrix<f32>> {
-    crate::formats::checked_elems("baseline", "densified matrix", &[a.rows, a.cols])?;
+    slimgemm::formats::checked_elems("baseline", "densified matrix", &[a.rows, a.cols])?;
     Ok(a.to_dense())
 }
 
@@ -344,7 +344,7 @@ pub(crate) fn dense_problems(w: &Workload) -> Result<Vec<DenseProblem>> {
         }
         Workload::LowrankLinear { m, n, r, batch, .. } => {
             let lr = HostInputs::lowrank(*m, *n, *r)?;
-            let wt = Matrix::new(*m, *n, crate::naive::lowrank_reconstruct(&lr))?.transpose();
+            let wt = Matrix::new(*m, *n, slimgemm::naive::lowrank_reconstruct(&lr))?.transpose();
             vec![DenseProblem { what: "explicit W = U V^T", a: HostInputs::dense_b(*batch, *n)?, b: wt }]
         }
         Workload::LowrankReconstruct { m, n, r, .. } => {
@@ -370,7 +370,7 @@ pub(crate) fn dense_problems(w: &Workload) -> Result<Vec<DenseProblem>> {
         Workload::XnorConv2d { batch, h, w: wd, c_in, c_out, ksize, stride, pad, .. } => {
             // Implicit GEMM made explicit: im2col of the {-1,+1} input (zero padding).
             let (oh, ow) = conv_out(*h, *wd, *ksize, *stride, *pad)?;
-            let rows = crate::formats::checked_elems("baseline", "im2col matrix", &[*batch, oh, ow, ksize * ksize * c_in])?;
+            let rows = slimgemm::formats::checked_elems("baseline", "im2col matrix", &[*batch, oh, ow, ksize * ksize * c_in])?;
             let x = HostInputs::bits_a(batch * h * wd, *c_in)?;
             let kk = ksize * ksize * c_in;
             let mut col = vec![0f32; rows];

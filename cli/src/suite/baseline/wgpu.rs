@@ -6,19 +6,22 @@ use std::sync::Arc;
 use wgpu::util::DeviceExt;
 
 use super::{copy_bytes, dense_problems, median, slot, workload_float, Baseline, BaselineSlot, DenseProblem, Missing, Roofline};
-use crate::device::Device;
-use crate::dtype::DType;
-use crate::error::{Error, Result};
-use crate::formats::Matrix;
 use crate::suite::Workload;
-use crate::wgpu::pipeline::{Bind, Dispatch, Groups, Shader};
+use slimgemm::formats::Matrix;
+use slimgemm::wgpu::{Bind, Dispatch, Groups, Shader};
+use slimgemm::DType;
+use slimgemm::Device;
+use slimgemm::{Error, Result};
 
 const SOURCE: &str = include_str!("../../../shaders/dense_gemm.wgsl");
 
 /// The dense GEMM shader for the wgpu backend's pipeline cache and dispatch helper (which
 /// writes the timestamps `Device::time_runs` reads). Trusted: `WgslGemm::new` sizes every
 /// buffer as the shader's layout contract requires (see the shader's header).
-static DENSE_GEMM: Shader = Shader { name: "dense_gemm", source: SOURCE, trusted: true };
+// SAFETY: WgslGemm::new sizes A, B and C exactly as the shader's layout contract says (K
+// padded to a multiple of BK, N to a multiple of 4, rows guarded against m, vec4 columns
+// against n4) and keeps every index below 2^32, so no dispatch indexes out of bounds.
+static DENSE_GEMM: Shader = unsafe { Shader::trusted("dense_gemm", SOURCE) };
 const NAME: &str = "wgpu";
 
 /// The wgpu device and queue a baseline runs on (those of the slimgemm device, so that
@@ -549,7 +552,7 @@ mod tests {
                 let g = WgslGemm::new(&ctx, &a, &b, dtype).unwrap();
                 g.enqueue().unwrap();
                 let c = g.read_c().unwrap();
-                let want = crate::naive::matmul_nt(
+                let want = slimgemm::naive::matmul_nt(
                     &a.data.iter().map(|&x| x as f64).collect::<Vec<_>>(),
                     &b.transpose().data.iter().map(|&x| x as f64).collect::<Vec<_>>(),
                     m,
@@ -557,8 +560,8 @@ mod tests {
                     k,
                 );
                 let want: Vec<f32> = want.into_iter().map(|x| x as f32).collect();
-                let e = crate::compare::errors(&c.data, &want);
-                assert!(e.max_rel <= crate::compare::tolerance(dtype), "{m}x{k}x{n} {dtype}: {e:?}");
+                let e = slimgemm::compare::errors(&c.data, &want);
+                assert!(e.max_rel <= slimgemm::compare::tolerance(dtype), "{m}x{k}x{n} {dtype}: {e:?}");
             }
         }
     }

@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::suite::run::{bench_workload, check_plan, fill_vs_cuda, roofline, BenchOptions, BenchRow, Check, RooflineInfo};
+use crate::suite::{dlmc, Workload};
 use serde_json::json;
-use slimgemm::suite::run::{bench_workload, check_plan, fill_vs_cuda, roofline, BenchOptions, BenchRow, Check, RooflineInfo};
-use slimgemm::suite::{dlmc, Workload};
 
 use super::SuiteName;
 
@@ -31,8 +31,8 @@ pub fn bench(args: &Args) -> Result<ExitCode, String> {
     }
     // (workload, sparsity for the DLMC summary)
     let work: Vec<(Workload, Option<f64>)> = match args.suite {
-        SuiteName::Quick => slimgemm::suite::quick().map_err(|e| e.to_string())?.into_iter().map(|w| (w, None)).collect(),
-        SuiteName::Full => slimgemm::suite::full().map_err(|e| e.to_string())?.into_iter().map(|w| (w, None)).collect(),
+        SuiteName::Quick => crate::suite::quick().map_err(|e| e.to_string())?.into_iter().map(|w| (w, None)).collect(),
+        SuiteName::Full => crate::suite::full().map_err(|e| e.to_string())?.into_iter().map(|w| (w, None)).collect(),
         SuiteName::Dlmc => {
             let dir = args
                 .dlmc
@@ -49,7 +49,7 @@ pub fn bench(args: &Args) -> Result<ExitCode, String> {
     };
     let work: Vec<_> = work
         .into_iter()
-        .filter(|(w, _)| args.op.is_empty() || args.op.iter().any(|o| o == w.op()))
+        .filter(|(w, _)| args.op.is_empty() || args.op.iter().any(|o| o == w.op().name()))
         .take(args.limit.unwrap_or(usize::MAX))
         .collect();
     if work.is_empty() {
@@ -92,7 +92,7 @@ pub fn bench(args: &Args) -> Result<ExitCode, String> {
     for (w, sparsity) in &work {
         pb.set_message(format!("{} {} {} (reference)", w.op(), w.dtype_name(), w.shape()));
         let reference: Result<Vec<f32>, String> = match check_plan(w, &args.opts) {
-            Ok(()) => slimgemm::suite::reference(w).map_err(|e| format!("CPU reference failed: {e}")),
+            Ok(()) => crate::suite::reference(w).map_err(|e| format!("CPU reference failed: {e}")),
             Err(why) => Err(why),
         };
         let mut rows = Vec::new();
@@ -105,7 +105,7 @@ pub fn bench(args: &Args) -> Result<ExitCode, String> {
                     errors += 1;
                     let msg = format!("{} {} {} on {}: {e}", w.op(), w.dtype_name(), w.shape(), d.kind().name());
                     if args.json {
-                        let line = json!({"op": w.op(), "dtype": w.dtype_name(), "shape": w.shape(), "backend": d.kind().name(), "error": e.to_string()});
+                        let line = json!({"op": w.op().name(), "dtype": w.dtype_name(), "shape": w.shape(), "backend": d.kind().name(), "error": e.to_string()});
                         pb.suspend(|| println!("{line}"));
                     } else {
                         pb.suspend(|| eprintln!("bench: FAILED {msg}"));
@@ -165,7 +165,7 @@ pub fn bench(args: &Args) -> Result<ExitCode, String> {
     }
     if let Some(path) = &args.plot {
         let title = format!("slimgemm roofline ({:?} suite)", args.suite).to_lowercase();
-        let svg = slimgemm::suite::plot::roofline_svg(&all, &rooflines, &title);
+        let svg = crate::suite::plot::roofline_svg(&all, &rooflines, &title);
         std::fs::write(path, svg).map_err(|e| format!("writing {}: {e}", path.display()))?;
         eprintln!("bench: roofline chart written to {}", path.display());
     }

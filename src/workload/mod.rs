@@ -1,21 +1,23 @@
-//! Workloads shared by `slimgemm verify`, `slimgemm bench` and the criterion benches: each
-//! [`Workload`] names an op with its shape and dtype and makes its host inputs
-//! deterministically, so that every backend and every baseline sees the same data.
+//! Workloads: each [`Workload`] names an op with its shape and dtype and makes its host
+//! inputs deterministically, so that every backend (and every benchmark baseline) sees the
+//! same data. [`prepare`] uploads and runs one on a device, [`verify`] compares its result
+//! with the CPU reference, and [`suites`] holds the verify lists. This is the one path
+//! shared by `slimgemm verify`, the test harness (`tests/ops.rs`), `slimgemm bench` and the
+//! criterion benches (the last two live in the `slimgemm-cli` crate).
 
-pub mod baseline;
-pub mod dlmc;
-pub mod plot;
 pub mod prepare;
-pub mod run;
 pub mod suites;
+pub mod verify;
 
 pub use prepare::{naive, prepare, reference, tolerance, Prepared};
-pub use suites::{full, quick, verify_cases};
+pub use suites::{conv, ragged_cases, small_cases, sparse, verify_cases};
+pub use verify::{expected, verify_case, VerifyRow};
 
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::formats::binary::PadMode;
 use crate::formats::Csr;
+use crate::ops::Op;
 
 /// One op at one shape and dtype. Sparse workloads carry their pattern (random or DLMC).
 #[derive(Debug, Clone)]
@@ -28,6 +30,8 @@ pub enum Workload {
         n: usize,
         /// f32 or f16.
         dtype: DType,
+        /// `beta` (0: C is overwritten and must not be read).
+        beta: f32,
     },
     /// `C = A^T B`, A `[m,k]` CSR, B `[m,n]`.
     SpmmT {
@@ -46,6 +50,8 @@ pub enum Workload {
         k: usize,
         /// f32 or f16.
         dtype: DType,
+        /// `beta` (0: A's old values are overwritten and must not be read).
+        beta: f32,
     },
     /// `Y = X V U^T + bias`.
     LowrankLinear {
@@ -169,21 +175,22 @@ pub mod seeds {
 }
 
 impl Workload {
-    /// The op name (one of [`crate::ops::OP_NAMES`]).
-    pub fn op(&self) -> &'static str {
+    /// The op this workload runs.
+    pub fn op(&self) -> Op {
         match self {
-            Workload::Spmm { .. } => "spmm",
-            Workload::SpmmT { .. } => "spmm_t",
-            Workload::Sddmm { .. } => "sddmm",
-            Workload::LowrankLinear { .. } => "lowrank_linear",
-            Workload::LowrankReconstruct { .. } => "lowrank_reconstruct",
-            Workload::FrobeniusDecay { .. } => "frobenius_decay",
-            Workload::QuantizeRowsI8 { .. } => "quantize_rows_i8",
-            Workload::GemmW8a8 { .. } => "gemm_w8a8",
-            Workload::GemmW4a16 { .. } => "gemm_w4a16",
-            Workload::BinarizePack { .. } => "binarize_pack",
-            Workload::XnorGemm { .. } => "xnor_gemm",
-            Workload::XnorConv2d { .. } => "xnor_conv2d",
+            Workload::Spmm { .. } => Op::Spmm,
+            Workload::SpmmT { .. } => Op::SpmmT,
+            Workload::Sddmm { .. } => Op::Sddmm,
+            Workload::LowrankLinear { .. } => Op::LowrankLinear,
+            Workload::LowrankReconstruct { .. } => Op::LowrankReconstruct,
+            Workload::FrobeniusDecay { .. } => Op::FrobeniusDecay,
+            Workload::QuantizeRowsI8 { .. } => Op::QuantizeRowsI8,
+            Workload::GemmW8a8 { .. } => Op::GemmW8a8,
+            Workload::GemmW4a16 { .. } => Op::GemmW4a16,
+            Workload::BinarizePack { .. } => Op::BinarizePack,
+            Workload::XnorGemm { .. } => Op::XnorGemm,
+            Workload::XnorConv2d { bits_out: false, .. } => Op::XnorConv2d,
+            Workload::XnorConv2d { bits_out: true, .. } => Op::XnorConv2dBits,
         }
     }
 
@@ -217,10 +224,13 @@ impl Workload {
     /// A short shape description (`m x k x n @ 90%`, ...).
     pub fn shape(&self) -> String {
         match self {
-            Workload::Spmm { a, n, .. } | Workload::SpmmT { a, n, .. } => {
-                format!("{}x{}x{} @{:.0}%", a.rows, a.cols, n, 100.0 * a.sparsity())
+            Workload::Spmm { a, n, beta, .. } => {
+                format!("{}x{}x{} @{:.0}%{}", a.rows, a.cols, n, 100.0 * a.sparsity(), beta_str(*beta))
             }
-            Workload::Sddmm { a, k, .. } => format!("{}x{}x{} @{:.0}%", a.rows, a.cols, k, 100.0 * a.sparsity()),
+            Workload::SpmmT { a, n, .. } => format!("{}x{}x{} @{:.0}%", a.rows, a.cols, n, 100.0 * a.sparsity()),
+            Workload::Sddmm { a, k, beta, .. } => {
+                format!("{}x{}x{} @{:.0}%{}", a.rows, a.cols, k, 100.0 * a.sparsity(), beta_str(*beta))
+            }
             Workload::LowrankLinear { m, n, r, batch, .. } => format!("b{batch} {m}x{n} r{r}"),
             Workload::LowrankReconstruct { m, n, r, .. } | Workload::FrobeniusDecay { m, n, r } => format!("{m}x{n} r{r}"),
             Workload::QuantizeRowsI8 { m, k, .. } => format!("{m}x{k}"),
@@ -264,11 +274,11 @@ impl Workload {
     pub fn bytes(&self) -> f64 {
         let fsize = |d: &DType| d.size() as f64;
         match self {
-            Workload::Spmm { a, n, dtype } | Workload::SpmmT { a, n, dtype } => {
+            Workload::Spmm { a, n, dtype, .. } | Workload::SpmmT { a, n, dtype } => {
                 let (rows_b, rows_c) = if matches!(self, Workload::Spmm { .. }) { (a.cols, a.rows) } else { (a.rows, a.cols) };
                 a.nnz() as f64 * (4.0 + fsize(dtype)) + 4.0 * (a.rows + 1) as f64 + ((rows_b + rows_c) * n) as f64 * fsize(dtype)
             }
-            Workload::Sddmm { a, k, dtype } => a.nnz() as f64 * (4.0 + fsize(dtype)) + ((a.rows + a.cols) * k) as f64 * fsize(dtype),
+            Workload::Sddmm { a, k, dtype, .. } => a.nnz() as f64 * (4.0 + fsize(dtype)) + ((a.rows + a.cols) * k) as f64 * fsize(dtype),
             Workload::LowrankLinear { m, n, r, batch, dtype } => ((*batch * (*m + *n)) + (*m + *n) * *r) as f64 * fsize(dtype),
             Workload::LowrankReconstruct { m, n, r, dtype } => ((*m * *n) + (*m + *n) * *r) as f64 * fsize(dtype),
             Workload::FrobeniusDecay { m, n, r } => 4.0 * 3.0 * ((*m + *n) * *r) as f64,
@@ -294,4 +304,13 @@ impl Workload {
 /// A random sparse pattern `[m, k]` at `sparsity` for a workload (deterministic).
 pub fn random_sparse(m: usize, k: usize, sparsity: f64, seed: u64) -> Result<Csr<f32>> {
     Csr::random(m, k, 1.0 - sparsity, seed)
+}
+
+/// ` b0.5` for a non-zero beta, nothing for 0 (rows of the bench suites keep their names).
+fn beta_str(beta: f32) -> String {
+    if beta == 0.0 {
+        String::new()
+    } else {
+        format!(" b{beta}")
+    }
 }

@@ -1,74 +1,8 @@
-//! Running workloads: checking one against its reference (`verify`) and timing one with its
-//! baselines and roofline (`bench`).
+//! Timing one workload with its baselines and roofline (`bench`).
 
 use super::baseline::{Baseline, BaselineSlot, Missing};
-use super::prepare::{self, prepare};
-use super::Workload;
-use crate::backend::BackendKind;
-use crate::device::Device;
-use crate::error::Result;
-
-/// The result of checking one workload on one backend.
-#[derive(Debug, Clone)]
-pub struct VerifyRow {
-    /// Op name.
-    pub op: &'static str,
-    /// Dtype name.
-    pub dtype: &'static str,
-    /// Shape description.
-    pub shape: String,
-    /// Backend name.
-    pub backend: &'static str,
-    /// Largest absolute error.
-    pub max_abs_err: f64,
-    /// Largest error relative to the reference's largest magnitude.
-    pub max_rel_err: f64,
-    /// Tolerance on `max_rel_err`.
-    pub tol: f64,
-    /// True if the result is within tolerance and the run did not fail.
-    pub pass: bool,
-    /// The error message when the op failed to run.
-    pub error: Option<String>,
-}
-
-/// What a result is compared with: the CPU backend is checked against the independent dense
-/// formulations ([`prepare::naive`]), every other backend against the CPU reference.
-pub fn expected(kind: BackendKind, w: &Workload) -> Result<Vec<f32>> {
-    match kind {
-        BackendKind::Cpu => prepare::naive(w),
-        _ => prepare::reference(w),
-    }
-}
-
-/// Runs `w` once on `dev` and compares its output with `want` (from [`expected`]).
-pub fn verify_case(dev: &Device, w: &Workload, want: &[f32]) -> VerifyRow {
-    let tol = prepare::tolerance(w);
-    let got = prepare(dev, w).and_then(|mut p| {
-        p.run()?;
-        p.output()
-    });
-    let mut row = VerifyRow {
-        op: w.op(),
-        dtype: w.dtype_name(),
-        shape: w.shape(),
-        backend: dev.kind().name(),
-        max_abs_err: f64::NAN,
-        max_rel_err: f64::NAN,
-        tol,
-        pass: false,
-        error: None,
-    };
-    match got {
-        Ok(got) => {
-            let e = crate::compare::errors(&got, want);
-            row.max_abs_err = e.max_abs;
-            row.max_rel_err = e.max_rel;
-            row.pass = e.max_rel <= tol;
-        }
-        Err(e) => row.error = Some(e.to_string()),
-    }
-    row
-}
+use slimgemm::workload::{prepare, Workload};
+use slimgemm::{BackendKind, Device, Result};
 
 /// Memory bandwidth and compute peak of a device, measured in the same process.
 #[derive(Debug, Clone, PartialEq)]
@@ -291,7 +225,7 @@ pub fn bench_workload(
     p.run()?;
     let check = match reference {
         Some(Ok(want)) => {
-            let e = crate::compare::errors(&p.output()?, want);
+            let e = slimgemm::compare::errors(&p.output()?, want);
             let tol = prepare::tolerance(w);
             Check::Compared { max_rel_err: e.max_rel, tol, pass: e.max_rel <= tol }
         }
@@ -337,7 +271,7 @@ pub fn bench_workload(
         });
     }
     Ok(BenchRow {
-        op: w.op(),
+        op: w.op().name(),
         dtype: w.dtype_name(),
         shape: w.shape(),
         backend: dev.kind().name(),

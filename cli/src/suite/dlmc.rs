@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::Workload;
-use crate::dtype::DType;
-use crate::error::{Error, Result};
-use crate::formats::Csr;
+use slimgemm::formats::Csr;
+use slimgemm::DType;
+use slimgemm::{Error, Result};
 
 /// Batch size of the conv-layer rows (N = batch x output H*W).
 pub const CONV_BATCH: usize = 1;
@@ -111,7 +111,7 @@ pub fn workloads(dir: &Path, sparsities: Option<&[f64]>) -> Result<Vec<(DlmcMatr
             }
         }
         for n in ns {
-            out.push((m.clone(), Workload::Spmm { a: a.clone(), n, dtype: DType::F32 }));
+            out.push((m.clone(), Workload::Spmm { a: a.clone(), n, dtype: DType::F32, beta: 0.0 }));
         }
     }
     Ok(out)

@@ -13,8 +13,8 @@ use crate::formats::binary::Conv2dParams;
 use crate::formats::{BinaryFilter, BinaryWeights, BitMatrix, Csr, Int4Weights, Int8Matrix, LowRank, Matrix};
 use crate::tensor::*;
 
-/// `alpha` of the SpMM and SDDMM workloads (`beta` is 0: the result does not depend on how
-/// many times the op ran).
+/// `alpha` of the SpMM and SDDMM workloads (their `beta` is the workload's: 0 in the bench
+/// suites, so that the result does not depend on how many times the op ran).
 pub const ALPHA: f32 = 1.25;
 /// `c` of the Frobenius-decay workloads.
 pub const FROB_C: f32 = 0.01;
@@ -22,9 +22,9 @@ pub const FROB_C: f32 = 0.01;
 /// Host inputs of a workload. Float values are already rounded to the workload's dtype, so
 /// the device (which sees them in that dtype) and the f64 references see the same numbers.
 enum Host {
-    Spmm { a: Csr<f32>, b: Matrix<f32> },
+    Spmm { a: Csr<f32>, b: Matrix<f32>, c0: Matrix<f32>, beta: f32 },
     SpmmT { a: Csr<f32>, b: Matrix<f32> },
-    Sddmm { a: Csr<f32>, x: Matrix<f32>, y: Matrix<f32> },
+    Sddmm { a: Csr<f32>, x: Matrix<f32>, y: Matrix<f32>, beta: f32 },
     LowrankLinear { lr: LowRank<f32>, x: Matrix<f32>, bias: Matrix<f32> },
     LowrankReconstruct { lr: LowRank<f32> },
     Frob { lr: LowRank<f32>, du: Matrix<f32>, dv: Matrix<f32> },
@@ -97,9 +97,15 @@ fn random_int4(n: usize, k: usize, group: usize, symmetric: bool, seed: u64) -> 
 impl Host {
     fn make(w: &Workload) -> Result<Host> {
         Ok(match w {
-            Workload::Spmm { a, n, dtype } => Host::Spmm { a: round_csr(*dtype, a), b: rand_mat(*dtype, a.cols, *n, seeds::B)? },
+            Workload::Spmm { a, n, dtype, beta } => Host::Spmm {
+                a: round_csr(*dtype, a),
+                b: rand_mat(*dtype, a.cols, *n, seeds::B)?,
+                c0: rand_mat(*dtype, a.rows, *n, seeds::Y)?,
+                beta: *beta,
+            },
             Workload::SpmmT { a, n, dtype } => Host::SpmmT { a: round_csr(*dtype, a), b: rand_mat(*dtype, a.rows, *n, seeds::B)? },
-            Workload::Sddmm { a, k, dtype } => Host::Sddmm {
+            Workload::Sddmm { a, k, dtype, beta } => Host::Sddmm {
+                beta: *beta,
                 a: round_csr(*dtype, a),
                 x: rand_mat(*dtype, a.rows, *k, seeds::B)?,
                 y: rand_mat(*dtype, a.cols, *k, seeds::Y)?,
@@ -159,6 +165,24 @@ impl Host {
     }
 }
 
+/// An output tensor filled with NaN, so that an element the op fails to write is caught.
+fn nan_tensor(dev: &Device, rows: usize, cols: usize, dtype: DType) -> Result<Tensor> {
+    let n = crate::formats::checked_elems("workload", "output", &[rows, cols])?;
+    up(dev, &Matrix { rows, cols, data: vec![f32::NAN; n] }, dtype)
+}
+
+/// An int8 output filled with 127 and scales of -1 (values the op never produces).
+fn junk_int8(dev: &Device, rows: usize, cols: usize) -> Result<DeviceInt8Matrix> {
+    let n = crate::formats::checked_elems("workload", "output", &[rows, cols])?;
+    dev.upload_int8(&Int8Matrix::new(rows, cols, vec![127; n], vec![-1.0; rows])?)
+}
+
+/// A bit output with every bit set (tail bits 0), so that a bit the op fails to clear is caught.
+fn ones_bits(dev: &Device, rows: usize, cols: usize) -> Result<DeviceBits> {
+    let n = crate::formats::checked_elems("workload", "output", &[rows, cols])?;
+    dev.upload_bits(&BitMatrix::from_signs(rows, cols, &vec![-1.0; n])?)
+}
+
 fn up(dev: &Device, m: &Matrix<f32>, dtype: DType) -> Result<Tensor> {
     match dtype {
         DType::F16 => dev.upload_matrix(&m.cast::<f16>()),
@@ -188,9 +212,9 @@ fn up_lowrank(dev: &Device, lr: &LowRank<f32>, dtype: DType) -> Result<DeviceLow
 
 /// The operands of one prepared workload on a device.
 enum Operands {
-    Spmm { a: DeviceCsr, b: Tensor, c: Tensor },
+    Spmm { a: DeviceCsr, b: Tensor, c: Tensor, beta: f32 },
     SpmmT { a: DeviceCsr, b: Tensor, c: Tensor },
-    Sddmm { a: DeviceCsr, x: Tensor, y: Tensor },
+    Sddmm { a: DeviceCsr, x: Tensor, y: Tensor, beta: f32 },
     LowrankLinear { lr: DeviceLowRank, x: Tensor, bias: Tensor, y: Tensor },
     LowrankReconstruct { lr: DeviceLowRank, w: Tensor },
     Frob { lr: DeviceLowRank, du: Tensor, dv: Tensor },
@@ -207,34 +231,53 @@ impl Operands {
     fn upload(dev: &Device, w: &Workload, h: &Host) -> Result<Operands> {
         let d = w.dtype();
         Ok(match h {
-            Host::Spmm { a, b } => Operands::Spmm { a: up_csr(dev, a, d)?, b: up(dev, b, d)?, c: dev.zeros(a.rows, b.cols, d)? },
-            Host::SpmmT { a, b } => Operands::SpmmT { a: up_csr(dev, a, d)?, b: up(dev, b, d)?, c: dev.zeros(a.cols, b.cols, d)? },
-            Host::Sddmm { a, x, y } => Operands::Sddmm { a: up_csr(dev, a, d)?, x: up(dev, x, d)?, y: up(dev, y, d)? },
+            Host::Spmm { a, b, c0, beta } => Operands::Spmm {
+                a: up_csr(dev, a, d)?,
+                b: up(dev, b, d)?,
+                c: if *beta == 0.0 { nan_tensor(dev, a.rows, b.cols, d)? } else { up(dev, c0, d)? },
+                beta: *beta,
+            },
+            Host::SpmmT { a, b } => Operands::SpmmT { a: up_csr(dev, a, d)?, b: up(dev, b, d)?, c: nan_tensor(dev, a.cols, b.cols, d)? },
+            Host::Sddmm { a, x, y, beta } => {
+                // With beta = 0 the old values must not be read: they are NaN.
+                let a = if *beta == 0.0 {
+                    Csr::new(a.rows, a.cols, a.indptr.clone(), a.indices.clone(), vec![f32::NAN; a.nnz()])?
+                } else {
+                    a.clone()
+                };
+                Operands::Sddmm { a: up_csr(dev, &a, d)?, x: up(dev, x, d)?, y: up(dev, y, d)?, beta: *beta }
+            }
             Host::LowrankLinear { lr, x, bias } => Operands::LowrankLinear {
                 lr: up_lowrank(dev, lr, d)?,
                 x: up(dev, x, d)?,
                 bias: up(dev, bias, d)?,
-                y: dev.zeros(x.rows, lr.m, d)?,
+                y: nan_tensor(dev, x.rows, lr.m, d)?,
             },
-            Host::LowrankReconstruct { lr } => Operands::LowrankReconstruct { lr: up_lowrank(dev, lr, d)?, w: dev.zeros(lr.m, lr.n, d)? },
+            Host::LowrankReconstruct { lr } => {
+                Operands::LowrankReconstruct { lr: up_lowrank(dev, lr, d)?, w: nan_tensor(dev, lr.m, lr.n, d)? }
+            }
             Host::Frob { lr, du, dv } => {
                 Operands::Frob { lr: dev.upload_lowrank(lr)?, du: dev.upload_matrix(du)?, dv: dev.upload_matrix(dv)? }
             }
-            Host::Quantize { x } => Operands::Quantize { x: up(dev, x, d)?, out: dev.zeros_int8(x.rows, x.cols)? },
-            Host::W8a8 { x, w } => Operands::W8a8 { x: dev.upload_int8(x)?, w: dev.upload_int8(w)?, y: dev.zeros(x.rows, w.rows, d)? },
-            Host::W4a16 { x, w } => Operands::W4a16 { x: up(dev, x, d)?, w: dev.upload_int4(w)?, y: dev.zeros(x.rows, w.n, d)? },
-            Host::Binarize { x } => Operands::Binarize { x: dev.upload_matrix(x)?, out: dev.zeros_bits(x.rows, x.cols)? },
-            Host::Xnor { a, w } => {
-                Operands::Xnor { a: dev.upload_bits(a)?, w: dev.upload_binary_weights(w)?, y: dev.zeros(a.rows, w.bits.rows, DType::F32)? }
+            Host::Quantize { x } => Operands::Quantize { x: up(dev, x, d)?, out: junk_int8(dev, x.rows, x.cols)? },
+            Host::W8a8 { x, w } => {
+                Operands::W8a8 { x: dev.upload_int8(x)?, w: dev.upload_int8(w)?, y: nan_tensor(dev, x.rows, w.rows, d)? }
             }
+            Host::W4a16 { x, w } => Operands::W4a16 { x: up(dev, x, d)?, w: dev.upload_int4(w)?, y: nan_tensor(dev, x.rows, w.n, d)? },
+            Host::Binarize { x } => Operands::Binarize { x: dev.upload_matrix(x)?, out: ones_bits(dev, x.rows, x.cols)? },
+            Host::Xnor { a, w } => Operands::Xnor {
+                a: dev.upload_bits(a)?,
+                w: dev.upload_binary_weights(w)?,
+                y: nan_tensor(dev, a.rows, w.bits.rows, DType::F32)?,
+            },
             Host::Conv { x, f, p, thresholds } => {
                 let (oh, ow) = p.output_hw(f.kh, f.kw)?;
                 let pixels = p.batch * oh * ow;
                 let (dx, df) = (dev.upload_bits(x)?, dev.upload_binary_filter(f)?);
                 match thresholds {
-                    None => Operands::Conv { x: dx, f: df, p: *p, y: dev.zeros(pixels, f.c_out, DType::F32)? },
+                    None => Operands::Conv { x: dx, f: df, p: *p, y: nan_tensor(dev, pixels, f.c_out, DType::F32)? },
                     Some(t) => {
-                        Operands::ConvBits { x: dx, f: df, p: *p, thresholds: dev.upload_slice(t)?, out: dev.zeros_bits(pixels, f.c_out)? }
+                        Operands::ConvBits { x: dx, f: df, p: *p, thresholds: dev.upload_slice(t)?, out: ones_bits(dev, pixels, f.c_out)? }
                     }
                 }
             }
@@ -243,9 +286,9 @@ impl Operands {
 
     fn run(&mut self, dev: &Device) -> Result<()> {
         match self {
-            Operands::Spmm { a, b, c } => dev.spmm(a, b, c, ALPHA, 0.0),
+            Operands::Spmm { a, b, c, beta } => dev.spmm(a, b, c, ALPHA, *beta),
             Operands::SpmmT { a, b, c } => dev.spmm_t(a, b, c),
-            Operands::Sddmm { a, x, y } => dev.sddmm(a, x, y, ALPHA, 0.0),
+            Operands::Sddmm { a, x, y, beta } => dev.sddmm(a, x, y, ALPHA, *beta),
             Operands::LowrankLinear { lr, x, bias, y } => dev.lowrank_linear(lr, x, Some(bias), y),
             Operands::LowrankReconstruct { lr, w } => dev.lowrank_reconstruct(lr, w),
             Operands::Frob { lr, du, dv } => dev.frobenius_decay(lr, FROB_C, du, dv),
@@ -376,12 +419,9 @@ pub fn reference(w: &Workload) -> Result<Vec<f32>> {
 /// a plain f64 matmul or convolution); checks the CPU reference itself.
 pub fn naive(w: &Workload) -> Result<Vec<f32>> {
     Ok(match Host::make(w)? {
-        Host::Spmm { a, b } => {
-            let c0 = Matrix::zeros(a.rows, b.cols)?;
-            crate::naive::spmm(&a, &b, ALPHA, 0.0, &c0)
-        }
+        Host::Spmm { a, b, c0, beta } => crate::naive::spmm(&a, &b, ALPHA, beta, &c0),
         Host::SpmmT { a, b } => crate::naive::spmm_t(&a, &b),
-        Host::Sddmm { a, x, y } => crate::naive::sddmm(&a, &x, &y, ALPHA, 0.0),
+        Host::Sddmm { a, x, y, beta } => crate::naive::sddmm(&a, &x, &y, ALPHA, beta),
         Host::LowrankLinear { lr, x, bias } => crate::naive::lowrank_linear(&lr, &x, Some(&bias.data[..])),
         Host::LowrankReconstruct { lr } => crate::naive::lowrank_reconstruct(&lr),
         Host::Frob { lr, du, dv } => {

@@ -18,11 +18,11 @@ use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DeviceRepr};
 use half::f16;
 
 use super::{conv_out, copy_bytes, dense_problems, median, slot, workload_float, Baseline, BaselineSlot, HostInputs, Missing, Roofline};
-use crate::device::Device;
-use crate::dtype::DType;
-use crate::error::{Error, Result};
-use crate::formats::{Csr, Matrix};
 use crate::suite::{seeds, Workload};
+use slimgemm::formats::{Csr, Matrix};
+use slimgemm::DType;
+use slimgemm::Device;
+use slimgemm::{Error, Result};
 
 use cudarc::cublas::sys as blas;
 use cudarc::cublaslt::sys as lt;
@@ -926,7 +926,7 @@ pub(crate) fn baselines(dev: &Device, w: &Workload) -> Vec<BaselineSlot> {
     };
     let mut out: Vec<BaselineSlot> = Vec::new();
     match w {
-        Workload::Spmm { a, n, dtype } => {
+        Workload::Spmm { a, n, dtype, .. } => {
             let name = format!("cuSPARSE SpMM CSR {}", dtype.name());
             out.push(slot(&name, cusparse_spmm(&stream, &name, a, *n, *dtype, false)));
         }
@@ -934,7 +934,7 @@ pub(crate) fn baselines(dev: &Device, w: &Workload) -> Vec<BaselineSlot> {
             let name = format!("cuSPARSE SpMM CSR^T {}", dtype.name());
             out.push(slot(&name, cusparse_spmm(&stream, &name, a, *n, *dtype, true)));
         }
-        Workload::Sddmm { a, k, dtype } => {
+        Workload::Sddmm { a, k, dtype, .. } => {
             let name = format!("cuSPARSE SDDMM CSR {}", dtype.name());
             out.push(slot(&name, cusparse_sddmm(&stream, &name, a, *k, *dtype)));
         }

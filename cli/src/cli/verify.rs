@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use serde_json::json;
-use slimgemm::suite::run::{expected, verify_case, VerifyRow};
+use slimgemm::workload::{expected, verify_case, VerifyRow};
 
 /// Runs the verify cases on the selected backends.
 pub fn verify(backend: &str, ops: &[String], json_out: bool) -> Result<ExitCode, String> {
@@ -12,10 +12,10 @@ pub fn verify(backend: &str, ops: &[String], json_out: bool) -> Result<ExitCode,
     for (k, why) in &absent {
         eprintln!("verify: {} backend absent (not a failure): {why}", k.name());
     }
-    let cases: Vec<_> = slimgemm::suite::verify_cases()
+    let cases: Vec<_> = crate::suite::verify_cases()
         .map_err(|e| format!("making the verify cases: {e}"))?
         .into_iter()
-        .filter(|w| ops.is_empty() || ops.iter().any(|o| o == w.op()))
+        .filter(|w| ops.is_empty() || ops.iter().any(|o| o == w.op().name()))
         .collect();
     if cases.is_empty() {
         return Err("no verify case matches the --op filter".into());
@@ -40,14 +40,14 @@ pub fn verify(backend: &str, ops: &[String], json_out: bool) -> Result<ExitCode,
                     backend: dev.kind().name(),
                     max_abs_err: f64::NAN,
                     max_rel_err: f64::NAN,
-                    tol: slimgemm::suite::tolerance(w),
+                    tol: crate::suite::tolerance(w),
                     pass: false,
                     error: Some(format!("reference failed: {e}")),
                 },
             };
             if json_out {
                 let line = json!({
-                    "op": row.op, "backend": row.backend, "dtype": row.dtype, "shape": row.shape,
+                    "op": row.op.name(), "backend": row.backend, "dtype": row.dtype, "shape": row.shape,
                     "max_abs_err": super::num(row.max_abs_err), "max_rel_err": super::num(row.max_rel_err),
                     "tol": row.tol, "pass": row.pass, "error": row.error,
                 });

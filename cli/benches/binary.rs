@@ -1,9 +1,9 @@
-//! Criterion benches of the quant ops on every backend present (see `common`).
+//! Criterion benches of the binary ops on every backend present (see `common`).
 
 mod common;
 
 fn bench(c: &mut criterion::Criterion) {
-    common::bench_family(c, "quant");
+    common::bench_family(c, slimgemm::Family::Binary);
 }
 
 criterion::criterion_group!(benches, bench);

@@ -1,0 +1,46 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use slimgemm::Device;
+
+/// True when a variable asks for a backend to be present (CI sets these in `.ci/run`).
+fn required(var: &str) -> bool {
+    std::env::var(var).map(|v| v == "1").unwrap_or(false)
+}
+
+/// The wgpu device, or `None` (with a printed reason) where no adapter exists. Panics, so
+/// that the test fails, if `SLIMGEMM_REQUIRE_WGPU=1` and no adapter is found.
+pub fn wgpu_device() -> Option<Device> {
+    match Device::wgpu() {
+        Ok(d) => Some(d),
+        Err(e) if required("SLIMGEMM_REQUIRE_WGPU") => panic!("SLIMGEMM_REQUIRE_WGPU=1 but no wgpu adapter: {e}"),
+        Err(e) => {
+            eprintln!("skipping wgpu test: {e}");
+            None
+        }
+    }
+}
+
+/// The CUDA device, or `None` (with a printed reason) where no GPU or driver exists.
+pub fn cuda_device() -> Option<Device> {
+    match Device::cuda(0) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            eprintln!("skipping CUDA execution test: {e}");
+            None
+        }
+    }
+}
+
+/// Sizes that are no multiple of any tile: 1, primes, odd, just over powers of two.
+pub const RAGGED: &[usize] = &[1, 3, 7, 13, 31, 33, 61, 97, 129];
+
+/// Asserts that a backend's result matches the reference within the dtype's tolerance
+/// (`slimgemm::compare::tolerance`: f32 2e-4, f16 1e-2, relative to the largest reference value).
+#[track_caller]
+pub fn assert_close(what: &str, got: &slimgemm::formats::Matrix<f32>, want: &slimgemm::formats::Matrix<f32>, dtype: slimgemm::DType) {
+    assert_eq!((got.rows, got.cols), (want.rows, want.cols), "{what}: shape");
+    let e = slimgemm::compare::errors(&got.data, &want.data);
+    let tol = slimgemm::compare::tolerance(dtype);
+    assert!(e.max_rel <= tol, "{what} ({dtype}): {e:?} exceeds the tolerance {tol}");
+}

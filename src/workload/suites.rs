@@ -1,0 +1,196 @@
+//! The verify lists: [`verify_cases`] (every op x dtype at small, ragged and a few realistic
+//! shapes: `slimgemm verify`), [`small_cases`] (its small rows: the sanitizer runs) and
+//! [`ragged_cases`] (random shapes drawn from 1, primes and sizes that are no multiple of any
+//! tile: the test harness). The bench suites live in the `slimgemm-cli` crate.
+
+use rand::{Rng, SeedableRng};
+
+use super::{random_sparse, Workload};
+use crate::dtype::DType;
+use crate::error::Result;
+use crate::formats::binary::PadMode;
+use crate::formats::Csr;
+use crate::ops::Op;
+
+const FLOATS: [DType; 2] = [DType::F32, DType::F16];
+
+/// A random pattern that stores at least one value (devices reject empty matrices).
+pub fn sparse(m: usize, k: usize, sparsity: f64, seed: u64) -> Result<Csr<f32>> {
+    for s in 0..8 {
+        let a = random_sparse(m, k, sparsity, seed.wrapping_add(s))?;
+        if a.nnz() > 0 {
+            return Ok(a);
+        }
+    }
+    random_sparse(m, k, 0.0, seed)
+}
+
+/// `beta` of the verify rows that accumulate into their output.
+pub const BETA: f32 = 0.5;
+
+/// Pushes `ops` (of spmm, spmm_t, sddmm) on one random pattern, f32 and f16, at each beta.
+#[allow(clippy::too_many_arguments)] // one argument per table column
+fn push_sparse(out: &mut Vec<Workload>, m: usize, k: usize, n: usize, sparsity: f64, seed: u64, ops: &[Op], betas: &[f32]) -> Result<()> {
+    let a = sparse(m, k, sparsity, seed)?;
+    for dtype in FLOATS {
+        for &op in ops {
+            match op {
+                Op::SpmmT => out.push(Workload::SpmmT { a: a.clone(), n, dtype }),
+                Op::Spmm => out.extend(betas.iter().map(|&beta| Workload::Spmm { a: a.clone(), n, dtype, beta })),
+                _ => out.extend(betas.iter().map(|&beta| Workload::Sddmm { a: a.clone(), k: n, dtype, beta })),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A square binary conv workload with "same" padding (`pad = ksize / 2`).
+#[allow(clippy::too_many_arguments)] // one argument per conv hyper-parameter, as in the tables
+pub fn conv(
+    batch: usize,
+    hw: usize,
+    c_in: usize,
+    c_out: usize,
+    ksize: usize,
+    stride: usize,
+    pad_mode: PadMode,
+    bits_out: bool,
+) -> Workload {
+    Workload::XnorConv2d { batch, h: hw, w: hw, c_in, c_out, ksize, stride, pad: ksize / 2, pad_mode, bits_out }
+}
+
+/// Every op x dtype at small and ragged shapes (1, primes, non-multiples of 8/16/32) and a
+/// few realistic ones kept small enough for the CPU reference (seconds): quant GEMMs at
+/// M in {1, 16} on 4096x4096, BERT low-rank with few tokens, a ResNet binary conv at batch 1,
+/// DLMC-like sparsity.
+pub fn verify_cases() -> Result<Vec<Workload>> {
+    let mut v = Vec::new();
+    let all_sparse = [Op::Spmm, Op::SpmmT, Op::Sddmm];
+    // Sparse: (m, k, n, sparsity).
+    for (i, &(m, k, n, s)) in
+        [(1, 1, 1, 0.0), (13, 31, 7, 0.7), (97, 61, 33, 0.9), (129, 257, 17, 0.95), (33, 100, 1, 0.5)].iter().enumerate()
+    {
+        push_sparse(&mut v, m, k, n, s, 100 + i as u64, &all_sparse, &[0.0, BETA])?;
+    }
+    // DLMC-like: a ResNet-50 1x1 layer 256x1024 at 90% with N = 196, and 98% with N = 128.
+    push_sparse(&mut v, 256, 1024, 196, 0.9, 120, &all_sparse, &[0.0])?;
+    push_sparse(&mut v, 512, 2304, 128, 0.98, 121, &[Op::Spmm, Op::SpmmT], &[0.0])?;
+
+    for dtype in FLOATS {
+        // Low-rank: (m, n, r, batch).
+        for &(m, n, r, batch) in &[(1, 1, 1, 1), (13, 7, 3, 5), (97, 61, 17, 31), (33, 129, 64, 1), (768, 3072, 64, 1), (3072, 768, 128, 7)]
+        {
+            v.push(Workload::LowrankLinear { m, n, r, batch, dtype });
+        }
+        for &(m, n, r) in &[(1, 1, 1), (31, 13, 7), (129, 97, 33), (768, 3072, 64)] {
+            v.push(Workload::LowrankReconstruct { m, n, r, dtype });
+        }
+        // Quant.
+        for &(m, k) in &[(1, 1), (3, 31), (17, 129), (16, 4096)] {
+            v.push(Workload::QuantizeRowsI8 { m, k, dtype });
+        }
+        for &(m, n, k) in &[(1, 1, 1), (3, 7, 33), (13, 31, 97), (17, 5, 200), (1, 4096, 4096), (16, 4096, 4096)] {
+            v.push(Workload::GemmW8a8 { m, n, k, dtype });
+        }
+        for &(m, n, k, group, symmetric) in &[
+            (1, 1, 32, 32, true),
+            (3, 7, 64, 32, false),
+            (13, 31, 128, 64, true),
+            (5, 33, 256, 128, false),
+            (1, 4096, 4096, 128, true),
+            (16, 4096, 4096, 128, false),
+        ] {
+            v.push(Workload::GemmW4a16 { m, n, k, group, symmetric, dtype });
+        }
+    }
+    for &(m, n, r) in &[(1, 1, 1), (31, 13, 7), (129, 97, 33), (768, 3072, 64)] {
+        v.push(Workload::FrobeniusDecay { m, n, r });
+    }
+    // Binary.
+    for &(rows, cols) in &[(1, 1), (3, 31), (7, 33), (13, 97), (64, 4096)] {
+        v.push(Workload::BinarizePack { rows, cols });
+    }
+    for &(m, n, k) in &[(1, 1, 1), (3, 7, 31), (13, 33, 97), (5, 3, 64), (64, 256, 4096)] {
+        v.push(Workload::XnorGemm { m, n, k });
+    }
+    v.push(Workload::XnorConv2d {
+        batch: 1,
+        h: 1,
+        w: 1,
+        c_in: 1,
+        c_out: 1,
+        ksize: 1,
+        stride: 1,
+        pad: 0,
+        pad_mode: PadMode::Zero,
+        bits_out: false,
+    });
+    for pad_mode in [PadMode::Zero, PadMode::One] {
+        for bits_out in [false, true] {
+            v.push(conv(1, 5, 3, 4, 3, 1, pad_mode, bits_out));
+            v.push(Workload::XnorConv2d { batch: 2, h: 7, w: 6, c_in: 33, c_out: 5, ksize: 3, stride: 2, pad: 1, pad_mode, bits_out });
+            v.push(conv(1, 9, 100, 37, 3, 1, pad_mode, bits_out));
+        }
+    }
+    v.push(conv(1, 13, 96, 64, 5, 1, PadMode::Zero, false));
+    // ResNet-18 layers at batch 1 (3x3 stride 1 at 14^2x256, stride 2 at 56^2x64 -> 128).
+    v.push(conv(1, 14, 256, 256, 3, 1, PadMode::Zero, false));
+    v.push(conv(1, 56, 64, 128, 3, 2, PadMode::Zero, true));
+    Ok(v)
+}
+
+/// The rows of [`verify_cases`] small enough for a memory/race checker (at most a few million
+/// multiply-adds each): every op and dtype, ragged sizes included.
+pub fn small_cases() -> Result<Vec<Workload>> {
+    Ok(verify_cases()?.into_iter().filter(|w| w.flops() <= 4.0e6).collect())
+}
+
+/// Sizes that are no multiple of any tile: 1, primes, odd, just over powers of two.
+pub const RAGGED: &[usize] = &[1, 2, 3, 5, 7, 13, 17, 31, 33, 61, 65, 97, 129];
+
+/// `count` random workloads per op (every op, f32 and f16 where the op has both), with every
+/// dimension drawn from [`RAGGED`]; deterministic in `seed`.
+pub fn ragged_cases(seed: u64, count: usize) -> Result<Vec<Workload>> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut d = || RAGGED[rng.random_range(0..RAGGED.len())];
+    let mut v = Vec::new();
+    for i in 0..count {
+        let s = seed.wrapping_mul(1000).wrapping_add(i as u64);
+        let dtype = FLOATS[i % 2];
+        let (m, k, n) = (d(), d(), d());
+        let a = sparse(m, k, [0.0, 0.5, 0.9][i % 3], s)?;
+        let beta = [0.0, BETA][i % 2];
+        v.push(Workload::Spmm { a: a.clone(), n, dtype, beta });
+        v.push(Workload::SpmmT { a: a.clone(), n, dtype });
+        v.push(Workload::Sddmm { a, k: n, dtype, beta });
+        let r = d().min(m.min(k)).max(1);
+        v.push(Workload::LowrankLinear { m, n: k, r, batch: n, dtype });
+        v.push(Workload::LowrankReconstruct { m, n: k, r, dtype });
+        v.push(Workload::FrobeniusDecay { m, n: k, r });
+        v.push(Workload::QuantizeRowsI8 { m, k, dtype });
+        v.push(Workload::GemmW8a8 { m, n, k, dtype });
+        let group = [32, 64, 128][i % 3];
+        let kq = group * (1 + k % 5);
+        v.push(Workload::GemmW4a16 { m, n, k: kq, group, symmetric: i % 2 == 0, dtype });
+        v.push(Workload::BinarizePack { rows: m, cols: k });
+        v.push(Workload::XnorGemm { m, n, k });
+        let (hw, ksize) = (1 + d() % 12, [1, 3, 5][i % 3]);
+        let stride = 1 + i % 2;
+        let pad_mode = if i % 2 == 0 { PadMode::Zero } else { PadMode::One };
+        if hw + 2 * (ksize / 2) >= ksize {
+            v.push(Workload::XnorConv2d {
+                batch: 1 + i % 2,
+                h: hw,
+                w: hw + 1,
+                c_in: d(),
+                c_out: d(),
+                ksize,
+                stride,
+                pad: ksize / 2,
+                pad_mode,
+                bits_out: i % 2 == 1,
+            });
+        }
+    }
+    Ok(v)
+}
