@@ -107,3 +107,16 @@ fn without_libcuda_the_reason_names_it() {
         }
     }
 }
+
+#[test]
+fn cuda_timer_is_cuda_events() {
+    let Some(gpu) = common::cuda_device() else { return };
+    assert_eq!(gpu.backend().timer_name(), "cuda events");
+    let a = slimgemm::formats::Csr::<f32>::random(64, 64, 0.1, 1).unwrap();
+    let b = slimgemm::formats::Matrix::<f32>::random(64, 32, 2).unwrap();
+    let (da, db) = (gpu.upload_csr(&a).unwrap(), gpu.upload_matrix(&b).unwrap());
+    let mut dc = gpu.zeros(64, 32, slimgemm::DType::F32).unwrap();
+    let times = gpu.time_runs(&mut || gpu.spmm(&da, &db, &mut dc, 1.0, 0.0), 5).unwrap();
+    assert_eq!(times.len(), 5);
+    assert!(times.iter().all(|t| t.is_finite() && *t >= 0.0), "{times:?}");
+}

@@ -21,6 +21,34 @@ pub fn wgpu_device() -> Option<Device> {
     }
 }
 
+/// naga's bounds checks on the wgpu backend's shader modules.
+#[derive(Debug, Clone, Copy)]
+pub enum Checks {
+    /// Every module keeps naga's runtime bounds checks.
+    Checked,
+    /// Trusted kernels run without them (as release builds do).
+    Unchecked,
+}
+
+/// A wgpu device with the given bounds-check policy, or `None` as [`wgpu_device`].
+pub fn wgpu_device_with(checks: Checks) -> Option<Device> {
+    wgpu_device()?;
+    #[cfg(feature = "wgpu")]
+    {
+        use slimgemm::wgpu::{BoundsChecks, WgpuOptions};
+        let bounds_checks = match checks {
+            Checks::Checked => BoundsChecks::Checked,
+            Checks::Unchecked => BoundsChecks::Unchecked,
+        };
+        Some(Device::wgpu_with_options(WgpuOptions { bounds_checks, ..Default::default() }).expect("wgpu device with options"))
+    }
+    #[cfg(not(feature = "wgpu"))]
+    {
+        let _ = checks;
+        None
+    }
+}
+
 /// The CUDA device, or `None` (with a printed reason) where no GPU or driver exists.
 pub fn cuda_device() -> Option<Device> {
     match Device::cuda(0) {
