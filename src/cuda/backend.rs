@@ -117,6 +117,19 @@ cuda_element!(i8, I8);
 cuda_element!(i32, I32);
 cuda_element!(u32, U32);
 
+/// Calls `$f::<T>(args)` with `T` the kernel float type of `$dtype` (f32 or f16), or fails
+/// with a dtype error naming `$op` and `$what`: the one dtype dispatch of every launcher.
+macro_rules! float_dispatch {
+    ($op:expr, $what:expr, $dtype:expr, $f:ident($($arg:expr),*)) => {
+        match $dtype {
+            $crate::DType::F32 => $f::<f32>($($arg),*),
+            $crate::DType::F16 => $f::<half::f16>($($arg),*),
+            d => Err($crate::Error::dtype($op, format!("{} is {d}", $what))),
+        }
+    };
+}
+pub(crate) use float_dispatch;
+
 /// Kernel-name suffix of a float type (`f32` / `f16`).
 pub(crate) trait KernelFloat: CudaElement {
     const SUFFIX: &'static str;
@@ -180,7 +193,7 @@ pub struct CudaBackend {
     stream: Arc<CudaStream>,
     pub(crate) info: DeviceInfo,
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
-    functions: Mutex<HashMap<String, CudaFunction>>,
+    functions: Mutex<HashMap<&'static str, HashMap<String, CudaFunction>>>,
 }
 
 impl std::fmt::Debug for CudaBackend {
@@ -322,29 +335,30 @@ impl CudaBackend {
     /// The loaded module of a kernel family (compiled once per process and arch, loaded once
     /// per backend).
     fn module(&self, family: &'static str) -> Result<Arc<CudaModule>> {
-        let mut mods = self.modules.lock().map_err(|_| Error::backend("cuda", "module cache lock poisoned"))?;
-        if let Some(m) = mods.get(family) {
+        let lock = || self.modules.lock().map_err(|_| Error::backend("cuda", "module cache lock poisoned"));
+        if let Some(m) = lock()?.get(family) {
             return Ok(m.clone());
         }
+        // Compile and load without holding the lock (NVRTC takes seconds); a racing thread
+        // may do the same work, and the first module inserted wins.
         let c = super::nvrtc::compiled(family, &self.info.arch)?;
         let from_cubin = c.cubin.as_ref().and_then(|b| self.ctx.load_module(cudarc::nvrtc::Ptx::from_binary(b.clone())).ok());
         let m = match from_cubin {
             Some(m) => m,
             None => self.ctx.load_module(cudarc::nvrtc::Ptx::from_src(c.ptx.clone())).map_err(drv("cuModuleLoadData (PTX)"))?,
         };
-        mods.insert(family, m.clone());
-        Ok(m)
+        Ok(lock()?.entry(family).or_insert(m).clone())
     }
 
-    /// A kernel of a family, by name (cached).
+    /// A kernel of a family, by name (cached; a cache hit allocates nothing).
     pub(crate) fn function(&self, family: &'static str, name: &str) -> Result<CudaFunction> {
-        let key = format!("{family}/{name}");
-        if let Some(f) = self.functions.lock().map_err(|_| Error::backend("cuda", "function cache lock poisoned"))?.get(&key) {
+        let lock = || self.functions.lock().map_err(|_| Error::backend("cuda", "function cache lock poisoned"));
+        if let Some(f) = lock()?.get(family).and_then(|fs| fs.get(name)) {
             return Ok(f.clone());
         }
         let m = self.module(family)?;
         let f = m.load_function(name).map_err(|e| Error::backend("cuda", format!("kernel `{name}` not found in {family}.cu: {e}")))?;
-        self.functions.lock().map_err(|_| Error::backend("cuda", "function cache lock poisoned"))?.insert(key, f.clone());
+        lock()?.entry(family).or_default().insert(name.to_string(), f.clone());
         Ok(f)
     }
 

@@ -2,11 +2,9 @@
 
 use crate::backend::{BinaryOps, Checked};
 use cudarc::driver::{DeviceRepr, PushKernelArg};
-use half::f16;
 
-use super::backend::{drv, i32_arg, sl, sl_mut, CudaBackend, KernelFloat};
+use super::backend::{drv, float_dispatch, i32_arg, sl, sl_mut, CudaBackend, KernelFloat};
 use super::sparse::expect_len;
-use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::formats::binary::{Conv2dParams, PadMode};
 use crate::tensor::*;
@@ -148,11 +146,7 @@ fn geom(op: &'static str, x: &DeviceBits, f: &DeviceBinaryFilter, p: &Conv2dPara
 impl BinaryOps for CudaBackend {
     fn binarize_pack(&self, _: Checked, x: &Tensor, out: &mut DeviceBits) -> Result<()> {
         let be = self;
-        match x.dtype() {
-            DType::F32 => binarize_typed::<f32>(be, x, out),
-            DType::F16 => binarize_typed::<f16>(be, x, out),
-            d => Err(Error::dtype("binarize_pack", format!("X is {d}"))),
-        }
+        float_dispatch!("binarize_pack", "X", x.dtype(), binarize_typed(be, x, out))
     }
 
     fn xnor_gemm(&self, _: Checked, a: &DeviceBits, w: &DeviceBinaryWeights, y: &mut Tensor) -> Result<()> {
@@ -200,7 +194,7 @@ impl BinaryOps for CudaBackend {
         out: &mut DeviceBits,
     ) -> Result<()> {
         let be = self;
-        const OP: &str = "xnor_conv2d";
+        const OP: &str = "xnor_conv2d_bits";
         let g = geom(OP, x, f, p)?;
         if out.words != f.c_out.div_ceil(32) {
             return Err(Error::shape(OP, format!("out has {} words per row, expected {}", out.words, f.c_out.div_ceil(32))));

@@ -28,3 +28,10 @@ pub fn describe_devices() -> Result<Vec<String>> {
 pub fn check_kernels(_archs: &[&str]) -> Result<Vec<super::KernelCheck>> {
     Err(Error::unavailable("cuda", "slimgemm was built without the `cuda` feature"))
 }
+
+impl crate::Device {
+    /// The CUDA backend of this device (always `None`: not compiled in).
+    pub fn as_cuda(&self) -> Option<&CudaBackend> {
+        None
+    }
+}

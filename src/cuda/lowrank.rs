@@ -2,11 +2,9 @@
 
 use crate::backend::{Checked, LowRankOps};
 use cudarc::driver::{CudaSlice, PushKernelArg};
-use half::f16;
 
-use super::backend::{drv, i32_arg, sl, sl_mut, CudaBackend, KernelFloat};
+use super::backend::{drv, float_dispatch, i32_arg, sl, sl_mut, CudaBackend, KernelFloat};
 use super::sparse::expect_len;
-use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::tensor::*;
 
@@ -123,20 +121,12 @@ fn reconstruct_typed<T: KernelFloat>(be: &CudaBackend, lr: &DeviceLowRank, w: &m
 impl LowRankOps for CudaBackend {
     fn lowrank_linear(&self, _: Checked, lr: &DeviceLowRank, x: &Tensor, bias: Option<&Tensor>, y: &mut Tensor) -> Result<()> {
         let be = self;
-        match lr.dtype() {
-            DType::F32 => linear_typed::<f32>(be, lr, x, bias, y),
-            DType::F16 => linear_typed::<f16>(be, lr, x, bias, y),
-            d => Err(Error::dtype("lowrank_linear", format!("factors are {d}"))),
-        }
+        float_dispatch!("lowrank_linear", "the factors", lr.dtype(), linear_typed(be, lr, x, bias, y))
     }
 
     fn lowrank_reconstruct(&self, _: Checked, lr: &DeviceLowRank, w: &mut Tensor) -> Result<()> {
         let be = self;
-        match lr.dtype() {
-            DType::F32 => reconstruct_typed::<f32>(be, lr, w),
-            DType::F16 => reconstruct_typed::<f16>(be, lr, w),
-            d => Err(Error::dtype("lowrank_reconstruct", format!("factors are {d}"))),
-        }
+        float_dispatch!("lowrank_reconstruct", "the factors", lr.dtype(), reconstruct_typed(be, lr, w))
     }
 
     fn frobenius_decay(&self, _: Checked, lr: &DeviceLowRank, c: f32, du: &mut Tensor, dv: &mut Tensor) -> Result<()> {

@@ -2,11 +2,9 @@
 
 use crate::backend::{Checked, QuantOps};
 use cudarc::driver::PushKernelArg;
-use half::f16;
 
-use super::backend::{drv, i32_arg, sl, sl_mut, CudaBackend, KernelFloat};
+use super::backend::{drv, float_dispatch, i32_arg, sl, sl_mut, CudaBackend, KernelFloat};
 use super::sparse::expect_len;
-use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::tensor::*;
 
@@ -123,28 +121,16 @@ fn w4a16_typed<T: KernelFloat>(be: &CudaBackend, x: &Tensor, w: &DeviceInt4Weigh
 impl QuantOps for CudaBackend {
     fn quantize_rows_i8(&self, _: Checked, x: &Tensor, out: &mut DeviceInt8Matrix) -> Result<()> {
         let be = self;
-        match x.dtype() {
-            DType::F32 => quantize_typed::<f32>(be, x, out),
-            DType::F16 => quantize_typed::<f16>(be, x, out),
-            d => Err(Error::dtype("quantize_rows_i8", format!("X is {d}"))),
-        }
+        float_dispatch!("quantize_rows_i8", "X", x.dtype(), quantize_typed(be, x, out))
     }
 
     fn gemm_w8a8(&self, _: Checked, x: &DeviceInt8Matrix, w: &DeviceInt8Matrix, y: &mut Tensor) -> Result<()> {
         let be = self;
-        match y.dtype() {
-            DType::F32 => w8a8_typed::<f32>(be, x, w, y),
-            DType::F16 => w8a8_typed::<f16>(be, x, w, y),
-            d => Err(Error::dtype("gemm_w8a8", format!("Y is {d}"))),
-        }
+        float_dispatch!("gemm_w8a8", "Y", y.dtype(), w8a8_typed(be, x, w, y))
     }
 
     fn gemm_w4a16(&self, _: Checked, x: &Tensor, w: &DeviceInt4Weights, y: &mut Tensor) -> Result<()> {
         let be = self;
-        match x.dtype() {
-            DType::F32 => w4a16_typed::<f32>(be, x, w, y),
-            DType::F16 => w4a16_typed::<f16>(be, x, w, y),
-            d => Err(Error::dtype("gemm_w4a16", format!("X is {d}"))),
-        }
+        float_dispatch!("gemm_w4a16", "X", x.dtype(), w4a16_typed(be, x, w, y))
     }
 }

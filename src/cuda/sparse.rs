@@ -2,10 +2,8 @@
 
 use crate::backend::{Checked, SparseOps};
 use cudarc::driver::PushKernelArg;
-use half::f16;
 
-use super::backend::{drv, i32_arg, sl, sl_mut, CudaBackend, KernelFloat};
-use crate::dtype::DType;
+use super::backend::{drv, float_dispatch, i32_arg, sl, sl_mut, CudaBackend, KernelFloat};
 use crate::error::{Error, Result};
 use crate::tensor::*;
 
@@ -150,28 +148,16 @@ fn sddmm_typed<T: KernelFloat>(be: &CudaBackend, a: &mut DeviceCsr, x: &Tensor, 
 impl SparseOps for CudaBackend {
     fn spmm(&self, _: Checked, a: &DeviceCsr, b: &Tensor, c: &mut Tensor, alpha: f32, beta: f32) -> Result<()> {
         let be = self;
-        match a.dtype() {
-            DType::F32 => spmm_typed::<f32>(be, a, b, c, alpha, beta, false),
-            DType::F16 => spmm_typed::<f16>(be, a, b, c, alpha, beta, false),
-            d => Err(Error::dtype("spmm", format!("A is {d}"))),
-        }
+        float_dispatch!("spmm", "A", a.dtype(), spmm_typed(be, a, b, c, alpha, beta, false))
     }
 
     fn spmm_t(&self, _: Checked, a: &DeviceCsr, b: &Tensor, c: &mut Tensor) -> Result<()> {
         let be = self;
-        match a.dtype() {
-            DType::F32 => spmm_typed::<f32>(be, a, b, c, 1.0, 0.0, true),
-            DType::F16 => spmm_typed::<f16>(be, a, b, c, 1.0, 0.0, true),
-            d => Err(Error::dtype("spmm_t", format!("A is {d}"))),
-        }
+        float_dispatch!("spmm_t", "A", a.dtype(), spmm_typed(be, a, b, c, 1.0, 0.0, true))
     }
 
     fn sddmm(&self, _: Checked, a: &mut DeviceCsr, x: &Tensor, y: &Tensor, alpha: f32, beta: f32) -> Result<()> {
         let be = self;
-        match a.dtype() {
-            DType::F32 => sddmm_typed::<f32>(be, a, x, y, alpha, beta),
-            DType::F16 => sddmm_typed::<f16>(be, a, x, y, alpha, beta),
-            d => Err(Error::dtype("sddmm", format!("A is {d}"))),
-        }
+        float_dispatch!("sddmm", "A", a.dtype(), sddmm_typed(be, a, x, y, alpha, beta))
     }
 }

@@ -21,6 +21,25 @@ pub struct BitMatrix {
 impl BitMatrix {
     /// Wraps packed bits, checking the length and that tail bits are zero.
     pub fn new(rows: usize, cols: usize, bits: Vec<u32>) -> Result<Self> {
+        check_bits(rows, cols, &bits)?;
+        Ok(BitMatrix { rows, cols, words: cols.div_ceil(32), bits })
+    }
+
+    /// Checks the invariants of [`BitMatrix::new`] in place (the fields are public).
+    pub fn validate(&self) -> Result<()> {
+        check_bits(self.rows, self.cols, &self.bits)?;
+        if self.words != self.cols.div_ceil(32) {
+            return Err(Error::shape(
+                "BitMatrix",
+                format!("words = {}, expected ceil(cols / 32) = {}", self.words, self.cols.div_ceil(32)),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn check_bits(rows: usize, cols: usize, bits: &[u32]) -> Result<()> {
+    {
         const OP: &str = "BitMatrix::new";
         if rows == 0 || cols == 0 {
             return Err(Error::shape(OP, format!("bit matrix [{rows}, {cols}] has a zero dimension; every dimension must be >= 1")));
@@ -42,9 +61,11 @@ impl BitMatrix {
                 }
             }
         }
-        Ok(BitMatrix { rows, cols, words, bits })
+        Ok(())
     }
+}
 
+impl BitMatrix {
     /// Packs the signs of `x` (`rows * cols`, row-major): `x < 0` gives bit 1 (-1), else bit 0
     /// (so `-0.0`, `0.0` and NaN give +1), exactly the rule of `binarize_pack`.
     pub fn from_signs(rows: usize, cols: usize, x: &[f32]) -> Result<Self> {
@@ -129,11 +150,20 @@ impl BinaryWeights {
     }
     /// Wraps bits and scales, checking lengths and that every alpha is finite.
     pub fn new(bits: BitMatrix, alpha: Vec<f32>) -> Result<Self> {
-        if alpha.len() != bits.rows {
-            return Err(Error::shape("BinaryWeights::new", format!("{} alphas, expected one per row = {}", alpha.len(), bits.rows)));
+        let w = BinaryWeights { bits, alpha };
+        w.validate()?;
+        Ok(w)
+    }
+    /// Checks the invariants of [`BinaryWeights::new`] in place (the fields are public).
+    pub fn validate(&self) -> Result<()> {
+        self.bits.validate()?;
+        if self.alpha.len() != self.bits.rows {
+            return Err(Error::shape(
+                "BinaryWeights::new",
+                format!("{} alphas, expected one per row = {}", self.alpha.len(), self.bits.rows),
+            ));
         }
-        check_finite("binary weights", "alpha", &alpha)?;
-        Ok(BinaryWeights { bits, alpha })
+        check_finite("binary weights", "alpha", &self.alpha)
     }
     /// Output channels (N).
     pub fn n(&self) -> usize {
@@ -210,20 +240,32 @@ impl BinaryFilter {
     /// Wraps packed filter bits `[c_out, kh, kw, ceil(c_in / 32)]`, checking lengths, tail
     /// bits and that alpha and bias are finite.
     pub fn new(c_out: usize, kh: usize, kw: usize, c_in: usize, bits: Vec<u32>, alpha: Vec<f32>, bias: Option<Vec<f32>>) -> Result<Self> {
+        let f = BinaryFilter { c_out, kh, kw, c_in, words: c_in.div_ceil(32), bits, alpha, bias };
+        f.validate()?;
+        Ok(f)
+    }
+
+    /// Checks the invariants of [`BinaryFilter::new`] in place (the fields are public).
+    pub fn validate(&self) -> Result<()> {
+        let BinaryFilter { c_out, kh, kw, c_in, words, bits, alpha, bias } = self;
+        let (c_out, kh, kw, c_in) = (*c_out, *kh, *kw, *c_in);
         let taps = crate::formats::checked_elems("BinaryFilter::new", "filter", &[c_out, kh, kw])?;
         // Reuse BitMatrix's checks: the filter is a [c_out*kh*kw, c_in] bit matrix.
-        let m = BitMatrix::new(taps, c_in, bits)?;
+        check_bits(taps, c_in, bits)?;
+        if *words != c_in.div_ceil(32) {
+            return Err(Error::shape("BinaryFilter::new", format!("words = {words}, expected ceil(c_in / 32) = {}", c_in.div_ceil(32))));
+        }
         if alpha.len() != c_out {
             return Err(Error::shape("BinaryFilter::new", format!("{} alphas, expected c_out = {c_out}", alpha.len())));
         }
-        check_finite("binary filter", "alpha", &alpha)?;
-        if let Some(b) = &bias {
+        check_finite("binary filter", "alpha", alpha)?;
+        if let Some(b) = bias {
             if b.len() != c_out {
                 return Err(Error::shape("BinaryFilter::new", format!("bias has {} values, expected c_out = {c_out}", b.len())));
             }
             check_finite("binary filter", "bias", b)?;
         }
-        Ok(BinaryFilter { c_out, kh, kw, c_in, words: m.words, bits: m.bits, alpha, bias })
+        Ok(())
     }
 
     /// The value (+1.0 or -1.0) of tap `(o, y, x, c)`.
@@ -289,7 +331,12 @@ impl Conv2dParams {
         if self.stride_h == 0 || self.stride_w == 0 {
             return Err(Error::shape("xnor_conv2d", "strides must be >= 1"));
         }
-        let (ph, pw) = (self.in_h + 2 * self.pad_h, self.in_w + 2 * self.pad_w);
+        let padded = |x: usize, pad: usize, what: &str| {
+            pad.checked_mul(2)
+                .and_then(|p| p.checked_add(x))
+                .ok_or_else(|| Error::shape("xnor_conv2d", format!("{what} {x} plus twice the padding {pad} overflows the address space")))
+        };
+        let (ph, pw) = (padded(self.in_h, self.pad_h, "input height")?, padded(self.in_w, self.pad_w, "input width")?);
         if kh == 0 || kw == 0 || kh > ph || kw > pw {
             return Err(Error::shape("xnor_conv2d", format!("kernel {kh}x{kw} does not fit the padded input {ph}x{pw}")));
         }

@@ -23,6 +23,14 @@ pub struct LowRank<T> {
 impl<T: Float> LowRank<T> {
     /// Wraps factors, checking their lengths.
     pub fn new(m: usize, n: usize, r: usize, u: Vec<T>, v: Vec<T>) -> Result<Self> {
+        let lr = LowRank { m, n, r, u, v };
+        lr.validate()?;
+        Ok(lr)
+    }
+
+    /// Checks the invariants of [`LowRank::new`] in place (the fields are public).
+    pub fn validate(&self) -> Result<()> {
+        let (m, n, r, u, v) = (self.m, self.n, self.r, &self.u, &self.v);
         let nu = crate::formats::checked_elems("LowRank::new", "U", &[m, r])?;
         let nv = crate::formats::checked_elems("LowRank::new", "V", &[n, r])?;
         if u.len() != nu {
@@ -31,7 +39,7 @@ impl<T: Float> LowRank<T> {
         if v.len() != nv {
             return Err(Error::shape("LowRank::new", format!("V has {} elements, expected n*r = {n}*{r} = {nv}", v.len())));
         }
-        Ok(LowRank { m, n, r, u, v })
+        Ok(())
     }
 
     /// `U` as a matrix.

@@ -25,6 +25,14 @@ pub struct Int8Matrix {
 impl Int8Matrix {
     /// Wraps quantized data, checking lengths and that scales are finite.
     pub fn new(rows: usize, cols: usize, q: Vec<i8>, scales: Vec<f32>) -> Result<Self> {
+        let m = Int8Matrix { rows, cols, q, scales };
+        m.validate()?;
+        Ok(m)
+    }
+
+    /// Checks the invariants of [`Int8Matrix::new`] in place (the fields are public).
+    pub fn validate(&self) -> Result<()> {
+        let (rows, cols, q, scales) = (self.rows, self.cols, &self.q, &self.scales);
         let n = crate::formats::checked_elems("Int8Matrix::new", "matrix", &[rows, cols])?;
         if q.len() != n {
             return Err(Error::shape("Int8Matrix::new", format!("q has {} elements, expected rows*cols = {n}", q.len())));
@@ -35,7 +43,7 @@ impl Int8Matrix {
         if let Some(i) = scales.iter().position(|s| !s.is_finite()) {
             return Err(Error::format("int8 scales", format!("scale of row {i} is {} (must be finite)", scales[i])));
         }
-        Ok(Int8Matrix { rows, cols, q, scales })
+        Ok(())
     }
 
     /// Row padding used on devices: rows are stored with a stride that is a multiple of 16

@@ -10,7 +10,7 @@ use crate::tensor::{Buffer, DeviceBinaryFilter, DeviceBinaryWeights, DeviceBits,
 impl Device {
     /// Uploads a bit matrix.
     pub fn upload_bits(&self, m: &BitMatrix) -> Result<DeviceBits> {
-        let m = BitMatrix::new(m.rows, m.cols, m.bits.clone())?;
+        m.validate()?;
         Ok(DeviceBits { rows: m.rows, cols: m.cols, words: m.words, data: self.upload_slice(&m.bits)? })
     }
 
@@ -29,13 +29,13 @@ impl Device {
 
     /// Uploads binary linear weights.
     pub fn upload_binary_weights(&self, w: &BinaryWeights) -> Result<DeviceBinaryWeights> {
-        let w = BinaryWeights::new(w.bits.clone(), w.alpha.clone())?;
+        w.validate()?;
         Ok(DeviceBinaryWeights { bits: self.upload_bits(&w.bits)?, alpha: self.upload_slice(&w.alpha)? })
     }
 
     /// Uploads a binary conv filter.
     pub fn upload_binary_filter(&self, f: &BinaryFilter) -> Result<DeviceBinaryFilter> {
-        let f = BinaryFilter::new(f.c_out, f.kh, f.kw, f.c_in, f.bits.clone(), f.alpha.clone(), f.bias.clone())?;
+        f.validate()?;
         let bias = f.bias.clone().unwrap_or_else(|| vec![0.0; f.c_out]);
         Ok(DeviceBinaryFilter {
             c_out: f.c_out,
@@ -111,7 +111,7 @@ impl Device {
         thresholds: &Buffer,
         out: &mut DeviceBits,
     ) -> Result<()> {
-        const OP: &str = "xnor_conv2d";
+        const OP: &str = "xnor_conv2d_bits";
         let out_pixels = self.check_conv(OP, x, f, p)?;
         self.owns(OP, "thresholds", thresholds)?;
         self.owns(OP, "out", &out.data)?;

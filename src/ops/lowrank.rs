@@ -4,19 +4,19 @@ use crate::backend::Checked;
 use crate::device::{check, Device};
 use crate::dtype::{DType, Float};
 use crate::error::Result;
-use crate::formats::{LowRank, Matrix};
+use crate::formats::LowRank;
 use crate::tensor::{DeviceLowRank, Tensor};
 
 impl Device {
     /// Uploads low-rank factors.
     pub fn upload_lowrank<T: Float>(&self, lr: &LowRank<T>) -> Result<DeviceLowRank> {
-        let lr = LowRank::new(lr.m, lr.n, lr.r, lr.u.clone(), lr.v.clone())?;
+        lr.validate()?;
         Ok(DeviceLowRank {
             m: lr.m,
             n: lr.n,
             r: lr.r,
-            u: self.upload_matrix(&Matrix { rows: lr.m, cols: lr.r, data: lr.u })?,
-            v: self.upload_matrix(&Matrix { rows: lr.n, cols: lr.r, data: lr.v })?,
+            u: Tensor { buf: self.upload_slice(&lr.u)?, rows: lr.m, cols: lr.r },
+            v: Tensor { buf: self.upload_slice(&lr.v)?, rows: lr.n, cols: lr.r },
         })
     }
 

@@ -11,7 +11,7 @@ impl Device {
     /// Uploads int8 rows (weights per output channel, or pre-quantized activations), padding
     /// each row to a multiple of 16 bytes.
     pub fn upload_int8(&self, m: &Int8Matrix) -> Result<DeviceInt8Matrix> {
-        let m = Int8Matrix::new(m.rows, m.cols, m.q.clone(), m.scales.clone())?;
+        m.validate()?;
         let stride = Int8Matrix::padded_cols(m.cols);
         let mut q = vec![0i8; m.rows * stride];
         for i in 0..m.rows {

@@ -10,7 +10,7 @@ pub mod suites;
 pub mod verify;
 
 pub use prepare::{naive, prepare, reference, tolerance, Prepared};
-pub use suites::{conv, ragged_cases, small_cases, sparse, verify_cases};
+pub use suites::{conv, ragged_cases, skewed, small_cases, sparse, verify_cases};
 pub use verify::{expected, verify_case, VerifyRow};
 
 use crate::dtype::DType;

@@ -25,6 +25,20 @@ pub fn sparse(m: usize, k: usize, sparsity: f64, seed: u64) -> Result<Csr<f32>> 
     random_sparse(m, k, 0.0, seed)
 }
 
+/// A skewed pattern `[m, k]`: row 0 dense (longer than any tile), every third row empty, the
+/// others about 10% full; exercises load balance, the row swizzle and empty rows.
+pub fn skewed(m: usize, k: usize, seed: u64) -> Result<Csr<f32>> {
+    let dense = crate::formats::Matrix::<f32>::random(m, k, seed)?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5eed);
+    let mask: Vec<bool> = (0..m * k)
+        .map(|p| {
+            let i = p / k;
+            i == 0 || (i % 3 != 1 && rng.random_range(0.0..1.0) < 0.1)
+        })
+        .collect();
+    Csr::from_mask(&dense, &mask)
+}
+
 /// `beta` of the verify rows that accumulate into their output.
 pub const BETA: f32 = 0.5;
 
@@ -75,6 +89,13 @@ pub fn verify_cases() -> Result<Vec<Workload>> {
     // DLMC-like: a ResNet-50 1x1 layer 256x1024 at 90% with N = 196, and 98% with N = 128.
     push_sparse(&mut v, 256, 1024, 196, 0.9, 120, &all_sparse, &[0.0])?;
     push_sparse(&mut v, 512, 2304, 128, 0.98, 121, &[Op::Spmm, Op::SpmmT], &[0.0])?;
+    // Skewed: one row of 1031 values next to empty rows.
+    let a = skewed(97, 1031, 122)?;
+    for dtype in FLOATS {
+        v.push(Workload::Spmm { a: a.clone(), n: 68, dtype, beta: BETA });
+        v.push(Workload::SpmmT { a: a.clone(), n: 33, dtype });
+        v.push(Workload::Sddmm { a: a.clone(), k: 65, dtype, beta: 0.0 });
+    }
 
     for dtype in FLOATS {
         // Low-rank: (m, n, r, batch).

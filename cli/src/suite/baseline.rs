@@ -17,7 +17,7 @@ use slimgemm::Device;
 use slimgemm::{Error, Result};
 
 #[cfg(feature = "cuda")]
-#[path = "baseline/cuda.rs"]
+#[path = "baseline/cuda/mod.rs"]
 mod cuda;
 #[cfg(feature = "wgpu")]
 #[path = "baseline/wgpu.rs"]
