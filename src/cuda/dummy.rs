@@ -28,3 +28,8 @@ pub fn describe_devices() -> Result<Vec<String>> {
 pub fn check_kernels(_archs: &[&str]) -> Result<Vec<super::KernelCheck>> {
     Err(Error::unavailable("cuda", "slimgemm was built without the `cuda` feature"))
 }
+
+/// What the CUDA backend loads (nothing: not compiled in).
+pub fn runtime_report() -> Vec<String> {
+    vec!["driver, nvrtc: not loaded: slimgemm was built without the `cuda` feature".to_string()]
+}
