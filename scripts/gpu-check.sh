@@ -180,7 +180,7 @@ else
   skip verify-cuda "$cuda_why"
 fi
 if [ "$wgpu_ok" = 1 ]; then
-  run verify-wgpu "$(cap 15 20)" verify-wgpu.jsonl -- "$bin" verify --backend wgpu --suite "$vsuite" --json
+  run verify-wgpu "$(cap 12 20)" verify-wgpu.jsonl -- "$bin" verify --backend wgpu --suite "$vsuite" --json
 else
   skip verify-wgpu "$wgpu_why"
 fi
@@ -197,7 +197,7 @@ for tool in memcheck racecheck; do
   else
     extra=()
     [ "$tool" = memcheck ] && extra=(--leak-check no)
-    run "sanitizer-$tool" "$(cap 13 30)" "sanitizer-$tool.jsonl" -- "$sanitizer" --tool "$tool" ${extra[@]+"${extra[@]}"} --print-limit 100 \
+    run "sanitizer-$tool" "$(cap 18 30)" "sanitizer-$tool.jsonl" -- "$sanitizer" --tool "$tool" ${extra[@]+"${extra[@]}"} --print-limit 100 \
       --error-exitcode 99 --log-file "$out/sanitizer-$tool.log" "$bin" verify --backend cuda --suite small --json
   fi
 done
@@ -214,7 +214,7 @@ elif [ "$tiny" = 1 ]; then
 else
   iters=50
   [ "$cuda_ok" = 1 ] || iters=10 # a software adapter: the timings mean nothing, keep it short
-  run bench-quick "$(cap 22 60)" bench-quick.jsonl -- "$bin" bench --suite quick --backend "$backends" --json --iters "$iters"
+  run bench-quick "$(cap 20 60)" bench-quick.jsonl -- "$bin" bench --suite quick --backend "$backends" --json --iters "$iters"
 fi
 if [ -z "$dlmc" ]; then
   for d in .device/dlmc ../shared/data/dlmc shared/data/dlmc; do

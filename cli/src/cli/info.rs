@@ -28,8 +28,8 @@ pub struct HwStatus {
 pub const HARDWARE_STATUS: &[HwStatus] = &[
     HwStatus {
         backend: "CUDA",
-        ran: "**never executed on a GPU.** Every kernel compiles with NVRTC (12.9 in CI) for sm_75, sm_80, sm_89, sm_90; \
-              no kernel has been launched, verified or timed on hardware",
+        ran: "**never executed on a GPU.** Every kernel compiles for sm_75, sm_80, sm_89, sm_90 with NVRTC 12.9 (CI) and 13.0 \
+              (checked on a development machine); no kernel has been launched, verified or timed on hardware",
         hardware: "none",
         commit: "-",
         command: "`slimgemm check-kernels` (compile only)",
