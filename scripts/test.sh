@@ -29,32 +29,32 @@ if ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1; then
   fi
 fi
 
-# 2. NVRTC (libnvrtc.so.12) for compiling the CUDA kernels (no GPU needed).
+# 2. NVRTC 12 or 13 (libnvrtc.so.12 / .13) for compiling the CUDA kernels (no GPU needed).
+# slimgemm finds pip's NVIDIA wheels by itself (site-packages/nvidia/*/lib: cuda_nvrtc/lib for
+# nvidia-cuda-nvrtc-cu12, cu13/lib for CUDA 13's nvidia-cuda-nvrtc); the folder also goes on
+# LD_LIBRARY_PATH so that every process of the tests loads the same NVRTC.
 nvrtc_lib_dir() {
   python3 - <<'PY' 2>/dev/null || true
-import os
-try:
-    import nvidia.cuda_nvrtc as m
-    for p in list(m.__path__):
-        d = os.path.join(p, "lib")
-        if os.path.exists(os.path.join(d, "libnvrtc.so.12")):
+import glob, os, site, sys
+roots = list(site.getsitepackages()) + [site.getusersitepackages()] + sys.path
+for r in roots:
+    for d in sorted(glob.glob(os.path.join(r, "nvidia", "*", "lib"))):
+        if any(os.path.exists(os.path.join(d, f"libnvrtc.so.{v}")) for v in (13, 12)):
             print(d)
-            break
-except Exception:
-    pass
+            raise SystemExit
 PY
 }
 have_system_nvrtc() {
-  ldconfig -p 2>/dev/null | grep -q 'libnvrtc\.so\.12' && return 0
+  ldconfig -p 2>/dev/null | grep -Eq 'libnvrtc\.so\.1[23]( |$)' && return 0
   for d in ${LD_LIBRARY_PATH:+${LD_LIBRARY_PATH//:/ }} /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
-    [ -e "$d/libnvrtc.so.12" ] && return 0
+    [ -e "$d/libnvrtc.so.13" ] || [ -e "$d/libnvrtc.so.12" ] && return 0
   done
   return 1
 }
 if ! have_system_nvrtc; then
   dir="$(nvrtc_lib_dir)"
   if [ -z "$dir" ] && command -v python3 >/dev/null 2>&1; then
-    echo "test.sh: libnvrtc.so.12 not found: installing nvidia-cuda-nvrtc-cu12 from PyPI"
+    echo "test.sh: neither libnvrtc.so.13 nor libnvrtc.so.12 found: installing nvidia-cuda-nvrtc-cu12 from PyPI"
     python3 -m pip install -q nvidia-cuda-nvrtc-cu12 \
       || python3 -m pip install -q --break-system-packages nvidia-cuda-nvrtc-cu12 \
       || echo "test.sh: warning: pip install of NVRTC failed" >&2

@@ -300,7 +300,7 @@ impl CudaBackend {
     /// that slimgemm interleaves with the caller's own CUDA work without synchronization.
     pub fn from_stream(stream: Arc<CudaStream>) -> Result<Self> {
         if !super::nvrtc::nvrtc_present() {
-            return Err(Error::unavailable("cuda", "NVRTC not found (libnvrtc.so.12 / libnvrtc.so); it compiles the kernels at run time"));
+            return Err(super::nvrtc::unavailable_nvrtc());
         }
         let ctx = stream.context().clone();
         let info = guarded("device query", || query_info(&ctx))?;

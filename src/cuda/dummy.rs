@@ -35,3 +35,8 @@ impl crate::Device {
         None
     }
 }
+
+/// What the CUDA backend loads (nothing: not compiled in).
+pub fn runtime_report() -> Vec<String> {
+    vec!["driver, nvrtc: not loaded: slimgemm was built without the `cuda` feature".to_string()]
+}

@@ -25,12 +25,15 @@ mod sparse;
 #[cfg(feature = "cuda")]
 pub use backend::{describe_devices, CudaBackend, CudaElement, CudaStorage};
 #[cfg(feature = "cuda")]
-pub use nvrtc::{check_kernels, kernel_ptx, KERNEL_SOURCES};
+pub use nvrtc::{
+    check_kernels, decode_cuda_version, driver_note, driver_version, find_library, kernel_ptx, library_dir_patterns, library_names,
+    nvrtc_version, runtime_report, LibrarySearch, CUDA_LIBRARIES, KERNEL_SOURCES,
+};
 
 #[cfg(not(feature = "cuda"))]
 mod dummy;
 #[cfg(not(feature = "cuda"))]
-pub use dummy::{check_kernels, describe_devices, CudaBackend, CudaStorage};
+pub use dummy::{check_kernels, describe_devices, runtime_report, CudaBackend, CudaStorage};
 
 /// Result of compiling one kernel source for one architecture with NVRTC.
 #[derive(Debug, Clone)]

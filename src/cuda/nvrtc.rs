@@ -1,6 +1,7 @@
 //! Run-time compilation of the kernel sources with NVRTC, cached per process (and optionally
 //! on disk), plus [`check_kernels`] which compiles every source for a list of architectures
-//! without needing a GPU.
+//! without needing a GPU; and the search for the CUDA libraries (driver, NVRTC, cuBLAS,
+//! cuBLASLt, cuSPARSE, cuDNN) of CUDA 12 or 13, with the versions that were loaded.
 //!
 //! NVRTC behaviour (checked with NVRTC 12.9 from the `nvidia-cuda-nvrtc-cu12` wheel):
 //! `--gpu-architecture=sm_XY` compiles to a CUBIN for that exact GPU *and* keeps the PTX
@@ -9,6 +10,19 @@
 //! mismatch); if the CUBIN is missing we fall back to the PTX. `cuda_fp16.h` is *not* shipped
 //! with that NVRTC (no include directory in the wheel), so the kernels include no header:
 //! f16 conversions are inline PTX (`cvt.f32.f16`, `cvt.rn.f16.f32`) in `cuda/common.cuh`.
+//! NVRTC 13 no longer targets sm_70 and older; the kernels are built for sm_75 and newer.
+//!
+//! CUDA 12 and 13. cudarc 0.19 is built with its `cuda-13000` bindings: its loader then tries
+//! `lib<name>.so`, `lib<name>.so.13`, `.12`, `.11`, `.10`, `.9` and `.1` (see
+//! [`library_names`]), so NVRTC, cuBLAS and cuBLASLt of either CUDA 12 or 13 load, as do
+//! cuSPARSE (`.so.12` in both) and cuDNN 9. Every symbol slimgemm and its baselines call exists
+//! in the libraries of both versions; the one driver entry point newer than CUDA 12.0 is
+//! `cuEventElapsedTime_v2` (CUDA events, i.e. `bench` timing), which needs a driver of
+//! CUDA 12.8 or newer ([`driver_note`]). Where the dynamic loader finds none of the names,
+//! [`find_library`] looks in the usual folders itself (CUDA toolkits, Python `nvidia-*`
+//! wheels in virtual environments, `SLIMGEMM_CUDA_LIB_DIRS`) and loads the library by path,
+//! after which cudarc's load by name finds it (glibc matches the name against the `SONAME` of
+//! loaded libraries).
 
 use std::collections::HashMap;
 use std::ffi::{c_char, CString};
@@ -37,23 +51,34 @@ pub(crate) struct Compiled {
     pub ptx: String,
 }
 
-fn unavailable_nvrtc() -> Error {
-    Error::unavailable(
-        "cuda",
-        "NVRTC not found (libnvrtc.so.12 / libnvrtc.so not on the library path); it is needed to compile the kernels",
-    )
+/// The error of every entry point that needs NVRTC where it cannot be loaded: names the
+/// file names and folders searched.
+pub(crate) fn unavailable_nvrtc() -> Error {
+    let s = find_library("nvrtc");
+    let why = match &s.found {
+        Some(path) => format!(
+            "NVRTC was found at {path} but cudarc could not load it by any of the names {}; it is needed to compile the kernels",
+            s.names.join(", ")
+        ),
+        None => format!("{}; it is needed to compile the kernels (no GPU needed)", s.not_found()),
+    };
+    Error::unavailable("cuda", why)
 }
 
 /// True if the NVRTC library can be loaded (probed with a plain dlopen, so that cudarc's
 /// lazy loader, which panics when the library is absent, is never reached without it).
+/// Searches the usual folders itself ([`find_library`]) when the dynamic loader finds none.
 pub(crate) fn nvrtc_present() -> bool {
     static PRESENT: OnceLock<bool> = OnceLock::new();
-    // SAFETY: `is_culib_present` only tries to dlopen candidate library names and drops them.
-    *PRESENT.get_or_init(|| unsafe { nvsys::is_culib_present() })
+    *PRESENT.get_or_init(|| {
+        // SAFETY: `is_culib_present` only tries to dlopen candidate library names and drops them.
+        find_library("nvrtc").found.is_some() && unsafe { nvsys::is_culib_present() }
+    })
 }
 
-/// NVRTC's version `(major, minor)`.
-pub(crate) fn nvrtc_version() -> Result<(i32, i32)> {
+/// The version `(major, minor)` of the NVRTC library loaded (`nvrtcVersion`), loading it
+/// first if needed.
+pub fn nvrtc_version() -> Result<(i32, i32)> {
     if !nvrtc_present() {
         return Err(unavailable_nvrtc());
     }
@@ -90,6 +115,19 @@ impl Drop for Program {
     }
 }
 
+/// The NVRTC options of every kernel compile, after `--gpu-architecture`. Part of the disk
+/// cache key.
+///
+/// `--fmad=true`: multiply-adds contract into FMAs. The float GEMM / SpMM / SDDMM / low-rank
+/// accumulations want that (faster, and one rounding instead of two: within the f32 `2e-4`
+/// and f16 `1e-2` tolerances). The results that must equal the CPU reference bit for bit
+/// (`quantize_rows_i8`'s scaling and rounding, the w8a8 dequantization `(sx sw) acc`, the
+/// xnor epilogue `alpha dot + bias` and its threshold compare) are written with
+/// `__fmul_rn` / `__fadd_rn` / `__fdiv_rn`, which are never contracted, whatever this flag.
+/// `--prec-div=true`, `--prec-sqrt=true`, `--ftz=false`: IEEE-rounded division and square
+/// root, denormals kept (`__fdiv_rn(127, amax)` must match the CPU for tiny `amax`).
+pub(crate) const NVRTC_OPTIONS: &[&str] = &["--std=c++17", "--fmad=true", "--prec-div=true", "--prec-sqrt=true", "--ftz=false"];
+
 /// Compiles `source` for `arch` (`sm_XY` or `compute_XY`). Errors carry NVRTC's log.
 pub(crate) fn compile(name: &str, source: &str, arch: &str) -> Result<Compiled> {
     if !nvrtc_present() {
@@ -97,39 +135,35 @@ pub(crate) fn compile(name: &str, source: &str, arch: &str) -> Result<Compiled> 
     }
     let src = CString::new(source).map_err(|_| Error::backend("cuda", format!("kernel source `{name}` contains a NUL byte")))?;
     let cname = CString::new(format!("{name}.cu")).map_err(|_| Error::backend("cuda", "kernel name contains a NUL byte"))?;
+    // `src` and `cname` outlive the program: locals drop in reverse order of declaration, so
+    // `prog` (declared after them) is destroyed first, at every return below. (NVRTC copies
+    // both during nvrtcCreateProgram anyway; nothing relies on that.)
     let prog =
         Program(nv::create_program(&src, Some(&cname)).map_err(|e| Error::backend("cuda", format!("nvrtcCreateProgram({name}): {e:?}")))?);
-    let options = [
-        format!("--gpu-architecture={arch}"),
-        "--std=c++17".to_string(),
-        // Exact IEEE division and square root, no flush-to-zero: quantize_rows_i8 must round
-        // exactly like the CPU reference.
-        "--fmad=true".to_string(),
-        "--prec-div=true".to_string(),
-        "--ftz=false".to_string(),
-    ];
-    // SAFETY: `prog` is a live program; `src` and `cname` outlive it (dropped after `prog`).
+    let mut options = vec![format!("--gpu-architecture={arch}")];
+    options.extend(NVRTC_OPTIONS.iter().map(|o| o.to_string()));
+    // SAFETY: `prog` is a live program (destroyed only when `prog` drops, below); the
+    // options are valid strings for the duration of the call.
     let res = unsafe { nv::compile_program(prog.0, &options) };
-    // SAFETY: as above.
+    // SAFETY: `prog` is live.
     let log = unsafe { nv::get_program_log(prog.0) }.map(|l| cstr_lossy(&l)).unwrap_or_default();
     if let Err(e) = res {
         return Err(Error::backend("cuda", format!("NVRTC failed to compile {name}.cu for {arch} ({e:?}):\n{log}")));
     }
-    // SAFETY: compiled program.
+    // SAFETY: `prog` is live and compiled.
     let ptx = unsafe { nv::get_ptx(prog.0) }.map_err(|e| Error::backend("cuda", format!("nvrtcGetPTX({name}, {arch}): {e:?}")))?;
     let ptx = cstr_lossy(&ptx);
     let mut size = 0usize;
-    // SAFETY: compiled program, valid out pointer.
+    // SAFETY: `prog` is live and compiled; `size` is a valid out pointer.
     let r = unsafe { nvsys::nvrtcGetCUBINSize(prog.0, &mut size) };
     let cubin = if r == nvsys::nvrtcResult::NVRTC_SUCCESS && size > 0 {
         let mut buf = vec![0u8; size];
-        // SAFETY: `buf` holds exactly the `size` bytes NVRTC reported.
+        // SAFETY: `prog` is live; `buf` holds exactly the `size` bytes NVRTC reported.
         let r = unsafe { nvsys::nvrtcGetCUBIN(prog.0, buf.as_mut_ptr() as *mut c_char) };
         (r == nvsys::nvrtcResult::NVRTC_SUCCESS).then_some(buf)
     } else {
         None
     };
-    drop(src);
     Ok(Compiled { cubin, ptx })
 }
 
@@ -155,7 +189,8 @@ fn process_cache() -> &'static Mutex<HashMap<CacheKey, Arc<Compiled>>> {
 }
 
 /// The compiled family for `arch`: from the process cache, else from the disk cache
-/// (`SLIMGEMM_PTX_CACHE` directory, keyed by a hash of source + arch + NVRTC version), else
+/// (`SLIMGEMM_PTX_CACHE` directory, keyed by a hash of source + arch + NVRTC version +
+/// options), else
 /// compiled now (and stored in both).
 pub(crate) fn compiled(family: &'static str, arch: &str) -> Result<Arc<Compiled>> {
     let key = (family, arch.to_string());
@@ -168,7 +203,7 @@ pub(crate) fn compiled(family: &'static str, arch: &str) -> Result<Arc<Compiled>
     let source = full_source(family)?;
     let disk = std::env::var_os("SLIMGEMM_PTX_CACHE").map(std::path::PathBuf::from);
     let version = nvrtc_version()?;
-    let hash = fnv1a(&[source.as_bytes(), arch.as_bytes(), format!("{version:?}").as_bytes()]);
+    let hash = fnv1a(&[source.as_bytes(), arch.as_bytes(), format!("{version:?}").as_bytes(), NVRTC_OPTIONS.join(" ").as_bytes()]);
     let stem = format!("{family}-{arch}-{hash:016x}");
     let from_disk = disk.as_ref().and_then(|dir| {
         let ptx = std::fs::read_to_string(dir.join(format!("{stem}.ptx"))).ok()?;
@@ -257,4 +292,518 @@ pub fn kernel_ptx(family: &str, arch: &str) -> Result<String> {
         .find(|n| *n == family)
         .ok_or_else(|| Error::backend("cuda", format!("no kernel source named `{family}`")))?;
     Ok(compiled(fam, arch)?.ptx.clone())
+}
+
+// ---------------------------------------------------------------------------------------
+// Finding the CUDA libraries (CUDA 12 or 13) and the versions loaded
+
+/// The CUDA libraries that slimgemm (driver, NVRTC) and its vendor baselines (the rest) load
+/// at run time: `(stem, what)`, the stem being the file name without `lib` and `.so…`, as
+/// cudarc names them.
+pub const CUDA_LIBRARIES: &[(&str, &str)] = &[
+    ("cuda", "CUDA driver"),
+    ("nvrtc", "NVRTC"),
+    ("cublas", "cuBLAS"),
+    ("cublasLt", "cuBLASLt"),
+    ("cusparse", "cuSPARSE"),
+    ("cudnn", "cuDNN"),
+];
+
+/// Every file name tried for a library, in cudarc's order (duplicates removed). Built with
+/// cudarc's `cuda-13000` bindings this is `lib<stem>.so`, then Windows-style variants, then
+/// `lib<stem>.so.13`, `.12`, `.11`, `.10`, `.9`, `.1`: CUDA 13 and 12 libraries both load.
+pub fn library_names(stem: &str) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for n in cudarc::get_lib_name_candidates(stem) {
+        if !v.contains(&n) {
+            v.push(n);
+        }
+    }
+    v
+}
+
+/// The names of [`library_names`] a Linux library can have (`lib<stem>.so`, `lib<stem>.so.N`),
+/// for messages.
+fn unix_names(stem: &str, names: &[String]) -> Vec<String> {
+    let base = format!("lib{stem}.so");
+    names
+        .iter()
+        .filter(|n| **n == base || n.strip_prefix(&format!("{base}.")).is_some_and(|v| v.chars().all(|c| c.is_ascii_digit())))
+        .cloned()
+        .collect()
+}
+
+/// The folders (glob patterns: `*` matches within one path component) where [`find_library`]
+/// looks itself when the dynamic loader finds none of the names, in order:
+/// `$SLIMGEMM_CUDA_LIB_DIRS` (colon-separated), the CUDA toolkit of `$CUDA_HOME` /
+/// `$CUDA_PATH` / `$CUDA_ROOT` / `$CUDA_TOOLKIT_ROOT_DIR` and `/usr/local/cuda*`, the driver
+/// folder of NVIDIA containers, conda's `lib`, and the `nvidia/*/lib` folders of Python
+/// packages (`nvidia-*-cu12` and CUDA 13 `nvidia-*` wheels) in `$VIRTUAL_ENV`, `$CONDA_PREFIX`,
+/// `~/.venv`, `~/.local`, pyenv versions, `/opt/*` and `/opt/*/.venv`, `/usr/local`, `/usr`.
+pub fn library_dir_patterns() -> Vec<String> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let mut v: Vec<String> = Vec::new();
+    if let Some(dirs) = env("SLIMGEMM_CUDA_LIB_DIRS") {
+        v.extend(dirs.split(':').filter(|d| !d.is_empty()).map(str::to_string));
+    }
+    let mut toolkits: Vec<String> =
+        ["CUDA_HOME", "CUDA_PATH", "CUDA_ROOT", "CUDA_TOOLKIT_ROOT_DIR"].iter().filter_map(|k| env(k)).collect();
+    toolkits.extend(["/usr/local/cuda".to_string(), "/usr/local/cuda-*".to_string()]);
+    for t in &toolkits {
+        for sub in ["lib64", "lib", "targets/*-linux/lib"] {
+            v.push(format!("{t}/{sub}"));
+        }
+    }
+    v.extend(["/usr/local/nvidia/lib64".to_string(), "/usr/local/nvidia/lib".to_string()]);
+    let home = env("HOME");
+    let mut prefixes: Vec<String> = Vec::new();
+    prefixes.extend(env("VIRTUAL_ENV"));
+    if let Some(c) = env("CONDA_PREFIX") {
+        v.push(format!("{c}/lib"));
+        prefixes.push(c);
+    }
+    if let Some(h) = &home {
+        prefixes.extend([format!("{h}/.venv"), format!("{h}/.local"), format!("{h}/.pyenv/versions/*")]);
+    }
+    prefixes.extend(["/opt/*/.venv", "/opt/*", "/opt/conda/envs/*", "/usr/local", "/usr"].map(String::from));
+    for p in &prefixes {
+        for site in ["site-packages", "dist-packages"] {
+            v.push(format!("{p}/lib/python3*/{site}/nvidia/*/lib"));
+        }
+    }
+    v.push("/usr/lib/python3/dist-packages/nvidia/*/lib".to_string());
+    let mut out: Vec<String> = Vec::new();
+    for p in v {
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// True if `name` matches `pat`, where `*` matches any run of characters.
+fn wild_match(pat: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pat.split('*').collect();
+    if parts.len() == 1 {
+        return pat == name;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if name.len() < first.len() + last.len() || !name.starts_with(first) || !name.ends_with(last) {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// The existing folders a glob pattern of [`library_dir_patterns`] names (at most `limit`,
+/// sorted within each wildcard so that the order is stable).
+pub(crate) fn expand_dir_pattern(pattern: &str, limit: usize) -> Vec<std::path::PathBuf> {
+    use std::path::PathBuf;
+    let mut current: Vec<PathBuf> = vec![if pattern.starts_with('/') { PathBuf::from("/") } else { PathBuf::from(".") }];
+    for comp in pattern.split('/').filter(|c| !c.is_empty()) {
+        let mut next = Vec::new();
+        for dir in &current {
+            if comp.contains('*') {
+                let Ok(rd) = std::fs::read_dir(dir) else { continue };
+                let mut names: Vec<String> = rd.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).collect();
+                names.sort();
+                for n in names.into_iter().filter(|n| wild_match(comp, n)) {
+                    let p = dir.join(n);
+                    if p.is_dir() && next.len() < limit {
+                        next.push(p);
+                    }
+                }
+            } else {
+                let p = dir.join(comp);
+                if p.is_dir() && next.len() < limit {
+                    next.push(p);
+                }
+            }
+        }
+        current = next;
+        if current.is_empty() {
+            break;
+        }
+    }
+    current
+}
+
+/// The first `dir/name` that is a file, trying every name in each folder in turn.
+pub(crate) fn first_in_dirs(dirs: &[std::path::PathBuf], names: &[String]) -> Option<std::path::PathBuf> {
+    dirs.iter().flat_map(|d| names.iter().map(move |n| d.join(n))).find(|p| p.is_file())
+}
+
+/// Where a CUDA library was searched for, and where it was found.
+#[derive(Debug, Clone)]
+pub struct LibrarySearch {
+    /// The stem (`nvrtc`, `cublas`, …).
+    pub stem: String,
+    /// Every file name tried ([`library_names`]).
+    pub names: Vec<String>,
+    /// The folder patterns slimgemm looked in itself ([`library_dir_patterns`]), after the
+    /// dynamic loader's own search (`LD_LIBRARY_PATH`, `ld.so.cache`, `/lib`, `/usr/lib`).
+    pub dirs: Vec<String>,
+    /// The file loaded (its path where known, else the name the loader opened), or `None`.
+    pub found: Option<String>,
+}
+
+impl LibrarySearch {
+    /// The "not found" message: the names and the folders searched.
+    pub fn not_found(&self) -> String {
+        let what = CUDA_LIBRARIES.iter().find(|(s, _)| *s == self.stem).map(|(_, w)| *w).unwrap_or(&self.stem);
+        let unix = unix_names(&self.stem, &self.names);
+        let others = self.names.len() - unix.len();
+        let ld = std::env::var("LD_LIBRARY_PATH").unwrap_or_default();
+        format!(
+            "{what} not found: tried {}{} through the dynamic loader (LD_LIBRARY_PATH={}, ld.so.cache, /lib, /usr/lib), \
+             then in {}; put the folder that holds it on LD_LIBRARY_PATH or SLIMGEMM_CUDA_LIB_DIRS",
+            unix.join(", "),
+            if others > 0 { format!(" (and {others} Windows-style variants)") } else { String::new() },
+            if ld.is_empty() { "unset".to_string() } else { ld },
+            self.dirs.join(", "),
+        )
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod dl {
+    use std::ffi::{c_char, c_int, c_void, CStr, CString};
+
+    extern "C" {
+        fn dlopen(filename: *const c_char, flag: c_int) -> *mut c_void;
+        fn dlerror() -> *mut c_char;
+    }
+    // As libloading (cudarc's loader) opens libraries: lazy binding, local symbols.
+    const RTLD_LAZY: c_int = 1;
+    const RTLD_LOCAL: c_int = 0;
+
+    /// Opens a shared library by name or path and keeps it loaded for the life of the process
+    /// (never closed), so that a later dlopen by its SONAME (cudarc's) finds it.
+    pub fn open_and_keep(name: &str) -> Result<(), String> {
+        let c = CString::new(name).map_err(|_| format!("{name}: contains a NUL byte"))?;
+        // SAFETY: `c` is a valid NUL-terminated string; dlopen runs the library's initializers,
+        // which is what loading a CUDA library by cudarc would do too. The handle is
+        // deliberately never closed.
+        let h = unsafe { dlopen(c.as_ptr(), RTLD_LAZY | RTLD_LOCAL) };
+        if h.is_null() {
+            // SAFETY: dlerror returns NULL or a valid C string owned by the loader, read at once.
+            let e = unsafe { dlerror() };
+            let msg = if e.is_null() { "unknown error".to_string() } else { unsafe { CStr::from_ptr(e) }.to_string_lossy().into_owned() };
+            return Err(msg);
+        }
+        Ok(())
+    }
+
+    /// The path of a loaded library whose file name starts with `lib<stem>.so` (from
+    /// `/proc/self/maps`).
+    pub fn loaded_path(stem: &str) -> Option<String> {
+        let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+        let base = format!("lib{stem}.so");
+        maps.lines()
+            .filter_map(|l| l.split_whitespace().nth(5))
+            .find(|p| p.rsplit('/').next().is_some_and(|f| f.starts_with(&base)))
+            .map(str::to_string)
+    }
+}
+
+/// Finds and loads a CUDA library of CUDA 12 or 13 (`stem` as in [`CUDA_LIBRARIES`]): first
+/// through the dynamic loader by each of [`library_names`], then by path in the folders of
+/// [`library_dir_patterns`]. A library found is kept loaded, so that cudarc's own load by
+/// name succeeds afterwards. Cached per process; never panics.
+pub fn find_library(stem: &str) -> LibrarySearch {
+    static CACHE: OnceLock<Mutex<HashMap<String, LibrarySearch>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(s) = cache.lock().ok().and_then(|c| c.get(stem).cloned()) {
+        return s;
+    }
+    let names = library_names(stem);
+    let dirs = library_dir_patterns();
+    let found = search_and_load(stem, &names, &dirs);
+    let s = LibrarySearch { stem: stem.to_string(), names, dirs, found };
+    if let Ok(mut c) = cache.lock() {
+        c.insert(stem.to_string(), s.clone());
+    }
+    s
+}
+
+#[cfg(target_os = "linux")]
+fn search_and_load(stem: &str, names: &[String], dirs: &[String]) -> Option<String> {
+    // cuBLAS needs cuBLASLt (DT_NEEDED): load it first so that a cuBLAS found by path links.
+    if stem == "cublas" {
+        let _ = find_library("cublasLt");
+    }
+    for n in names {
+        if dl::open_and_keep(n).is_ok() {
+            return Some(dl::loaded_path(stem).unwrap_or_else(|| n.clone()));
+        }
+    }
+    let mut seen = 0usize;
+    for pat in dirs {
+        let found_dirs = expand_dir_pattern(pat, 64);
+        seen += found_dirs.len();
+        if let Some(path) = first_in_dirs(&found_dirs, names) {
+            // Helpers the library opens by name at run time, which the loader would not find
+            // outside its path (NVRTC 13's wheel has no RUNPATH): loaded first, by path.
+            if let Some(dir) = path.parent() {
+                load_companions(dir, stem);
+            }
+            let p = path.to_string_lossy().into_owned();
+            if dl::open_and_keep(&p).is_ok() {
+                return Some(dl::loaded_path(stem).unwrap_or(p));
+            }
+        }
+        if seen > 512 {
+            break;
+        }
+    }
+    None
+}
+
+/// The file-name prefixes of the libraries that `stem` opens by name at run time from its
+/// own folder: NVRTC its builtins (`libnvrtc-builtins.so.13.0`), cuDNN 9 its sub-libraries
+/// (`libcudnn_graph.so.9`, `libcudnn_ops.so.9`, …).
+pub(crate) fn companion_prefixes(stem: &str) -> &'static [&'static str] {
+    match stem {
+        "nvrtc" => &["libnvrtc-builtins.so."],
+        "cudnn" => &["libcudnn_"],
+        _ => &[],
+    }
+}
+
+/// Loads, by path and kept loaded, the companions of `stem` found in `dir` (see
+/// [`companion_prefixes`]); in several passes, since some need others (DT_NEEDED by SONAME).
+#[cfg(target_os = "linux")]
+fn load_companions(dir: &std::path::Path, stem: &str) {
+    let prefixes = companion_prefixes(stem);
+    if prefixes.is_empty() {
+        return;
+    }
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let mut todo: Vec<String> = rd
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| prefixes.iter().any(|p| n.starts_with(p)) && n.contains(".so") && !n.contains(".alt."))
+        .map(|n| dir.join(n).to_string_lossy().into_owned())
+        .collect();
+    todo.sort();
+    while !todo.is_empty() {
+        let before = todo.len();
+        todo.retain(|p| dl::open_and_keep(p).is_err());
+        if todo.len() == before {
+            break;
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn search_and_load(stem: &str, _names: &[String], _dirs: &[String]) -> Option<String> {
+    // Elsewhere only cudarc's own search by name.
+    let present = match stem {
+        // SAFETY: `is_culib_present` only dlopens candidate names and drops them.
+        "nvrtc" => unsafe { nvsys::is_culib_present() },
+        // SAFETY: as above.
+        "cuda" => unsafe { cudarc::driver::sys::is_culib_present() },
+        _ => false,
+    };
+    present.then(|| stem.to_string())
+}
+
+/// A CUDA version number as the driver and toolkit encode it (`1000 major + 10 minor`, e.g.
+/// 13000 = 13.0, 12080 = 12.8) as `(major, minor)`.
+pub fn decode_cuda_version(v: i32) -> (i32, i32) {
+    (v / 1000, (v % 1000) / 10)
+}
+
+/// The CUDA version the driver supports (`cuDriverGetVersion`, which needs no `cuInit` and no
+/// GPU), or why it cannot be read (no driver library).
+pub fn driver_version() -> Result<(i32, i32)> {
+    // SAFETY: `is_culib_present` only dlopens candidate names of the driver library.
+    if !unsafe { cudarc::driver::sys::is_culib_present() } {
+        let s = find_library("cuda");
+        return Err(Error::unavailable("cuda", format!("no CUDA driver: {}", s.not_found())));
+    }
+    let r = std::panic::catch_unwind(|| {
+        let mut v = 0i32;
+        // SAFETY: the driver library is loadable (checked above); `v` is a valid out pointer.
+        let r = unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut v) };
+        (r, v)
+    });
+    match r {
+        Ok((cudarc::driver::sys::CUresult::CUDA_SUCCESS, v)) => Ok(decode_cuda_version(v)),
+        Ok((e, _)) => Err(Error::backend("cuda", format!("cuDriverGetVersion failed: {e:?}"))),
+        Err(_) => Err(Error::unavailable("cuda", "the CUDA driver library has no cuDriverGetVersion")),
+    }
+}
+
+/// A warning about the driver version, if any: cudarc's CUDA-13 bindings time with
+/// `cuEventElapsedTime_v2`, which drivers older than CUDA 12.8 lack (`bench` would fail).
+pub fn driver_note(driver: (i32, i32)) -> Option<String> {
+    (driver < (12, 8)).then(|| {
+        format!(
+            "driver supports CUDA {}.{} < 12.8: kernels run, but `bench` timing needs cuEventElapsedTime_v2 (CUDA 12.8+ driver)",
+            driver.0, driver.1
+        )
+    })
+}
+
+/// What the CUDA backend loads, for `slimgemm info`: one line each for the driver and NVRTC
+/// (version and file, or why absent).
+pub fn runtime_report() -> Vec<String> {
+    let mut out = Vec::new();
+    match driver_version() {
+        Ok(v) => {
+            let path = find_library("cuda").found.unwrap_or_else(|| "libcuda".into());
+            out.push(format!("driver: CUDA {}.{} (cuDriverGetVersion; {path})", v.0, v.1));
+            out.extend(driver_note(v));
+        }
+        Err(e) => out.push(format!("driver: absent: {e}")),
+    }
+    match nvrtc_version() {
+        Ok(v) => {
+            let path = find_library("nvrtc").found.unwrap_or_else(|| "libnvrtc".into());
+            out.push(format!("nvrtc: {}.{} (nvrtcVersion; {path})", v.0, v.1));
+        }
+        Err(e) => out.push(format!("nvrtc: absent: {e}")),
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn library_names_cover_cuda_12_and_13() {
+        let n = library_names("nvrtc");
+        let pos = |x: &str| n.iter().position(|s| s == x).unwrap_or_else(|| panic!("{x} missing from {n:?}"));
+        assert!(pos("libnvrtc.so.13") < pos("libnvrtc.so.12"), "CUDA 13 is tried before 12: {n:?}");
+        pos("libnvrtc.so");
+        for (stem, want) in [
+            ("cublas", "libcublas.so.13"),
+            ("cublas", "libcublas.so.12"),
+            ("cublasLt", "libcublasLt.so.13"),
+            ("cublasLt", "libcublasLt.so.12"),
+        ] {
+            assert!(library_names(stem).iter().any(|s| s == want), "{want} missing for {stem}");
+        }
+        // cuSPARSE keeps SONAME .12 in CUDA 13 (version 12.6+); cuDNN 9 is .9; the driver .1.
+        assert!(library_names("cusparse").iter().any(|s| s == "libcusparse.so.12"));
+        assert!(library_names("cudnn").iter().any(|s| s == "libcudnn.so.9"));
+        assert!(library_names("cuda").iter().any(|s| s == "libcuda.so.1"));
+        let unix = unix_names("nvrtc", &n);
+        assert!(unix.iter().all(|s| s == "libnvrtc.so" || s.starts_with("libnvrtc.so.")), "{unix:?}");
+        assert!(unix.len() >= 7 && unix.len() < n.len(), "{unix:?} of {n:?}");
+    }
+
+    #[test]
+    fn dir_patterns_cover_toolkits_and_python_wheels() {
+        let p = library_dir_patterns();
+        for want in [
+            "/usr/local/cuda/lib64",
+            "/usr/local/cuda-*/lib64",
+            "/usr/local/cuda/targets/*-linux/lib",
+            "/opt/*/.venv/lib/python3*/site-packages/nvidia/*/lib",
+            "/usr/local/lib/python3*/dist-packages/nvidia/*/lib",
+            "/usr/lib/python3/dist-packages/nvidia/*/lib",
+        ] {
+            assert!(p.iter().any(|x| x == want), "{want} missing from {p:?}");
+        }
+        if let Ok(h) = std::env::var("HOME") {
+            assert!(p.contains(&format!("{h}/.venv/lib/python3*/site-packages/nvidia/*/lib")));
+        }
+    }
+
+    #[test]
+    fn wildcards() {
+        assert!(wild_match("python3*", "python3.12"));
+        assert!(wild_match("cuda-*", "cuda-13.0"));
+        assert!(!wild_match("cuda-*", "cuda"));
+        assert!(wild_match("*-linux", "x86_64-linux"));
+        assert!(wild_match("a*b*c", "aXbYc"));
+        assert!(!wild_match("a*b*c", "aXcYb"));
+        assert!(wild_match("*", "anything"));
+        assert!(wild_match("exact", "exact") && !wild_match("exact", "exact2"));
+    }
+
+    #[test]
+    fn finds_wheel_libraries_in_a_venv_tree() {
+        let root = std::env::temp_dir().join(format!("slimgemm-libsearch-{}", std::process::id()));
+        let site = root.join("opt/torch/.venv/lib/python3.12/site-packages/nvidia");
+        for (dir, file) in [("cu13/lib", "libnvrtc.so.13"), ("cu13/lib", "libcublas.so.13"), ("cudnn/lib", "libcudnn.so.9")] {
+            std::fs::create_dir_all(site.join(dir)).unwrap();
+            std::fs::write(site.join(dir).join(file), b"").unwrap();
+        }
+        std::fs::create_dir_all(site.join("empty")).unwrap(); // no lib folder: skipped
+        let pat = format!("{}/opt/*/.venv/lib/python3*/site-packages/nvidia/*/lib", root.display());
+        let dirs = expand_dir_pattern(&pat, 64);
+        assert_eq!(dirs, vec![site.join("cu13/lib"), site.join("cudnn/lib")]);
+        assert_eq!(first_in_dirs(&dirs, &library_names("nvrtc")), Some(site.join("cu13/lib/libnvrtc.so.13")));
+        assert_eq!(first_in_dirs(&dirs, &library_names("cudnn")), Some(site.join("cudnn/lib/libcudnn.so.9")));
+        assert_eq!(first_in_dirs(&dirs, &library_names("cusparse")), None);
+        assert!(expand_dir_pattern(&format!("{}/nowhere/*/lib", root.display()), 64).is_empty());
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn companions_of_nvrtc_and_cudnn() {
+        assert_eq!(companion_prefixes("nvrtc"), &["libnvrtc-builtins.so."]);
+        assert_eq!(companion_prefixes("cudnn"), &["libcudnn_"]);
+        assert!(companion_prefixes("cublas").is_empty());
+    }
+
+    #[test]
+    fn not_found_lists_names_and_folders() {
+        let s = LibrarySearch {
+            stem: "nvrtc".into(),
+            names: library_names("nvrtc"),
+            dirs: vec!["/usr/local/cuda/lib64".into(), "/opt/*/.venv/lib/python3*/site-packages/nvidia/*/lib".into()],
+            found: None,
+        };
+        let m = s.not_found();
+        for want in [
+            "NVRTC not found",
+            "libnvrtc.so.13",
+            "libnvrtc.so.12",
+            "LD_LIBRARY_PATH",
+            "/usr/local/cuda/lib64",
+            "nvidia/*/lib",
+            "SLIMGEMM_CUDA_LIB_DIRS",
+        ] {
+            assert!(m.contains(want), "`{want}` missing from: {m}");
+        }
+    }
+
+    #[test]
+    fn versions_decode_and_driver_note() {
+        assert_eq!(decode_cuda_version(13000), (13, 0));
+        assert_eq!(decode_cuda_version(12080), (12, 8));
+        assert_eq!(decode_cuda_version(12090), (12, 9));
+        assert_eq!(decode_cuda_version(11040), (11, 4));
+        assert!(driver_note((12, 4)).is_some_and(|n| n.contains("12.8")));
+        assert!(driver_note((12, 8)).is_none() && driver_note((13, 0)).is_none());
+    }
+
+    #[test]
+    fn runtime_report_names_driver_and_nvrtc_versions() {
+        let r = runtime_report();
+        assert!(r.iter().any(|l| l.starts_with("driver: ")), "{r:?}");
+        let nv = r.iter().find(|l| l.starts_with("nvrtc: ")).expect("an nvrtc line");
+        match nvrtc_version() {
+            Ok((major, minor)) => {
+                assert!(major == 12 || major == 13, "NVRTC {major}.{minor}");
+                assert!(nv.starts_with(&format!("nvrtc: {major}.{minor} (nvrtcVersion; ")), "{nv}");
+                assert!(find_library("nvrtc").found.is_some_and(|p| p.contains("libnvrtc.so")));
+            }
+            Err(e) => {
+                assert!(std::env::var("SLIMGEMM_REQUIRE_NVRTC").map(|v| v != "1").unwrap_or(true), "NVRTC required: {e}");
+                assert!(nv.contains("libnvrtc.so.13") && nv.contains("libnvrtc.so.12"), "{nv}");
+            }
+        }
+    }
 }

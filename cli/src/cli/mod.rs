@@ -21,8 +21,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Lists every backend found (CPU, each wgpu adapter, each CUDA device) or why it is absent.
-    Info,
+    /// Lists every backend found (CPU, each wgpu adapter, each CUDA device) or why it is absent,
+    /// the CUDA driver / NVRTC / vendor library versions and files loaded, and what has been
+    /// verified on hardware.
+    Info {
+        /// Print only the "verified on hardware" table, as Markdown.
+        #[arg(long)]
+        status_markdown: bool,
+    },
     /// Runs every op x dtype at small, ragged and realistic shapes on each backend and compares
     /// with the CPU reference (the CPU itself with independent dense formulations).
     Verify {
@@ -35,6 +41,11 @@ enum Cmd {
         /// One JSON object per line instead of a table.
         #[arg(long)]
         json: bool,
+        /// Which cases: `verify` (every op x dtype at small, ragged and realistic shapes) or
+        /// `small` (the cases of at most 4 MFLOP: ragged shapes of every op, for
+        /// compute-sanitizer runs).
+        #[arg(long, value_enum, default_value_t = VerifySuite::Verify)]
+        suite: VerifySuite,
     },
     /// Compiles every CUDA kernel with NVRTC for each architecture (no GPU needed).
     CheckKernels {
@@ -80,6 +91,15 @@ enum Cmd {
     },
 }
 
+/// Case lists of `verify`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum VerifySuite {
+    /// Every op x dtype at small, ragged and realistic shapes.
+    Verify,
+    /// The cases of at most 4 MFLOP (every op, ragged shapes): for compute-sanitizer.
+    Small,
+}
+
 /// Workload suites of `bench`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum SuiteName {
@@ -95,8 +115,8 @@ enum SuiteName {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.cmd {
-        Cmd::Info => info::info(),
-        Cmd::Verify { backend, op, json } => verify::verify(&backend, &op, json),
+        Cmd::Info { status_markdown } => info::info(status_markdown),
+        Cmd::Verify { backend, op, json, suite } => verify::verify(&backend, &op, json, suite),
         Cmd::CheckKernels { arch } => info::check_kernels(&arch),
         Cmd::Bench { backend, op, suite, dlmc, sparsity, json, plot, iters, warmup, limit, check_max_gflop } => {
             let opts = crate::suite::run::BenchOptions {

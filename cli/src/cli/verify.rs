@@ -5,14 +5,20 @@ use std::process::ExitCode;
 use serde_json::json;
 use slimgemm::workload::{expected, verify_case, VerifyRow};
 
-/// Runs the verify cases on the selected backends.
-pub fn verify(backend: &str, ops: &[String], json_out: bool) -> Result<ExitCode, String> {
+use super::VerifySuite;
+
+/// Runs the verify cases (all, or the small ones) on the selected backends.
+pub fn verify(backend: &str, ops: &[String], json_out: bool, suite: VerifySuite) -> Result<ExitCode, String> {
     super::check_ops(ops)?;
     let (devices, absent) = super::select_backends(backend)?;
     for (k, why) in &absent {
         eprintln!("verify: {} backend absent (not a failure): {why}", k.name());
     }
-    let cases: Vec<_> = crate::suite::verify_cases()
+    let cases = match suite {
+        VerifySuite::Verify => crate::suite::verify_cases(),
+        VerifySuite::Small => crate::suite::small_cases(),
+    };
+    let cases: Vec<_> = cases
         .map_err(|e| format!("making the verify cases: {e}"))?
         .into_iter()
         .filter(|w| ops.is_empty() || ops.iter().any(|o| o == w.op().name()))
