@@ -11,7 +11,7 @@ pub mod sparse;
 pub use binary::{BinaryFilter, BinaryWeights, BitMatrix};
 pub use dense::Matrix;
 pub use lowrank::LowRank;
-pub use quant::{Int4Weights, Int8Matrix};
+pub use quant::{GptqFormat, Int4Offsets, Int4Weights, Int8Matrix, Int8Weights};
 pub use sparse::Csr;
 
 use crate::error::{Error, Result};
