@@ -4,12 +4,14 @@
 
 pub mod binary;
 pub mod dense;
+pub mod gguf;
 pub mod lowrank;
 pub mod quant;
 pub mod sparse;
 
 pub use binary::{BinaryFilter, BinaryWeights, BitMatrix};
 pub use dense::Matrix;
+pub use gguf::{GgmlType, GgufFile, GgufTensor, GgufValue, GgufWriter};
 pub use lowrank::LowRank;
 pub use quant::{GptqFormat, Int4Offsets, Int4Weights, Int8Matrix, Int8Weights};
 pub use sparse::Csr;
