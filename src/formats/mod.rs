@@ -3,6 +3,7 @@
 //! get device-resident handles.
 
 pub mod binary;
+pub mod checkpoint;
 pub mod dense;
 pub mod gguf;
 pub mod lowrank;
@@ -10,6 +11,7 @@ pub mod quant;
 pub mod sparse;
 
 pub use binary::{BinaryFilter, BinaryWeights, BitMatrix};
+pub use checkpoint::{Checkpoint, QuantConfig, QuantLinear, QuantMethod};
 pub use dense::Matrix;
 pub use gguf::{GgmlType, GgufFile, GgufTensor, GgufValue, GgufWriter};
 pub use lowrank::LowRank;
