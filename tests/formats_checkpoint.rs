@@ -529,6 +529,12 @@ fn bad_safetensors_bytes_never_panic() {
     let mut huge = good.clone();
     huge[..8].copy_from_slice(&u64::MAX.to_le_bytes());
     err_has(Checkpoint::from_parts(None, None, vec![("model.safetensors".into(), huge)]), "Parse", &["invalid safetensors file"]);
+    // A zero dim makes a valid empty tensor whatever the other dims are (the fuzzer's find in
+    // GGUF, checked here for safetensors): loading it is an error, not an overflow panic.
+    let empty = st(vec![("e".into(), T(Dtype::F32, vec![0, 1 << 40, 1 << 40], vec![])), ("z".into(), T(Dtype::F32, vec![0, 4], vec![]))]);
+    let c = Checkpoint::from_parts(None, None, vec![("model.safetensors".into(), empty)]).unwrap();
+    err_has(c.load_matrix("e"), "Format", &["shape [0, 1099511627776, 1099511627776] is too large"]);
+    err_has(c.load_matrix("z"), "Shape", &["zero dimension"]);
     // In-memory shard bookkeeping.
     err_has(Checkpoint::from_parts(None, None, vec![]), "Parse", &["0 shards given without an index"]);
     err_has(
@@ -549,4 +555,42 @@ fn bad_safetensors_bytes_never_panic() {
     // Only the indexed tensors are visible (g_idx and bias are not in the map).
     assert_eq!(c.tensor_names(), vec!["x.qweight", "x.qzeros", "x.scales"]);
     assert_eq!(bits(&c.load_layer("x").unwrap().weight.dequantize().data), bits(&l.expect()));
+}
+
+/// Regenerates the checkpoint fuzz seeds (the input layout of fuzz/fuzz_targets/checkpoint.rs):
+/// `SLIMGEMM_WRITE_SEEDS=fuzz/corpus cargo test --no-default-features --test formats_checkpoint -- --ignored write_fuzz_seeds`.
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let root = PathBuf::from(std::env::var("SLIMGEMM_WRITE_SEEDS").expect("set SLIMGEMM_WRITE_SEEDS"));
+    let dir = root.join("checkpoint");
+    std::fs::create_dir_all(&dir).unwrap();
+    let part = |out: &mut Vec<u8>, b: &[u8]| {
+        out.extend_from_slice(&(b.len() as u16).to_le_bytes());
+        out.extend_from_slice(b);
+    };
+    let mut rng = Rng(8);
+    // GPTQ act-order, one shard.
+    let l = Layer::random(64, 8, 32, 1, true, &mut rng);
+    let mut s = vec![1u8];
+    part(&mut s, config(r#"{"bits": 4, "group_size": 32, "desc_act": true}"#).as_bytes());
+    s.extend(st(l.gptq("l", true, true, true)));
+    std::fs::write(dir.join("seed-gptq-act-order"), s).unwrap();
+    // AWQ, one shard.
+    let l = Layer::random(32, 8, 32, 0, false, &mut rng);
+    let mut s = vec![1u8];
+    part(&mut s, config(r#"{"quant_method": "awq", "bits": 4, "group_size": 32, "version": "gemm"}"#).as_bytes());
+    s.extend(st(l.awq("l")));
+    std::fs::write(dir.join("seed-awq"), s).unwrap();
+    // GPTQ v2 over two shards with an index, plus a dense tensor.
+    let l = Layer::random(32, 8, 32, 0, false, &mut rng);
+    let mut t = l.gptq("l", false, true, false);
+    let b: Vec<(String, T)> = t.drain(2..).chain([("n".to_string(), bf16s(&[2], &[bf16::ONE, bf16::ZERO]))]).collect();
+    let index = r#"{"weight_map": {"l.qweight": "a.safetensors", "l.qzeros": "a.safetensors", "l.scales": "b.safetensors", "l.g_idx": "b.safetensors", "n": "b.safetensors"}}"#;
+    let mut s = vec![7u8];
+    part(&mut s, config(r#"{"bits": 4, "group_size": 32, "checkpoint_format": "gptq_v2"}"#).as_bytes());
+    part(&mut s, index.as_bytes());
+    part(&mut s, &st(t));
+    s.extend(st(b));
+    std::fs::write(dir.join("seed-sharded-v2"), s).unwrap();
 }

@@ -869,3 +869,48 @@ wr.write_header_to_file(); wr.write_kv_data_to_file(); wr.write_tensors_to_file(
     assert_eq!(bits(&h.data), bits(&x.iter().map(|&v| f16::from_f32(v).to_f32()).collect::<Vec<_>>()));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Regenerates the GGUF fuzz seeds: `SLIMGEMM_WRITE_SEEDS=fuzz/corpus cargo test
+/// --no-default-features --test formats_gguf -- --ignored write_fuzz_seeds`.
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let root = std::path::PathBuf::from(std::env::var("SLIMGEMM_WRITE_SEEDS").expect("set SLIMGEMM_WRITE_SEEDS"));
+    let dir = root.join("gguf");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("seed-hand.gguf"), hand_file()).unwrap();
+    let m = Matrix::<f32>::random(2, 256, 1).unwrap();
+    let mut w = GgufWriter::new().with_version(2).unwrap().with_alignment(16).unwrap();
+    w.add_metadata("general.architecture", GgufValue::String("llama".into())).unwrap();
+    w.add_tensor("q4_k", &[256, 1], GgmlType::Q4_K, quantize_gguf_q4_k(&m.data[..256], 1, 256).unwrap()).unwrap();
+    w.add_tensor("q8_0", &[32, 1], GgmlType::Q8_0, quantize_gguf_q8_0(&m.data[..32], 1, 32).unwrap()).unwrap();
+    w.add_tensor("q4_0", &[32, 2], GgmlType::Q4_0, quantize_gguf_q4_0(&m.data[..64], 2, 32).unwrap()).unwrap();
+    w.add_matrix("bf16", &Matrix { rows: 2, cols: 4, data: m.data[..8].to_vec() }, GgmlType::BF16).unwrap();
+    std::fs::write(dir.join("seed-quant.gguf"), w.to_bytes().unwrap()).unwrap();
+}
+
+/// Inputs the fuzzer found (tests/data/fuzz-seeds/gguf) and hand-made relatives: the fuzz
+/// target's body must not panic on them.
+#[test]
+fn fuzz_regressions_do_not_panic() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fuzz-seeds/gguf");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        n += 1;
+        let Ok(f) = GgufFile::from_bytes(bytes) else { continue };
+        for t in f.tensors() {
+            let _ = (t.rows(), t.cols(), t.n_elements());
+            if let (Ok(a), Ok(b)) = (f.load(&t.name), f.dequantize(&t.name)) {
+                assert_eq!(bits(&a.to_f32().data), bits(&b.data));
+            }
+        }
+    }
+    assert!(n >= 1);
+    // crash-zero-dim-overflow: a zero dim made the file's size 0 while ne[1] * ne[2]
+    // overflowed in rows(). Such dims are now rejected at parse.
+    parse_err(GgufFile::from_bytes(one_tensor(3, &[0, 1 << 40, 1 << 40], 0, 0, 0)), &["overflow the element count"]);
+    let f = GgufFile::from_bytes(one_tensor(3, &[0, 1 << 40, 1 << 20], 0, 0, 0)).unwrap();
+    assert_eq!((f.tensors()[0].rows(), f.tensors()[0].n_elements()), (1 << 60, 0));
+    parse_err(f.load("t"), &["no elements"]);
+}

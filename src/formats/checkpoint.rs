@@ -434,10 +434,15 @@ impl Checkpoint {
     /// rest]` (a 1-D tensor is one row; a 0-D one is `[1, 1]`).
     pub fn load_matrix(&self, name: &str) -> Result<Matrix<f32>> {
         let (shape, data) = self.floats(name)?;
+        // A zero dim lets the other dims be anything in a valid file: multiply checked.
+        let product = |d: &[usize]| d.iter().try_fold(1usize, |a, &x| a.checked_mul(x));
         let (rows, cols) = match shape.as_slice() {
-            [] => (1, 1),
-            [c] => (1, *c),
-            [r, rest @ ..] => (*r, rest.iter().product()),
+            [] => (Some(1), Some(1)),
+            [c] => (Some(1), Some(*c)),
+            [r, rest @ ..] => (Some(*r), product(rest)),
+        };
+        let (Some(rows), Some(cols)) = (rows, cols) else {
+            return Err(Error::format("checkpoint", format!("tensor '{name}' of shape {shape:?} is too large")));
         };
         Matrix::new(rows, cols, data)
     }

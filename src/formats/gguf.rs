@@ -384,9 +384,10 @@ pub struct GgufTensorInfo {
 }
 
 impl GgufTensorInfo {
-    /// Number of elements (the product of the dims; 1 for no dims).
+    /// Number of elements (the product of the dims; 1 for no dims; saturating, though a
+    /// parsed file's dims never overflow).
     pub fn n_elements(&self) -> u64 {
-        self.dims.iter().product()
+        self.dims.iter().fold(1u64, |a, &d| a.saturating_mul(d))
     }
     /// Row length `ne[0]` (K of a linear layer's weight; 1 for no dims).
     pub fn cols(&self) -> u64 {
@@ -395,7 +396,7 @@ impl GgufTensorInfo {
     /// Number of rows, ggml's `ggml_nrows`: the product of `ne[1..]` (N of a linear layer's
     /// weight; 1 for a 1-D tensor).
     pub fn rows(&self) -> u64 {
-        self.dims.iter().skip(1).product()
+        self.dims.iter().skip(1).fold(1u64, |a, &d| a.saturating_mul(d))
     }
 }
 
@@ -613,11 +614,13 @@ fn tensor_bytes_of(ty: GgmlType, dims: &[u64]) -> std::result::Result<u64, Strin
     if ne0 % ty.block_size() != 0 {
         return Err(format!("row length ne[0] = {ne0} is not a multiple of the block size {} of {ty}", ty.block_size()));
     }
-    let elems = dims
-        .iter()
-        .try_fold(1u64, |a, &d| a.checked_mul(d))
-        .filter(|&e| e <= i64::MAX as u64)
-        .ok_or_else(|| format!("dims {dims:?} overflow the element count"))?;
+    // Every partial product (zero dims aside) must fit, so that rows(), cols() and
+    // n_elements() of any sub-shape cannot overflow either.
+    dims.iter()
+        .filter(|&&d| d != 0)
+        .try_fold(1u64, |a, &d| a.checked_mul(d).filter(|&p| p <= i64::MAX as u64))
+        .ok_or_else(|| format!("dims {dims:?} overflow the element count (even ignoring zero dims, at most 2^63 - 1)"))?;
+    let elems: u64 = dims.iter().product();
     (elems / ty.block_size()).checked_mul(ty.type_size()).ok_or_else(|| format!("dims {dims:?} of {ty} overflow the byte size"))
 }
 
