@@ -3,15 +3,21 @@
 //! get device-resident handles.
 
 pub mod binary;
+#[cfg(feature = "hf")]
+pub mod checkpoint;
 pub mod dense;
+pub mod gguf;
 pub mod lowrank;
 pub mod quant;
 pub mod sparse;
 
 pub use binary::{BinaryFilter, BinaryWeights, BitMatrix};
+#[cfg(feature = "hf")]
+pub use checkpoint::{Checkpoint, QuantConfig, QuantLinear, QuantMethod};
 pub use dense::Matrix;
+pub use gguf::{GgmlType, GgufFile, GgufTensor, GgufValue, GgufWriter};
 pub use lowrank::LowRank;
-pub use quant::{Int4Weights, Int8Matrix};
+pub use quant::{GptqFormat, Int4Offsets, Int4Weights, Int8Matrix, Int8Weights};
 pub use sparse::Csr;
 
 use crate::error::{Error, Result};

@@ -38,15 +38,31 @@ impl Device {
         Int8Matrix::new(m.rows, m.cols, out, self.download_slice(&m.scales)?)
     }
 
-    /// Uploads int4 group-wise weights.
+    /// Uploads int4 group-wise weights (validated in place, without copying the payload).
+    /// Weights in the float-minimum form (GGUF Q4_K) or with an act-order permutation are
+    /// rejected until the devices have kernels for them.
     pub fn upload_int4(&self, w: &Int4Weights) -> Result<DeviceInt4Weights> {
-        let w = Int4Weights::new(w.n, w.k, w.group, w.qweight.clone(), w.scales.clone(), w.zeros.clone())?;
+        w.validate()?;
+        if w.mins.is_some() {
+            return Err(Error::format(
+                "int4 weights",
+                "float minimums (GGUF Q4_K form, w = q * scale - min) are not yet supported on devices; \
+                 dequantize on the host (Int4Weights::dequantize) for now",
+            ));
+        }
+        if w.perm.is_some() {
+            return Err(Error::format(
+                "int4 weights",
+                "act-order permutations (perm) are not yet supported on devices; \
+                 dequantize on the host (Int4Weights::dequantize) for now",
+            ));
+        }
         let zeros: Vec<u32> = w.zeros.iter().map(|&z| z as u32).collect();
         Ok(DeviceInt4Weights {
             n: w.n,
             k: w.k,
             group: w.group,
-            symmetric: w.symmetric,
+            symmetric: w.zeros.iter().all(|&z| z == 8),
             qweight: self.upload_slice(&w.qweight)?,
             scales: self.upload_slice(&w.scales)?,
             zeros: self.upload_slice(&zeros)?,
