@@ -28,6 +28,7 @@ pub mod device;
 pub mod dtype;
 pub mod error;
 pub mod formats;
+pub mod layer;
 pub mod naive;
 pub mod ops;
 pub mod tensor;
@@ -39,6 +40,7 @@ pub use device::Device;
 pub use dtype::{DType, Element, Float};
 pub use error::{Error, Result};
 pub use half::f16;
+pub use layer::{LayerFormat, Linear, Weight};
 pub use ops::{Family, Op};
 pub use tensor::{
     Buffer, DeviceBinaryFilter, DeviceBinaryWeights, DeviceBits, DeviceCsr, DeviceInt4Weights, DeviceInt8Matrix, DeviceLowRank, Tensor,
