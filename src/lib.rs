@@ -5,6 +5,9 @@
 //! on three backends behind one trait: CUDA (cudarc + NVRTC), WGSL (wgpu: Vulkan, Metal,
 //! DX12) and a CPU reference that is the oracle for every test.
 //!
+//! Start with [`Linear`], a compressed linear layer over every weight format (see
+//! [`layer`]); the ops it is built on are methods of [`Device`]:
+//!
 //! ```
 //! use slimgemm::{Device, DType, formats::{Csr, Matrix}};
 //! # fn main() -> slimgemm::Result<()> {
@@ -19,6 +22,11 @@
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]
+
+/// The README's Rust code blocks, compiled and run as doctests by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 pub mod backend;
 pub mod compare;
