@@ -248,3 +248,25 @@ fn operands_of_another_device() {
     assert_eq!(operand(dev.lowrank_backward(&lr, &x, &dy, Some(&mut dx), &mut odu, &mut dv, 0.0)), "dU");
     assert_eq!(operand(dev.lowrank_backward(&lr, &x, &dy, None, &mut du, &mut odv, 0.0)), "dV");
 }
+
+/// The workload path (`slimgemm::workload`, what `slimgemm verify` and the op harness run):
+/// the `lowrank_backward` rows of `verify_cases` and `ragged_cases` on the CPU against the
+/// dense formulation, and on wgpu against the CPU reference.
+#[test]
+fn workload_rows_verify() {
+    use slimgemm::workload::{expected, ragged_cases, verify_case, verify_cases};
+    let mut rows: Vec<_> = verify_cases().unwrap().into_iter().filter(|w| w.op() == slimgemm::Op::LowrankBackward).collect();
+    rows.extend(ragged_cases(3, 12).unwrap().into_iter().filter(|w| w.op() == slimgemm::Op::LowrankBackward));
+    assert!(rows.len() >= 24);
+    let mut devs = vec![Device::cpu()];
+    #[cfg(feature = "wgpu")]
+    devs.extend(common::wgpu_device());
+    devs.extend(common::cuda_device());
+    for dev in &devs {
+        for w in &rows {
+            let want = expected(dev.kind(), w).unwrap();
+            let row = verify_case(dev, w, &want);
+            assert!(row.pass, "{row:?}");
+        }
+    }
+}
