@@ -1,5 +1,5 @@
 // slimgemm low-rank kernels: a strided tiled GEMM (used for reconstruct, the Frobenius-decay
-// Gram products and the large-batch low-rank layer) and the fused small-batch low-rank layer
+// Gram products, the large-batch low-rank layer and the five products of the backward pass) and the fused small-batch low-rank layer
 // that keeps T = X V in shared memory.
 
 // C[i * N + j] = alpha * sum_k A(i,k) B(k,j) + beta * C[i * N + j] (+ bias[j]), with
@@ -69,6 +69,8 @@ GEMM_KERNEL(float, float, float, gemm_f32_f32_f32)
 GEMM_KERNEL(h16, h16, h16, gemm_f16_f16_f16)
 GEMM_KERNEL(h16, h16, float, gemm_f16_f16_f32)
 GEMM_KERNEL(float, h16, h16, gemm_f32_f16_f16)
+// Low-rank backward, f16: dU = dY^T P and dV = X^T Q with the f32 intermediates P, Q.
+GEMM_KERNEL(h16, float, h16, gemm_f16_f32_f16)
 
 // Fused low-rank layer for small batches: Y[b, m] = X[b, n] V[n, r] U[m, r]^T + bias[m],
 // b <= LR_MAXB. Each block computes T = X V for the whole batch into shared memory (b * r

@@ -323,3 +323,35 @@ fn pack_f16(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid
         pk_dst[w] = (packed & 0xffffu) | (pk_dst[w] & 0xffff0000u);
     }
 }
+
+// ---- pack_f16_beta: dst[e] = f16(src[e] + beta * dst[e]) for e < count, dst packed f16, one
+// invocation per word (the f16 outputs of lowrank_backward that accumulate, beta != 0); the
+// half past `count` in the last word keeps its old bits. Bounds: word < ceil(count / 2), src
+// read at e < count.
+struct PackBetaParams {
+    count: u32,
+    words: u32,
+    beta: f32,
+    pad0: u32,
+}
+
+@group(0) @binding(0) var<uniform> pb: PackBetaParams;
+@group(0) @binding(1) var<storage, read> pb_src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> pb_dst: array<u32>;
+
+@compute @workgroup_size(64)
+fn pack_f16_beta(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let w = (wid.x + wid.y * nwg.x) * 64u + li;
+    if w >= pb.words {
+        return;
+    }
+    let e0 = 2u * w;
+    let word = pb_dst[w];
+    let old = unpack2x16float(word);
+    let lo = pb_src[e0] + pb.beta * old.x;
+    if e0 + 1u < pb.count {
+        pb_dst[w] = pack2x16float(vec2<f32>(lo, pb_src[e0 + 1u] + pb.beta * old.y));
+    } else {
+        pb_dst[w] = (pack2x16float(vec2<f32>(lo, 0.0)) & 0xffffu) | (word & 0xffff0000u);
+    }
+}

@@ -147,6 +147,25 @@ pub trait LowRankOps: Core {
     fn frobenius_decay(&self, _ok: Checked, _lr: &DeviceLowRank, _c: f32, _du: &mut Tensor, _dv: &mut Tensor) -> Result<()> {
         Err(Error::unsupported(self.kind(), Op::FrobeniusDecay))
     }
+    /// Gradients of `Y = X V U^T` (U `[m,r]`, V `[n,r]`) for X `[b,n]` and dY `[b,m]`:
+    /// `dX = dY U V^T` (`[b,n]`, overwritten; skipped when `dx` is `None`),
+    /// `dU = dY^T (X V) + beta * dU` (`[m,r]`), `dV = X^T (dY U) + beta * dV` (`[n,r]`).
+    /// `beta = 0` overwrites dU and dV without reading them; `beta = 1` accumulates. One float
+    /// dtype for every operand; `X V` and `dY U` are kept in f32, every sum accumulates in f32.
+    #[allow(clippy::too_many_arguments)]
+    fn lowrank_backward(
+        &self,
+        _ok: Checked,
+        _lr: &DeviceLowRank,
+        _x: &Tensor,
+        _dy: &Tensor,
+        _dx: Option<&mut Tensor>,
+        _du: &mut Tensor,
+        _dv: &mut Tensor,
+        _beta: f32,
+    ) -> Result<()> {
+        Err(Error::unsupported(self.kind(), Op::LowrankBackward))
+    }
 }
 
 /// The quant ops, implemented by each backend in its `quant.rs` (`cpu/`, `wgpu/`, `cuda/`).

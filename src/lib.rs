@@ -5,6 +5,9 @@
 //! on three backends behind one trait: CUDA (cudarc + NVRTC), WGSL (wgpu: Vulkan, Metal,
 //! DX12) and a CPU reference that is the oracle for every test.
 //!
+//! Start with [`Linear`], a compressed linear layer over every weight format (see
+//! [`layer`]); the ops it is built on are methods of [`Device`]:
+//!
 //! ```
 //! use slimgemm::{Device, DType, formats::{Csr, Matrix}};
 //! # fn main() -> slimgemm::Result<()> {
@@ -20,6 +23,11 @@
 //! ```
 #![warn(missing_docs)]
 
+/// The README's Rust code blocks, compiled and run as doctests by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub mod backend;
 pub mod compare;
 pub mod cpu;
@@ -28,6 +36,7 @@ pub mod device;
 pub mod dtype;
 pub mod error;
 pub mod formats;
+pub mod layer;
 pub mod naive;
 pub mod ops;
 pub mod tensor;
@@ -39,6 +48,7 @@ pub use device::Device;
 pub use dtype::{DType, Element, Float};
 pub use error::{Error, Result};
 pub use half::f16;
+pub use layer::{LayerFormat, Linear, Weight};
 pub use ops::{Family, Op};
 pub use tensor::{
     Buffer, DeviceBinaryFilter, DeviceBinaryWeights, DeviceBits, DeviceCsr, DeviceInt4Weights, DeviceInt8Matrix, DeviceLowRank, Tensor,

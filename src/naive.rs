@@ -80,6 +80,45 @@ pub fn frobenius_decay(lr: &LowRank<f32>, c: f32, du: &Matrix<f32>, dv: &Matrix<
     (add(du, ug), add(dv, vg))
 }
 
+/// Gradients of `Y = X W^T` through the explicit `W = U V^T` and the dense weight gradient
+/// `dW = dY^T X`: `dX = dY W`, `dU = dW V + beta dU0`, `dV = dW^T U + beta dV0`.
+/// Returns `(dX, dU, dV)`.
+pub fn lowrank_backward(
+    lr: &LowRank<f32>,
+    x: &Matrix<f32>,
+    dy: &Matrix<f32>,
+    beta: f32,
+    du0: &Matrix<f32>,
+    dv0: &Matrix<f32>,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (m, n, r, b) = (lr.m, lr.n, lr.r, x.rows);
+    let w: Vec<f64> = lowrank_reconstruct(lr).iter().map(|&v| v as f64).collect();
+    let wt = transpose_f64(&w, m, n);
+    // dX [b, n] = dY [b, m] W [m, n] = dY (W^T)^T.
+    let dx = matmul_nt(&f64s(dy), &wt, b, n, m);
+    // dW [m, n] = dY^T X = dY^T (X^T)^T.
+    let dw = matmul_nt(&f64s(&dy.transpose()), &f64s(&x.transpose()), m, n, b);
+    let dwt = transpose_f64(&dw, m, n);
+    // dU [m, r] = dW V = dW (V^T)^T;  dV [n, r] = dW^T U = dW^T (U^T)^T.
+    let du = matmul_nt(&dw, &f64s(&lr.v_matrix().transpose()), m, r, n);
+    let dv = matmul_nt(&dwt, &f64s(&lr.u_matrix().transpose()), n, r, m);
+    let add = |g: Vec<f64>, d0: &Matrix<f32>| {
+        to_f32(g.iter().zip(&d0.data).map(|(g, &d)| g + if beta == 0.0 { 0.0 } else { beta as f64 * d as f64 }).collect())
+    };
+    (to_f32(dx), add(du, du0), add(dv, dv0))
+}
+
+/// The transpose of a row-major `[rows, cols]` f64 matrix.
+fn transpose_f64(a: &[f64], rows: usize, cols: usize) -> Vec<f64> {
+    let mut t = vec![0f64; a.len()];
+    for i in 0..rows {
+        for j in 0..cols {
+            t[j * rows + i] = a[i * cols + j];
+        }
+    }
+    t
+}
+
 /// Exact integer `Xq Wq^T`, scaled by `sx_i sw_j` (computed as in the reference, in f32).
 pub fn gemm_w8a8(x: &Int8Matrix, w: &Int8Matrix) -> Vec<f32> {
     let mut y = vec![0f32; x.rows * w.rows];

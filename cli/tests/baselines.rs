@@ -31,6 +31,8 @@ fn workloads() -> Vec<Workload> {
         Workload::LowrankLinear { m: 19, n: 33, r: 7, batch: 1, dtype: DType::F16 },
         Workload::LowrankReconstruct { m: 13, n: 11, r: 3, dtype: DType::F32 },
         Workload::FrobeniusDecay { m: 13, n: 11, r: 3 },
+        Workload::LowrankBackward { m: 13, n: 11, r: 3, batch: 5, dtype: DType::F32, beta: 0.0 },
+        Workload::LowrankBackward { m: 9, n: 21, r: 4, batch: 2, dtype: DType::F16, beta: 0.5 },
         Workload::QuantizeRowsI8 { m: 7, k: 61, dtype: DType::F32 },
         Workload::GemmW8a8 { m: 1, n: 13, k: 37, dtype: DType::F32 },
         Workload::GemmW4a16 { m: 3, n: 11, k: 64, group: 32, symmetric: false, dtype: DType::F16 },

@@ -118,6 +118,49 @@ fn reconstruct_typed<T: KernelFloat>(be: &CudaBackend, lr: &DeviceLowRank, w: &m
     gemm::<T, T, T>(be, OP, (lr.m, lr.n, lr.r), Operand { s: us, s0: lr.r, s1: 1 }, Operand { s: vs, s0: 1, s1: lr.r }, ws, 1.0, 0.0, None)
 }
 
+/// The backward pass as five launches of the strided GEMM: `P = X V` and `Q = dY U` into f32
+/// scratch (`[b, r]`, small), then `dX = Q V^T`, `dU = dY^T P + beta dU`, `dV = X^T Q + beta dV`.
+#[allow(clippy::too_many_arguments)]
+fn backward_typed<T: KernelFloat>(
+    be: &CudaBackend,
+    lr: &DeviceLowRank,
+    x: &Tensor,
+    dy: &Tensor,
+    dx: Option<&mut Tensor>,
+    du: &mut Tensor,
+    dv: &mut Tensor,
+    beta: f32,
+) -> Result<()> {
+    const OP: &str = "lowrank_backward";
+    check_factors(OP, lr)?;
+    let (b, n, r, m) = (x.rows, lr.n, lr.r, lr.m);
+    expect_len(OP, "X", &x.buf, b * n)?;
+    expect_len(OP, "dY", &dy.buf, b * m)?;
+    expect_len(OP, "dU", &du.buf, m * r)?;
+    expect_len(OP, "dV", &dv.buf, n * r)?;
+    let xs = sl::<T>(OP, "X", &x.buf)?;
+    let dys = sl::<T>(OP, "dY", &dy.buf)?;
+    let us = sl::<T>(OP, "U", &lr.u.buf)?;
+    let vs = sl::<T>(OP, "V", &lr.v.buf)?;
+    let mut p = be.scratch_f32(b * r)?;
+    let mut q = be.scratch_f32(b * r)?;
+    // P(i,q) = sum_k X[i*n + k] V[k*r + q];  Q(i,q) = sum_j dY[i*m + j] U[j*r + q].
+    gemm::<T, T, f32>(be, OP, (b, r, n), Operand { s: xs, s0: n, s1: 1 }, Operand { s: vs, s0: r, s1: 1 }, &mut p, 1.0, 0.0, None)?;
+    gemm::<T, T, f32>(be, OP, (b, r, m), Operand { s: dys, s0: m, s1: 1 }, Operand { s: us, s0: r, s1: 1 }, &mut q, 1.0, 0.0, None)?;
+    if let Some(dx) = dx {
+        expect_len(OP, "dX", &dx.buf, b * n)?;
+        let dxs = sl_mut::<T>(OP, "dX", &mut dx.buf)?;
+        // dX(i,k) = sum_q Q[i*r + q] V[k*r + q]: B(q,k) = V[k*r + q].
+        gemm::<f32, T, T>(be, OP, (b, n, r), Operand { s: &q, s0: r, s1: 1 }, Operand { s: vs, s0: 1, s1: r }, dxs, 1.0, 0.0, None)?;
+    }
+    // dU(j,q) = sum_i dY[i*m + j] P[i*r + q]: A(j,i) = dY[i*m + j] (a transposed view).
+    let dus = sl_mut::<T>(OP, "dU", &mut du.buf)?;
+    gemm::<T, f32, T>(be, OP, (m, r, b), Operand { s: dys, s0: 1, s1: m }, Operand { s: &p, s0: r, s1: 1 }, dus, 1.0, beta, None)?;
+    // dV(k,q) = sum_i X[i*n + k] Q[i*r + q].
+    let dvs = sl_mut::<T>(OP, "dV", &mut dv.buf)?;
+    gemm::<T, f32, T>(be, OP, (n, r, b), Operand { s: xs, s0: 1, s1: n }, Operand { s: &q, s0: r, s1: 1 }, dvs, 1.0, beta, None)
+}
+
 impl LowRankOps for CudaBackend {
     fn lowrank_linear(&self, _: Checked, lr: &DeviceLowRank, x: &Tensor, bias: Option<&Tensor>, y: &mut Tensor) -> Result<()> {
         let be = self;
@@ -167,5 +210,19 @@ impl LowRankOps for CudaBackend {
         )?;
         let dvs = sl_mut::<f32>(OP, "dV", &mut dv.buf)?;
         gemm::<f32, f32, f32>(be, OP, (n, r, r), Operand { s: vs, s0: r, s1: 1 }, Operand { s: &gram, s0: r, s1: 1 }, dvs, c, 1.0, None)
+    }
+
+    fn lowrank_backward(
+        &self,
+        _: Checked,
+        lr: &DeviceLowRank,
+        x: &Tensor,
+        dy: &Tensor,
+        dx: Option<&mut Tensor>,
+        du: &mut Tensor,
+        dv: &mut Tensor,
+        beta: f32,
+    ) -> Result<()> {
+        float_dispatch!("lowrank_backward", "the factors", lr.dtype(), backward_typed(self, lr, x, dy, dx, du, dv, beta))
     }
 }

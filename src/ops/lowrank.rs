@@ -1,4 +1,4 @@
-//! Low-rank ops: `lowrank_linear`, `lowrank_reconstruct`, `frobenius_decay`.
+//! Low-rank ops: `lowrank_linear`, `lowrank_reconstruct`, `frobenius_decay`, `lowrank_backward`.
 
 use crate::backend::Checked;
 use crate::device::{check, Device};
@@ -78,5 +78,52 @@ impl Device {
         check::dtype(OP, "dV", dv.dtype(), DType::F32)?;
         check::finite(OP, "c", c)?;
         self.backend().frobenius_decay(Checked::new(), lr, c, du, dv)
+    }
+
+    /// Backward pass of the low-rank layer `Y = X V U^T` (U `[m,r]`, V `[n,r]`): from the
+    /// layer input X `[b,n]` and the output gradient dY `[b,m]` it computes
+    ///
+    /// - `dX = dY U V^T` into `dx` (`[b,n]`), **overwritten**; pass `None` when the input
+    ///   gradient is not needed (first layer);
+    /// - `dU = dY^T (X V) + beta * dU` (`[m,r]`) and `dV = X^T (dY U) + beta * dV` (`[n,r]`):
+    ///   `beta = 0` **overwrites** (the old values are not read, they may be garbage),
+    ///   `beta = 1` **accumulates** (e.g. over micro-batches).
+    ///
+    /// A bias gradient is the column sum of dY and is not computed here. Every operand has the
+    /// factors' dtype (f32 or f16; the intermediates `X V`, `dY U` and all sums are f32).
+    /// Add [`Device::frobenius_decay`] afterwards for the Frobenius-decay regularizer.
+    #[allow(clippy::too_many_arguments)]
+    pub fn lowrank_backward(
+        &self,
+        lr: &DeviceLowRank,
+        x: &Tensor,
+        dy: &Tensor,
+        dx: Option<&mut Tensor>,
+        du: &mut Tensor,
+        dv: &mut Tensor,
+        beta: f32,
+    ) -> Result<()> {
+        const OP: &str = "lowrank_backward";
+        self.check_lowrank(OP, lr)?;
+        let d = lr.dtype();
+        self.owns(OP, "X", &x.buf)?;
+        self.owns(OP, "dY", &dy.buf)?;
+        self.owns(OP, "dU", &du.buf)?;
+        self.owns(OP, "dV", &dv.buf)?;
+        check::dims(OP, "X", x, x.rows, lr.n)?;
+        check::dims(OP, "dY", dy, x.rows, lr.m)?;
+        check::dims(OP, "dU", du, lr.m, lr.r)?;
+        check::dims(OP, "dV", dv, lr.n, lr.r)?;
+        check::dtype(OP, "X", x.dtype(), d)?;
+        check::dtype(OP, "dY", dy.dtype(), d)?;
+        check::dtype(OP, "dU", du.dtype(), d)?;
+        check::dtype(OP, "dV", dv.dtype(), d)?;
+        if let Some(dx) = dx.as_deref() {
+            self.owns(OP, "dX", &dx.buf)?;
+            check::dims(OP, "dX", dx, x.rows, lr.n)?;
+            check::dtype(OP, "dX", dx.dtype(), d)?;
+        }
+        check::finite(OP, "beta", beta)?;
+        self.backend().lowrank_backward(Checked::new(), lr, x, dy, dx, du, dv, beta)
     }
 }

@@ -11,7 +11,7 @@ pub mod sparse;
 pub enum Family {
     /// `spmm`, `spmm_t`, `sddmm`.
     Sparse,
-    /// `lowrank_linear`, `lowrank_reconstruct`, `frobenius_decay`.
+    /// `lowrank_linear`, `lowrank_reconstruct`, `frobenius_decay`, `lowrank_backward`.
     LowRank,
     /// `quantize_rows_i8`, `gemm_w8a8`, `gemm_w4a16`.
     Quant,
@@ -55,6 +55,8 @@ pub enum Op {
     LowrankReconstruct,
     /// [`crate::Device::frobenius_decay`].
     FrobeniusDecay,
+    /// [`crate::Device::lowrank_backward`].
+    LowrankBackward,
     /// [`crate::Device::quantize_rows_i8`].
     QuantizeRowsI8,
     /// [`crate::Device::gemm_w8a8`].
@@ -73,13 +75,14 @@ pub enum Op {
 
 impl Op {
     /// Every op, grouped by family.
-    pub const ALL: [Op; 13] = [
+    pub const ALL: [Op; 14] = [
         Op::Spmm,
         Op::SpmmT,
         Op::Sddmm,
         Op::LowrankLinear,
         Op::LowrankReconstruct,
         Op::FrobeniusDecay,
+        Op::LowrankBackward,
         Op::QuantizeRowsI8,
         Op::GemmW8a8,
         Op::GemmW4a16,
@@ -98,6 +101,7 @@ impl Op {
             Op::LowrankLinear => "lowrank_linear",
             Op::LowrankReconstruct => "lowrank_reconstruct",
             Op::FrobeniusDecay => "frobenius_decay",
+            Op::LowrankBackward => "lowrank_backward",
             Op::QuantizeRowsI8 => "quantize_rows_i8",
             Op::GemmW8a8 => "gemm_w8a8",
             Op::GemmW4a16 => "gemm_w4a16",
@@ -112,7 +116,7 @@ impl Op {
     pub const fn family(self) -> Family {
         match self {
             Op::Spmm | Op::SpmmT | Op::Sddmm => Family::Sparse,
-            Op::LowrankLinear | Op::LowrankReconstruct | Op::FrobeniusDecay => Family::LowRank,
+            Op::LowrankLinear | Op::LowrankReconstruct | Op::FrobeniusDecay | Op::LowrankBackward => Family::LowRank,
             Op::QuantizeRowsI8 | Op::GemmW8a8 | Op::GemmW4a16 => Family::Quant,
             Op::BinarizePack | Op::XnorGemm | Op::XnorConv2d | Op::XnorConv2dBits => Family::Binary,
         }

@@ -1,5 +1,5 @@
-//! Low-rank ops on wgpu: `lowrank_linear`, `lowrank_reconstruct`, `frobenius_decay`
-//! (kernels in `shaders/lowrank.wgsl`).
+//! Low-rank ops on wgpu: `lowrank_linear`, `lowrank_reconstruct`, `frobenius_decay`,
+//! `lowrank_backward` (kernels in `shaders/lowrank.wgsl`).
 
 use crate::backend::{Checked, LowRankOps};
 use crate::dtype::DType;
@@ -98,6 +98,20 @@ fn pack<'a>(op: &'static str, src: &'a wgpu::Buffer, dst: &'a wgpu::Buffer, coun
         constants: vec![],
         binds: vec![Bind::Read(src), Bind::Write(dst)],
         params: vec![count32, words, 0, 0],
+        groups: Groups::Linear(words.div_ceil(64) as u64),
+    })
+}
+
+/// Packs an f32 scratch of `count` elements into an f16 buffer as `dst = src + beta * dst`.
+fn pack_beta<'a>(op: &'static str, src: &'a wgpu::Buffer, dst: &'a wgpu::Buffer, count: usize, beta: f32) -> Result<Dispatch<'a>> {
+    let count32 = u32_param(op, "elements", count)?;
+    let words = count32.div_ceil(2);
+    Ok(Dispatch {
+        shader: &LOWRANK,
+        entry: "pack_f16_beta",
+        constants: vec![],
+        binds: vec![Bind::Read(src), Bind::Write(dst)],
+        params: vec![count32, words, fbits(beta), 0],
         groups: Groups::Linear(words.div_ceil(64) as u64),
     })
 }
@@ -213,6 +227,74 @@ impl LowRankOps for WgpuBackend {
             gemm(OP, (m, r, r), f(ub), f(&gv), None, dub, c, 1.0)?,
             gemm(OP, (n, r, r), f(vb), f(&gu), None, dvb, c, 1.0)?,
         ];
+        be.run(OP, &ds)
+    }
+
+    fn lowrank_backward(
+        &self,
+        _: Checked,
+        lr: &DeviceLowRank,
+        x: &Tensor,
+        dy: &Tensor,
+        dx: Option<&mut Tensor>,
+        du: &mut Tensor,
+        dv: &mut Tensor,
+        beta: f32,
+    ) -> Result<()> {
+        let be = self;
+        const OP: &str = "lowrank_backward";
+        let f16 = is_f16(OP, lr.dtype())?;
+        let (b, n, m, r) = (x.rows, lr.n, lr.m, lr.r);
+        let (n32, m32, r32) = (u32_param(OP, "n", n)?, u32_param(OP, "m", m)?, u32_param(OP, "r", r)?);
+        for (what, len) in [("X elements", b.saturating_mul(n)), ("dY elements", b.saturating_mul(m)), ("P elements", b.saturating_mul(r))]
+        {
+            u32_param(OP, what, len)?;
+        }
+        let xb = be.buf(&x.buf)?;
+        let dyb = be.buf(&dy.buf)?;
+        let ub = be.buf(&lr.u.buf)?;
+        let vb = be.buf(&lr.v.buf)?;
+        let dub = be.buf(&du.buf)?;
+        let dvb = be.buf(&dv.buf)?;
+        let dxb = match dx.as_deref() {
+            Some(t) => Some(be.buf(&t.buf)?),
+            None => None,
+        };
+        // P = X V and Q = dY U stay in f32 scratch ([b, r], small).
+        let p = be.scratch("lowrank_backward P = X V", (b * r) as u64 * 4)?;
+        let q = be.scratch("lowrank_backward Q = dY U", (b * r) as u64 * 4)?;
+        // f16 results go through f32 scratch (two values share an output word), then pack.
+        let scratch = |label: &str, count: usize| if f16 { be.scratch(label, count as u64 * 4).map(Some) } else { Ok(None) };
+        let dx_s = if dxb.is_some() { scratch("lowrank_backward dX", b * n)? } else { None };
+        let du_s = scratch("lowrank_backward dU", m * r)?;
+        let dv_s = scratch("lowrank_backward dV", n * r)?;
+        // Into scratch the GEMM overwrites (beta 0); pack_f16_beta applies beta afterwards.
+        let gemm_beta = if f16 { 0.0 } else { beta };
+        let t = |buf, si, sk, f16| Operand { buf, si, sk, f16 };
+        let mut ds = vec![
+            // P(i, q) = X[i*n + k] V[k*r + q];  Q(i, q) = dY[i*m + j] U[j*r + q].
+            gemm(OP, (b, r, n), t(xb, n32, 1, f16), t(vb, r32, 1, f16), None, &p, 1.0, 0.0)?,
+            gemm(OP, (b, r, m), t(dyb, m32, 1, f16), t(ub, r32, 1, f16), None, &q, 1.0, 0.0)?,
+        ];
+        if let Some(dxb) = dxb {
+            // dX(i, k) = Q[i*r + q] V[k*r + q] (overwritten).
+            let out = dx_s.as_ref().unwrap_or(dxb);
+            ds.push(gemm(OP, (b, n, r), t(&q, r32, 1, false), t(vb, 1, r32, f16), None, out, 1.0, 0.0)?);
+            if f16 {
+                ds.push(pack(OP, out, dxb, b * n)?);
+            }
+        }
+        // dU(j, q) = dY[i*m + j] P[i*r + q] (A is dY^T: stride 1 along j, m along i).
+        let out = du_s.as_ref().unwrap_or(dub);
+        ds.push(gemm(OP, (m, r, b), t(dyb, 1, m32, f16), t(&p, r32, 1, false), None, out, 1.0, gemm_beta)?);
+        // dV(k, q) = X[i*n + k] Q[i*r + q].
+        let out_v = dv_s.as_ref().unwrap_or(dvb);
+        ds.push(gemm(OP, (n, r, b), t(xb, 1, n32, f16), t(&q, r32, 1, false), None, out_v, 1.0, gemm_beta)?);
+        if f16 {
+            for (src, dst, count) in [(out, dub, m * r), (out_v, dvb, n * r)] {
+                ds.push(if beta == 0.0 { pack(OP, src, dst, count)? } else { pack_beta(OP, src, dst, count, beta)? });
+            }
+        }
         be.run(OP, &ds)
     }
 }

@@ -86,6 +86,22 @@ pub enum Workload {
         /// Rank.
         r: usize,
     },
+    /// Backward pass of `Y = X V U^T`: `dX = dY U V^T`, `dU = dY^T X V + beta dU`,
+    /// `dV = X^T dY U + beta dV`.
+    LowrankBackward {
+        /// Output features (rows of U).
+        m: usize,
+        /// Input features (rows of V).
+        n: usize,
+        /// Rank.
+        r: usize,
+        /// Tokens (rows of X and dY).
+        batch: usize,
+        /// f32 or f16.
+        dtype: DType,
+        /// `beta` of dU and dV (0: overwritten and must not be read).
+        beta: f32,
+    },
     /// Per-token int8 quantization of X `[m,k]`.
     QuantizeRowsI8 {
         /// Rows.
@@ -184,6 +200,7 @@ impl Workload {
             Workload::LowrankLinear { .. } => Op::LowrankLinear,
             Workload::LowrankReconstruct { .. } => Op::LowrankReconstruct,
             Workload::FrobeniusDecay { .. } => Op::FrobeniusDecay,
+            Workload::LowrankBackward { .. } => Op::LowrankBackward,
             Workload::QuantizeRowsI8 { .. } => Op::QuantizeRowsI8,
             Workload::GemmW8a8 { .. } => Op::GemmW8a8,
             Workload::GemmW4a16 { .. } => Op::GemmW4a16,
@@ -203,6 +220,7 @@ impl Workload {
             | Workload::Sddmm { dtype, .. }
             | Workload::LowrankLinear { dtype, .. }
             | Workload::LowrankReconstruct { dtype, .. }
+            | Workload::LowrankBackward { dtype, .. }
             | Workload::QuantizeRowsI8 { dtype, .. }
             | Workload::GemmW8a8 { dtype, .. }
             | Workload::GemmW4a16 { dtype, .. } => *dtype,
@@ -233,6 +251,7 @@ impl Workload {
             }
             Workload::LowrankLinear { m, n, r, batch, .. } => format!("b{batch} {m}x{n} r{r}"),
             Workload::LowrankReconstruct { m, n, r, .. } | Workload::FrobeniusDecay { m, n, r } => format!("{m}x{n} r{r}"),
+            Workload::LowrankBackward { m, n, r, batch, beta, .. } => format!("b{batch} {m}x{n} r{r}{}", beta_str(*beta)),
             Workload::QuantizeRowsI8 { m, k, .. } => format!("{m}x{k}"),
             Workload::GemmW8a8 { m, n, k, dtype } => format!("m{m} {n}x{k} ->{dtype}"),
             Workload::GemmW4a16 { m, n, k, group, symmetric, .. } => {
@@ -257,6 +276,8 @@ impl Workload {
             Workload::LowrankLinear { m, n, r, batch, .. } => 2.0 * (*batch as f64) * (*r as f64) * (*m + *n) as f64,
             Workload::LowrankReconstruct { m, n, r, .. } => 2.0 * (*m * *n * *r) as f64,
             Workload::FrobeniusDecay { m, n, r } => 4.0 * (*m + *n) as f64 * (*r * *r) as f64,
+            // X V, dY U, dX = Q V^T, dU = dY^T P, dV = X^T Q.
+            Workload::LowrankBackward { m, n, r, batch, .. } => 2.0 * (*batch as f64) * (*r as f64) * (3 * *n + 2 * *m) as f64,
             Workload::QuantizeRowsI8 { m, k, .. } => 2.0 * (*m * *k) as f64,
             Workload::GemmW8a8 { m, n, k, .. } | Workload::GemmW4a16 { m, n, k, .. } | Workload::XnorGemm { m, n, k } => {
                 2.0 * (*m as f64) * (*n as f64) * (*k as f64)
@@ -282,6 +303,11 @@ impl Workload {
             Workload::LowrankLinear { m, n, r, batch, dtype } => ((*batch * (*m + *n)) + (*m + *n) * *r) as f64 * fsize(dtype),
             Workload::LowrankReconstruct { m, n, r, dtype } => ((*m * *n) + (*m + *n) * *r) as f64 * fsize(dtype),
             Workload::FrobeniusDecay { m, n, r } => 4.0 * 3.0 * ((*m + *n) * *r) as f64,
+            Workload::LowrankBackward { m, n, r, batch, dtype, beta } => {
+                // X, dY, U, V read; dX, dU, dV written; dU, dV also read when beta != 0.
+                let factors = if *beta == 0.0 { 2 } else { 3 };
+                ((2 * *batch * *n + *batch * *m) + factors * (*m + *n) * *r) as f64 * fsize(dtype)
+            }
             Workload::QuantizeRowsI8 { m, k, dtype } => (*m * *k) as f64 * (fsize(dtype) + 1.0),
             Workload::GemmW8a8 { m, n, k, dtype } => ((*m + *n) * *k) as f64 + (*m * *n) as f64 * fsize(dtype),
             Workload::GemmW4a16 { m, n, k, group, dtype, .. } => {

@@ -28,6 +28,7 @@ enum Host {
     LowrankLinear { lr: LowRank<f32>, x: Matrix<f32>, bias: Matrix<f32> },
     LowrankReconstruct { lr: LowRank<f32> },
     Frob { lr: LowRank<f32>, du: Matrix<f32>, dv: Matrix<f32> },
+    Backward { lr: LowRank<f32>, x: Matrix<f32>, dy: Matrix<f32>, du: Matrix<f32>, dv: Matrix<f32>, beta: f32 },
     Quantize { x: Matrix<f32> },
     W8a8 { x: Int8Matrix, w: Int8Matrix },
     W4a16 { x: Matrix<f32>, w: Int4Weights },
@@ -122,6 +123,14 @@ impl Host {
                 lr: LowRank::random(*m, *n, *r, seeds::W)?,
                 du: Matrix::random(*m, *r, seeds::Y)?,
                 dv: Matrix::random(*n, *r, seeds::Y + 1)?,
+            },
+            Workload::LowrankBackward { m, n, r, batch, dtype, beta } => Host::Backward {
+                lr: round_lowrank(*dtype, LowRank::random(*m, *n, *r, seeds::W)?)?,
+                x: rand_mat(*dtype, *batch, *n, seeds::B)?,
+                dy: rand_mat(*dtype, *batch, *m, seeds::Y)?,
+                du: rand_mat(*dtype, *m, *r, seeds::BIAS)?,
+                dv: rand_mat(*dtype, *n, *r, seeds::BIAS + 1)?,
+                beta: *beta,
             },
             Workload::QuantizeRowsI8 { m, k, dtype } => Host::Quantize { x: rand_mat(*dtype, *m, *k, seeds::B)? },
             Workload::GemmW8a8 { m, n, k, .. } => {
@@ -218,6 +227,7 @@ enum Operands {
     LowrankLinear { lr: DeviceLowRank, x: Tensor, bias: Tensor, y: Tensor },
     LowrankReconstruct { lr: DeviceLowRank, w: Tensor },
     Frob { lr: DeviceLowRank, du: Tensor, dv: Tensor },
+    Backward { lr: DeviceLowRank, x: Tensor, dy: Tensor, dx: Tensor, du: Tensor, dv: Tensor, beta: f32 },
     Quantize { x: Tensor, out: DeviceInt8Matrix },
     W8a8 { x: DeviceInt8Matrix, w: DeviceInt8Matrix, y: Tensor },
     W4a16 { x: Tensor, w: DeviceInt4Weights, y: Tensor },
@@ -259,6 +269,19 @@ impl Operands {
             Host::Frob { lr, du, dv } => {
                 Operands::Frob { lr: dev.upload_lowrank(lr)?, du: dev.upload_matrix(du)?, dv: dev.upload_matrix(dv)? }
             }
+            Host::Backward { lr, x, dy, du, dv, beta } => {
+                // dX is always overwritten, dU and dV with beta = 0: those start as NaN.
+                let acc = |d0: &Matrix<f32>| if *beta == 0.0 { nan_tensor(dev, d0.rows, d0.cols, d) } else { up(dev, d0, d) };
+                Operands::Backward {
+                    lr: up_lowrank(dev, lr, d)?,
+                    x: up(dev, x, d)?,
+                    dy: up(dev, dy, d)?,
+                    dx: nan_tensor(dev, x.rows, x.cols, d)?,
+                    du: acc(du)?,
+                    dv: acc(dv)?,
+                    beta: *beta,
+                }
+            }
             Host::Quantize { x } => Operands::Quantize { x: up(dev, x, d)?, out: junk_int8(dev, x.rows, x.cols)? },
             Host::W8a8 { x, w } => {
                 Operands::W8a8 { x: dev.upload_int8(x)?, w: dev.upload_int8(w)?, y: nan_tensor(dev, x.rows, w.rows, d)? }
@@ -292,6 +315,7 @@ impl Operands {
             Operands::LowrankLinear { lr, x, bias, y } => dev.lowrank_linear(lr, x, Some(bias), y),
             Operands::LowrankReconstruct { lr, w } => dev.lowrank_reconstruct(lr, w),
             Operands::Frob { lr, du, dv } => dev.frobenius_decay(lr, FROB_C, du, dv),
+            Operands::Backward { lr, x, dy, dx, du, dv, beta } => dev.lowrank_backward(lr, x, dy, Some(dx), du, dv, *beta),
             Operands::Quantize { x, out } => dev.quantize_rows_i8(x, out),
             Operands::W8a8 { x, w, y } => dev.gemm_w8a8(x, w, y),
             Operands::W4a16 { x, w, y } => dev.gemm_w4a16(x, w, y),
@@ -317,6 +341,12 @@ impl Operands {
             Operands::LowrankReconstruct { w, .. } => dev.download_f32(w)?.data,
             Operands::Frob { du, dv, .. } => {
                 let mut v = dev.download_f32(du)?.data;
+                v.extend(dev.download_f32(dv)?.data);
+                v
+            }
+            Operands::Backward { dx, du, dv, .. } => {
+                let mut v = dev.download_f32(dx)?.data;
+                v.extend(dev.download_f32(du)?.data);
                 v.extend(dev.download_f32(dv)?.data);
                 v
             }
@@ -379,7 +409,7 @@ impl Prepared {
 
     /// Downloads the result of the last run as f32: float outputs as they are, int8 outputs as
     /// the q values followed by the row scales, bit outputs as one 0/1 per bit, Frobenius
-    /// decay as dU followed by dV.
+    /// decay as dU followed by dV, the low-rank backward pass as dX, dU, dV.
     pub fn output(&self) -> Result<Vec<f32>> {
         self.sets[self.last].output(&self.dev)
     }
@@ -427,6 +457,12 @@ pub fn naive(w: &Workload) -> Result<Vec<f32>> {
         Host::Frob { lr, du, dv } => {
             let (mut a, b) = crate::naive::frobenius_decay(&lr, FROB_C, &du, &dv);
             a.extend(b);
+            a
+        }
+        Host::Backward { lr, x, dy, du, dv, beta } => {
+            let (mut a, b, c) = crate::naive::lowrank_backward(&lr, &x, &dy, beta, &du, &dv);
+            a.extend(b);
+            a.extend(c);
             a
         }
         Host::Quantize { x } => int8_values(&quantize_host(&x)?),

@@ -106,6 +106,17 @@ pub fn verify_cases() -> Result<Vec<Workload>> {
         for &(m, n, r) in &[(1, 1, 1), (31, 13, 7), (129, 97, 33), (768, 3072, 64)] {
             v.push(Workload::LowrankReconstruct { m, n, r, dtype });
         }
+        // Low-rank backward: (m, n, r, batch, beta).
+        for &(m, n, r, batch, beta) in &[
+            (1, 1, 1, 1, 0.0),
+            (13, 7, 3, 5, BETA),
+            (97, 61, 17, 31, 0.0),
+            (33, 129, 64, 1, BETA),
+            (768, 3072, 64, 7, 0.0),
+            (3072, 768, 64, 65, BETA),
+        ] {
+            v.push(Workload::LowrankBackward { m, n, r, batch, dtype, beta });
+        }
         // Quant.
         for &(m, k) in &[(1, 1), (3, 31), (17, 129), (16, 4096)] {
             v.push(Workload::QuantizeRowsI8 { m, k, dtype });
@@ -188,6 +199,7 @@ pub fn ragged_cases(seed: u64, count: usize) -> Result<Vec<Workload>> {
         v.push(Workload::LowrankLinear { m, n: k, r, batch: n, dtype });
         v.push(Workload::LowrankReconstruct { m, n: k, r, dtype });
         v.push(Workload::FrobeniusDecay { m, n: k, r });
+        v.push(Workload::LowrankBackward { m, n: k, r, batch: n, dtype, beta });
         v.push(Workload::QuantizeRowsI8 { m, k, dtype });
         v.push(Workload::GemmW8a8 { m, n, k, dtype });
         let group = [32, 64, 128][i % 3];

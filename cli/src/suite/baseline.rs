@@ -351,6 +351,17 @@ pub(crate) fn dense_problems(w: &Workload) -> Result<Vec<DenseProblem>> {
             let lr = HostInputs::lowrank(*m, *n, *r)?;
             vec![DenseProblem { what: "U V^T", a: lr.u_matrix(), b: lr.v_matrix().transpose() }]
         }
+        Workload::LowrankBackward { m, n, r, batch, .. } => {
+            // The backward pass of the dense layer Y = X W^T: dX = dY W and dW = dY^T X.
+            let lr = HostInputs::lowrank(*m, *n, *r)?;
+            let w = Matrix::new(*m, *n, slimgemm::naive::lowrank_reconstruct(&lr))?;
+            let x = HostInputs::dense_b(*batch, *n)?;
+            let dy = HostInputs::dense_y(*batch, *m)?;
+            vec![
+                DenseProblem { what: "dense dX = dY W", a: dy.clone(), b: w },
+                DenseProblem { what: "dense dW = dY^T X", a: dy.transpose(), b: x },
+            ]
+        }
         Workload::GemmW8a8 { m, n, k, .. } => {
             let (xq, xs) = HostInputs::int8(*m, *k, seeds::B)?;
             let (wq, ws) = HostInputs::int8(*n, *k, seeds::W)?;

@@ -20,6 +20,7 @@ pub fn quick() -> Result<Vec<Workload>> {
         v.push(Workload::Sddmm { a: a.clone(), k: 64, dtype, beta: 0.0 });
         v.push(Workload::LowrankLinear { m: 768, n: 768, r: 64, batch: 32, dtype });
         v.push(Workload::LowrankReconstruct { m: 768, n: 768, r: 64, dtype });
+        v.push(Workload::LowrankBackward { m: 768, n: 768, r: 64, batch: 32, dtype, beta: 0.0 });
         v.push(Workload::QuantizeRowsI8 { m: 64, k: 4096, dtype });
         v.push(Workload::GemmW8a8 { m: 16, n: 1024, k: 1024, dtype });
         v.push(Workload::GemmW4a16 { m: 1, n: 2048, k: 2048, group: 128, symmetric: true, dtype });
@@ -71,6 +72,10 @@ pub fn full() -> Result<Vec<Workload>> {
             v.push(Workload::LowrankLinear { m, n, r, batch: 512, dtype: DType::F32 });
             v.push(Workload::LowrankReconstruct { m, n, r, dtype: DType::F16 });
             v.push(Workload::FrobeniusDecay { m, n, r });
+            for batch in [64, 4096] {
+                v.push(Workload::LowrankBackward { m, n, r, batch, dtype: DType::F16, beta: 0.0 });
+            }
+            v.push(Workload::LowrankBackward { m, n, r, batch: 512, dtype: DType::F32, beta: 0.0 });
         }
     }
     for batch in [1, 64] {

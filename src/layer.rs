@@ -1,0 +1,392 @@
+//! A compressed linear layer: `y = x W^T + bias` for activations `x [tokens, in]` with the
+//! weight `W [out, in]` held on a [`Device`] in one of slimgemm's formats. This is the type a
+//! framework wraps: build it once from a host [`Weight`] ([`Linear::new`] uploads it), then
+//! call [`Linear::forward`] as often as needed; it picks the kernels of the weight's format.
+//!
+//! | [`LayerFormat`] | host weight | forward runs |
+//! |---|---|---|
+//! | `Csr` | [`Csr<f32>`] | `spmm` on transposed activations (see below) |
+//! | `LowRank` | [`LowRank<f32>`] (`U [out,r]`, `V [in,r]`) | `lowrank_linear` (bias fused) |
+//! | `Int8` | [`Int8Matrix`] (per-output-channel scales) | `quantize_rows_i8` of x (per token), then `gemm_w8a8` |
+//! | `Int4` | [`Int4Weights`] (GPTQ / AWQ / GGUF converters) | `gemm_w4a16` |
+//! | `Binary` | [`BinaryWeights`] (XNOR-Net alpha) | `binarize_pack` of x, then `xnor_gemm` |
+//!
+//! **Dtypes.** A layer has one activation dtype (f32 or f16, chosen at [`Linear::new`]):
+//! `forward` takes x of that dtype and returns y of that dtype, except binary layers, whose
+//! XNOR GEMM writes f32 ([`Linear::out_dtype`]). CSR values, low-rank factors and the bias are
+//! stored in the layer's dtype; int8, int4 and binary weights keep their own encodings.
+//!
+//! **Bias.** Fused into the kernel for low-rank layers; for int8, int4 and binary layers it is
+//! added on the device by one more `spmm` (a `[tokens, 1]` column of ones times the `[1, out]`
+//! bias, accumulated into y with `beta = 1`), so no elementwise kernel is needed.
+//!
+//! **CSR.** `spmm` multiplies a sparse matrix on the left (`C = A B`), so a sparse layer runs
+//! as `y^T = W x^T`. slimgemm has no device transpose yet: `forward` transposes x and y on the
+//! host (a download and an upload each way; a memory copy on the CPU device). Keep activations
+//! feature-major (`[in, tokens]`) and call [`Device::spmm`] directly to stay on the GPU, as
+//! `examples/sparse_training.rs` does.
+//!
+//! **Dense weights.** There is no dense format: slimgemm has no dense GEMM. A dense weight
+//! runs exactly (to float rounding) as `LowRank::from_dense(&w, min(out, in))`, at twice the
+//! FLOPs and memory of a dense GEMM; a framework's own matmul is the better choice.
+
+use std::sync::Mutex;
+
+use crate::device::Device;
+use crate::dtype::{DType, Float};
+use crate::error::{Error, Result};
+use crate::f16;
+use crate::formats::{BinaryWeights, Csr, Int4Weights, Int8Matrix, LowRank, Matrix};
+use crate::tensor::{Buffer, DeviceBinaryWeights, DeviceCsr, DeviceInt4Weights, DeviceInt8Matrix, DeviceLowRank, Tensor};
+
+/// The storage format of a [`Linear`] layer's weight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LayerFormat {
+    /// Sparse CSR (`spmm`).
+    Csr,
+    /// Low-rank factors `W = U V^T` (`lowrank_linear`).
+    LowRank,
+    /// Int8 weights, int8 activations quantized per token (`gemm_w8a8`).
+    Int8,
+    /// Int4 group-wise weights, float activations (`gemm_w4a16`).
+    Int4,
+    /// Binary {-1, +1} weights and activations (`xnor_gemm`).
+    Binary,
+}
+
+impl LayerFormat {
+    /// Every format.
+    pub const ALL: [LayerFormat; 5] = [LayerFormat::Csr, LayerFormat::LowRank, LayerFormat::Int8, LayerFormat::Int4, LayerFormat::Binary];
+
+    /// `csr`, `lowrank`, `int8`, `int4` or `binary`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            LayerFormat::Csr => "csr",
+            LayerFormat::LowRank => "lowrank",
+            LayerFormat::Int8 => "int8",
+            LayerFormat::Int4 => "int4",
+            LayerFormat::Binary => "binary",
+        }
+    }
+}
+
+impl std::fmt::Display for LayerFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A host weight `W [out, in]` in one format: what [`Linear::new`] uploads. Each variant's
+/// type validates its data on construction (and again on upload); `From` impls let
+/// `Linear::new` take the format types directly.
+#[derive(Debug, Clone)]
+pub enum Weight {
+    /// Sparse `[out, in]` (e.g. [`Csr::from_dense`] for magnitude pruning).
+    Csr(Csr<f32>),
+    /// `U [out, r]`, `V [in, r]` (e.g. [`LowRank::from_dense`], a truncated SVD).
+    LowRank(LowRank<f32>),
+    /// Int8 `[out, in]` with one scale per output channel (e.g. [`Int8Matrix::quantize_rows`]).
+    Int8(Int8Matrix),
+    /// Int4 `[out, in]` (e.g. [`Int4Weights::quantize`], [`Int4Weights::from_gptq`],
+    /// [`Int4Weights::from_awq`], [`Int4Weights::from_gguf_q4_0`]).
+    Int4(Int4Weights),
+    /// Binary `[out, in]` with alpha per output channel (e.g. [`BinaryWeights::from_f32`]).
+    Binary(BinaryWeights),
+}
+
+impl Weight {
+    /// The weight's format.
+    pub fn format(&self) -> LayerFormat {
+        match self {
+            Weight::Csr(_) => LayerFormat::Csr,
+            Weight::LowRank(_) => LayerFormat::LowRank,
+            Weight::Int8(_) => LayerFormat::Int8,
+            Weight::Int4(_) => LayerFormat::Int4,
+            Weight::Binary(_) => LayerFormat::Binary,
+        }
+    }
+
+    /// `(out, in)`: output and input features.
+    pub fn shape(&self) -> (usize, usize) {
+        match self {
+            Weight::Csr(w) => (w.rows, w.cols),
+            Weight::LowRank(w) => (w.m, w.n),
+            Weight::Int8(w) => (w.rows, w.cols),
+            Weight::Int4(w) => (w.n, w.k),
+            Weight::Binary(w) => (w.bits.rows, w.bits.cols),
+        }
+    }
+}
+
+impl From<Csr<f32>> for Weight {
+    fn from(w: Csr<f32>) -> Self {
+        Weight::Csr(w)
+    }
+}
+impl From<LowRank<f32>> for Weight {
+    fn from(w: LowRank<f32>) -> Self {
+        Weight::LowRank(w)
+    }
+}
+impl From<Int8Matrix> for Weight {
+    fn from(w: Int8Matrix) -> Self {
+        Weight::Int8(w)
+    }
+}
+impl From<Int4Weights> for Weight {
+    fn from(w: Int4Weights) -> Self {
+        Weight::Int4(w)
+    }
+}
+impl From<BinaryWeights> for Weight {
+    fn from(w: BinaryWeights) -> Self {
+        Weight::Binary(w)
+    }
+}
+
+/// The uploaded weight.
+#[derive(Debug)]
+enum DeviceWeight {
+    /// Boxed: a device CSR carries eight buffers.
+    Csr(Box<DeviceCsr>),
+    LowRank(DeviceLowRank),
+    Int8(DeviceInt8Matrix),
+    Int4(DeviceInt4Weights),
+    Binary(DeviceBinaryWeights),
+}
+
+/// A compressed linear layer `y = x W^T + bias` on one [`Device`] (see the [module
+/// docs](self) for what each format runs). Weights and bias are uploaded once, by
+/// [`Linear::new`]; [`Linear::forward`] allocates only its output (and per-call scratch).
+#[derive(Debug)]
+pub struct Linear {
+    dev: Device,
+    weight: DeviceWeight,
+    bias: Option<Tensor>,
+    dtype: DType,
+    out_features: usize,
+    in_features: usize,
+    /// `[tokens, 1]` CSR of ones for the bias broadcast, kept for the last token count.
+    ones: Mutex<Option<DeviceCsr>>,
+}
+
+const OP: &str = "Linear";
+
+fn bytes(b: &Buffer) -> u64 {
+    b.len as u64 * b.dtype.size() as u64
+}
+
+fn csr_bytes(a: &DeviceCsr) -> u64 {
+    [&a.indptr, &a.indices, &a.values, &a.row_order, &a.t_indptr, &a.t_indices, &a.t_perm, &a.t_row_order].into_iter().map(bytes).sum()
+}
+
+fn upload_csr_as(dev: &Device, a: &Csr<f32>, dtype: DType) -> Result<DeviceCsr> {
+    match dtype {
+        DType::F16 => dev.upload_csr(&a.cast::<f16>()),
+        _ => dev.upload_csr(a),
+    }
+}
+
+fn upload_matrix_as(dev: &Device, m: &Matrix<f32>, dtype: DType) -> Result<Tensor> {
+    match dtype {
+        DType::F16 => dev.upload_matrix(&m.cast::<f16>()),
+        _ => dev.upload_matrix(m),
+    }
+}
+
+/// Downloads `t` (`[rows, cols]`, dtype `T`), transposes it on the host and uploads the
+/// `[cols, rows]` result, adding `bias[j]` to every element of column `j` of the result if given.
+fn transpose_via_host<T: Float>(dev: &Device, t: &Tensor, bias: Option<&[f32]>) -> Result<Tensor> {
+    let m = dev.download_matrix::<T>(t)?.transpose();
+    let m = match bias {
+        None => m,
+        Some(b) => {
+            let cols = m.cols;
+            let data = m.data.iter().enumerate().map(|(p, v)| T::from_f32(v.to_f32() + b[p % cols])).collect();
+            Matrix { data, ..m }
+        }
+    };
+    dev.upload_matrix(&m)
+}
+
+impl Linear {
+    /// Uploads `weight` (`[out, in]`) and the optional `bias` (`out` values) to `dev`, for
+    /// activations of `dtype` (f32 or f16). CSR values, low-rank factors and the bias are
+    /// rounded to `dtype`. Fails on a non-float dtype, a bias of the wrong length or with
+    /// non-finite values, or an invalid weight (each format's own validation).
+    pub fn new(dev: &Device, weight: impl Into<Weight>, bias: Option<&[f32]>, dtype: DType) -> Result<Linear> {
+        if !dtype.is_float() {
+            return Err(Error::dtype(OP, format!("activations are f32 or f16, not {dtype}")));
+        }
+        let weight = weight.into();
+        let (out_features, in_features) = weight.shape();
+        crate::formats::checked_elems(OP, "weight", &[out_features, in_features])?;
+        let weight = match &weight {
+            Weight::Csr(w) => DeviceWeight::Csr(Box::new(upload_csr_as(dev, w, dtype)?)),
+            Weight::LowRank(w) => DeviceWeight::LowRank(match dtype {
+                DType::F16 => dev.upload_lowrank(&LowRank::new(
+                    w.m,
+                    w.n,
+                    w.r,
+                    w.u.iter().map(|&x| f16::from_f32(x)).collect(),
+                    w.v.iter().map(|&x| f16::from_f32(x)).collect(),
+                )?)?,
+                _ => dev.upload_lowrank(w)?,
+            }),
+            Weight::Int8(w) => DeviceWeight::Int8(dev.upload_int8(w)?),
+            Weight::Int4(w) => DeviceWeight::Int4(dev.upload_int4(w)?),
+            Weight::Binary(w) => DeviceWeight::Binary(dev.upload_binary_weights(w)?),
+        };
+        let out_dtype = if matches!(weight, DeviceWeight::Binary(_)) { DType::F32 } else { dtype };
+        let bias = match bias {
+            None => None,
+            Some(b) => {
+                if b.len() != out_features {
+                    return Err(Error::shape(OP, format!("bias has {} values, expected out_features = {out_features}", b.len())));
+                }
+                if let Some(p) = b.iter().position(|v| !v.is_finite()) {
+                    return Err(Error::shape(OP, format!("bias[{p}] = {} must be finite", b[p])));
+                }
+                Some(upload_matrix_as(dev, &Matrix::new(1, out_features, b.to_vec())?, out_dtype)?)
+            }
+        };
+        Ok(Linear { dev: dev.clone(), weight, bias, dtype, out_features, in_features, ones: Mutex::new(None) })
+    }
+
+    /// The weight's format.
+    pub fn format(&self) -> LayerFormat {
+        match self.weight {
+            DeviceWeight::Csr(_) => LayerFormat::Csr,
+            DeviceWeight::LowRank(_) => LayerFormat::LowRank,
+            DeviceWeight::Int8(_) => LayerFormat::Int8,
+            DeviceWeight::Int4(_) => LayerFormat::Int4,
+            DeviceWeight::Binary(_) => LayerFormat::Binary,
+        }
+    }
+
+    /// Input features (columns of x).
+    pub fn in_features(&self) -> usize {
+        self.in_features
+    }
+
+    /// Output features (columns of y).
+    pub fn out_features(&self) -> usize {
+        self.out_features
+    }
+
+    /// The activation dtype `forward` takes.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The dtype `forward` returns: the activation dtype, or f32 for binary layers.
+    pub fn out_dtype(&self) -> DType {
+        match self.weight {
+            DeviceWeight::Binary(_) => DType::F32,
+            _ => self.dtype,
+        }
+    }
+
+    /// True if the layer adds a bias.
+    pub fn has_bias(&self) -> bool {
+        self.bias.is_some()
+    }
+
+    /// The device the layer lives on.
+    pub fn device(&self) -> &Device {
+        &self.dev
+    }
+
+    /// Bytes the weight and bias occupy on the device, every buffer counted (for CSR also the
+    /// transposed pattern and row orders made at upload; for int8 the row padding; for int4
+    /// the scales and zero points; for binary the alphas).
+    pub fn bytes_on_device(&self) -> u64 {
+        let w = match &self.weight {
+            DeviceWeight::Csr(a) => csr_bytes(a),
+            DeviceWeight::LowRank(lr) => bytes(&lr.u.buf) + bytes(&lr.v.buf),
+            DeviceWeight::Int8(w) => bytes(&w.q) + bytes(&w.scales),
+            DeviceWeight::Int4(w) => bytes(&w.qweight) + bytes(&w.scales) + bytes(&w.zeros),
+            DeviceWeight::Binary(w) => bytes(&w.bits.data) + bytes(&w.alpha),
+        };
+        w + self.bias.as_ref().map_or(0, |b| bytes(&b.buf))
+    }
+
+    /// `y = x W^T + bias` for x `[tokens, in]` of [`Linear::dtype`] on the layer's device;
+    /// y is a new `[tokens, out]` tensor of [`Linear::out_dtype`]. Int8 layers quantize x per
+    /// token first; binary layers take the signs of x.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dev = &self.dev;
+        dev.owns(OP, "x", &x.buf)?;
+        if x.cols != self.in_features {
+            return Err(Error::shape(OP, format!("x is [{}, {}], expected [tokens, in_features = {}]", x.rows, x.cols, self.in_features)));
+        }
+        if x.dtype() != self.dtype {
+            return Err(Error::dtype(OP, format!("x is {}, this layer takes {}", x.dtype(), self.dtype)));
+        }
+        let tokens = x.rows;
+        let mut y = match &self.weight {
+            DeviceWeight::LowRank(lr) => {
+                let mut y = dev.zeros(tokens, self.out_features, self.dtype)?;
+                dev.lowrank_linear(lr, x, self.bias.as_ref(), &mut y)?;
+                return Ok(y);
+            }
+            DeviceWeight::Csr(w) => return self.forward_csr(w, x),
+            DeviceWeight::Int4(w) => {
+                let mut y = dev.zeros(tokens, self.out_features, self.dtype)?;
+                dev.gemm_w4a16(x, w, &mut y)?;
+                y
+            }
+            DeviceWeight::Int8(w) => {
+                let mut xq = dev.zeros_int8(tokens, self.in_features)?;
+                dev.quantize_rows_i8(x, &mut xq)?;
+                let mut y = dev.zeros(tokens, self.out_features, self.dtype)?;
+                dev.gemm_w8a8(&xq, w, &mut y)?;
+                y
+            }
+            DeviceWeight::Binary(w) => {
+                let mut bits = dev.zeros_bits(tokens, self.in_features)?;
+                dev.binarize_pack(x, &mut bits)?;
+                let mut y = dev.zeros(tokens, self.out_features, DType::F32)?;
+                dev.xnor_gemm(&bits, w, &mut y)?;
+                y
+            }
+        };
+        if let Some(bias) = &self.bias {
+            self.add_bias(&mut y, bias)?;
+        }
+        Ok(y)
+    }
+
+    /// `y^T = W x^T` with `spmm`, the transposes (and the bias) on the host.
+    fn forward_csr(&self, w: &DeviceCsr, x: &Tensor) -> Result<Tensor> {
+        let dev = &self.dev;
+        let bias = match &self.bias {
+            Some(b) => Some(dev.download_f32(b)?.data),
+            None => None,
+        };
+        let mut yt = dev.zeros(self.out_features, x.rows, self.dtype)?;
+        match self.dtype {
+            DType::F16 => {
+                dev.spmm(w, &transpose_via_host::<f16>(dev, x, None)?, &mut yt, 1.0, 0.0)?;
+                transpose_via_host::<f16>(dev, &yt, bias.as_deref())
+            }
+            _ => {
+                dev.spmm(w, &transpose_via_host::<f32>(dev, x, None)?, &mut yt, 1.0, 0.0)?;
+                transpose_via_host::<f32>(dev, &yt, bias.as_deref())
+            }
+        }
+    }
+
+    /// `y += ones[tokens, 1] bias[1, out]` with `spmm` (beta = 1), in y's dtype.
+    fn add_bias(&self, y: &mut Tensor, bias: &Tensor) -> Result<()> {
+        let tokens = y.rows;
+        let mut ones = self.ones.lock().map_err(|_| Error::backend(self.dev.kind().name(), "Linear: bias cache lock poisoned"))?;
+        if ones.as_ref().map(|o| (o.rows, o.dtype())) != Some((tokens, y.dtype())) {
+            let t32 = u32::try_from(tokens).map_err(|_| Error::shape(OP, format!("{tokens} tokens exceed 32-bit CSR offsets")))?;
+            let col = Csr::<f32>::new(tokens, 1, (0..=t32).collect(), vec![0; tokens], vec![1.0; tokens])?;
+            *ones = Some(upload_csr_as(&self.dev, &col, y.dtype())?);
+        }
+        let ones = ones.as_ref().ok_or_else(|| Error::backend(self.dev.kind().name(), "Linear: bias column missing"))?;
+        self.dev.spmm(ones, bias, y, 1.0, 1.0)
+    }
+}

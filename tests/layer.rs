@@ -1,0 +1,183 @@
+//! The compressed linear layer (`slimgemm::Linear`): every format x dtype x bias on the CPU
+//! device and on wgpu (lavapipe here) against a dense host reference computed in this file
+//! in f64 from the format's own definition (densified CSR, `U V^T`, dequantized int4, int8
+//! `(sx_i sw_j) sum q q` with x quantized by the documented per-token rule, XNOR-Net
+//! `alpha_j sign(x) . sign(w_j)`), judged with `slimgemm::compare::tolerance(out dtype)`.
+//! Also: `bytes_on_device`, `format`, reuse across token counts, and bad inputs.
+
+mod common;
+
+use common::expect;
+use slimgemm::formats::{BinaryWeights, Csr, Int4Weights, Int8Matrix, LowRank, Matrix};
+use slimgemm::{f16, DType, Device, Float, LayerFormat, Linear, Weight};
+
+const OUT: usize = 37;
+const IN: usize = 96;
+
+fn weight(format: LayerFormat, w: &Matrix<f32>) -> Weight {
+    match format {
+        LayerFormat::Csr => Csr::from_dense(w, 0.8).unwrap().into(),
+        LayerFormat::LowRank => LowRank::from_dense(w, 7).unwrap().into(),
+        LayerFormat::Int8 => Int8Matrix::quantize_rows(w).unwrap().into(),
+        LayerFormat::Int4 => Int4Weights::quantize(w, 32, false).unwrap().into(),
+        LayerFormat::Binary => BinaryWeights::from_f32(w.rows, w.cols, &w.data).unwrap().into(),
+    }
+}
+
+fn round(dtype: DType, m: &Matrix<f32>) -> Matrix<f32> {
+    if dtype == DType::F16 {
+        m.cast::<f16>().to_f32()
+    } else {
+        m.clone()
+    }
+}
+
+/// `x W_eff^T + bias` in f64 for the weight as the layer stores it (rounded to `dtype` where
+/// the layer rounds), `x` already rounded to `dtype`.
+fn reference(weight: &Weight, x: &Matrix<f32>, bias: Option<&[f32]>, dtype: DType) -> Matrix<f32> {
+    let (out, inp) = weight.shape();
+    // Effective weight and effective activations.
+    let (w, xe): (Matrix<f32>, Matrix<f32>) = match weight {
+        Weight::Csr(a) => (round(dtype, &a.to_dense()), x.clone()),
+        Weight::LowRank(lr) => {
+            let (u, v) = (round(dtype, &lr.u_matrix()), round(dtype, &lr.v_matrix()));
+            (LowRank::new(lr.m, lr.n, lr.r, u.data, v.data).unwrap().to_dense().unwrap(), x.clone())
+        }
+        Weight::Int8(q) => {
+            let xq = match dtype {
+                DType::F16 => Int8Matrix::quantize_rows(&x.cast::<f16>()).unwrap(),
+                _ => Int8Matrix::quantize_rows(x).unwrap(),
+            };
+            (q.dequantize(), xq.dequantize())
+        }
+        Weight::Int4(q) => (q.dequantize(), x.clone()),
+        Weight::Binary(b) => {
+            let signs = b.bits.to_signs();
+            let data = signs.data.iter().enumerate().map(|(p, s)| s * b.alpha[p / inp]).collect();
+            let xs = x.data.iter().map(|&v| if v < 0.0 { -1.0 } else { 1.0 }).collect();
+            (Matrix::new(out, inp, data).unwrap(), Matrix::new(x.rows, inp, xs).unwrap())
+        }
+    };
+    let out_dtype = if matches!(weight, Weight::Binary(_)) { DType::F32 } else { dtype };
+    let bias: Option<Vec<f32>> = bias.map(|b| round(out_dtype, &Matrix::new(1, out, b.to_vec()).unwrap()).data);
+    let mut y = vec![0f32; x.rows * out];
+    for i in 0..x.rows {
+        for j in 0..out {
+            let mut acc: f64 = (0..inp).map(|k| xe.data[i * inp + k] as f64 * w.data[j * inp + k] as f64).sum();
+            if let Some(b) = &bias {
+                acc += b[j] as f64;
+            }
+            y[i * out + j] = acc as f32;
+        }
+    }
+    Matrix::new(x.rows, out, y).unwrap()
+}
+
+fn upload<T: Float>(dev: &Device, x: &Matrix<f32>) -> slimgemm::Tensor {
+    dev.upload_matrix(&x.cast::<T>()).unwrap()
+}
+
+fn check_device(dev: &Device) {
+    let w = Matrix::<f32>::random(OUT, IN, 1).unwrap();
+    let bias = Matrix::<f32>::random(1, OUT, 2).unwrap().data;
+    for format in LayerFormat::ALL {
+        let wt = weight(format, &w);
+        for dtype in [DType::F32, DType::F16] {
+            for with_bias in [false, true] {
+                let b = with_bias.then_some(&bias[..]);
+                let layer = Linear::new(dev, wt.clone(), b, dtype).unwrap();
+                assert_eq!(layer.format(), format);
+                assert_eq!((layer.out_features(), layer.in_features(), layer.dtype(), layer.has_bias()), (OUT, IN, dtype, with_bias));
+                // The same layer serves several token counts (the bias column is re-made).
+                for (s, tokens) in [1, 7, 33, 7].into_iter().enumerate() {
+                    let x = round(dtype, &Matrix::<f32>::random(tokens, IN, 10 + s as u64).unwrap());
+                    let dx = match dtype {
+                        DType::F16 => upload::<f16>(dev, &x),
+                        _ => upload::<f32>(dev, &x),
+                    };
+                    let y = layer.forward(&dx).unwrap();
+                    assert_eq!(y.dtype(), layer.out_dtype());
+                    let got = dev.download_f32(&y).unwrap();
+                    let want = reference(&wt, &x, b, dtype);
+                    let what = format!("{} {format} {dtype} bias={with_bias} tokens={tokens}", dev.kind().name());
+                    common::assert_close(&what, &got, &want, layer.out_dtype());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_format_on_cpu() {
+    check_device(&Device::cpu());
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+fn every_format_on_wgpu() {
+    let Some(dev) = common::wgpu_device() else { return };
+    check_device(&dev);
+}
+
+#[test]
+fn every_format_on_cuda() {
+    let Some(dev) = common::cuda_device() else { return };
+    check_device(&dev);
+}
+
+#[test]
+fn bytes_on_device_and_out_dtype() {
+    let dev = Device::cpu();
+    let w = Matrix::<f32>::random(64, 128, 3).unwrap();
+    let bias = vec![0.5f32; 64];
+    let bytes = |wt: Weight, dtype| Linear::new(&dev, wt, None, dtype).unwrap().bytes_on_device();
+    let dense_f32 = (64 * 128 * 4) as u64;
+    // Low-rank: exactly the factors.
+    assert_eq!(bytes(LowRank::from_dense(&w, 8).unwrap().into(), DType::F32), ((64 + 128) * 8 * 4) as u64);
+    assert_eq!(bytes(LowRank::from_dense(&w, 8).unwrap().into(), DType::F16), ((64 + 128) * 8 * 2) as u64);
+    // Int8: q (rows padded to 16 bytes: 128 already is) + one f32 scale per row.
+    assert_eq!(bytes(Int8Matrix::quantize_rows(&w).unwrap().into(), DType::F32), (64 * 128 + 64 * 4) as u64);
+    // Int4: nibbles + f32 scale and u32 zero point per group of 32.
+    assert_eq!(bytes(Int4Weights::quantize(&w, 32, true).unwrap().into(), DType::F16), (64 * 128 / 2 + 64 * 4 * 8) as u64);
+    // Binary: one bit per weight + one f32 alpha per row.
+    assert_eq!(bytes(BinaryWeights::from_f32(64, 128, &w.data).unwrap().into(), DType::F32), (64 * 128 / 8 + 64 * 4) as u64);
+    // CSR at 90%: far less than dense, more than its values alone.
+    let csr = Csr::from_dense(&w, 0.9).unwrap();
+    let nnz = csr.nnz() as u64;
+    let b = bytes(csr.into(), DType::F32);
+    assert!(b > nnz * 8 && b < dense_f32 / 2, "{b} bytes for {nnz} stored values");
+    // A bias adds out * dtype size.
+    let with = Linear::new(&dev, LowRank::from_dense(&w, 8).unwrap(), Some(&bias), DType::F16).unwrap();
+    assert_eq!(with.bytes_on_device(), ((64 + 128) * 8 * 2 + 64 * 2) as u64);
+    let bin = Linear::new(&dev, BinaryWeights::from_f32(64, 128, &w.data).unwrap(), Some(&bias), DType::F16).unwrap();
+    assert_eq!((bin.dtype(), bin.out_dtype()), (DType::F16, DType::F32));
+    assert_eq!(bin.bytes_on_device(), (64 * 128 / 8 + 64 * 4 + 64 * 4) as u64);
+    assert_eq!(LayerFormat::ALL.map(|f| f.name()), ["csr", "lowrank", "int8", "int4", "binary"]);
+}
+
+#[test]
+fn bad_inputs() {
+    let dev = Device::cpu();
+    let w = Matrix::<f32>::random(8, 32, 4).unwrap();
+    let lr = || LowRank::from_dense(&w, 2).unwrap();
+    expect(Linear::new(&dev, lr(), None, DType::I8), "DType", &["Linear", "f32 or f16, not i8"]);
+    expect(Linear::new(&dev, lr(), Some(&[1.0; 7]), DType::F32), "Shape", &["bias has 7 values", "out_features = 8"]);
+    expect(Linear::new(&dev, lr(), Some(&[f32::NAN; 8]), DType::F32), "Shape", &["bias[0] = NaN", "must be finite"]);
+    // Invalid weights are rejected by their format's validation on upload.
+    let bad_csr = Csr::<f32> { rows: 8, cols: 32, indptr: vec![0; 8], indices: vec![], data: vec![] };
+    expect(Linear::new(&dev, bad_csr, None, DType::F32), "Format", &["indptr has 8 entries"]);
+    let bad_lr = LowRank::<f32> { m: 8, n: 32, r: 2, u: vec![0.0; 3], v: vec![0.0; 64] };
+    expect(Linear::new(&dev, bad_lr, None, DType::F32), "Shape", &["U has 3 elements"]);
+    let bad_q = Int8Matrix { rows: 8, cols: 32, q: vec![0; 8 * 32], scales: vec![f32::INFINITY; 8] };
+    expect(Linear::new(&dev, bad_q, None, DType::F32), "Format", &["must be finite"]);
+
+    for format in LayerFormat::ALL {
+        let layer = Linear::new(&dev, weight(format, &w), None, DType::F32).unwrap();
+        let x = |rows, cols, dtype| dev.zeros(rows, cols, dtype).unwrap();
+        expect(layer.forward(&x(3, 31, DType::F32)), "Shape", &["Linear", "x is [3, 31], expected [tokens, in_features = 32]"]);
+        expect(layer.forward(&x(3, 32, DType::F16)), "DType", &["x is f16, this layer takes f32"]);
+        let other = Device::cpu();
+        expect(layer.forward(&other.zeros(3, 32, DType::F32).unwrap()), "WrongDevice", &["operand `x`"]);
+        assert_eq!(dev.download_f32(&layer.forward(&x(3, 32, DType::F32)).unwrap()).unwrap().rows, 3);
+    }
+}
