@@ -41,5 +41,6 @@ pub use error::{Error, Result};
 pub use half::f16;
 pub use ops::{Family, Op};
 pub use tensor::{
-    Buffer, DeviceBinaryFilter, DeviceBinaryWeights, DeviceBits, DeviceCsr, DeviceInt4Weights, DeviceInt8Matrix, DeviceLowRank, Tensor,
+    Buffer, DeviceBinaryFilter, DeviceBinaryWeights, DeviceBits, DeviceCsr, DeviceInt4Weights, DeviceInt8Matrix, DeviceLowRank,
+    DeviceSparse24, Tensor,
 };

@@ -11,7 +11,6 @@ use slimgemm::formats::sparse::{load_smtx_pattern, parse_smtx};
 use slimgemm::formats::{Csr, LowRank, Matrix};
 use slimgemm::{DType, Device, Error, Result};
 
-
 // ---------------------------------------------------------------- CSR constructors
 
 #[test]

@@ -7,12 +7,14 @@ pub mod dense;
 pub mod lowrank;
 pub mod quant;
 pub mod sparse;
+pub mod sparse24;
 
 pub use binary::{BinaryFilter, BinaryWeights, BitMatrix};
 pub use dense::Matrix;
 pub use lowrank::LowRank;
 pub use quant::{Int4Weights, Int8Matrix};
 pub use sparse::Csr;
+pub use sparse24::Sparse24;
 
 use crate::error::{Error, Result};
 
