@@ -129,6 +129,19 @@ pub trait SparseOps: Core {
     fn sddmm(&self, _ok: Checked, _a: &mut DeviceCsr, _x: &Tensor, _y: &Tensor, _alpha: f32, _beta: f32) -> Result<()> {
         Err(Error::unsupported(self.kind(), Op::Sddmm))
     }
+    /// `C = alpha * A * B + beta * C`; A `[M,K]` 2:4 structured-sparse (K a multiple of 4,
+    /// layout of [`crate::formats::Sparse24`]), B `[K,N]`, C `[M,N]`, one float dtype (f16
+    /// accumulates in f32). With `beta == 0` the old C is not read. The tensor-core copy of A
+    /// is present exactly when [`SparseOps::spmm_24_wants_mma_layout`] said so at upload.
+    fn spmm_24(&self, _ok: Checked, _a: &DeviceSparse24, _b: &Tensor, _c: &mut Tensor, _alpha: f32, _beta: f32) -> Result<()> {
+        Err(Error::unsupported(self.kind(), Op::Spmm24))
+    }
+    /// True if this backend runs `spmm_24` of `dtype` on sparse tensor cores (`mma.sp`) and
+    /// wants [`crate::Device::upload_sparse24`] to add the fragment-ordered copy of A that
+    /// those kernels read (built once at upload). False by default.
+    fn spmm_24_wants_mma_layout(&self, _dtype: DType) -> bool {
+        false
+    }
 }
 
 /// The lowrank ops, implemented by each backend in its `lowrank.rs` (`cpu/`, `wgpu/`, `cuda/`).

@@ -51,5 +51,6 @@ pub use half::f16;
 pub use layer::{LayerFormat, Linear, Weight};
 pub use ops::{Family, Op};
 pub use tensor::{
-    Buffer, DeviceBinaryFilter, DeviceBinaryWeights, DeviceBits, DeviceCsr, DeviceInt4Weights, DeviceInt8Matrix, DeviceLowRank, Tensor,
+    Buffer, DeviceBinaryFilter, DeviceBinaryWeights, DeviceBits, DeviceCsr, DeviceInt4Weights, DeviceInt8Matrix, DeviceLowRank,
+    DeviceSparse24, Tensor,
 };

@@ -4,7 +4,7 @@
 
 use crate::cpu::binary::FilterDims;
 use crate::formats::binary::{Conv2dParams, PadMode};
-use crate::formats::{BinaryWeights, BitMatrix, Csr, Int4Weights, Int8Matrix, LowRank, Matrix};
+use crate::formats::{BinaryWeights, BitMatrix, Csr, Int4Weights, Int8Matrix, LowRank, Matrix, Sparse24};
 
 /// `A [m,k] * B^T` where `bt` is `[n,k]` (both row-major), in f64.
 pub fn matmul_nt(a: &[f64], bt: &[f64], m: usize, n: usize, k: usize) -> Vec<f64> {
@@ -28,6 +28,12 @@ fn to_f32(v: Vec<f64>) -> Vec<f32> {
 /// `alpha * dense(A) B + beta * C0`.
 pub fn spmm(a: &Csr<f32>, b: &Matrix<f32>, alpha: f32, beta: f32, c0: &Matrix<f32>) -> Vec<f32> {
     let ab = matmul_nt(&f64s(&a.to_dense()), &f64s(&b.transpose()), a.rows, b.cols, a.cols);
+    to_f32(ab.iter().zip(&c0.data).map(|(x, c)| alpha as f64 * x + if beta == 0.0 { 0.0 } else { beta as f64 * *c as f64 }).collect())
+}
+
+/// `alpha * dense(A) B + beta * C0` for a 2:4 A (densified, then a plain f64 matmul).
+pub fn spmm_24(a: &Sparse24<f32>, b: &Matrix<f32>, alpha: f32, beta: f32, c0: &Matrix<f32>) -> Vec<f32> {
+    let ab = matmul_nt(&f64s(&a.to_dense()), &f64s(&b.transpose()), a.rows(), b.cols, a.cols());
     to_f32(ab.iter().zip(&c0.data).map(|(x, c)| alpha as f64 * x + if beta == 0.0 { 0.0 } else { beta as f64 * *c as f64 }).collect())
 }
 

@@ -158,6 +158,66 @@ impl DeviceCsr {
     }
 }
 
+/// A 2:4 structured-sparse matrix `[rows, cols]` on a device: the layout of
+/// [`crate::formats::Sparse24`] (values `[rows, cols / 2]`, metadata `[rows, ceil(cols / 32)]`
+/// u32), plus, on backends with sparse tensor cores (CUDA sm_80+, f16), a second copy of the
+/// values and metadata in the per-thread fragment order of `mma.sp` (rows padded to 64, K to
+/// 64), built once at upload. That copy doubles the device memory of the values.
+#[derive(Debug)]
+pub struct DeviceSparse24 {
+    pub(crate) rows: usize,
+    pub(crate) cols: usize,
+    /// `rows * cols / 2` values (f32 or f16).
+    pub(crate) values: Buffer,
+    /// `rows * ceil(cols / 32)` u32 metadata words.
+    pub(crate) meta: Buffer,
+    /// The tensor-core copy, where the backend asked for it.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub(crate) mma: Option<DeviceSparse24Mma>,
+}
+
+/// The `mma.sp` fragment-ordered copy of a [`DeviceSparse24`] (layout documented on
+/// `formats::sparse24::MmaLayout`).
+#[derive(Debug)]
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+pub(crate) struct DeviceSparse24Mma {
+    /// `m_tiles * k_steps * 128` u32 (pairs of f16).
+    pub(crate) values: Buffer,
+    /// `m_tiles * k_steps * 16` u32.
+    pub(crate) meta: Buffer,
+    /// Tiles of 16 rows (a multiple of 4).
+    pub(crate) m_tiles: usize,
+    /// Steps of 32 columns (even).
+    pub(crate) k_steps: usize,
+}
+
+impl DeviceSparse24 {
+    /// Number of rows (M).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    /// Number of columns (K, a multiple of 4).
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    /// Value type.
+    pub fn dtype(&self) -> DType {
+        self.values.dtype
+    }
+    /// The values buffer (`rows * cols / 2`).
+    pub fn values(&self) -> &Buffer {
+        &self.values
+    }
+    /// The metadata buffer (`rows * ceil(cols / 32)` u32).
+    pub fn meta(&self) -> &Buffer {
+        &self.meta
+    }
+    /// True if the tensor-core (`mma.sp`) copy was built at upload.
+    pub fn has_mma_layout(&self) -> bool {
+        self.mma.is_some()
+    }
+}
+
 /// Low-rank factors on a device: `U [m, r]`, `V [n, r]`.
 #[derive(Debug)]
 pub struct DeviceLowRank {

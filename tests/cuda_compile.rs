@@ -65,6 +65,7 @@ fn every_launched_kernel_exists() {
                 want.push(("sparse", format!("spmm_{t}_v{v}_w{w}")));
                 want.push(("sparse", format!("spmm_t_{t}_v{v}_w{w}")));
                 want.push(("sparse", format!("sddmm_{t}_v{v}_w{w}")));
+                want.push(("sparse", format!("spmm24_{t}_v{v}_w{w}")));
             }
         }
         want.push(("lowrank", format!("lowrank_small_{t}")));
@@ -77,6 +78,11 @@ fn every_launched_kernel_exists() {
         want.push(("lowrank", g.to_string()));
     }
     want.push(("binary", "xnor_conv".to_string()));
+    for cfg in ["n16", "n32", "n64"] {
+        for path in ["vec", "scalar"] {
+            want.push(("sparse", format!("spmm24_mma_{cfg}_{path}")));
+        }
+    }
     for arch in ["sm_75", "sm_80"] {
         for (fam, _) in KERNEL_SOURCES {
             let ptx = match kernel_ptx(fam, arch) {
@@ -93,6 +99,15 @@ fn every_launched_kernel_exists() {
             }
             if *fam == "quant" && arch == "sm_80" {
                 assert!(ptx.contains("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32"), "the sm_80 int8 kernel must use tensor cores");
+            }
+            if *fam == "sparse" && arch == "sm_80" {
+                assert!(
+                    ptx.contains("mma.sp::ordered_metadata.sync.aligned.m16n8k32.row.col.f32.f16.f16.f32"),
+                    "the sm_80 2:4 kernel must use sparse tensor cores"
+                );
+            }
+            if *fam == "sparse" && arch == "sm_75" {
+                assert!(!ptx.contains("mma.sp"), "mma.sp must be guarded to sm_80+");
             }
             if *fam == "quant" && arch == "sm_75" {
                 assert!(!ptx.contains("mma.sync.aligned.m16n8k32"), "the m16n8k32 s8 mma must be guarded to sm_80+");

@@ -123,6 +123,38 @@ pub fn sddmm<T: Float>(m: usize, kd: usize, indptr: &[u32], indices: &[u32], val
     });
 }
 
+/// `C = alpha * A * B + beta * C`; A `[m,k]` 2:4 in the layout of
+/// [`crate::formats::Sparse24`] (`values` `[m, k/2]`, `meta` `[m, ceil(k/32)]`), B `[k,n]`,
+/// C `[m,n]`. Every stored value (explicit zeros included) is multiplied, in f64. With
+/// `beta == 0` the old C is not read.
+#[allow(clippy::too_many_arguments)]
+pub fn spmm_24<T: Float>(m: usize, k: usize, n: usize, values: &[T], meta: &[u32], b: &[T], c: &mut [T], alpha: f32, beta: f32) {
+    let (half, stride) = (k / 2, k.div_ceil(32));
+    let work = m * half * n;
+    par_rows(&mut c[..m * n], n, work, |first, chunk| {
+        let mut acc = vec![0f64; n];
+        for (ii, crow) in chunk.chunks_mut(n).enumerate() {
+            let i = first + ii;
+            acc.iter_mut().for_each(|a| *a = 0.0);
+            for g in 0..k / 4 {
+                let nib = (meta[i * stride + g / 8] >> (4 * (g % 8))) & 0xF;
+                let (p0, p1) = crate::formats::sparse24::nibble_positions(nib);
+                for (slot, pos) in [(0, p0), (1, p1)] {
+                    let v = values[i * half + 2 * g + slot].to_f64();
+                    let row = &b[(4 * g + pos) * n..][..n];
+                    for (a, x) in acc.iter_mut().zip(row) {
+                        *a += v * x.to_f64();
+                    }
+                }
+            }
+            for (o, a) in crow.iter_mut().zip(&acc) {
+                let old = if beta == 0.0 { 0.0 } else { beta as f64 * o.to_f64() };
+                *o = T::from_f64(alpha as f64 * a + old);
+            }
+        }
+    });
+}
+
 impl SparseOps for super::CpuBackend {
     fn spmm(&self, _: Checked, a: &DeviceCsr, b: &Tensor, c: &mut Tensor, alpha: f32, beta: f32) -> Result<()> {
         with_float!(a.dtype(), T => spmm::<T>(a.rows, b.cols, s(&a.indptr), s(&a.indices), s(&a.values), s(&b.buf), sm(&mut c.buf), alpha, beta));
@@ -136,6 +168,10 @@ impl SparseOps for super::CpuBackend {
         let (rows, kd) = (a.rows, x.cols);
         let DeviceCsr { indptr, indices, values, .. } = a;
         with_float!(values.dtype, T => sddmm::<T>(rows, kd, s(indptr), s(indices), sm(values), s(&x.buf), s(&y.buf), alpha, beta));
+        Ok(())
+    }
+    fn spmm_24(&self, _: Checked, a: &DeviceSparse24, b: &Tensor, c: &mut Tensor, alpha: f32, beta: f32) -> Result<()> {
+        with_float!(a.dtype(), T => spmm_24::<T>(a.rows, a.cols, b.cols, s(&a.values), s(&a.meta), s(&b.buf), sm(&mut c.buf), alpha, beta));
         Ok(())
     }
 }

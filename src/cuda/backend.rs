@@ -175,6 +175,15 @@ pub(crate) fn i32_arg(op: &'static str, what: &str, v: usize) -> Result<i32> {
     i32::try_from(v).map_err(|_| Error::shape(op, format!("{what} = {v} exceeds the kernel index range (2^31 - 1)")))
 }
 
+/// True when `SLIMGEMM_KERNEL=simple` (read once per process): ops that have a tensor-core
+/// kernel run their plain CUDA-core kernel instead (for comparison, and as a fallback).
+/// Honored by `spmm_24` (whose f16 op otherwise runs on sparse tensor cores from sm_80);
+/// any other value, or none, chooses by architecture and dtype.
+pub(crate) fn simple_kernels_forced() -> bool {
+    static FORCED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FORCED.get_or_init(|| std::env::var("SLIMGEMM_KERNEL").map(|v| v.trim().eq_ignore_ascii_case("simple")).unwrap_or(false))
+}
+
 /// Static facts about the device, read once.
 #[derive(Debug, Clone)]
 pub(crate) struct DeviceInfo {

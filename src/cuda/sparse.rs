@@ -1,11 +1,15 @@
-//! CUDA launchers of the sparse ops (kernels in `cuda/sparse.cu`).
+//! CUDA launchers of the sparse ops (kernels in `cuda/sparse.cu`): CSR `spmm`, `spmm_t`,
+//! `sddmm`, and the 2:4 `spmm_24` (sparse tensor cores for f16 from sm_80, a plain kernel
+//! otherwise or under `SLIMGEMM_KERNEL=simple`).
 
 use crate::backend::{Checked, SparseOps};
 use cudarc::driver::PushKernelArg;
 
-use super::backend::{drv, float_dispatch, i32_arg, sl, sl_mut, CudaBackend, KernelFloat};
+use super::backend::{drv, float_dispatch, i32_arg, simple_kernels_forced, sl, sl_mut, CudaBackend, KernelFloat};
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::tensor::*;
+use half::f16;
 
 /// Threads per block of the sparse kernels (`__launch_bounds__(128)`).
 const BLOCK: usize = 128;
@@ -145,6 +149,107 @@ fn sddmm_typed<T: KernelFloat>(be: &CudaBackend, a: &mut DeviceCsr, x: &Tensor, 
     Ok(())
 }
 
+/// Checks the plain 2:4 layout of A against B and C (the kernels' contract).
+fn check_sparse24(op: &'static str, a: &DeviceSparse24, b: &Tensor, c: &Tensor) -> Result<()> {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    if k % 4 != 0 {
+        return Err(Error::shape(op, format!("K = {k} is not a multiple of 4")));
+    }
+    expect_len(op, "A.values", &a.values, m * k / 2)?;
+    expect_len(op, "A.meta", &a.meta, m * k.div_ceil(32))?;
+    expect_len(op, "B", &b.buf, k * n)?;
+    expect_len(op, "C", &c.buf, m * n)
+}
+
+/// The plain 2:4 kernel (every arch, f32 and f16).
+fn spmm24_simple<T: KernelFloat>(be: &CudaBackend, a: &DeviceSparse24, b: &Tensor, c: &mut Tensor, alpha: f32, beta: f32) -> Result<()> {
+    const OP: &str = "spmm_24";
+    check_sparse24(OP, a, b, c)?;
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let bs = sl::<T>(OP, "B", &b.buf)?;
+    let v = vec_width::<T>(be, n, &[bs]);
+    let sw = subwarp(n.div_ceil(v));
+    let cfg = be.cfg(OP, (m.div_ceil(BLOCK / sw), n.div_ceil(sw * v), 1), BLOCK as u32, 0)?;
+    let f = be.function("sparse", &format!("spmm24_{}_v{v}_w{sw}", T::SUFFIX))?;
+    let (m_i, k_i, n_i) = (i32_arg(OP, "M", m)?, i32_arg(OP, "K", k)?, i32_arg(OP, "N", n)?);
+    let mut lb = be.stream().launch_builder(&f);
+    lb.arg(&m_i)
+        .arg(&k_i)
+        .arg(&n_i)
+        .arg(sl::<T>(OP, "A.values", &a.values)?)
+        .arg(sl::<u32>(OP, "A.meta", &a.meta)?)
+        .arg(bs)
+        .arg(sl_mut::<T>(OP, "C", &mut c.buf)?)
+        .arg(&alpha)
+        .arg(&beta);
+    // SAFETY: the arguments match `spmm24_*` in cuda/sparse.cu in order and type; the lengths
+    // of A's values and metadata, B and C were checked above against M, K, N; the metadata's
+    // nibbles were validated by `Sparse24::new` (positions < 4, so every decoded column is
+    // < K), and V == 4 only with N % 4 == 0 and B aligned to 4 elements (`vec_width`).
+    unsafe { lb.launch(cfg) }.map_err(drv(OP))?;
+    Ok(())
+}
+
+/// One tile configuration of the tensor-core kernel: `(name, block columns, block rows)`.
+fn mma_config(n: usize) -> (&'static str, usize, usize) {
+    match n {
+        0..=16 => ("n16", 16, 16),
+        17..=32 => ("n32", 32, 16),
+        _ => ("n64", 64, 64),
+    }
+}
+
+/// The sparse tensor-core kernel (f16, sm_80+), reading the fragment-ordered copy of A.
+fn spmm24_mma(be: &CudaBackend, a: &DeviceSparse24, b: &Tensor, c: &mut Tensor, alpha: f32, beta: f32) -> Result<()> {
+    const OP: &str = "spmm_24";
+    check_sparse24(OP, a, b, c)?;
+    let l = a.mma.as_ref().ok_or_else(|| Error::backend("cuda", format!("{OP}: A has no tensor-core layout")))?;
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    use crate::formats::sparse24::{MMA_K_PAD, MMA_ROW_PAD};
+    let (want_tiles, want_steps) = (m.div_ceil(MMA_ROW_PAD) * MMA_ROW_PAD / 16, k.div_ceil(MMA_K_PAD) * MMA_K_PAD / 32);
+    if l.m_tiles != want_tiles || l.k_steps != want_steps {
+        return Err(Error::backend(
+            "cuda",
+            format!("{OP}: tensor-core layout has {} x {} tiles, expected {want_tiles} x {want_steps}", l.m_tiles, l.k_steps),
+        ));
+    }
+    expect_len(OP, "A.mma_values", &l.values, l.m_tiles * l.k_steps * 128)?;
+    expect_len(OP, "A.mma_meta", &l.meta, l.m_tiles * l.k_steps * 16)?;
+    let av = sl::<u32>(OP, "A.mma_values", &l.values)?;
+    if !be.aligned(av, 16) {
+        return Err(Error::backend("cuda", format!("{OP}: the tensor-core values must be 16-byte aligned")));
+    }
+    let bs = sl::<f16>(OP, "B", &b.buf)?;
+    let vec = n % 8 == 0 && be.aligned(bs, 16) && {
+        let cs = sl::<f16>(OP, "C", &c.buf)?;
+        be.aligned(cs, 16)
+    };
+    let (cfg_name, bn, bm) = mma_config(n);
+    let name = format!("spmm24_mma_{cfg_name}_{}", if vec { "vec" } else { "scalar" });
+    let cfg = be.cfg(OP, (n.div_ceil(bn), m.div_ceil(bm), 1), BLOCK as u32, 0)?;
+    let f = be.function("sparse", &name)?;
+    let (m_i, n_i, k_i, s_i) = (i32_arg(OP, "M", m)?, i32_arg(OP, "N", n)?, i32_arg(OP, "K", k)?, i32_arg(OP, "K steps", l.k_steps)?);
+    let mut lb = be.stream().launch_builder(&f);
+    lb.arg(&m_i)
+        .arg(&n_i)
+        .arg(&k_i)
+        .arg(&s_i)
+        .arg(av)
+        .arg(sl::<u32>(OP, "A.mma_meta", &l.meta)?)
+        .arg(bs)
+        .arg(sl_mut::<f16>(OP, "C", &mut c.buf)?)
+        .arg(&alpha)
+        .arg(&beta);
+    // SAFETY: the arguments match `spmm24_mma_*` in cuda/sparse.cu in order and type (the u32
+    // values buffer is read as uint4: 16-byte aligned, checked above, and its length is a
+    // multiple of 4 words); the layout's tile counts were checked against M and K (rows
+    // padded to 64, K to 64, so every block's A loads stay inside it for grid.y =
+    // ceil(M / block rows)), B and C lengths against K, N and M; the vector path is chosen
+    // only with N % 8 == 0 and B, C 16-byte aligned; 128 threads as the kernels' launch bounds.
+    unsafe { lb.launch(cfg) }.map_err(drv(OP))?;
+    Ok(())
+}
+
 impl SparseOps for CudaBackend {
     fn spmm(&self, _: Checked, a: &DeviceCsr, b: &Tensor, c: &mut Tensor, alpha: f32, beta: f32) -> Result<()> {
         let be = self;
@@ -159,5 +264,21 @@ impl SparseOps for CudaBackend {
     fn sddmm(&self, _: Checked, a: &mut DeviceCsr, x: &Tensor, y: &Tensor, alpha: f32, beta: f32) -> Result<()> {
         let be = self;
         float_dispatch!("sddmm", "A", a.dtype(), sddmm_typed(be, a, x, y, alpha, beta))
+    }
+
+    fn spmm_24(&self, _: Checked, a: &DeviceSparse24, b: &Tensor, c: &mut Tensor, alpha: f32, beta: f32) -> Result<()> {
+        match a.dtype() {
+            DType::F32 => spmm24_simple::<f32>(self, a, b, c, alpha, beta),
+            DType::F16 if a.mma.is_some() && self.compute_capability().0 >= 8 && !simple_kernels_forced() => {
+                spmm24_mma(self, a, b, c, alpha, beta)
+            }
+            DType::F16 => spmm24_simple::<f16>(self, a, b, c, alpha, beta),
+            d => Err(Error::dtype("spmm_24", format!("A is {d}"))),
+        }
+    }
+
+    /// f16 from sm_80, unless `SLIMGEMM_KERNEL=simple` (then the copy is never read).
+    fn spmm_24_wants_mma_layout(&self, dtype: DType) -> bool {
+        dtype == DType::F16 && self.compute_capability().0 >= 8 && !simple_kernels_forced()
     }
 }

@@ -10,6 +10,7 @@ pub mod gguf;
 pub mod lowrank;
 pub mod quant;
 pub mod sparse;
+pub mod sparse24;
 
 pub use binary::{BinaryFilter, BinaryWeights, BitMatrix};
 #[cfg(feature = "hf")]
@@ -19,6 +20,7 @@ pub use gguf::{GgmlType, GgufFile, GgufTensor, GgufValue, GgufWriter};
 pub use lowrank::LowRank;
 pub use quant::{GptqFormat, Int4Offsets, Int4Weights, Int8Matrix, Int8Weights};
 pub use sparse::Csr;
+pub use sparse24::Sparse24;
 
 use crate::error::{Error, Result};
 

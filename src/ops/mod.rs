@@ -9,7 +9,7 @@ pub mod sparse;
 /// An op family: one file per backend and one trait of [`crate::backend`] each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Family {
-    /// `spmm`, `spmm_t`, `sddmm`.
+    /// `spmm`, `spmm_t`, `sddmm`, `spmm_24`.
     Sparse,
     /// `lowrank_linear`, `lowrank_reconstruct`, `frobenius_decay`, `lowrank_backward`.
     LowRank,
@@ -49,6 +49,8 @@ pub enum Op {
     SpmmT,
     /// [`crate::Device::sddmm`].
     Sddmm,
+    /// [`crate::Device::spmm_24`] (2:4 structured-sparse A).
+    Spmm24,
     /// [`crate::Device::lowrank_linear`].
     LowrankLinear,
     /// [`crate::Device::lowrank_reconstruct`].
@@ -75,10 +77,11 @@ pub enum Op {
 
 impl Op {
     /// Every op, grouped by family.
-    pub const ALL: [Op; 14] = [
+    pub const ALL: [Op; 15] = [
         Op::Spmm,
         Op::SpmmT,
         Op::Sddmm,
+        Op::Spmm24,
         Op::LowrankLinear,
         Op::LowrankReconstruct,
         Op::FrobeniusDecay,
@@ -98,6 +101,7 @@ impl Op {
             Op::Spmm => "spmm",
             Op::SpmmT => "spmm_t",
             Op::Sddmm => "sddmm",
+            Op::Spmm24 => "spmm_24",
             Op::LowrankLinear => "lowrank_linear",
             Op::LowrankReconstruct => "lowrank_reconstruct",
             Op::FrobeniusDecay => "frobenius_decay",
@@ -115,7 +119,7 @@ impl Op {
     /// The op's family.
     pub const fn family(self) -> Family {
         match self {
-            Op::Spmm | Op::SpmmT | Op::Sddmm => Family::Sparse,
+            Op::Spmm | Op::SpmmT | Op::Sddmm | Op::Spmm24 => Family::Sparse,
             Op::LowrankLinear | Op::LowrankReconstruct | Op::FrobeniusDecay | Op::LowrankBackward => Family::LowRank,
             Op::QuantizeRowsI8 | Op::GemmW8a8 | Op::GemmW4a16 => Family::Quant,
             Op::BinarizePack | Op::XnorGemm | Op::XnorConv2d | Op::XnorConv2dBits => Family::Binary,

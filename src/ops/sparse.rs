@@ -1,11 +1,11 @@
-//! Sparse ops: `spmm`, `spmm_t`, `sddmm`.
+//! Sparse ops: `spmm`, `spmm_t`, `sddmm` (CSR) and `spmm_24` (2:4 structured sparsity).
 
 use crate::backend::Checked;
 use crate::device::{check, Device};
-use crate::dtype::Float;
+use crate::dtype::{DType, Float};
 use crate::error::{Error, Result};
-use crate::formats::Csr;
-use crate::tensor::{DeviceCsr, Tensor};
+use crate::formats::{Csr, Sparse24};
+use crate::tensor::{DeviceCsr, DeviceSparse24, DeviceSparse24Mma, Tensor};
 
 impl Device {
     /// Uploads a CSR matrix, with its transposed pattern and row orderings.
@@ -94,6 +94,57 @@ impl Device {
         check::finite(OP, "alpha", alpha)?;
         check::finite(OP, "beta", beta)?;
         self.backend().sddmm(Checked::new(), a, x, y, alpha, beta)
+    }
+}
+
+impl Device {
+    /// Uploads a 2:4 matrix (always valid: [`Sparse24`] checks its invariants on
+    /// construction). On a backend with sparse tensor cores for `T` (CUDA sm_80+, f16) it also
+    /// uploads the `mma.sp` fragment-ordered copy the tensor-core kernel reads (see
+    /// [`DeviceSparse24`]).
+    pub fn upload_sparse24<T: Float>(&self, a: &Sparse24<T>) -> Result<DeviceSparse24> {
+        let values = self.upload_slice(a.values())?;
+        let meta = self.upload_slice(a.meta())?;
+        let mma = if T::DTYPE == DType::F16 && self.backend().spmm_24_wants_mma_layout(T::DTYPE) {
+            let bits: &[u16] = bytemuck::cast_slice(a.values());
+            let l = crate::formats::sparse24::mma_layout(a.rows(), a.cols(), bits, a.meta());
+            Some(DeviceSparse24Mma {
+                values: self.upload_slice(&l.values)?,
+                meta: self.upload_slice(&l.meta)?,
+                m_tiles: l.m_tiles,
+                k_steps: l.k_steps,
+            })
+        } else {
+            None
+        };
+        Ok(DeviceSparse24 { rows: a.rows(), cols: a.cols(), values, meta, mma })
+    }
+
+    /// Downloads a device 2:4 matrix; `T` must match its dtype.
+    pub fn download_sparse24<T: Float>(&self, a: &DeviceSparse24) -> Result<Sparse24<T>> {
+        let values: Vec<T> = self.download_slice(&a.values)?;
+        let meta: Vec<u32> = self.download_slice(&a.meta)?;
+        Sparse24::new(a.rows, a.cols, values, meta)
+    }
+
+    /// `C = alpha * A * B + beta * C` with A `[M,K]` 2:4 structured-sparse, B `[K,N]`,
+    /// C `[M,N]`, all one float dtype (f16 accumulates in f32). With `beta = 0` the old C is
+    /// not read. On CUDA the f16 op runs on sparse tensor cores (`mma.sp`) from sm_80
+    /// (`SLIMGEMM_KERNEL=simple` selects the plain kernel).
+    pub fn spmm_24(&self, a: &DeviceSparse24, b: &Tensor, c: &mut Tensor, alpha: f32, beta: f32) -> Result<()> {
+        const OP: &str = "spmm_24";
+        // upload_sparse24 makes all of A's buffers together, on one device.
+        self.owns(OP, "A", &a.values)?;
+        check::float(OP, "A", a.dtype())?;
+        self.owns(OP, "B", &b.buf)?;
+        self.owns(OP, "C", &c.buf)?;
+        check::dims(OP, "B", b, a.cols, b.cols)?;
+        check::dims(OP, "C", c, a.rows, b.cols)?;
+        check::dtype(OP, "B", b.dtype(), a.dtype())?;
+        check::dtype(OP, "C", c.dtype(), a.dtype())?;
+        check::finite(OP, "alpha", alpha)?;
+        check::finite(OP, "beta", beta)?;
+        self.backend().spmm_24(Checked::new(), a, b, c, alpha, beta)
     }
 }
 

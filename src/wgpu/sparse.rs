@@ -1,9 +1,9 @@
-//! Sparse ops on wgpu: `spmm`, `spmm_t`, `sddmm` (kernels in `shaders/sparse.wgsl`).
+//! Sparse ops on wgpu: `spmm`, `spmm_t`, `sddmm`, `spmm_24` (kernels in `shaders/sparse.wgsl`).
 
 use crate::backend::{Checked, SparseOps};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::tensor::{Buffer, DeviceCsr, Tensor};
+use crate::tensor::{Buffer, DeviceCsr, DeviceSparse24, Tensor};
 
 use super::context::WgpuBackend;
 use super::pipeline::{fbits, u32_param, Bind, Dispatch, Groups, Shader};
@@ -231,5 +231,72 @@ impl SparseOps for WgpuBackend {
             }
             d => Err(Error::dtype(OP, format!("values of {d}"))),
         }
+    }
+
+    /// `C = alpha * A B + beta * C` for a 2:4 A: the SpMM work split with every row of
+    /// length K/2 and columns decoded from the 2-bit metadata (`spmm24_*` kernels).
+    fn spmm_24(&self, _: Checked, a: &DeviceSparse24, b: &Tensor, c: &mut Tensor, alpha: f32, beta: f32) -> Result<()> {
+        let be = self;
+        const OP: &str = "spmm_24";
+        let (rows, kd, cols) = (a.rows, a.cols, b.cols);
+        if kd % 4 != 0 {
+            return Err(Error::shape(OP, format!("K = {kd} is not a multiple of 4")));
+        }
+        let m = u32_param(OP, "M", rows)?;
+        let k = u32_param(OP, "K", kd)?;
+        let n = u32_param(OP, "N", cols)?;
+        u32_param(OP, "A elements", rows.saturating_mul(kd))?;
+        u32_param(OP, "B elements", kd.saturating_mul(cols))?;
+        u32_param(OP, "output elements", rows.saturating_mul(cols))?;
+        // The kernels' bounds argument rests on these lengths.
+        for (what, buf, want) in [
+            ("A.values", &a.values, rows * kd / 2),
+            ("A.meta", &a.meta, rows * kd.div_ceil(32)),
+            ("B", &b.buf, kd * cols),
+            ("C", &c.buf, rows * cols),
+        ] {
+            if buf.len() != want {
+                return Err(Error::shape(OP, format!("{what} holds {} elements, the kernel needs {want}", buf.len())));
+            }
+        }
+        let units = n.div_ceil(4);
+        let tpr = units.next_power_of_two().min(WG);
+        let rpw = WG / tpr;
+        let ntiles = units.div_ceil(tpr);
+        let spr = CAP / rpw;
+        let groups = (m.div_ceil(rpw) as u64) * ntiles as u64;
+        let groups32 = u32::try_from(groups).map_err(|_| Error::shape(OP, format!("{groups} workgroups exceed 32-bit indexing")))?;
+        let params =
+            |alpha: f32, beta: f32, beta_zero: u32| vec![m, n, k, tpr, rpw, ntiles, groups32, spr, beta_zero, fbits(alpha), fbits(beta), 0];
+        let values = be.buf(&a.values)?;
+        let meta = be.buf(&a.meta)?;
+        let bb = be.buf(&b.buf)?;
+        let entry = match a.values.dtype() {
+            DType::F32 if n % 4 == 0 => "spmm24_f32_v4",
+            DType::F32 => "spmm24_f32_s",
+            DType::F16 if n % 4 == 0 => "spmm24_f16_v4",
+            DType::F16 if n % 2 == 0 => "spmm24_f16_s",
+            DType::F16 => "spmm24_f16_odd",
+            d => return Err(Error::dtype(OP, format!("values of {d}"))),
+        };
+        let dispatch = |out, params| Dispatch {
+            shader: &SPARSE,
+            entry,
+            constants: constants(),
+            binds: vec![Bind::Read(values), Bind::Read(meta), Bind::Read(bb), Bind::Write(out)],
+            params,
+            groups: Groups::Linear(groups),
+        };
+        if entry != "spmm24_f16_odd" {
+            let cb = be.buf(&c.buf)?;
+            return be.run(OP, &[dispatch(cb, params(alpha, beta, (beta == 0.0) as u32))]);
+        }
+        // f16 with odd N: an output word may straddle two rows, so the product goes to an f32
+        // scratch and `pack_f16` writes each word once (as `spmm`).
+        let count = rows * cols;
+        let scratch = be.scratch("spmm_24 f16 scratch", count as u64 * 4)?;
+        let cb = be.buf(&c.buf)?;
+        let d2 = pack_dispatch(OP, &scratch, cb, count, alpha, beta)?;
+        be.run(OP, &[dispatch(&scratch, params(1.0, 0.0, 1)), d2])
     }
 }

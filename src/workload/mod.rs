@@ -16,7 +16,7 @@ pub use verify::{expected, verify_case, VerifyRow};
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::formats::binary::PadMode;
-use crate::formats::Csr;
+use crate::formats::{Csr, Sparse24};
 use crate::ops::Op;
 
 /// One op at one shape and dtype. Sparse workloads carry their pattern (random or DLMC).
@@ -51,6 +51,17 @@ pub enum Workload {
         /// f32 or f16.
         dtype: DType,
         /// `beta` (0: A's old values are overwritten and must not be read).
+        beta: f32,
+    },
+    /// `C = A B`, A `[m,k]` 2:4 structured-sparse, B `[k,n]`.
+    Spmm24 {
+        /// The 2:4 matrix (values f32; cast to `dtype` on upload).
+        a: Sparse24<f32>,
+        /// Columns of B and C.
+        n: usize,
+        /// f32 or f16.
+        dtype: DType,
+        /// `beta` (0: C is overwritten and must not be read).
         beta: f32,
     },
     /// `Y = X V U^T + bias`.
@@ -197,6 +208,7 @@ impl Workload {
             Workload::Spmm { .. } => Op::Spmm,
             Workload::SpmmT { .. } => Op::SpmmT,
             Workload::Sddmm { .. } => Op::Sddmm,
+            Workload::Spmm24 { .. } => Op::Spmm24,
             Workload::LowrankLinear { .. } => Op::LowrankLinear,
             Workload::LowrankReconstruct { .. } => Op::LowrankReconstruct,
             Workload::FrobeniusDecay { .. } => Op::FrobeniusDecay,
@@ -218,6 +230,7 @@ impl Workload {
             Workload::Spmm { dtype, .. }
             | Workload::SpmmT { dtype, .. }
             | Workload::Sddmm { dtype, .. }
+            | Workload::Spmm24 { dtype, .. }
             | Workload::LowrankLinear { dtype, .. }
             | Workload::LowrankReconstruct { dtype, .. }
             | Workload::LowrankBackward { dtype, .. }
@@ -249,6 +262,7 @@ impl Workload {
             Workload::Sddmm { a, k, beta, .. } => {
                 format!("{}x{}x{} @{:.0}%{}", a.rows, a.cols, k, 100.0 * a.sparsity(), beta_str(*beta))
             }
+            Workload::Spmm24 { a, n, beta, .. } => format!("{}x{}x{} 2:4{}", a.rows(), a.cols(), n, beta_str(*beta)),
             Workload::LowrankLinear { m, n, r, batch, .. } => format!("b{batch} {m}x{n} r{r}"),
             Workload::LowrankReconstruct { m, n, r, .. } | Workload::FrobeniusDecay { m, n, r } => format!("{m}x{n} r{r}"),
             Workload::LowrankBackward { m, n, r, batch, beta, .. } => format!("b{batch} {m}x{n} r{r}{}", beta_str(*beta)),
@@ -273,6 +287,7 @@ impl Workload {
         match self {
             Workload::Spmm { a, n, .. } | Workload::SpmmT { a, n, .. } => 2.0 * a.nnz() as f64 * *n as f64,
             Workload::Sddmm { a, k, .. } => 2.0 * a.nnz() as f64 * *k as f64,
+            Workload::Spmm24 { a, n, .. } => 2.0 * a.stored() as f64 * *n as f64,
             Workload::LowrankLinear { m, n, r, batch, .. } => 2.0 * (*batch as f64) * (*r as f64) * (*m + *n) as f64,
             Workload::LowrankReconstruct { m, n, r, .. } => 2.0 * (*m * *n * *r) as f64,
             Workload::FrobeniusDecay { m, n, r } => 4.0 * (*m + *n) as f64 * (*r * *r) as f64,
@@ -300,6 +315,10 @@ impl Workload {
                 a.nnz() as f64 * (4.0 + fsize(dtype)) + 4.0 * (a.rows + 1) as f64 + ((rows_b + rows_c) * n) as f64 * fsize(dtype)
             }
             Workload::Sddmm { a, k, dtype, .. } => a.nnz() as f64 * (4.0 + fsize(dtype)) + ((a.rows + a.cols) * k) as f64 * fsize(dtype),
+            // Values plus 4 bits of metadata per group of 4 columns (1/8 byte per column).
+            Workload::Spmm24 { a, n, dtype, .. } => {
+                a.stored() as f64 * fsize(dtype) + (a.rows() * a.cols()) as f64 / 8.0 + ((a.rows() + a.cols()) * n) as f64 * fsize(dtype)
+            }
             Workload::LowrankLinear { m, n, r, batch, dtype } => ((*batch * (*m + *n)) + (*m + *n) * *r) as f64 * fsize(dtype),
             Workload::LowrankReconstruct { m, n, r, dtype } => ((*m * *n) + (*m + *n) * *r) as f64 * fsize(dtype),
             Workload::FrobeniusDecay { m, n, r } => 4.0 * 3.0 * ((*m + *n) * *r) as f64,

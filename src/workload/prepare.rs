@@ -10,10 +10,10 @@ use crate::dtype::DType;
 use crate::error::Result;
 use crate::f16;
 use crate::formats::binary::Conv2dParams;
-use crate::formats::{BinaryFilter, BinaryWeights, BitMatrix, Csr, Int4Weights, Int8Matrix, LowRank, Matrix};
+use crate::formats::{BinaryFilter, BinaryWeights, BitMatrix, Csr, Int4Weights, Int8Matrix, LowRank, Matrix, Sparse24};
 use crate::tensor::*;
 
-/// `alpha` of the SpMM and SDDMM workloads (their `beta` is the workload's: 0 in the bench
+/// `alpha` of the SpMM, 2:4 SpMM and SDDMM workloads (their `beta` is the workload's: 0 in the bench
 /// suites, so that the result does not depend on how many times the op ran).
 pub const ALPHA: f32 = 1.25;
 /// `c` of the Frobenius-decay workloads.
@@ -25,6 +25,7 @@ enum Host {
     Spmm { a: Csr<f32>, b: Matrix<f32>, c0: Matrix<f32>, beta: f32 },
     SpmmT { a: Csr<f32>, b: Matrix<f32> },
     Sddmm { a: Csr<f32>, x: Matrix<f32>, y: Matrix<f32>, beta: f32 },
+    Spmm24 { a: Sparse24<f32>, b: Matrix<f32>, c0: Matrix<f32>, beta: f32 },
     LowrankLinear { lr: LowRank<f32>, x: Matrix<f32>, bias: Matrix<f32> },
     LowrankReconstruct { lr: LowRank<f32> },
     Frob { lr: LowRank<f32>, du: Matrix<f32>, dv: Matrix<f32> },
@@ -110,6 +111,15 @@ impl Host {
                 a: round_csr(*dtype, a),
                 x: rand_mat(*dtype, a.rows, *k, seeds::B)?,
                 y: rand_mat(*dtype, a.cols, *k, seeds::Y)?,
+            },
+            Workload::Spmm24 { a, n, dtype, beta } => Host::Spmm24 {
+                a: match dtype {
+                    DType::F16 => a.cast::<f16>().cast::<f32>(),
+                    _ => a.clone(),
+                },
+                b: rand_mat(*dtype, a.cols(), *n, seeds::B)?,
+                c0: rand_mat(*dtype, a.rows(), *n, seeds::Y)?,
+                beta: *beta,
             },
             Workload::LowrankLinear { m, n, r, batch, dtype } => Host::LowrankLinear {
                 lr: round_lowrank(*dtype, LowRank::random(*m, *n, *r, seeds::W)?)?,
@@ -224,6 +234,7 @@ enum Operands {
     Spmm { a: DeviceCsr, b: Tensor, c: Tensor, beta: f32 },
     SpmmT { a: DeviceCsr, b: Tensor, c: Tensor },
     Sddmm { a: DeviceCsr, x: Tensor, y: Tensor, beta: f32 },
+    Spmm24 { a: DeviceSparse24, b: Tensor, c: Tensor, beta: f32 },
     LowrankLinear { lr: DeviceLowRank, x: Tensor, bias: Tensor, y: Tensor },
     LowrankReconstruct { lr: DeviceLowRank, w: Tensor },
     Frob { lr: DeviceLowRank, du: Tensor, dv: Tensor },
@@ -257,6 +268,15 @@ impl Operands {
                 };
                 Operands::Sddmm { a: up_csr(dev, &a, d)?, x: up(dev, x, d)?, y: up(dev, y, d)?, beta: *beta }
             }
+            Host::Spmm24 { a, b, c0, beta } => Operands::Spmm24 {
+                a: match d {
+                    DType::F16 => dev.upload_sparse24(&a.cast::<f16>())?,
+                    _ => dev.upload_sparse24(a)?,
+                },
+                b: up(dev, b, d)?,
+                c: if *beta == 0.0 { nan_tensor(dev, a.rows(), b.cols, d)? } else { up(dev, c0, d)? },
+                beta: *beta,
+            },
             Host::LowrankLinear { lr, x, bias } => Operands::LowrankLinear {
                 lr: up_lowrank(dev, lr, d)?,
                 x: up(dev, x, d)?,
@@ -312,6 +332,7 @@ impl Operands {
             Operands::Spmm { a, b, c, beta } => dev.spmm(a, b, c, ALPHA, *beta),
             Operands::SpmmT { a, b, c } => dev.spmm_t(a, b, c),
             Operands::Sddmm { a, x, y, beta } => dev.sddmm(a, x, y, ALPHA, *beta),
+            Operands::Spmm24 { a, b, c, beta } => dev.spmm_24(a, b, c, ALPHA, *beta),
             Operands::LowrankLinear { lr, x, bias, y } => dev.lowrank_linear(lr, x, Some(bias), y),
             Operands::LowrankReconstruct { lr, w } => dev.lowrank_reconstruct(lr, w),
             Operands::Frob { lr, du, dv } => dev.frobenius_decay(lr, FROB_C, du, dv),
@@ -328,7 +349,7 @@ impl Operands {
 
     fn output(&self, dev: &Device) -> Result<Vec<f32>> {
         Ok(match self {
-            Operands::Spmm { c, .. } | Operands::SpmmT { c, .. } => dev.download_f32(c)?.data,
+            Operands::Spmm { c, .. } | Operands::SpmmT { c, .. } | Operands::Spmm24 { c, .. } => dev.download_f32(c)?.data,
             Operands::Sddmm { a, .. } => match a.dtype() {
                 DType::F16 => dev.download_csr_values::<f16>(a)?.iter().map(|x| x.to_f32()).collect(),
                 _ => dev.download_csr_values::<f32>(a)?,
@@ -452,6 +473,7 @@ pub fn naive(w: &Workload) -> Result<Vec<f32>> {
         Host::Spmm { a, b, c0, beta } => crate::naive::spmm(&a, &b, ALPHA, beta, &c0),
         Host::SpmmT { a, b } => crate::naive::spmm_t(&a, &b),
         Host::Sddmm { a, x, y, beta } => crate::naive::sddmm(&a, &x, &y, ALPHA, beta),
+        Host::Spmm24 { a, b, c0, beta } => crate::naive::spmm_24(&a, &b, ALPHA, beta, &c0),
         Host::LowrankLinear { lr, x, bias } => crate::naive::lowrank_linear(&lr, &x, Some(&bias.data[..])),
         Host::LowrankReconstruct { lr } => crate::naive::lowrank_reconstruct(&lr),
         Host::Frob { lr, du, dv } => {

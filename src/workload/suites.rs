@@ -9,7 +9,7 @@ use super::{random_sparse, Workload};
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::formats::binary::PadMode;
-use crate::formats::Csr;
+use crate::formats::{Csr, Sparse24};
 use crate::ops::Op;
 
 const FLOATS: [DType; 2] = [DType::F32, DType::F16];
@@ -95,6 +95,29 @@ pub fn verify_cases() -> Result<Vec<Workload>> {
         v.push(Workload::Spmm { a: a.clone(), n: 68, dtype, beta: BETA });
         v.push(Workload::SpmmT { a: a.clone(), n: 33, dtype });
         v.push(Workload::Sddmm { a: a.clone(), k: 65, dtype, beta: 0.0 });
+    }
+    // 2:4 structured sparsity: (m, k, n), K a multiple of 4 but mostly not of 32 or 64 (the
+    // tensor-core kernel's K padding), N odd, even, and a multiple of 8 (its vector path).
+    for (i, &(m, k, n)) in [
+        (1, 4, 1),
+        (13, 36, 7),
+        (97, 68, 33),
+        (129, 260, 17),
+        (33, 100, 1),
+        (64, 128, 64),
+        (96, 520, 40),
+        (256, 1024, 196),
+        (130, 4096, 16),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let a = Sparse24::random(m, k, 130 + i as u64)?;
+        for dtype in FLOATS {
+            for beta in [0.0, BETA] {
+                v.push(Workload::Spmm24 { a: a.clone(), n, dtype, beta });
+            }
+        }
     }
 
     for dtype in FLOATS {
@@ -195,6 +218,7 @@ pub fn ragged_cases(seed: u64, count: usize) -> Result<Vec<Workload>> {
         v.push(Workload::Spmm { a: a.clone(), n, dtype, beta });
         v.push(Workload::SpmmT { a: a.clone(), n, dtype });
         v.push(Workload::Sddmm { a, k: n, dtype, beta });
+        v.push(Workload::Spmm24 { a: Sparse24::random(m, 4 * d(), s)?, n, dtype, beta });
         let r = d().min(m.min(k)).max(1);
         v.push(Workload::LowrankLinear { m, n: k, r, batch: n, dtype });
         v.push(Workload::LowrankReconstruct { m, n: k, r, dtype });

@@ -336,6 +336,10 @@ pub(crate) fn dense_problems(w: &Workload) -> Result<Vec<DenseProblem>> {
         Workload::Spmm { a, n, .. } => {
             vec![DenseProblem { what: "densified A", a: densify(a)?, b: HostInputs::dense_b(a.cols, *n)? }]
         }
+        Workload::Spmm24 { a, n, .. } => {
+            slimgemm::formats::checked_elems("baseline", "densified matrix", &[a.rows(), a.cols()])?;
+            vec![DenseProblem { what: "densified 2:4 A", a: a.to_dense(), b: HostInputs::dense_b(a.cols(), *n)? }]
+        }
         Workload::SpmmT { a, n, .. } => {
             vec![DenseProblem { what: "densified A^T", a: densify(a)?.transpose(), b: HostInputs::dense_b(a.rows, *n)? }]
         }

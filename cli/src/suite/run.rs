@@ -65,6 +65,7 @@ mod cpu_dense {
         Some(match w {
             Workload::Spmm { a, n, .. } => (a.rows, a.cols, *n),
             Workload::SpmmT { a, n, .. } => (a.cols, a.rows, *n),
+            Workload::Spmm24 { a, n, .. } => (a.rows(), a.cols(), *n),
             Workload::Sddmm { a, k, .. } => (a.rows, *k, a.cols),
             Workload::LowrankLinear { m, n, batch, .. } => (*batch, *n, *m),
             Workload::GemmW8a8 { m, n, k, .. } | Workload::GemmW4a16 { m, n, k, .. } | Workload::XnorGemm { m, n, k } => (*m, *k, *n),

@@ -3,6 +3,7 @@
 //! verify lists are the library's ([`slimgemm::workload::suites`]).
 
 use slimgemm::formats::binary::PadMode;
+use slimgemm::formats::Sparse24;
 use slimgemm::workload::{conv, sparse, Workload};
 use slimgemm::{DType, Family, Result};
 
@@ -13,10 +14,14 @@ pub fn quick() -> Result<Vec<Workload>> {
     let mut v = Vec::new();
     let a = sparse(512, 512, 0.9, 200)?;
     let b = sparse(256, 1152, 0.8, 201)?;
+    let s24 = Sparse24::random(512, 512, 202)?;
+    let s24_decode = Sparse24::random(1024, 1024, 203)?;
     for dtype in FLOATS {
         v.push(Workload::Spmm { a: a.clone(), n: 128, dtype, beta: 0.0 });
         v.push(Workload::Spmm { a: b.clone(), n: 196, dtype, beta: 0.0 });
         v.push(Workload::SpmmT { a: a.clone(), n: 128, dtype });
+        v.push(Workload::Spmm24 { a: s24.clone(), n: 128, dtype, beta: 0.0 });
+        v.push(Workload::Spmm24 { a: s24_decode.clone(), n: 16, dtype, beta: 0.0 });
         v.push(Workload::Sddmm { a: a.clone(), k: 64, dtype, beta: 0.0 });
         v.push(Workload::LowrankLinear { m: 768, n: 768, r: 64, batch: 32, dtype });
         v.push(Workload::LowrankReconstruct { m: 768, n: 768, r: 64, dtype });
@@ -52,6 +57,15 @@ pub fn full() -> Result<Vec<Workload>> {
                 v.push(Workload::Sddmm { a, k: 64, dtype: DType::F16, beta: 0.0 });
             }
         }
+    }
+    // 2:4 structured sparsity on the same OPT layers (50% by construction), decode (N 8..64)
+    // and a prefill-sized N; the baseline is cuBLAS on the densified matrix.
+    for (i, &(m, k)) in [(7168, 7168), (28672, 7168), (9216, 36864)].iter().enumerate() {
+        let a = Sparse24::random(m, k, 320 + i as u64)?;
+        for n in [8, 16, 32, 64, 512] {
+            v.push(Workload::Spmm24 { a: a.clone(), n, dtype: DType::F16, beta: 0.0 });
+        }
+        v.push(Workload::Spmm24 { a, n: 32, dtype: DType::F32, beta: 0.0 });
     }
     for &(n, k) in &[(4096, 4096), (11008, 4096), (4096, 11008)] {
         for m in [1, 16, 64, 256, 4096] {

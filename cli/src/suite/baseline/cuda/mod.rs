@@ -177,6 +177,10 @@ pub(crate) fn baselines(dev: &Device, w: &Workload) -> Vec<BaselineSlot> {
             let name = format!("cuSPARSE SDDMM CSR {}", dtype.name());
             out.push(slot(&name, cusparse_sddmm(&stream, &name, a, *k, *dtype)));
         }
+        Workload::Spmm24 { .. } => out.push(Err(Missing::new(
+            "cuSPARSELt 2:4 SpMMA",
+            "not wrapped (no cuSPARSELt bindings in cudarc); the dense cuBLAS SGEMM / HGEMM rows are the baseline",
+        ))),
         Workload::LowrankLinear { m, n, r, batch, dtype } => {
             let name = match dtype {
                 DType::F16 => "cuBLAS HGEMM x2 (X V, then T U^T; fp32 accumulate)".to_string(),
@@ -198,7 +202,7 @@ pub(crate) fn baselines(dev: &Device, w: &Workload) -> Vec<BaselineSlot> {
     }
     // Dense GEMMs on the dense stand-ins: both SGEMM and HGEMM for the sparse ops (the
     // break-even sparsity), the workload's float type otherwise (fp16 for int8 / binary).
-    let sparse = matches!(w, Workload::Spmm { .. } | Workload::SpmmT { .. } | Workload::Sddmm { .. });
+    let sparse = matches!(w, Workload::Spmm { .. } | Workload::SpmmT { .. } | Workload::Sddmm { .. } | Workload::Spmm24 { .. });
     let dtypes: Vec<DType> = if sparse { vec![DType::F32, DType::F16] } else { vec![workload_float(w)] };
     // The cuDNN convolution is the float reference for conv; skip the im2col GEMM there.
     if !matches!(w, Workload::XnorConv2d { .. }) {
