@@ -11,14 +11,20 @@
 //! with that NVRTC (no include directory in the wheel), so the kernels include no header:
 //! f16 conversions are inline PTX (`cvt.f32.f16`, `cvt.rn.f16.f32`) in `cuda/common.cuh`.
 //! NVRTC 13 no longer targets sm_70 and older; the kernels are built for sm_75 and newer.
+//! NVRTC 13.0 (the `nvidia-cuda-nvrtc` 13.0.88 wheel, `nvidia/cu13/lib`) compiles every
+//! kernel for sm_75, sm_80, sm_89 and sm_90 (checked); unlike the CUDA 12 wheel its
+//! `libnvrtc.so.13` has no RUNPATH, so it finds `libnvrtc-builtins.so.13.0` only on the loader's
+//! path or when loaded beforehand ([`find_library`] does that).
 //!
 //! CUDA 12 and 13. cudarc 0.19 is built with its `cuda-13000` bindings: its loader then tries
 //! `lib<name>.so`, `lib<name>.so.13`, `.12`, `.11`, `.10`, `.9` and `.1` (see
 //! [`library_names`]), so NVRTC, cuBLAS and cuBLASLt of either CUDA 12 or 13 load, as do
-//! cuSPARSE (`.so.12` in both) and cuDNN 9. Every symbol slimgemm and its baselines call exists
-//! in the libraries of both versions; the one driver entry point newer than CUDA 12.0 is
-//! `cuEventElapsedTime_v2` (CUDA events, i.e. `bench` timing), which needs a driver of
-//! CUDA 12.8 or newer ([`driver_note`]). Where the dynamic loader finds none of the names,
+//! cuSPARSE (`.so.12` in both: CUDA 13 ships cuSPARSE 12.6+) and cuDNN 9. Checked against
+//! cudarc's bindings: every driver, NVRTC, cuBLAS, cuBLASLt and cuSPARSE function that
+//! slimgemm and its baselines call is bound with the same name and signature for CUDA 12.0
+//! through 13.x, except `cuEventElapsedTime_v2` (CUDA events, i.e. `bench` timing), which
+//! needs a driver of CUDA 12.8 or newer ([`driver_note`]); cuDNN's bindings follow the cuDNN
+//! version (9), not CUDA's. Where the dynamic loader finds none of the names,
 //! [`find_library`] looks in the usual folders itself (CUDA toolkits, Python `nvidia-*`
 //! wheels in virtual environments, `SLIMGEMM_CUDA_LIB_DIRS`) and loads the library by path,
 //! after which cudarc's load by name finds it (glibc matches the name against the `SONAME` of
