@@ -313,22 +313,7 @@ impl WgpuBackend {
                 groups.push((bg, ubuf));
             }
             for ((d, p, (x, y, z)), (bg, _)) in prepared.iter().zip(&groups) {
-                let ts = match timing.as_mut() {
-                    Some(t) if t.passes < super::context::MAX_TIMED_PASSES => {
-                        let i = t.passes;
-                        t.passes += 1;
-                        Some(wgpu::ComputePassTimestampWrites {
-                            query_set: &t.query_set,
-                            beginning_of_pass_write_index: Some(2 * i),
-                            end_of_pass_write_index: Some(2 * i + 1),
-                        })
-                    }
-                    Some(t) => {
-                        t.overflow = true;
-                        None
-                    }
-                    None => None,
-                };
+                let ts = super::timing::Timing::next_pass(&mut timing);
                 let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(d.entry), timestamp_writes: ts });
                 pass.set_pipeline(&p.pipeline);
                 pass.set_bind_group(0, bg, &[]);
