@@ -7,11 +7,14 @@ use crate::error::{Error, Result};
 use crate::tensor::{DeviceLowRank, Tensor};
 
 use super::context::WgpuBackend;
-use super::pipeline::{fbits, u32_param, Bind, Dispatch, Groups, Shader};
+use super::dispatch::{u32_param, wgsl_params, Bind, Dispatch, Groups, WgslParams};
+use super::pack::Output;
+use super::pipeline::{Shader, PRELUDE};
 
-/// The low-rank kernels; trusted: the bounds argument is at the top of the file and above
-/// each kernel.
-pub(crate) static LOWRANK: Shader = Shader { name: "lowrank", source: include_str!("../../shaders/lowrank.wgsl"), trusted: true };
+/// The low-rank kernels (prelude in front; each operand's dtype is a flag bit, so one module
+/// serves f32 and f16); trusted: the bounds argument is at the top of the file and above each
+/// kernel.
+pub(super) static LOWRANK: Shader = Shader::family("lowrank", "", &[PRELUDE], include_str!("../../shaders/lowrank.wgsl"));
 
 /// Output tile of the GEMM kernel.
 const TILE: u32 = 64;
@@ -27,6 +30,42 @@ const HAS_BIAS: u32 = 2;
 const A_F16: u32 = 4;
 const B_F16: u32 = 8;
 const BIAS_F16: u32 = 16;
+
+wgsl_params! {
+    /// Parameters of `gemm`.
+    struct GemmParams {
+        m: u32,
+        n: u32,
+        k: u32,
+        asi: u32,
+        ask: u32,
+        bsk: u32,
+        bsj: u32,
+        ldc: u32,
+        tiles_n: u32,
+        tiles: u32,
+        flags: u32,
+        pad0: u32,
+        alpha: f32,
+        beta: f32,
+        pad1: u32,
+        pad2: u32,
+    }
+}
+
+wgsl_params! {
+    /// Parameters of `lowrank_fused`.
+    struct FusedParams {
+        b: u32,
+        n: u32,
+        r: u32,
+        m: u32,
+        flags: u32,
+        groups: u32,
+        pad0: u32,
+        pad1: u32,
+    }
+}
 
 /// A strided operand: for A, element `(row i, depth k)` at `i * si + k * sk`; for B,
 /// element `(depth k, column j)` at `k * si + j * sk`.
@@ -83,23 +122,35 @@ fn gemm<'a>(
         entry: "gemm",
         constants: vec![],
         binds: vec![Bind::Read(a.buf), Bind::Read(b.buf), Bind::Read(bias_buf), Bind::Write(c)],
-        params: vec![m32, n32, k32, a.si, a.sk, b.si, b.sk, n32, tiles_n, tiles32, flags, 0, fbits(alpha), fbits(beta), 0, 0],
+        params: GemmParams {
+            m: m32,
+            n: n32,
+            k: k32,
+            asi: a.si,
+            ask: a.sk,
+            bsk: b.si,
+            bsj: b.sk,
+            ldc: n32,
+            tiles_n,
+            tiles: tiles32,
+            flags,
+            alpha,
+            beta,
+            ..Default::default()
+        }
+        .bytes(),
         groups: Groups::Linear(tiles),
     })
 }
 
-/// Packs an f32 scratch of `count` elements into an f16 buffer.
-fn pack<'a>(op: &'static str, src: &'a wgpu::Buffer, dst: &'a wgpu::Buffer, count: usize) -> Result<Dispatch<'a>> {
-    let count32 = u32_param(op, "elements", count)?;
-    let words = count32.div_ceil(2);
-    Ok(Dispatch {
-        shader: &LOWRANK,
-        entry: "pack_f16",
-        constants: vec![],
-        binds: vec![Bind::Read(src), Bind::Write(dst)],
-        params: vec![count32, words, 0, 0],
-        groups: Groups::Linear(words.div_ceil(64) as u64),
-    })
+/// The output of a GEMM-based op: f32 written directly, f16 through an f32 scratch of
+/// `count` elements and the pack pass (two values share an output word).
+fn output<'a>(be: &WgpuBackend, label: &str, dst: &'a wgpu::Buffer, count: usize, f16: bool) -> Result<Output<'a>> {
+    if f16 {
+        Output::packed(be, label, dst, count, 1.0, 0.0)
+    } else {
+        Ok(Output::direct(dst))
+    }
 }
 
 fn is_f16(op: &'static str, d: DType) -> Result<bool> {
@@ -127,9 +178,8 @@ impl LowRankOps for WgpuBackend {
             Some(t) => Some(be.buf(&t.buf)?),
             None => None,
         };
-        // f16 results go through an f32 scratch (two values share an output word).
-        let yscratch = if f16 { Some(be.scratch("lowrank_linear output", (b * m) as u64 * 4)?) } else { None };
-        let yout: &wgpu::Buffer = yscratch.as_ref().unwrap_or(yb);
+        let out = output(be, "lowrank_linear output", yb, b * m, f16)?;
+        let yout = out.target();
         let row_tiles = b.div_ceil(FUSED_ROWS as usize);
         if r <= FUSED_MAX_R && row_tiles >= FUSED_MIN_TILES {
             let mut flags = if f16 { A_F16 } else { 0 };
@@ -137,17 +187,16 @@ impl LowRankOps for WgpuBackend {
                 flags |= HAS_BIAS;
             }
             let groups = row_tiles as u32;
+            let params = FusedParams { b: b32, n: n32, r: r32, m: m32, flags, groups, ..Default::default() };
             let mut ds = vec![Dispatch {
                 shader: &LOWRANK,
                 entry: "lowrank_fused",
                 constants: vec![],
-                binds: vec![Bind::Read(xb), Bind::Read(vb), Bind::Read(ub), Bind::Read(biasb.unwrap_or(ub)), Bind::Write(yout)],
-                params: vec![b32, n32, r32, m32, flags, groups, 0, 0],
+                binds: vec![Bind::Read(xb), Bind::Read(vb), Bind::Read(biasb.unwrap_or(ub)), Bind::Write(yout), Bind::Read(ub)],
+                params: params.bytes(),
                 groups: Groups::Linear(groups as u64),
             }];
-            if f16 {
-                ds.push(pack(OP, yout, yb, b * m)?);
-            }
+            out.finish(OP, &mut ds)?;
             return be.run(OP, &ds);
         }
         // Two passes: T = X V into an f32 scratch, then Y = T U^T + bias.
@@ -165,9 +214,7 @@ impl LowRankOps for WgpuBackend {
             0.0,
         )?;
         let mut ds = vec![d1, d2];
-        if f16 {
-            ds.push(pack(OP, yout, yb, b * m)?);
-        }
+        out.finish(OP, &mut ds)?;
         be.run(OP, &ds)
     }
 
@@ -180,15 +227,11 @@ impl LowRankOps for WgpuBackend {
         let ub = be.buf(&lr.u.buf)?;
         let vb = be.buf(&lr.v.buf)?;
         let wb = be.buf(&w.buf)?;
-        let scratch = if f16 { Some(be.scratch("lowrank_reconstruct output", (m * n) as u64 * 4)?) } else { None };
-        let out: &wgpu::Buffer = scratch.as_ref().unwrap_or(wb);
+        let out = output(be, "lowrank_reconstruct output", wb, m * n, f16)?;
         // W = U V^T: A = U (row-major), B(k, j) = V[j, k].
-        let d =
-            gemm(OP, (m, n, r), Operand { buf: ub, si: r32, sk: 1, f16 }, Operand { buf: vb, si: 1, sk: r32, f16 }, None, out, 1.0, 0.0)?;
-        let mut ds = vec![d];
-        if f16 {
-            ds.push(pack(OP, out, wb, m * n)?);
-        }
+        let a = Operand { buf: ub, si: r32, sk: 1, f16 };
+        let mut ds = vec![gemm(OP, (m, n, r), a, Operand { buf: vb, si: 1, sk: r32, f16 }, None, out.target(), 1.0, 0.0)?];
+        out.finish(OP, &mut ds)?;
         be.run(OP, &ds)
     }
 

@@ -10,8 +10,10 @@
 //! - `timing.rs`: timestamp queries for [`crate::Device::time_runs`];
 //! - `byo.rs`: bring your own device and buffers ([`crate::Device::from_wgpu`],
 //!   [`crate::Device::wrap_wgpu_buffer`], [`crate::Buffer::wgpu_buffer`]);
-//! - `pipeline.rs`: shader modules and pipelines compiled once and cached, the dispatch helper
-//!   every op family uses;
+//! - `pipeline.rs`: shader sources (the common prelude and the per-dtype variants), shader
+//!   modules and pipelines compiled once and cached;
+//! - `dispatch.rs`: [`Dispatch`] and [`WgpuBackend::run`], parameter blocks;
+//! - `pack.rs`: the f16 pack pass shared by the op families;
 //! - one file per op family (`sparse.rs`, `lowrank.rs`, `quant.rs`, `binary.rs`) whose kernels
 //!   live in `shaders/<family>.wgsl`.
 
@@ -29,15 +31,21 @@ mod byo;
 #[cfg(feature = "wgpu")]
 mod context;
 #[cfg(feature = "wgpu")]
+mod dispatch;
+#[cfg(feature = "wgpu")]
 mod lowrank;
 #[cfg(feature = "wgpu")]
 mod memory;
+#[cfg(feature = "wgpu")]
+mod pack;
 #[cfg(feature = "wgpu")]
 mod pipeline;
 #[cfg(feature = "wgpu")]
 mod quant;
 #[cfg(feature = "wgpu")]
 mod sparse;
+#[cfg(all(test, feature = "wgpu"))]
+mod tests;
 #[cfg(feature = "wgpu")]
 mod timing;
 
@@ -46,7 +54,9 @@ pub use adapter::describe_adapters;
 #[cfg(feature = "wgpu")]
 pub use context::{WgpuBackend, WgpuStorage};
 #[cfg(feature = "wgpu")]
-pub use pipeline::{Bind, Dispatch, Groups, Shader};
+pub use dispatch::{Bind, Dispatch, Groups};
+#[cfg(feature = "wgpu")]
+pub use pipeline::Shader;
 
 /// Whether the backend's shader modules keep naga's runtime bounds checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
