@@ -6,7 +6,7 @@
 //! filter's own `[tap][word]` order, with zero padding corrected exactly in the epilogue.
 
 use super::context::WgpuBackend;
-use super::dispatch::{linear, u32_param, wgsl_params, Bind, Dispatch, Groups, WgslParams};
+use super::dispatch::{expect_len, linear, u32_param, wgsl_params, Bind, Dispatch, Groups, WgslParams};
 use super::pipeline::{Shader, PRELUDE};
 use crate::backend::{BinaryOps, Checked};
 use crate::dtype::DType;
@@ -15,7 +15,7 @@ use crate::formats::binary::{Conv2dParams, PadMode};
 use crate::tensor::{Buffer, DeviceBinaryFilter, DeviceBinaryWeights, DeviceBits, Tensor};
 
 /// The binary kernels (prelude in front); trusted: the in-bounds argument is written at the
-/// top of `shaders/binary.wgsl` and at each access.
+/// top of `shaders/binary.wgsl` and at each access, and every buffer is checked below.
 pub(super) static BINARY: Shader = Shader::family("binary", "", &[PRELUDE], include_str!("../../shaders/binary.wgsl"));
 
 wgsl_params! {
@@ -54,11 +54,16 @@ fn tiles(m: usize, n: usize) -> Groups {
     Groups::Linear((m.div_ceil(64) as u64) * (n.div_ceil(64) as u64))
 }
 
-/// The conv's parameter block.
-fn conv_params(op: &'static str, x: &DeviceBits, f: &DeviceBinaryFilter, p: &Conv2dParams) -> Result<XParams> {
+/// The conv's parameter block and its output pixel count, after checking the input,
+/// filter, alpha and bias buffers.
+fn conv_params(op: &'static str, x: &DeviceBits, f: &DeviceBinaryFilter, p: &Conv2dParams) -> Result<(XParams, usize)> {
     let (oh, ow) = p.output_hw(f.kh, f.kw)?;
     let pixels = p.batch * oh * ow;
     let kwords = f.kh * f.kw * f.words;
+    expect_len(op, "X", &x.data, p.batch * p.in_h * p.in_w * f.words)?;
+    expect_len(op, "filter", &f.bits, f.c_out * kwords)?;
+    expect_len(op, "alpha", &f.alpha, f.c_out)?;
+    expect_len(op, "bias", &f.bias, f.c_out)?;
     u32_param(op, "outputs", pixels * f.c_out)?;
     u32_param(op, "output words", pixels * f.c_out.div_ceil(32))?;
     u32_param(op, "input words", x.rows * x.words)?;
@@ -86,7 +91,7 @@ fn conv_params(op: &'static str, x: &DeviceBits, f: &DeviceBinaryFilter, p: &Con
         pad_w: u(p.pad_w)?,
         zero_pad: (p.pad_mode == PadMode::Zero) as u32,
     };
-    Ok(params)
+    Ok((params, pixels))
 }
 
 /// A conv launch: f32 output `out`, or bit output with `thresholds`.
@@ -118,6 +123,8 @@ impl BinaryOps for WgpuBackend {
         let be = self;
         const OP: &str = "binarize_pack";
         let words = out.rows * out.words;
+        expect_len(OP, "X", &x.buf, x.rows * x.cols)?;
+        expect_len(OP, "out", &out.data, words)?;
         let params = BinarizeParams {
             rows: u32_param(OP, "rows", x.rows)?,
             cols: u32_param(OP, "cols", x.cols)?,
@@ -141,6 +148,10 @@ impl BinaryOps for WgpuBackend {
         let be = self;
         const OP: &str = "xnor_gemm";
         let (m, n) = (a.rows, w.bits.rows);
+        expect_len(OP, "A", &a.data, m * a.words)?;
+        expect_len(OP, "W", &w.bits.data, n * a.words)?;
+        expect_len(OP, "alpha", &w.alpha, n)?;
+        expect_len(OP, "Y", &y.buf, m * n)?;
         u32_param(OP, "outputs", m * n)?;
         u32_param(OP, "A words", a.rows * a.words)?;
         u32_param(OP, "W words", w.bits.rows * w.bits.words)?;
@@ -170,7 +181,8 @@ impl BinaryOps for WgpuBackend {
     fn xnor_conv2d(&self, _: Checked, x: &DeviceBits, f: &DeviceBinaryFilter, p: &Conv2dParams, y: &mut Tensor) -> Result<()> {
         let be = self;
         const OP: &str = "xnor_conv2d";
-        let params = conv_params(OP, x, f, p)?;
+        let (params, pixels) = conv_params(OP, x, f, p)?;
+        expect_len(OP, "Y", &y.buf, pixels * f.c_out)?;
         let d = conv_dispatch(be, "xnor_conv2d", &params, x, f, &y.buf, None)?;
         be.run(OP, &[d])
     }
@@ -186,7 +198,9 @@ impl BinaryOps for WgpuBackend {
     ) -> Result<()> {
         let be = self;
         const OP: &str = "xnor_conv2d_bits";
-        let params = conv_params(OP, x, f, p)?;
+        let (params, pixels) = conv_params(OP, x, f, p)?;
+        expect_len(OP, "thresholds", thresholds, f.c_out)?;
+        expect_len(OP, "out", &out.data, pixels * f.c_out.div_ceil(32))?;
         let d = conv_dispatch(be, "xnor_conv2d_bits", &params, x, f, &out.data, Some(thresholds))?;
         be.run(OP, &[d])
     }

@@ -1,4 +1,5 @@
-//! Kernel launches: [`Dispatch`] and [`WgpuBackend::run`], and the parameter blocks.
+//! Kernel launches: [`Dispatch`] and [`WgpuBackend::run`], the parameter blocks, and the
+//! buffer length checks every launcher makes.
 //!
 //! Conventions shared by every WGSL kernel of this crate:
 //! - `@group(0) @binding(0) var<uniform> p: Params;` holds the op's parameters: a struct of
@@ -21,9 +22,11 @@
 //!   every tile configuration; each distinct set of constants is its own cached pipeline.
 //! - A [`Shader`] marked `trusted` has its bounds argument written next to every kernel in
 //!   the source; only those may run without naga's bounds checks (release builds, or
-//!   [`crate::wgpu::BoundsChecks::Unchecked`]; `SLIMGEMM_WGPU_CHECKED=1` forces checks).
+//!   [`crate::wgpu::BoundsChecks::Unchecked`]; `SLIMGEMM_WGPU_CHECKED=1` forces checks). The
+//!   crate's launchers check every buffer they bind with [`expect_len`] first.
 
 use crate::error::{Error, Result};
+use crate::tensor::Buffer;
 
 use super::context::{backend_err, poisoned, WgpuBackend, NAME};
 use super::pipeline::Shader;
@@ -120,6 +123,24 @@ pub(crate) trait WgslParams: bytemuck::Pod {
 /// A `usize` parameter as `u32`, or an error naming it if it does not fit.
 pub(crate) fn u32_param(op: &'static str, what: &str, x: usize) -> Result<u32> {
     u32::try_from(x).map_err(|_| Error::shape(op, format!("{what} = {x} exceeds the 32-bit indexing of the WGSL kernels")))
+}
+
+/// Fails unless a buffer holds exactly `want` elements (the kernel's contract), before a
+/// launcher binds it: the bounds arguments of the shaders rely on it.
+pub(crate) fn expect_len(op: &'static str, what: &str, b: &Buffer, want: usize) -> Result<()> {
+    if b.len != want {
+        return Err(Error::shape(op, format!("{what} holds {} elements, the kernel needs {want}", b.len)));
+    }
+    Ok(())
+}
+
+/// Fails unless a buffer holds at least `want` elements (nnz-long arrays keep one unused
+/// element when `nnz == 0`; kernels only read positions that `indptr` names).
+pub(crate) fn expect_min_len(op: &'static str, what: &str, b: &Buffer, want: usize) -> Result<()> {
+    if b.len < want {
+        return Err(Error::shape(op, format!("{what} holds {} elements, the kernel needs {want}", b.len)));
+    }
+    Ok(())
 }
 
 /// The `Groups::Linear` count of `items` invocations in workgroups of `wg`.

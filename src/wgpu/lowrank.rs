@@ -7,13 +7,13 @@ use crate::error::{Error, Result};
 use crate::tensor::{DeviceLowRank, Tensor};
 
 use super::context::WgpuBackend;
-use super::dispatch::{u32_param, wgsl_params, Bind, Dispatch, Groups, WgslParams};
+use super::dispatch::{expect_len, u32_param, wgsl_params, Bind, Dispatch, Groups, WgslParams};
 use super::pack::Output;
 use super::pipeline::{Shader, PRELUDE};
 
 /// The low-rank kernels (prelude in front; each operand's dtype is a flag bit, so one module
 /// serves f32 and f16); trusted: the bounds argument is at the top of the file and above each
-/// kernel.
+/// kernel, and every buffer is checked below.
 pub(super) static LOWRANK: Shader = Shader::family("lowrank", "", &[PRELUDE], include_str!("../../shaders/lowrank.wgsl"));
 
 /// Output tile of the GEMM kernel.
@@ -153,6 +153,12 @@ fn output<'a>(be: &WgpuBackend, label: &str, dst: &'a wgpu::Buffer, count: usize
     }
 }
 
+/// Checks the factors: `U [m, r]`, `V [n, r]`.
+fn check_factors(op: &'static str, lr: &DeviceLowRank) -> Result<()> {
+    expect_len(op, "U", &lr.u.buf, lr.m * lr.r)?;
+    expect_len(op, "V", &lr.v.buf, lr.n * lr.r)
+}
+
 fn is_f16(op: &'static str, d: DType) -> Result<bool> {
     match d {
         DType::F32 => Ok(false),
@@ -167,6 +173,12 @@ impl LowRankOps for WgpuBackend {
         const OP: &str = "lowrank_linear";
         let f16 = is_f16(OP, lr.dtype())?;
         let (b, n, m, r) = (x.rows, lr.n, lr.m, lr.r);
+        check_factors(OP, lr)?;
+        expect_len(OP, "X", &x.buf, b * n)?;
+        expect_len(OP, "Y", &y.buf, b * m)?;
+        if let Some(t) = bias {
+            expect_len(OP, "bias", &t.buf, m)?;
+        }
         let (b32, n32, m32, r32) = (u32_param(OP, "b", b)?, u32_param(OP, "n", n)?, u32_param(OP, "m", m)?, u32_param(OP, "r", r)?);
         u32_param(OP, "Y elements", b.saturating_mul(m))?;
         u32_param(OP, "X elements", b.saturating_mul(n))?;
@@ -223,6 +235,8 @@ impl LowRankOps for WgpuBackend {
         const OP: &str = "lowrank_reconstruct";
         let f16 = is_f16(OP, lr.dtype())?;
         let (m, n, r) = (lr.m, lr.n, lr.r);
+        check_factors(OP, lr)?;
+        expect_len(OP, "W", &w.buf, m * n)?;
         let r32 = u32_param(OP, "r", r)?;
         let ub = be.buf(&lr.u.buf)?;
         let vb = be.buf(&lr.v.buf)?;
@@ -239,6 +253,9 @@ impl LowRankOps for WgpuBackend {
         let be = self;
         const OP: &str = "frobenius_decay";
         let (m, n, r) = (lr.m, lr.n, lr.r);
+        check_factors(OP, lr)?;
+        expect_len(OP, "dU", &du.buf, m * r)?;
+        expect_len(OP, "dV", &dv.buf, n * r)?;
         let r32 = u32_param(OP, "r", r)?;
         u32_param(OP, "r * r", r.saturating_mul(r))?;
         let ub = be.buf(&lr.u.buf)?;

@@ -12,7 +12,8 @@
 //!   [`crate::Device::wrap_wgpu_buffer`], [`crate::Buffer::wgpu_buffer`]);
 //! - `pipeline.rs`: shader sources (the common prelude and the per-dtype variants), shader
 //!   modules and pipelines compiled once and cached;
-//! - `dispatch.rs`: [`Dispatch`] and [`WgpuBackend::run`], parameter blocks;
+//! - `dispatch.rs`: [`Dispatch`] and [`WgpuBackend::run`], parameter blocks and the buffer
+//!   length checks every launcher makes;
 //! - `pack.rs`: the f16 pack pass shared by the op families;
 //! - one file per op family (`sparse.rs`, `lowrank.rs`, `quant.rs`, `binary.rs`) whose kernels
 //!   live in `shaders/<family>.wgsl`.

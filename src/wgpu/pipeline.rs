@@ -67,7 +67,8 @@ impl Shader {
 
     /// A shader file of the crate, `shaders/<name>.wgsl`, with the prelude and the given extra
     /// parts in front (a `variant` names them). Trusted: each family file writes its bounds
-    /// argument at its top and above every kernel.
+    /// argument at its top and above every kernel, and its launcher checks every buffer's
+    /// length against the kernel's contract before the dispatch.
     pub(crate) const fn family(name: &'static str, variant: &'static str, head: &'static [&'static str], source: &'static str) -> Self {
         Shader { name, variant, head, source, trusted: true }
     }

@@ -7,7 +7,7 @@
 //! rows) the kernel writes f32 into a scratch buffer and the shared pack pass packs it.
 
 use super::context::WgpuBackend;
-use super::dispatch::{u32_param, wgsl_params, Bind, Dispatch, Groups, WgslParams};
+use super::dispatch::{expect_len, u32_param, wgsl_params, Bind, Dispatch, Groups, WgslParams};
 use super::pack::Output;
 use super::pipeline::{Shader, PRELUDE};
 use crate::backend::{Checked, QuantOps};
@@ -24,7 +24,7 @@ const SOURCE: &str = include_str!("../../shaders/quant.wgsl");
 
 /// The quantized kernels with the built-in packed dot product (prelude and `dot4i8` in
 /// front); trusted: the in-bounds argument is written at the top of `shaders/quant.wgsl` and
-/// at each access.
+/// at each access, and every buffer is checked below.
 pub(super) static QUANT: Shader = Shader::family("quant", "", &[PRELUDE, DOT_NATIVE], SOURCE);
 /// The same kernels with a manual `dot4i8`.
 pub(super) static QUANT_MANUAL_DOT: Shader = Shader::family("quant", "manual dot4i8", &[PRELUDE, DOT_MANUAL], SOURCE);
@@ -138,6 +138,9 @@ impl QuantOps for WgpuBackend {
     fn quantize_rows_i8(&self, _: Checked, x: &Tensor, out: &mut DeviceInt8Matrix) -> Result<()> {
         let be = self;
         const OP: &str = "quantize_rows_i8";
+        expect_len(OP, "X", &x.buf, x.rows * x.cols)?;
+        expect_len(OP, "out.q", &out.q, x.rows * out.stride)?;
+        expect_len(OP, "out.scales", &out.scales, x.rows)?;
         let m = u32_param(OP, "rows", x.rows)?;
         let k = u32_param(OP, "cols", x.cols)?;
         // Flat element indices (row * k + c) and output words must fit in u32.
@@ -159,6 +162,11 @@ impl QuantOps for WgpuBackend {
         let be = self;
         const OP: &str = "gemm_w8a8";
         let (m, n, k) = (x.rows, w.rows, x.cols);
+        expect_len(OP, "X.q", &x.q, m * x.stride)?;
+        expect_len(OP, "W.q", &w.q, n * w.stride)?;
+        expect_len(OP, "X.scales", &x.scales, m)?;
+        expect_len(OP, "W.scales", &w.scales, n)?;
+        expect_len(OP, "Y", &y.buf, m * n)?;
         u32_param(OP, "outputs", m * n)?;
         let params = GemmParams {
             m: u32_param(OP, "M", m)?,
@@ -187,6 +195,11 @@ impl QuantOps for WgpuBackend {
         const OP: &str = "gemm_w4a16";
         let (m, n, k) = (x.rows, w.n, w.k);
         let groups_per_row = k / w.group;
+        expect_len(OP, "X", &x.buf, m * k)?;
+        expect_len(OP, "qweight", &w.qweight, n * k / 8)?;
+        expect_len(OP, "scales", &w.scales, n * groups_per_row)?;
+        expect_len(OP, "zeros", &w.zeros, n * groups_per_row)?;
+        expect_len(OP, "Y", &y.buf, m * n)?;
         u32_param(OP, "outputs", m * n)?;
         u32_param(OP, "X elements", m * k)?;
         u32_param(OP, "weights", n * k)?;

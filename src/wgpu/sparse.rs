@@ -7,12 +7,12 @@ use crate::error::{Error, Result};
 use crate::tensor::{Buffer, DeviceCsr, Tensor};
 
 use super::context::WgpuBackend;
-use super::dispatch::{u32_param, wgsl_params, Bind, Dispatch, Groups, WgslParams};
+use super::dispatch::{expect_len, expect_min_len, u32_param, wgsl_params, Bind, Dispatch, Groups, WgslParams};
 use super::pack::Output;
 use super::pipeline::{for_dtype, Shader};
 
 /// The sparse kernels, f32 and f16 variants; trusted: the bounds argument is at the top of
-/// the file and above each kernel.
+/// the file and above each kernel, and every buffer is checked below.
 pub(super) static SPARSE: [Shader; 2] = Shader::dtype_variants("sparse", include_str!("../../shaders/sparse.wgsl"));
 
 /// Threads per workgroup (override constant `WG`; a power of two <= CAP).
@@ -62,10 +62,29 @@ fn constants() -> Vec<(&'static str, f64)> {
     vec![("WG", WG as f64)]
 }
 
+/// Checks the CSR arrays and picks the module of the values' dtype.
+fn checked_shader(op: &'static str, a: &DeviceCsr) -> Result<&'static Shader> {
+    check_csr(op, a)?;
+    for_dtype(&SPARSE, op, "values", a.values.dtype())
+}
+
+/// Checks the CSR arrays against the pattern's sizes (the kernels' contract).
+fn check_csr(op: &'static str, a: &DeviceCsr) -> Result<()> {
+    expect_len(op, "A.indptr", &a.indptr, a.rows + 1)?;
+    expect_min_len(op, "A.indices", &a.indices, a.nnz)?;
+    expect_min_len(op, "A.values", &a.values, a.nnz)?;
+    expect_len(op, "A.row_order", &a.row_order, a.rows)?;
+    expect_len(op, "A.t_indptr", &a.t_indptr, a.cols + 1)?;
+    expect_min_len(op, "A.t_indices", &a.t_indices, a.nnz)?;
+    expect_min_len(op, "A.t_perm", &a.t_perm, a.nnz)?;
+    expect_len(op, "A.t_row_order", &a.t_row_order, a.cols)
+}
+
 /// One SpMM launch: `C[rows, n] = alpha * A B + beta * C` over the rows of a CSR pattern
-/// (A's own, or its CSC transpose with `perm` gathering the values).
+/// (A's own, or its CSC transpose with `perm` gathering the values); B has `b_rows` rows.
 struct SpmmArgs<'a> {
     rows: usize,
+    b_rows: usize,
     indptr: &'a Buffer,
     indices: &'a Buffer,
     row_order: &'a Buffer,
@@ -75,7 +94,9 @@ struct SpmmArgs<'a> {
 }
 
 fn launch_spmm(be: &WgpuBackend, op: &'static str, a: &DeviceCsr, s: SpmmArgs<'_>, b: &Tensor, c: &mut Tensor) -> Result<()> {
-    let shader = for_dtype(&SPARSE, op, "values", a.values.dtype())?;
+    let shader = checked_shader(op, a)?;
+    expect_len(op, "B", &b.buf, s.b_rows * b.cols)?;
+    expect_len(op, "C", &c.buf, s.rows * b.cols)?;
     let m = u32_param(op, "rows", s.rows)?;
     let n = u32_param(op, "N", b.cols)?;
     u32_param(op, "output elements", s.rows.saturating_mul(b.cols))?;
@@ -133,7 +154,16 @@ fn launch_spmm(be: &WgpuBackend, op: &'static str, a: &DeviceCsr, s: SpmmArgs<'_
 
 impl SparseOps for WgpuBackend {
     fn spmm(&self, _: Checked, a: &DeviceCsr, b: &Tensor, c: &mut Tensor, alpha: f32, beta: f32) -> Result<()> {
-        let args = SpmmArgs { rows: a.rows, indptr: &a.indptr, indices: &a.indices, row_order: &a.row_order, perm: None, alpha, beta };
+        let args = SpmmArgs {
+            rows: a.rows,
+            b_rows: a.cols,
+            indptr: &a.indptr,
+            indices: &a.indices,
+            row_order: &a.row_order,
+            perm: None,
+            alpha,
+            beta,
+        };
         launch_spmm(self, "spmm", a, args, b, c)
     }
 
@@ -142,6 +172,7 @@ impl SparseOps for WgpuBackend {
     fn spmm_t(&self, _: Checked, a: &DeviceCsr, b: &Tensor, c: &mut Tensor) -> Result<()> {
         let args = SpmmArgs {
             rows: a.cols,
+            b_rows: a.rows,
             indptr: &a.t_indptr,
             indices: &a.t_indices,
             row_order: &a.t_row_order,
@@ -155,7 +186,9 @@ impl SparseOps for WgpuBackend {
     fn sddmm(&self, _: Checked, a: &mut DeviceCsr, x: &Tensor, y: &Tensor, alpha: f32, beta: f32) -> Result<()> {
         let be = self;
         const OP: &str = "sddmm";
-        let shader = for_dtype(&SPARSE, OP, "values", a.values.dtype())?;
+        let shader = checked_shader(OP, a)?;
+        expect_len(OP, "X", &x.buf, a.rows * x.cols)?;
+        expect_len(OP, "Y", &y.buf, a.cols * x.cols)?;
         let m = u32_param(OP, "M", a.rows)?;
         let kd = u32_param(OP, "K", x.cols)?;
         u32_param(OP, "X elements", x.rows.saturating_mul(x.cols))?;
