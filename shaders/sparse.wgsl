@@ -812,3 +812,49 @@ fn spmm24_f16_odd(@builtin(local_invocation_index) li: u32, @builtin(workgroup_i
         }
     }
 }
+
+// ---- csr_gather: dst[q] = src[perm[q]] for q < count (refreshes the CSC-ordered values that
+// spmm_t reads after sddmm rewrote the CSR values). f32: one invocation per element; f16:
+// one per packed output word (both halves gathered, so no two invocations write one word;
+// the half past `count` in the last word keeps its old bits).
+// Bounds: perm holds count entries < count (a permutation built at upload); src and dst hold
+// count f32 elements or ceil(count / 2) words; q < count, word < ceil(count / 2).
+struct GatherParams {
+    count: u32,
+    words: u32,
+    pad0: u32,
+    pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> gp: GatherParams;
+@group(0) @binding(1) var<storage, read> g_perm: array<u32>;
+@group(0) @binding(2) var<storage, read> g_src_f: array<f32>;
+@group(0) @binding(2) var<storage, read> g_src_h: array<u32>;
+@group(0) @binding(3) var<storage, read_write> g_dst_f: array<f32>;
+@group(0) @binding(3) var<storage, read_write> g_dst_h: array<u32>;
+
+@compute @workgroup_size(WG)
+fn csr_gather_f32(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let q = (wid.x + wid.y * nwg.x) * WG + li;
+    if q >= gp.count {
+        return;
+    }
+    g_dst_f[q] = g_src_f[g_perm[q]];
+}
+
+@compute @workgroup_size(WG)
+fn csr_gather_f16(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let w = (wid.x + wid.y * nwg.x) * WG + li;
+    if w >= gp.words {
+        return;
+    }
+    let q0 = 2u * w;
+    let p0 = g_perm[q0];
+    let lo = half_at(g_src_h[p0 >> 1u], p0);
+    if q0 + 1u < gp.count {
+        let p1 = g_perm[q0 + 1u];
+        g_dst_h[w] = pack2x16float(vec2<f32>(lo, half_at(g_src_h[p1 >> 1u], p1)));
+    } else {
+        g_dst_h[w] = (pack2x16float(vec2<f32>(lo, 0.0)) & 0xffffu) | (g_dst_h[w] & 0xffff0000u);
+    }
+}

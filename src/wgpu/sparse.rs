@@ -137,6 +137,29 @@ fn pack_dispatch<'a>(
     })
 }
 
+/// `dst[q] = src[perm[q]]` for `q < count` (f32, or packed f16 when `f16`): refreshes the
+/// CSC-ordered values after `sddmm`. A matrix without stored values needs no dispatch (zero
+/// workgroups are skipped).
+fn gather_dispatch<'a>(
+    count: usize,
+    perm: &'a wgpu::Buffer,
+    src: &'a wgpu::Buffer,
+    dst: &'a wgpu::Buffer,
+    f16: bool,
+) -> Result<Dispatch<'a>> {
+    let count32 = u32_param("sddmm", "nnz", count)?;
+    let words = count32.div_ceil(2);
+    let items = if f16 { words } else { count32 };
+    Ok(Dispatch {
+        shader: &SPARSE,
+        entry: if f16 { "csr_gather_f16" } else { "csr_gather_f32" },
+        constants: constants(),
+        binds: vec![Bind::Read(perm), Bind::Read(src), Bind::Write(dst)],
+        params: vec![count32, words, 0, 0],
+        groups: Groups::Linear(items.div_ceil(WG) as u64),
+    })
+}
+
 impl SparseOps for WgpuBackend {
     fn spmm(&self, _: Checked, a: &DeviceCsr, b: &Tensor, c: &mut Tensor, alpha: f32, beta: f32) -> Result<()> {
         let be = self;
@@ -154,8 +177,8 @@ impl SparseOps for WgpuBackend {
         launch_spmm(be, "spmm", args, b, c)
     }
 
-    /// `C = A^T B`: SpMM over the rows of A^T (the CSC pattern), values gathered through
-    /// `t_perm`, so no float atomics are needed.
+    /// `C = A^T B`: SpMM over the rows of A^T (the CSC pattern) with the CSC-ordered values
+    /// cached at upload (refreshed by `sddmm`), so neither float atomics nor a gather are needed.
     fn spmm_t(&self, _: Checked, a: &DeviceCsr, b: &Tensor, c: &mut Tensor) -> Result<()> {
         let be = self;
         let args = SpmmArgs {
@@ -164,8 +187,8 @@ impl SparseOps for WgpuBackend {
             indptr: &a.t_indptr,
             indices: &a.t_indices,
             row_order: &a.t_row_order,
-            perm: Some(&a.t_perm),
-            values: &a.values,
+            perm: None,
+            values: &a.t_values,
             alpha: 1.0,
             beta: 0.0,
         };
@@ -206,7 +229,7 @@ impl SparseOps for WgpuBackend {
                     params: vec![m, kd, tpe, epr, 0, beta_zero, log_tpe, 0, fbits(alpha), fbits(beta), 0, 0],
                     groups: Groups::Linear(m as u64),
                 };
-                be.run(OP, &[d])
+                be.run(OP, &[d, gather_dispatch(a.nnz, be.buf(&a.t_perm)?, vb, be.buf(&a.t_values)?, false)?])
             }
             DType::F16 => {
                 // Two stored values share a word: dot products go to an f32 scratch first.
@@ -227,7 +250,8 @@ impl SparseOps for WgpuBackend {
                     groups: Groups::Linear(m as u64),
                 };
                 let d2 = pack_dispatch(OP, &scratch, vb, a.nnz, alpha, beta)?;
-                be.run(OP, &[d1, d2])
+                let d3 = gather_dispatch(a.nnz, be.buf(&a.t_perm)?, vb, be.buf(&a.t_values)?, true)?;
+                be.run(OP, &[d1, d2, d3])
             }
             d => Err(Error::dtype(OP, format!("values of {d}"))),
         }
