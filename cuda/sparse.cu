@@ -158,6 +158,71 @@ SDDMM_KERNEL(h16, f16, 4, 8)
 SDDMM_KERNEL(h16, f16, 4, 16)
 SDDMM_KERNEL(h16, f16, 4, 32)
 
+// sddmm_nz: lanes over non-zeros, for short dot products (small K). One sub-warp of SW lanes
+// per row (row_order swizzle); lane l computes the whole dot products of entries start + l,
+// start + l + SW, ...: X's row is read at the same address by every lane (one broadcast
+// transaction, L1-resident), each lane streams its own Y row with V-wide vector loads. No
+// shuffle reduction, and SW independent Y streams in flight per sub-warp.
+// Contract: as sddmm_body.
+template <typename T, int V, int SW>
+__device__ __forceinline__ void sddmm_nz_body(int rows, int k, const u32* __restrict__ indptr, const u32* __restrict__ indices,
+                                              const u32* __restrict__ row_order, const T* __restrict__ X,
+                                              const T* __restrict__ Y, T* __restrict__ values, float alpha, float beta) {
+    const int lane = threadIdx.x & (SW - 1);
+    const int slot = (int)((blockIdx.x * (u64)blockDim.x + threadIdx.x) / SW);
+    if (slot >= rows) return;
+    const int row = (int)__ldg(row_order + slot);
+    const int start = (int)__ldg(indptr + row);
+    const int end = (int)__ldg(indptr + row + 1);
+    const T* xrow = X + (u64)row * (u64)k;
+    for (int p = start + lane; p < end; p += SW) {
+        const T* yrow = Y + (u64)__ldg(indices + p) * (u64)k;
+        float acc = 0.f;
+        if (V == 4) {
+#pragma unroll 4
+            for (int kk = 0; kk < k; kk += 4) {
+                float a[4], b[4];
+                load4(xrow + kk, a);
+                load4(yrow + kk, b);
+                acc = fmaf(a[0], b[0], acc);
+                acc = fmaf(a[1], b[1], acc);
+                acc = fmaf(a[2], b[2], acc);
+                acc = fmaf(a[3], b[3], acc);
+            }
+        } else {
+#pragma unroll 4
+            for (int kk = 0; kk < k; ++kk) acc = fmaf(ldg(xrow + kk), ldg(yrow + kk), acc);
+        }
+        float o = alpha * acc;
+        if (beta != 0.f) o = fmaf(beta, to_f32(values[p]), o);
+        values[p] = from_f32<T>(o);
+    }
+}
+
+#define SDDMM_NZ_KERNEL(T, TN, V, SW)                                                                                     \
+    extern "C" __global__ void __launch_bounds__(128)                                                                    \
+        sddmm_nz_##TN##_v##V##_w##SW(int rows, int k, const u32* indptr, const u32* indices, const u32* row_order,       \
+                                     const T* X, const T* Y, T* values, float alpha, float beta) {                        \
+        sddmm_nz_body<T, V, SW>(rows, k, indptr, indices, row_order, X, Y, values, alpha, beta);                         \
+    }
+
+SDDMM_NZ_KERNEL(float, f32, 1, 4)
+SDDMM_NZ_KERNEL(float, f32, 1, 8)
+SDDMM_NZ_KERNEL(float, f32, 1, 16)
+SDDMM_NZ_KERNEL(float, f32, 1, 32)
+SDDMM_NZ_KERNEL(float, f32, 4, 4)
+SDDMM_NZ_KERNEL(float, f32, 4, 8)
+SDDMM_NZ_KERNEL(float, f32, 4, 16)
+SDDMM_NZ_KERNEL(float, f32, 4, 32)
+SDDMM_NZ_KERNEL(h16, f16, 1, 4)
+SDDMM_NZ_KERNEL(h16, f16, 1, 8)
+SDDMM_NZ_KERNEL(h16, f16, 1, 16)
+SDDMM_NZ_KERNEL(h16, f16, 1, 32)
+SDDMM_NZ_KERNEL(h16, f16, 4, 4)
+SDDMM_NZ_KERNEL(h16, f16, 4, 8)
+SDDMM_NZ_KERNEL(h16, f16, 4, 16)
+SDDMM_NZ_KERNEL(h16, f16, 4, 32)
+
 // csr_gather: dst[q] = src[perm[q]] for q < nnz (refreshes the CSC-ordered values that spmm_t
 // reads after sddmm rewrote the CSR values). Contract: perm has nnz entries < nnz, src and
 // dst nnz elements; grid.x * blockDim.x >= nnz.

@@ -43,6 +43,10 @@ fn check_csr(op: &'static str, a: &DeviceCsr) -> Result<()> {
     expect_len(op, "A.t_row_order", &a.t_row_order, a.cols)
 }
 
+/// Largest K for which `sddmm` puts lanes over non-zeros (whole dot products per lane)
+/// rather than over K.
+const SDDMM_NZ_MAX_K: usize = 64;
+
 /// Sub-warp width for `units` work items per row: the next power of two, within 8..=32.
 pub(crate) fn subwarp(units: usize) -> usize {
     units.next_power_of_two().clamp(8, 32)
@@ -118,9 +122,17 @@ fn sddmm_typed<T: KernelFloat>(be: &CudaBackend, a: &mut DeviceCsr, x: &Tensor, 
     let xs = sl::<T>(OP, "X", &x.buf)?;
     let ys = sl::<T>(OP, "Y", &y.buf)?;
     let v = vec_width::<T>(be, k, &[xs, ys]);
-    let sw = subwarp(k.div_ceil(v));
+    // Short dot products: lanes over non-zeros (a sub-warp sized by the mean row length, each
+    // lane whole dot products, no shuffle reduction); otherwise lanes over K.
+    let (name, sw) = if k <= SDDMM_NZ_MAX_K {
+        let sw = a.nnz.div_ceil(a.rows).next_power_of_two().clamp(4, 32);
+        (format!("sddmm_nz_{}_v{v}_w{sw}", T::SUFFIX), sw)
+    } else {
+        let sw = subwarp(k.div_ceil(v));
+        (format!("sddmm_{}_v{v}_w{sw}", T::SUFFIX), sw)
+    };
     let cfg = be.cfg(OP, (a.rows.div_ceil(BLOCK / sw), 1, 1), BLOCK as u32, 0)?;
-    let f = be.function("sparse", &format!("sddmm_{}_v{v}_w{sw}", T::SUFFIX))?;
+    let f = be.function("sparse", &name)?;
     let (rows_i, k_i) = (i32_arg(OP, "rows", a.rows)?, i32_arg(OP, "K", k)?);
     i32_arg(OP, "nnz", a.nnz)?;
     let nnz = a.nnz;
@@ -136,8 +148,9 @@ fn sddmm_typed<T: KernelFloat>(be: &CudaBackend, a: &mut DeviceCsr, x: &Tensor, 
         .arg(sl_mut::<T>(OP, "A.values", values)?)
         .arg(&alpha)
         .arg(&beta);
-    // SAFETY: arguments match `sddmm_*` in cuda/sparse.cu; the pattern was validated at
-    // upload and the lengths of X, Y and the CSR arrays were checked above.
+    // SAFETY: arguments match `sddmm_*` / `sddmm_nz_*` in cuda/sparse.cu (one parameter list);
+    // the pattern was validated at upload and the lengths of X, Y and the CSR arrays were
+    // checked above; V == 4 only with K % 4 == 0 and X, Y aligned (`vec_width`).
     unsafe { lb.launch(cfg) }.map_err(drv(OP))?;
     if nnz == 0 {
         return Ok(());
@@ -146,12 +159,10 @@ fn sddmm_typed<T: KernelFloat>(be: &CudaBackend, a: &mut DeviceCsr, x: &Tensor, 
     let g = be.function("sparse", &format!("csr_gather_{}", T::SUFFIX))?;
     let gcfg = be.cfg(OP, (nnz.div_ceil(256), 1, 1), 256, 0)?;
     let nnz_i = i32_arg(OP, "nnz", nnz)?;
+    let (perm_s, src_s) = (sl::<u32>(OP, "A.t_perm", t_perm)?, sl::<T>(OP, "A.values", values)?);
+    let dst_s = sl_mut::<T>(OP, "A.t_values", t_values)?;
     let mut lb = be.stream().launch_builder(&g);
-    lb.arg(&nnz_i).arg(sl::<u32>(OP, "A.t_perm", t_perm)?).arg(sl::<T>(OP, "A.values", values)?).arg(sl_mut::<T>(
-        OP,
-        "A.t_values",
-        t_values,
-    )?);
+    lb.arg(&nnz_i).arg(perm_s).arg(src_s).arg(dst_s);
     // SAFETY: arguments match `csr_gather_*` in cuda/sparse.cu; t_perm is a permutation of
     // 0..nnz built at upload and t_perm, values and t_values hold at least nnz elements
     // (check_csr above); the grid covers nnz threads, each bounds-checked against nnz.
