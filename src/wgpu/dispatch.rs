@@ -88,18 +88,21 @@ pub struct Dispatch<'a> {
 /// WGSL struct of the same name in its shader. The unit tests (`src/wgpu/tests.rs`) parse the
 /// shader and compare the two.
 macro_rules! wgsl_params {
-    ($(#[$attr:meta])* struct $name:ident { $($field:ident: $ty:ident,)* }) => {
+    ($(#[$attr:meta])* struct $name:ident { $($(#[$fattr:meta])* $field:ident: $ty:ident,)* }) => {
         $(#[$attr])*
         ///
-        /// Mirrors the WGSL struct of the same name field by field: the two must agree.
+        /// Its WGSL declaration (`WgslParams::WGSL`) is generated from this one and prepended
+        /// to the shaders that use it.
         #[repr(C)]
         #[derive(Debug, Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
         pub(crate) struct $name {
-            $(pub(crate) $field: $ty,)*
+            $($(#[$fattr])* pub(crate) $field: $ty,)*
         }
         impl $crate::wgpu::dispatch::WgslParams for $name {
             const WGSL_NAME: &'static str = stringify!($name);
             const FIELDS: &'static [(&'static str, &'static str)] = &[$((stringify!($field), stringify!($ty))),*];
+            const WGSL: &'static str =
+                concat!("struct ", stringify!($name), " {\n", $("    ", stringify!($field), ": ", stringify!($ty), ",\n",)* "}\n");
         }
     };
 }
@@ -113,6 +116,9 @@ pub(crate) trait WgslParams: bytemuck::Pod {
     /// Its fields: (name, `u32` / `i32` / `f32`) in declaration order.
     #[cfg_attr(not(test), allow(dead_code))]
     const FIELDS: &'static [(&'static str, &'static str)];
+    /// The WGSL declaration of the struct, generated from the Rust one (shaders get it through
+    /// [`super::pipeline::Shader::with_params`], so the two cannot disagree).
+    const WGSL: &'static str;
 
     /// The block as the bytes of [`Dispatch::params`].
     fn bytes(&self) -> Vec<u8> {

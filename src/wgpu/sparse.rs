@@ -13,11 +13,14 @@ use super::pipeline::{for_dtype, Shader};
 
 /// The sparse kernels, f32 and f16 variants; trusted: the bounds argument is at the top of
 /// the file and above each kernel, and every buffer is checked below.
-pub(super) static SPARSE: [Shader; 2] = Shader::dtype_variants("sparse", include_str!("../../shaders/sparse.wgsl"));
+pub(super) static SPARSE: [Shader; 2] =
+    Shader::dtype_variants("sparse", &[SpmmParams::WGSL, SddmmParams::WGSL], include_str!("../../shaders/sparse.wgsl"));
 
 /// The 2:4 SpMM kernels (f32 and f16 entry points in one file, prelude in front); trusted:
 /// the bounds argument is at the top of the file and `spmm_24` checks every buffer.
-static SPARSE24: Shader = Shader::family("sparse24", "", &[super::pipeline::PRELUDE], include_str!("../../shaders/sparse24.wgsl"));
+pub(super) static SPARSE24: Shader =
+    Shader::family("sparse24", "", &[super::pipeline::PRELUDE], include_str!("../../shaders/sparse24.wgsl"))
+        .with_params(&[S24Params::WGSL]);
 
 wgsl_params! {
     /// Parameters of the `spmm24_*` kernels (`S24Params` in `shaders/sparse24.wgsl`).
