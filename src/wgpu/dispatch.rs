@@ -26,7 +26,6 @@
 //!   crate's launchers check every buffer they bind with [`expect_len`] first.
 
 use crate::error::{Error, Result};
-use crate::tensor::Buffer;
 
 use super::context::{backend_err, poisoned, WgpuBackend, NAME};
 use super::pipeline::Shader;
@@ -131,23 +130,7 @@ pub(crate) fn u32_param(op: &'static str, what: &str, x: usize) -> Result<u32> {
     u32::try_from(x).map_err(|_| Error::shape(op, format!("{what} = {x} exceeds the 32-bit indexing of the WGSL kernels")))
 }
 
-/// Fails unless a buffer holds exactly `want` elements (the kernel's contract), before a
-/// launcher binds it: the bounds arguments of the shaders rely on it.
-pub(crate) fn expect_len(op: &'static str, what: &str, b: &Buffer, want: usize) -> Result<()> {
-    if b.len != want {
-        return Err(Error::shape(op, format!("{what} holds {} elements, the kernel needs {want}", b.len)));
-    }
-    Ok(())
-}
-
-/// Fails unless a buffer holds at least `want` elements (nnz-long arrays keep one unused
-/// element when `nnz == 0`; kernels only read positions that `indptr` names).
-pub(crate) fn expect_min_len(op: &'static str, what: &str, b: &Buffer, want: usize) -> Result<()> {
-    if b.len < want {
-        return Err(Error::shape(op, format!("{what} holds {} elements, the kernel needs {want}", b.len)));
-    }
-    Ok(())
-}
+pub(crate) use crate::tensor::expect_len;
 
 /// The `Groups::Linear` count of `items` invocations in workgroups of `wg`.
 pub(crate) fn linear(items: u64, wg: u32) -> Groups {
