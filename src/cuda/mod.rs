@@ -14,6 +14,8 @@ mod binary;
 #[cfg(feature = "cuda")]
 mod byo;
 #[cfg(feature = "cuda")]
+mod libs;
+#[cfg(feature = "cuda")]
 mod lowrank;
 #[cfg(feature = "cuda")]
 mod nvrtc;
@@ -25,10 +27,12 @@ mod sparse;
 #[cfg(feature = "cuda")]
 pub use backend::{describe_devices, CudaBackend, CudaElement, CudaStorage};
 #[cfg(feature = "cuda")]
-pub use nvrtc::{
-    check_kernels, decode_cuda_version, driver_note, driver_version, find_library, kernel_ptx, library_dir_patterns, library_names,
-    nvrtc_version, runtime_report, LibrarySearch, CUDA_LIBRARIES, KERNEL_SOURCES,
+pub use libs::{
+    decode_cuda_version, driver_note, driver_version, find_library, library_dir_patterns, library_names, runtime_report, LibrarySearch,
+    CUDA_LIBRARIES,
 };
+#[cfg(feature = "cuda")]
+pub use nvrtc::{check_kernels, kernel_ptx, nvrtc_version, KERNEL_SOURCES};
 
 #[cfg(not(feature = "cuda"))]
 mod dummy;
