@@ -96,7 +96,7 @@ pub trait Core: Send + Sync + std::fmt::Debug + sealed::Sealed {
         }
         Ok(out)
     }
-    /// What [`Backend::time_runs`] measures with (`"wall clock"`, `"cuda events"`, ...).
+    /// What [`Core::time_runs`] measures with (`"wall clock"`, `"cuda events"`, ...).
     fn timer_name(&self) -> &'static str {
         "wall clock"
     }
@@ -220,7 +220,7 @@ pub trait BinaryOps: Core {
     fn xnor_conv2d(&self, _ok: Checked, _x: &DeviceBits, _f: &DeviceBinaryFilter, _p: &Conv2dParams, _y: &mut Tensor) -> Result<()> {
         Err(Error::unsupported(self.kind(), Op::XnorConv2d))
     }
-    /// As [`Backend::xnor_conv2d`] but writes bits: bit 1 (-1) where `y < threshold_o`, else 0.
+    /// As [`BinaryOps::xnor_conv2d`] but writes bits: bit 1 (-1) where `y < threshold_o`, else 0.
     fn xnor_conv2d_bits(
         &self,
         _ok: Checked,

@@ -77,7 +77,7 @@ impl Device {
     }
 
     /// Runs `f` `iters` times and returns each run's time in seconds, by the device's own
-    /// timer where it has one (see [`Backend::time_runs`]).
+    /// timer where it has one (see [`crate::backend::Core::time_runs`]).
     pub fn time_runs(&self, f: &mut dyn FnMut() -> Result<()>, iters: usize) -> Result<Vec<f64>> {
         self.backend.time_runs(f, iters)
     }

@@ -21,7 +21,7 @@ pub fn round_half_away(x: f32) -> f32 {
 }
 
 /// Quantizes one row: returns its scale and writes `q` (see
-/// [`crate::backend::Backend::quantize_rows_i8`] for the exact rule). `inv = 127 / amax` is
+/// [`crate::backend::QuantOps::quantize_rows_i8`] for the exact rule). `inv = 127 / amax` is
 /// computed once in f32 and each `x * inv` rounded half away from zero. Non-finite input (which
 /// the host quantizer rejects): an infinite `amax` gives a zero row; NaN elements are skipped by
 /// the max and quantize to 0.

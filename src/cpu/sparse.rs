@@ -1,5 +1,5 @@
 //! CPU reference for the sparse ops (f64 accumulation). Output rows are independent, so
-//! large problems are split into contiguous row ranges over threads ([`par_rows`]); each
+//! large problems are split into contiguous row ranges over threads (`par_rows`); each
 //! row is computed by the same plain loop either way.
 
 #[allow(unused_imports)]

@@ -2,7 +2,7 @@
 //! `xnor_conv2d_bits` (kernels in `shaders/binary.wgsl`).
 //!
 //! The GEMM and the conv share one tiled core (64 rows x 64 output channels per workgroup,
-//! 4 x 4 per invocation, popcounts on vec4<u32>); the conv is an implicit GEMM over the
+//! 4 x 4 per invocation, popcounts on `vec4<u32>`); the conv is an implicit GEMM over the
 //! filter's own `[tap][word]` order, with zero padding corrected exactly in the epilogue.
 
 use super::context::WgpuBackend;

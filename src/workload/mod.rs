@@ -1,6 +1,6 @@
 //! Workloads: each [`Workload`] names an op with its shape and dtype and makes its host
 //! inputs deterministically, so that every backend (and every benchmark baseline) sees the
-//! same data. [`prepare`] uploads and runs one on a device, [`verify`] compares its result
+//! same data. [`prepare()`] uploads and runs one on a device, [`verify`] compares its result
 //! with the CPU reference, and [`suites`] holds the verify lists. This is the one path
 //! shared by `slimgemm verify`, the test harness (`tests/ops.rs`), `slimgemm bench` and the
 //! criterion benches (the last two live in the `slimgemm-cli` crate).

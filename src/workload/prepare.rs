@@ -1,7 +1,7 @@
 //! Making a workload's inputs deterministically, uploading them, running the op once and
 //! reading the result back as f32 — the one path shared by `verify`, `bench` and the
 //! criterion benches — plus the two references a result is compared with: the CPU backend
-//! ([`reference`]) and the independent dense formulations of [`crate::naive`] ([`naive`]).
+//! ([`reference()`]) and the independent dense formulations of [`crate::naive`] ([`naive`]).
 
 use super::{seeds, Workload};
 use crate::cpu::binary::FilterDims;
