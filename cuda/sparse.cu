@@ -1,4 +1,6 @@
-// slimgemm sparse kernels: spmm, spmm_t (through the CSC transpose, deterministic), sddmm.
+// slimgemm sparse kernels: spmm (also spmm_t: the same kernel over the CSC transpose and its
+// cached values, deterministic), sddmm (and the gather that refreshes the CSC values), and
+// spmm_24 (2:4 structured sparsity, below).
 //
 // Design (Sputnik, google-research/sputnik, and GE-SpMM's coalesced row caching): 1-D tiling
 // over output rows, one sub-warp of SW lanes (8, 16 or 32, chosen from N) per output row,
@@ -10,14 +12,13 @@
 
 // Contract (checked on the host before every launch):
 //   indptr: rows + 1 entries, monotone, indptr[rows] = nnz; indices: nnz entries < k (the
-//   number of rows of B); values: nnz; perm (PERM only): nnz entries < nnz; row_order: a
-//   permutation of 0..rows; B: k * n; C: rows * n. V == 4 only if n % 4 == 0 and B is
-//   aligned to 4 elements. blockDim.x is a multiple of 32, grid.y = ceil(n / (SW * V)).
-template <typename T, int V, int SW, bool PERM>
+//   number of rows of B); values: nnz; row_order: a permutation of 0..rows; B: k * n;
+//   C: rows * n. V == 4 only if n % 4 == 0 and B is aligned to 4 elements. blockDim.x is a
+//   multiple of 32, grid.y = ceil(n / (SW * V)).
+template <typename T, int V, int SW>
 __device__ __forceinline__ void spmm_body(int rows, int n, const u32* __restrict__ indptr, const u32* __restrict__ indices,
-                                          const T* __restrict__ values, const u32* __restrict__ perm,
-                                          const u32* __restrict__ row_order, const T* __restrict__ B, T* __restrict__ C,
-                                          float alpha, float beta) {
+                                          const T* __restrict__ values, const u32* __restrict__ row_order,
+                                          const T* __restrict__ B, T* __restrict__ C, float alpha, float beta) {
     const int lane = threadIdx.x & (SW - 1);
     const int slot = (int)((blockIdx.x * (u64)blockDim.x + threadIdx.x) / SW);
     if (slot >= rows) return;  // whole sub-warp leaves together (shuffles use its mask only)
@@ -36,7 +37,7 @@ __device__ __forceinline__ void spmm_body(int rows, int n, const u32* __restrict
         float val = 0.f;
         if (p < end) {
             col = __ldg(indices + p);
-            val = ldg(values + (PERM ? (int)__ldg(perm + p) : p));
+            val = ldg(values + p);
         }
         const int cnt = min(SW, end - p0);
 #pragma unroll 4
@@ -68,19 +69,14 @@ __device__ __forceinline__ void spmm_body(int rows, int n, const u32* __restrict
     }
 }
 
-// spmm: C[rows, n] = alpha * A * B + beta * C (beta == 0: C is not read).
-// spmm_t: C[cols, n] = A^T * B through the CSC transpose: t_indptr (cols + 1), t_indices
-// (nnz, < rows of A = rows of B), t_perm (nnz, < nnz), t_row_order (permutation of 0..cols).
+// spmm: C[rows, n] = alpha * A * B + beta * C (beta == 0: C is not read). spmm_t runs it
+// over the CSC transpose: t_indptr (cols + 1), t_indices (nnz, < rows of A = rows of B),
+// t_values (the values in CSC order), t_row_order (a permutation of 0..cols).
 #define SPMM_KERNELS(T, TN, V, SW)                                                                                        \
     extern "C" __global__ void __launch_bounds__(128)                                                                    \
         spmm_##TN##_v##V##_w##SW(int rows, int n, const u32* indptr, const u32* indices, const T* values,                 \
                                  const u32* row_order, const T* B, T* C, float alpha, float beta) {                       \
-        spmm_body<T, V, SW, false>(rows, n, indptr, indices, values, nullptr, row_order, B, C, alpha, beta);             \
-    }                                                                                                                    \
-    extern "C" __global__ void __launch_bounds__(128)                                                                    \
-        spmm_t_##TN##_v##V##_w##SW(int cols, int n, const u32* t_indptr, const u32* t_indices, const T* values,           \
-                                   const u32* t_perm, const u32* t_row_order, const T* B, T* C) {                        \
-        spmm_body<T, V, SW, true>(cols, n, t_indptr, t_indices, values, t_perm, t_row_order, B, C, 1.f, 0.f);            \
+        spmm_body<T, V, SW>(rows, n, indptr, indices, values, row_order, B, C, alpha, beta);                             \
     }
 
 SPMM_KERNELS(float, f32, 1, 8)
@@ -161,6 +157,86 @@ SDDMM_KERNEL(h16, f16, 1, 32)
 SDDMM_KERNEL(h16, f16, 4, 8)
 SDDMM_KERNEL(h16, f16, 4, 16)
 SDDMM_KERNEL(h16, f16, 4, 32)
+
+// sddmm_nz: lanes over non-zeros, for short dot products (small K). One sub-warp of SW lanes
+// per row (row_order swizzle); lane l computes the whole dot products of entries start + l,
+// start + l + SW, ...: X's row is read at the same address by every lane (one broadcast
+// transaction, L1-resident), each lane streams its own Y row with V-wide vector loads. No
+// shuffle reduction, and SW independent Y streams in flight per sub-warp.
+// Contract: as sddmm_body.
+template <typename T, int V, int SW>
+__device__ __forceinline__ void sddmm_nz_body(int rows, int k, const u32* __restrict__ indptr, const u32* __restrict__ indices,
+                                              const u32* __restrict__ row_order, const T* __restrict__ X,
+                                              const T* __restrict__ Y, T* __restrict__ values, float alpha, float beta) {
+    const int lane = threadIdx.x & (SW - 1);
+    const int slot = (int)((blockIdx.x * (u64)blockDim.x + threadIdx.x) / SW);
+    if (slot >= rows) return;
+    const int row = (int)__ldg(row_order + slot);
+    const int start = (int)__ldg(indptr + row);
+    const int end = (int)__ldg(indptr + row + 1);
+    const T* xrow = X + (u64)row * (u64)k;
+    for (int p = start + lane; p < end; p += SW) {
+        const T* yrow = Y + (u64)__ldg(indices + p) * (u64)k;
+        float acc = 0.f;
+        if (V == 4) {
+#pragma unroll 4
+            for (int kk = 0; kk < k; kk += 4) {
+                float a[4], b[4];
+                load4(xrow + kk, a);
+                load4(yrow + kk, b);
+                acc = fmaf(a[0], b[0], acc);
+                acc = fmaf(a[1], b[1], acc);
+                acc = fmaf(a[2], b[2], acc);
+                acc = fmaf(a[3], b[3], acc);
+            }
+        } else {
+#pragma unroll 4
+            for (int kk = 0; kk < k; ++kk) acc = fmaf(ldg(xrow + kk), ldg(yrow + kk), acc);
+        }
+        float o = alpha * acc;
+        if (beta != 0.f) o = fmaf(beta, to_f32(values[p]), o);
+        values[p] = from_f32<T>(o);
+    }
+}
+
+#define SDDMM_NZ_KERNEL(T, TN, V, SW)                                                                                     \
+    extern "C" __global__ void __launch_bounds__(128)                                                                    \
+        sddmm_nz_##TN##_v##V##_w##SW(int rows, int k, const u32* indptr, const u32* indices, const u32* row_order,       \
+                                     const T* X, const T* Y, T* values, float alpha, float beta) {                        \
+        sddmm_nz_body<T, V, SW>(rows, k, indptr, indices, row_order, X, Y, values, alpha, beta);                         \
+    }
+
+SDDMM_NZ_KERNEL(float, f32, 1, 4)
+SDDMM_NZ_KERNEL(float, f32, 1, 8)
+SDDMM_NZ_KERNEL(float, f32, 1, 16)
+SDDMM_NZ_KERNEL(float, f32, 1, 32)
+SDDMM_NZ_KERNEL(float, f32, 4, 4)
+SDDMM_NZ_KERNEL(float, f32, 4, 8)
+SDDMM_NZ_KERNEL(float, f32, 4, 16)
+SDDMM_NZ_KERNEL(float, f32, 4, 32)
+SDDMM_NZ_KERNEL(h16, f16, 1, 4)
+SDDMM_NZ_KERNEL(h16, f16, 1, 8)
+SDDMM_NZ_KERNEL(h16, f16, 1, 16)
+SDDMM_NZ_KERNEL(h16, f16, 1, 32)
+SDDMM_NZ_KERNEL(h16, f16, 4, 4)
+SDDMM_NZ_KERNEL(h16, f16, 4, 8)
+SDDMM_NZ_KERNEL(h16, f16, 4, 16)
+SDDMM_NZ_KERNEL(h16, f16, 4, 32)
+
+// csr_gather: dst[q] = src[perm[q]] for q < nnz (refreshes the CSC-ordered values that spmm_t
+// reads after sddmm rewrote the CSR values). Contract: perm has nnz entries < nnz, src and
+// dst nnz elements; grid.x * blockDim.x >= nnz.
+template <typename T>
+__device__ __forceinline__ void csr_gather_body(int nnz, const u32* __restrict__ perm, const T* __restrict__ src, T* __restrict__ dst) {
+    const int q = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+    if (q < nnz) dst[q] = src[__ldg(perm + q)];
+}
+extern "C" __global__ void __launch_bounds__(256) csr_gather_f32(int nnz, const u32* perm, const float* src, float* dst) {
+    csr_gather_body<float>(nnz, perm, src, dst);
+}
+extern "C" __global__ void __launch_bounds__(256) csr_gather_f16(int nnz, const u32* perm, const h16* src, h16* dst) {
+    csr_gather_body<h16>(nnz, perm, src, dst);
+}
 
 // ---------------------------------------------------------------------------------------
 // spmm_24: C[rows, n] = alpha * A * B + beta * C with A 2:4 structured-sparse [rows, k]

@@ -3,7 +3,10 @@
 // Bits follow the Larq Compute Engine convention: bit 1 = -1, bit 0 = +1, element c of a row
 // at bit c % 32 of word c / 32, tail bits zero. dot(a, b) over n bits = n - 2 popcount(a ^ b).
 //
-// Binding 0 of every entry point is its uniform parameter block, buffers follow from 1.
+// Binding 0 of every entry point is its uniform parameter block (mirrored by the structs of
+// src/wgpu/binary.rs), buffers follow from 1. The host prepends the prelude
+// (shaders/common.wgsl), but this file stays valid WGSL on its own (tests/wgpu_binary.rs
+// validates it as is), so it does not call the prelude's helpers.
 // Workgroup ids are linearised as `wg.x + wg.y * nwg.x` (the host splits large grids into
 // 2-D ones); a workgroup past the work returns before any barrier (uniform condition).
 //
@@ -15,7 +18,7 @@
 // ---------------------------------------------------------------------------------------------
 // binarize_pack: one invocation builds one whole output word (32 columns), so no atomics.
 
-struct PackParams {
+struct BinarizeParams {
     rows: u32,
     cols: u32,
     words: u32,
@@ -24,7 +27,7 @@ struct PackParams {
 
 override XF16: bool = false;
 
-@group(0) @binding(0) var<uniform> bp: PackParams;
+@group(0) @binding(0) var<uniform> bp: BinarizeParams;
 @group(0) @binding(1) var<storage, read> b_x: array<u32>;
 @group(0) @binding(2) var<storage, read_write> b_out: array<u32>;
 
@@ -102,16 +105,18 @@ var<workgroup> xa_s: array<vec4<u32>, 128>; // [kw][16]
 var<workgroup> xw_s: array<vec4<u32>, 128>;
 var<workgroup> xbits_s: array<u32, 1024>; // [64 rows][16 tx] nibbles (bit output)
 
-// Tile coordinates from the linear workgroup id; returns false past the work.
-fn tile_of(wg: vec3<u32>, nwg: vec3<u32>, bm: ptr<function, u32>, bn: ptr<function, u32>) -> bool {
+// The output tile of a workgroup: rows bm.., channels bn..; `live` is false past the work
+// (uniform across the workgroup).
+struct Tile {
+    live: bool,
+    bm: u32,
+    bn: u32,
+}
+
+fn tile_of(wg: vec3<u32>, nwg: vec3<u32>) -> Tile {
     let tiles_n = (xp.n + 63u) / 64u;
     let tile = wg.x + wg.y * nwg.x;
-    if tile >= tiles_n * ((xp.m + 63u) / 64u) {
-        return false;
-    }
-    *bm = (tile / tiles_n) * 64u;
-    *bn = (tile % tiles_n) * 64u;
-    return true;
+    return Tile(tile < tiles_n * ((xp.m + 63u) / 64u), (tile / tiles_n) * 64u, (tile % tiles_n) * 64u);
 }
 
 // Stores a word into the K-major tile (loader helper).
@@ -134,22 +139,19 @@ fn xnor_step(pop: ptr<function, array<vec4<u32>, 4>>, tx: u32, ty: u32) {
     }
 }
 
-@compute @workgroup_size(16, 16)
-fn xnor_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-             @builtin(local_invocation_id) lid3: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    var bm = 0u;
-    var bn = 0u;
-    if !tile_of(wg, nwg, &bm, &bn) {
-        return; // uniform per workgroup
-    }
-    let m = xp.m;
-    let n = xp.n;
+// The tile's popcounts, shared by the GEMM and the convs (`conv`: A is the implicit im2col
+// matrix of the conv, read through conv_a). Loader: 64 rows x 8 words per operand = 512 words,
+// 2 per invocation per operand.
+fn tile_pop(t: Tile, lid3: vec3<u32>, lid: u32, conv: bool) -> array<vec4<u32>, 4> {
     let kwords = xp.kwords;
-    // Loader: 64 rows x 8 words per operand = 512 words, 2 per invocation per operand.
     let lrow = lid >> 2u;        // 0..63
     let lk = (lid & 3u) * 2u;    // word pair within the step
-    let arow = min(bm + lrow, m - 1u); // clamped: in bounds
-    let wrow = min(bn + lrow, n - 1u);
+    let arow = min(t.bm + lrow, xp.m - 1u); // clamped row / pixel: in bounds
+    let wrow = min(t.bn + lrow, xp.n - 1u);
+    var px = Pix(0u, 0u, 0u);
+    if conv {
+        px = pix_of(arow);
+    }
     var pop: array<vec4<u32>, 4>;
     for (var i = 0u; i < 4u; i++) {
         pop[i] = vec4<u32>(0u);
@@ -160,8 +162,13 @@ fn xnor_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
             let kk = s * XBK + lk + e;
             var av = 0u;
             var wv = 0u;
-            if kk < kwords { // in bounds: row < rows, kk < words per row
-                av = x_a[arow * kwords + kk];
+            // In bounds: rows < rows of A / W (or pixel < pixels, see conv_a), kk < kwords.
+            if kk < kwords {
+                if conv {
+                    av = conv_a(px, kk);
+                } else {
+                    av = x_a[arow * kwords + kk];
+                }
                 wv = x_w[wrow * kwords + kk];
             }
             put_a(lk + e, lrow, av);
@@ -171,6 +178,21 @@ fn xnor_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
         xnor_step(&pop, lid3.x, lid3.y);
         workgroupBarrier();
     }
+    return pop;
+}
+
+@compute @workgroup_size(16, 16)
+fn xnor_gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_id) lid3: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let t = tile_of(wg, nwg);
+    if !t.live {
+        return; // uniform per workgroup
+    }
+    let pop = tile_pop(t, lid3, lid, false);
+    let bm = t.bm;
+    let bn = t.bn;
+    let m = xp.m;
+    let n = xp.n;
     let c0 = bn + 4u * lid3.x;
     let kf = f32(xp.kbits);
     for (var i = 0u; i < 4u; i++) {
@@ -250,59 +272,27 @@ fn conv_dot(px: Pix, c: u32, pop: u32) -> f32 {
     return f32(i32(xp.kbits * valid)) - 2.0 * f32(pop - corr);
 }
 
-// Shared body of both conv entry points: accumulates the tile's popcounts.
-fn conv_tile(bm: u32, bn: u32, lid3: vec3<u32>, lid: u32) -> array<vec4<u32>, 4> {
-    let m = xp.m;
-    let n = xp.n;
-    let kwords = xp.kwords;
-    let lrow = lid >> 2u;
-    let lk = (lid & 3u) * 2u;
-    let px = pix_of(min(bm + lrow, m - 1u)); // clamped pixel: in bounds
-    let wrow = min(bn + lrow, n - 1u);
-    var pop: array<vec4<u32>, 4>;
-    for (var i = 0u; i < 4u; i++) {
-        pop[i] = vec4<u32>(0u);
-    }
-    let steps = (kwords + XBK - 1u) / XBK;
-    for (var s = 0u; s < steps; s++) {
-        for (var e = 0u; e < 2u; e++) {
-            let kk = s * XBK + lk + e;
-            var av = 0u;
-            var wv = 0u;
-            if kk < kwords {
-                av = conv_a(px, kk);
-                wv = x_w[wrow * kwords + kk]; // wrow < c_out, kk < kh*kw*words: in bounds
-            }
-            put_a(lk + e, lrow, av);
-            put_w(lk + e, lrow, wv);
-        }
-        workgroupBarrier();
-        xnor_step(&pop, lid3.x, lid3.y);
-        workgroupBarrier();
-    }
-    return pop;
+// alpha_c * dot + bias_c of output (pixel px, channel c < c_out).
+fn conv_y(px: Pix, c: u32, pop: u32) -> f32 {
+    return x_alpha[c] * conv_dot(px, c, pop) + x_bias[c];
 }
 
 @compute @workgroup_size(16, 16)
 fn xnor_conv2d(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_id) lid3: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    var bm = 0u;
-    var bn = 0u;
-    if !tile_of(wg, nwg, &bm, &bn) {
+    let t = tile_of(wg, nwg);
+    if !t.live {
         return; // uniform per workgroup
     }
-    let pop = conv_tile(bm, bn, lid3, lid);
-    let m = xp.m;
-    let n = xp.n;
-    let c0 = bn + 4u * lid3.x;
+    let pop = tile_pop(t, lid3, lid, true);
     for (var i = 0u; i < 4u; i++) {
-        let r = bm + 4u * lid3.y + i;
-        if r < m {
+        let r = t.bm + 4u * lid3.y + i;
+        if r < xp.m {
             let px = pix_of(r);
             for (var j = 0u; j < 4u; j++) {
-                let c = c0 + j;
-                if c < n {
-                    x_y[r * n + c] = bitcast<u32>(x_alpha[c] * conv_dot(px, c, pop[i][j]) + x_bias[c]);
+                let c = t.bn + 4u * lid3.x + j;
+                if c < xp.n {
+                    x_y[r * xp.n + c] = bitcast<u32>(conv_y(px, c, pop[i][j]));
                 }
             }
         }
@@ -315,26 +305,24 @@ fn xnor_conv2d(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
 @compute @workgroup_size(16, 16)
 fn xnor_conv2d_bits(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_id) lid3: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    var bm = 0u;
-    var bn = 0u;
-    if !tile_of(wg, nwg, &bm, &bn) {
+    let t = tile_of(wg, nwg);
+    if !t.live {
         return; // uniform per workgroup
     }
-    let pop = conv_tile(bm, bn, lid3, lid);
+    let pop = tile_pop(t, lid3, lid, true);
+    let bn = t.bn;
     let m = xp.m;
     let n = xp.n;
-    let c0 = bn + 4u * lid3.x;
     for (var i = 0u; i < 4u; i++) {
         let rl = 4u * lid3.y + i;
-        let r = bm + rl;
+        let r = t.bm + rl;
         var nib = 0u;
         if r < m {
             let px = pix_of(r);
             for (var j = 0u; j < 4u; j++) {
-                let c = c0 + j;
+                let c = bn + 4u * lid3.x + j;
                 if c < n {
-                    let y = x_alpha[c] * conv_dot(px, c, pop[i][j]) + x_bias[c];
-                    nib |= select(0u, 1u, y < x_thr[c]) << j;
+                    nib |= select(0u, 1u, conv_y(px, c, pop[i][j]) < x_thr[c]) << j;
                 }
             }
         }
@@ -345,7 +333,7 @@ fn xnor_conv2d_bits(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
     if lid < 128u {
         let rl = lid >> 1u;
         let h = lid & 1u;
-        let r = bm + rl;
+        let r = t.bm + rl;
         let ow = (n + 31u) / 32u;
         let wi = bn / 32u + h;
         if r < m && wi < ow {

@@ -1,11 +1,12 @@
 // Low-rank kernels: a strided, register-blocked GEMM (reconstruction W = U V^T, Gram
-// matrices and products of Frobenius decay, the two-pass low-rank linear layer), the fused
-// low-rank linear layer for small rank, and the f16 pack pass.
+// matrices and products of Frobenius decay, the two-pass low-rank linear layer) and the fused
+// low-rank linear layer for small rank. The host prepends the prelude (shaders/common.wgsl).
 //
-// Layout (see src/wgpu/pipeline.rs): binding 0 is the uniform parameter block. Operands are
-// bound as array<u32>: f32 data as bits (bitcast), f16 data as packed words (element e in
-// half e & 1 of word e >> 1), chosen per operand by flag bits. Outputs are f32; f16 results
-// go to an f32 scratch and through `pack_f16`.
+// Layout: binding 0 is the parameter block (GemmParams / FusedParams, mirrored by the structs
+// of src/wgpu/lowrank.rs). Operands are bound as array<u32> and read through the prelude's
+// word_index / word_value: f32 data as bits, f16 data as packed words, chosen per operand by
+// flag bits (one source serves every mix of f32 scratch and f16 factors). Outputs are f32; f16
+// results go to an f32 scratch and through the pack pass (shaders/pack.wgsl).
 //
 // Bounds argument (the module may run without naga's bounds checks): every element index of
 // an operand is computed as i * stride_i + k * stride_k with i < rows and k < depth (loads
@@ -48,37 +49,44 @@ struct GemmParams {
 }
 
 @group(0) @binding(0) var<uniform> g: GemmParams;
-@group(0) @binding(1) var<storage, read> ga: array<u32>;
-@group(0) @binding(2) var<storage, read> gb: array<u32>;
-@group(0) @binding(3) var<storage, read> gbias: array<u32>;
-@group(0) @binding(4) var<storage, read_write> gc: array<f32>;
+// Bindings shared by both kernels: gemm reads A, B and bias and writes C; lowrank_fused reads
+// X (as A), V (as B), bias and U, and writes Y (as C).
+@group(0) @binding(1) var<storage, read> a_w: array<u32>;
+@group(0) @binding(2) var<storage, read> b_w: array<u32>;
+@group(0) @binding(3) var<storage, read> bias_w: array<u32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<storage, read> u_w: array<u32>;
 
 var<workgroup> at: array<f32, 1024>; // [KC][TILE]
 var<workgroup> bt: array<f32, 1024>; // [KC][TILE]
 
-fn half_at(w: u32, e: u32) -> f32 {
-    let v = unpack2x16float(w);
-    return select(v.x, v.y, (e & 1u) == 1u);
+// Element `e` of an operand (f16 when `h`).
+fn ld_a(e: u32, h: bool) -> f32 {
+    return word_value(a_w[word_index(e, h)], e, h);
+}
+fn ld_b(e: u32, h: bool) -> f32 {
+    return word_value(b_w[word_index(e, h)], e, h);
+}
+fn ld_bias(e: u32, h: bool) -> f32 {
+    return word_value(bias_w[word_index(e, h)], e, h);
+}
+fn ld_u(e: u32, h: bool) -> f32 {
+    return word_value(u_w[word_index(e, h)], e, h);
 }
 
-fn load(e: u32, h: bool, which: u32) -> f32 {
-    var w: u32;
-    if which == 0u {
-        w = ga[select(e, e >> 1u, h)];
-    } else if which == 1u {
-        w = gb[select(e, e >> 1u, h)];
-    } else {
-        w = gbias[select(e, e >> 1u, h)];
+// Staging slot `idx` (< 1024) of a [KC][TILE] tile as (row or column < TILE, depth < KC):
+// depth fastest where the operand's depth stride is 1, else the row or column, so that
+// neighbouring invocations read neighbouring elements.
+fn stage_slot(idx: u32, depth_fastest: bool) -> vec2<u32> {
+    if depth_fastest {
+        return vec2<u32>(idx / KC, idx % KC);
     }
-    if h {
-        return half_at(w, e);
-    }
-    return bitcast<f32>(w);
+    return vec2<u32>(idx % TILE, idx / TILE);
 }
 
 @compute @workgroup_size(256)
 fn gemm(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let tile = wid.x + wid.y * nwg.x;
+    let tile = linear_group(wid, nwg);
     if tile >= g.tiles {
         return;
     }
@@ -93,37 +101,22 @@ fn gemm(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
         acc[x] = 0.0;
     }
     for (var k0 = 0u; k0 < g.k; k0 += KC) {
-        // Stage A(i0.., k0..) and B(k0.., j0..): 1024 elements each, 4 per thread. The
-        // fastest-varying slot follows the operand's unit stride so reads coalesce.
+        // Stage A(i0.., k0..) and B(k0.., j0..): 1024 elements each, 4 per thread.
         for (var s = 0u; s < 4u; s++) {
             let idx = li + 256u * s;
-            var ii: u32;
-            var kk: u32;
-            if g.ask == 1u {
-                kk = idx % KC;
-                ii = idx / KC;
-            } else {
-                ii = idx % TILE;
-                kk = idx / TILE;
-            }
+            // A(i0 + sa.x, k0 + sa.y) and B(k0 + sb.y, j0 + sb.x).
+            let sa = stage_slot(idx, g.ask == 1u);
             var v = 0.0;
-            if i0 + ii < g.m && k0 + kk < g.k {
-                v = load((i0 + ii) * g.asi + (k0 + kk) * g.ask, a16, 0u);
+            if i0 + sa.x < g.m && k0 + sa.y < g.k {
+                v = ld_a((i0 + sa.x) * g.asi + (k0 + sa.y) * g.ask, a16);
             }
-            at[kk * TILE + ii] = v;
-            var jj: u32;
-            if g.bsj == 1u {
-                jj = idx % TILE;
-                kk = idx / TILE;
-            } else {
-                kk = idx % KC;
-                jj = idx / KC;
-            }
+            at[sa.y * TILE + sa.x] = v;
+            let sb = stage_slot(idx, g.bsj != 1u);
             var w = 0.0;
-            if j0 + jj < g.n && k0 + kk < g.k {
-                w = load((k0 + kk) * g.bsk + (j0 + jj) * g.bsj, b16, 1u);
+            if j0 + sb.x < g.n && k0 + sb.y < g.k {
+                w = ld_b((k0 + sb.y) * g.bsk + (j0 + sb.x) * g.bsj, b16);
             }
-            bt[kk * TILE + jj] = w;
+            bt[sb.y * TILE + sb.x] = w;
         }
         workgroupBarrier();
         for (var kk = 0u; kk < KC; kk++) {
@@ -148,15 +141,15 @@ fn gemm(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
         for (var y = 0u; y < 4u; y++) {
             let j = j0 + tx + 16u * y;
             if i < g.m && j < g.n {
-                var out = g.alpha * acc[x * 4u + y];
+                var res = g.alpha * acc[x * 4u + y];
                 if has_bias {
-                    out += load(j, bias16, 2u);
+                    res += ld_bias(j, bias16);
                 }
                 let o = i * g.ldc + j;
                 if (g.flags & BETA_ZERO) == 0u {
-                    out += g.beta * gc[o];
+                    res += g.beta * out[o];
                 }
-                gc[o] = out;
+                out[o] = res;
             }
         }
     }
@@ -186,46 +179,13 @@ struct FusedParams {
 }
 
 @group(0) @binding(0) var<uniform> fp: FusedParams;
-@group(0) @binding(1) var<storage, read> fx: array<u32>;
-@group(0) @binding(2) var<storage, read> fv: array<u32>;
-@group(0) @binding(3) var<storage, read> fu: array<u32>;
-@group(0) @binding(4) var<storage, read> fbias: array<u32>;
-@group(0) @binding(5) var<storage, read_write> fy: array<f32>;
 
 var<workgroup> xs: array<f32, 512>;  // [BR][XC]
 var<workgroup> ts: array<f32, 2048>; // [BR][RCAP]
 
-fn fload_x(e: u32, h: bool) -> f32 {
-    if h {
-        return half_at(fx[e >> 1u], e);
-    }
-    return bitcast<f32>(fx[e]);
-}
-
-fn fload_v(e: u32, h: bool) -> f32 {
-    if h {
-        return half_at(fv[e >> 1u], e);
-    }
-    return bitcast<f32>(fv[e]);
-}
-
-fn fload_u(e: u32, h: bool) -> f32 {
-    if h {
-        return half_at(fu[e >> 1u], e);
-    }
-    return bitcast<f32>(fu[e]);
-}
-
-fn fload_bias(e: u32, h: bool) -> f32 {
-    if h {
-        return half_at(fbias[e >> 1u], e);
-    }
-    return bitcast<f32>(fbias[e]);
-}
-
 @compute @workgroup_size(64)
 fn lowrank_fused(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let grp = wid.x + wid.y * nwg.x;
+    let grp = linear_group(wid, nwg);
     if grp >= fp.groups {
         return;
     }
@@ -242,7 +202,7 @@ fn lowrank_fused(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id
             let kk = s % XC;
             var v = 0.0;
             if r0 + ii < fp.b && k0 + kk < fp.n {
-                v = fload_x((r0 + ii) * fp.n + k0 + kk, h);
+                v = ld_a((r0 + ii) * fp.n + k0 + kk, h);
             }
             xs[s] = v;
         }
@@ -252,7 +212,7 @@ fn lowrank_fused(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id
             for (var q = 0u; q < 4u; q++) {
                 let col = li + 64u * q;
                 if col < fp.r {
-                    let vv = fload_v((k0 + kk) * fp.r + col, h);
+                    let vv = ld_b((k0 + kk) * fp.r + col, h);
                     for (var i = 0u; i < BR; i++) {
                         acc[i * 4u + q] += xs[i * XC + kk] * vv;
                     }
@@ -278,80 +238,19 @@ fn lowrank_fused(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id
             y[i] = 0.0;
         }
         for (var q = 0u; q < fp.r; q++) {
-            let uu = fload_u(j * fp.r + q, h);
+            let uu = ld_u(j * fp.r + q, h);
             for (var i = 0u; i < BR; i++) {
                 y[i] += ts[i * RCAP + q] * uu;
             }
         }
         var bj = 0.0;
         if has_bias {
-            bj = fload_bias(j, h);
+            bj = ld_bias(j, h);
         }
         for (var i = 0u; i < BR; i++) {
             if r0 + i < fp.b {
-                fy[(r0 + i) * fp.m + j] = y[i] + bj;
+                out[(r0 + i) * fp.m + j] = y[i] + bj;
             }
         }
-    }
-}
-
-// ---- pack_f16: dst[e] = src[e] for e < count, dst packed f16, one invocation per word;
-// the half past `count` in the last word keeps its old bits. Bounds: word < ceil(count / 2),
-// src read at e < count.
-struct PackParams {
-    count: u32,
-    words: u32,
-    pad0: u32,
-    pad1: u32,
-}
-
-@group(0) @binding(0) var<uniform> pk: PackParams;
-@group(0) @binding(1) var<storage, read> pk_src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> pk_dst: array<u32>;
-
-@compute @workgroup_size(64)
-fn pack_f16(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let w = (wid.x + wid.y * nwg.x) * 64u + li;
-    if w >= pk.words {
-        return;
-    }
-    let e0 = 2u * w;
-    if e0 + 1u < pk.count {
-        pk_dst[w] = pack2x16float(vec2<f32>(pk_src[e0], pk_src[e0 + 1u]));
-    } else {
-        let packed = pack2x16float(vec2<f32>(pk_src[e0], 0.0));
-        pk_dst[w] = (packed & 0xffffu) | (pk_dst[w] & 0xffff0000u);
-    }
-}
-
-// ---- pack_f16_beta: dst[e] = f16(src[e] + beta * dst[e]) for e < count, dst packed f16, one
-// invocation per word (the f16 outputs of lowrank_backward that accumulate, beta != 0); the
-// half past `count` in the last word keeps its old bits. Bounds: word < ceil(count / 2), src
-// read at e < count.
-struct PackBetaParams {
-    count: u32,
-    words: u32,
-    beta: f32,
-    pad0: u32,
-}
-
-@group(0) @binding(0) var<uniform> pb: PackBetaParams;
-@group(0) @binding(1) var<storage, read> pb_src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> pb_dst: array<u32>;
-
-@compute @workgroup_size(64)
-fn pack_f16_beta(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let w = (wid.x + wid.y * nwg.x) * 64u + li;
-    if w >= pb.words {
-        return;
-    }
-    let e0 = 2u * w;
-    let word = pb_dst[w];
-    let old = unpack2x16float(word);
-    let lo = pb_src[e0] + pb.beta * old.x;
-    if e0 + 1u < pb.count {
-        pb_dst[w] = pack2x16float(vec2<f32>(lo, pb_src[e0 + 1u] + pb.beta * old.y));
-    } else {
-        pb_dst[w] = (pack2x16float(vec2<f32>(lo, 0.0)) & 0xffffu) | (word & 0xffff0000u);
     }
 }

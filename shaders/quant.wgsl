@@ -7,7 +7,12 @@
 // - f16 outputs are written as whole words (two halves) by one invocation. The host only uses
 //   the direct f16 epilogue when N is even (then a word never straddles two rows and both
 //   halves belong to one invocation, whose columns come in aligned pairs); for odd N it runs
-//   the kernel with f32 output into a scratch buffer and packs it with `pack_f16`.
+//   the kernel with f32 output into a scratch buffer and packs it with the shared pack pass
+//   (shaders/pack.wgsl).
+// - The host prepends the prelude (shaders/common.wgsl), but this file stays valid WGSL on its
+//   own (tests/wgpu_quant.rs validates it with only `dot4i8` in front), so it uses the WGSL
+//   built-ins where the prelude has wrappers: `pack2x16float` is what the prelude's `pack_f16`
+//   is (same rounding), `unpack2x16float` what `unpack_f16` is.
 // - Int8 data is packed 4 per u32, rows padded to a stride of 16 bytes (zero filled), so
 //   `vec4<u32>` loads of any whole row are in bounds.
 // - Binding 0 of every entry point is its uniform parameter block; buffers follow from 1 in
@@ -107,33 +112,6 @@ fn quantize_rows_i8(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
 }
 
 // ---------------------------------------------------------------------------------------------
-// Packs an f32 scratch matrix into f16 (two per word): used for odd N.
-
-struct PackParams {
-    // Number of f32 elements.
-    len: u32,
-    _a: u32,
-    _b: u32,
-    _c: u32,
-}
-
-@group(0) @binding(0) var<uniform> pp: PackParams;
-@group(0) @binding(1) var<storage, read> p_src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> p_dst: array<u32>;
-
-@compute @workgroup_size(256)
-fn pack_f16(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let w = gid.x + gid.y * nwg.x * 256u;
-    let i = 2u * w;
-    if i >= pp.len {
-        return;
-    }
-    // In bounds: i < len; i + 1 is read only when it is < len.
-    let hi = select(0.0, p_src[min(i + 1u, pp.len - 1u)], i + 1u < pp.len);
-    p_dst[w] = pack2x16float(vec2<f32>(p_src[i], hi));
-}
-
-// ---------------------------------------------------------------------------------------------
 // Shared epilogue helpers for the GEMMs: Y [m, n] as raw words.
 
 struct GemmParams {
@@ -150,25 +128,31 @@ struct GemmParams {
 
 @group(0) @binding(0) var<uniform> gp: GemmParams;
 
-// Writes a row of 4 consecutive outputs (cols c0..c0+3, c0 a multiple of 4) of row r.
-// In bounds: r < m is checked by the caller; each column is checked against n, and for f16
-// the pair (c, c+1) with c even is written only when c < n, which implies c + 1 < n because
-// the host uses this path only with n even.
-fn store4(y: ptr<function, vec4<f32>>, r: u32, c0: u32) {
-    let n = gp.n;
+// Y [m, n] as raw words (f32 bits, or f16 pairs when YF16), written by both GEMMs.
+@group(0) @binding(5) var<storage, read_write> y_out: array<u32>;
+
+// Columns one store_y writes: a pair (one packed word) for f16, one for f32.
+fn y_step() -> u32 {
+    return select(1u, 2u, YF16);
+}
+
+// Writes Y[r, c] = v.x (f32), or Y[r, c] = v.x and Y[r, c + 1] = v.y as one f16 word (c even).
+// In bounds: the caller checks r < m and c < n; for f16, c even and c < n imply c + 1 < n
+// because the host uses this path only with n even.
+fn store_y(r: u32, c: u32, v: vec2<f32>) {
+    let e = r * gp.n + c;
     if YF16 {
-        for (var p = 0u; p < 2u; p++) {
-            let c = c0 + 2u * p;
-            if c < n {
-                g_y[(r * n + c) >> 1u] = pack2x16float(vec2<f32>((*y)[2u * p], (*y)[2u * p + 1u]));
-            }
-        }
+        y_out[e >> 1u] = pack2x16float(v);
     } else {
-        for (var j = 0u; j < 4u; j++) {
-            let c = c0 + j;
-            if c < n {
-                g_y[r * n + c] = bitcast<u32>((*y)[j]);
-            }
+        y_out[e] = bitcast<u32>(v.x);
+    }
+}
+
+// Writes the 4 consecutive outputs of row r from column c0 (a multiple of 4) that are < n.
+fn store4(y: vec4<f32>, r: u32, c0: u32) {
+    for (var j = 0u; j < 4u; j += y_step()) {
+        if c0 + j < gp.n {
+            store_y(r, c0 + j, vec2<f32>(y[j], y[min(j + 1u, 3u)]));
         }
     }
 }
@@ -180,7 +164,6 @@ fn store4(y: ptr<function, vec4<f32>>, r: u32, c0: u32) {
 @group(0) @binding(2) var<storage, read> g_sx: array<f32>;
 @group(0) @binding(3) var<storage, read> g_wq: array<vec4<u32>>;
 @group(0) @binding(4) var<storage, read> g_sw: array<f32>;
-@group(0) @binding(5) var<storage, read_write> g_y: array<u32>;
 
 // Tiled path: a 16 x 16 workgroup computes a 64 x 64 tile, each invocation 4 rows x 4 columns
 // (rows 4*ty..4*ty+3, columns 4*tx..4*tx+3); K advances 32 bytes (8 words) per step. The
@@ -254,8 +237,7 @@ fn gemm_w8a8_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
         let r = bm + 4u * ty + i;
         if r < m {
             let sx = g_sx[r];
-            var y = (sx * swv) * vec4<f32>(acc[i]);
-            store4(&y, r, c0);
+            store4((sx * swv) * vec4<f32>(acc[i]), r, c0);
         }
     }
 }
@@ -305,30 +287,21 @@ fn gemm_w8a8_gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
         }
         workgroupBarrier();
     }
-    // Epilogue: invocation t < 8 * MS handles (row t / 8, columns 8 * blk + (t % 8) paired).
-    // For f16 with even n, invocation (r, p) with p < 4 writes columns 2p, 2p+1 of the block.
+    // Epilogue: invocation t < 8 * MS handles row t / 8 of the block and its column jc (f32:
+    // jc = t % 8) or its pair of columns jc, jc + 1 (f16: jc = 2 (t % 8) < 8, one word).
     if lid < 8u * MS {
         let r = lid >> 3u;
-        let p = lid & 7u;
+        let jc = (lid & 7u) * y_step();
         let row = row0 + r;
-        if row < m {
+        let c = blk * 8u + jc;
+        if row < m && jc < 8u && c < n {
             let sx = g_sx[row];
+            var v = vec2<f32>((sx * g_sw[c]) * f32(i8_red[r * 256u + jc * 32u]), 0.0);
             if YF16 {
-                if p < 4u {
-                    let c = blk * 8u + 2u * p;
-                    if c < n {
-                        // c + 1 < n since n is even on this path.
-                        let y0 = (sx * g_sw[c]) * f32(i8_red[r * 256u + (2u * p) * 32u]);
-                        let y1 = (sx * g_sw[c + 1u]) * f32(i8_red[r * 256u + (2u * p + 1u) * 32u]);
-                        g_y[(row * n + c) >> 1u] = pack2x16float(vec2<f32>(y0, y1));
-                    }
-                }
-            } else {
-                let c = blk * 8u + p;
-                if c < n {
-                    g_y[row * n + c] = bitcast<u32>((sx * g_sw[c]) * f32(i8_red[r * 256u + p * 32u]));
-                }
+                // c + 1 < n since n is even on this path.
+                v.y = (sx * g_sw[c + 1u]) * f32(i8_red[r * 256u + (jc + 1u) * 32u]);
             }
+            store_y(row, c, v);
         }
     }
 }
@@ -342,7 +315,6 @@ fn gemm_w8a8_gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
 @group(0) @binding(2) var<storage, read> h_qw: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read> h_scales: array<f32>;
 @group(0) @binding(4) var<storage, read> h_zeros: array<u32>;
-@group(0) @binding(5) var<storage, read_write> h_y: array<u32>;
 
 // Raw word i of X. In bounds: i < m * k (f32) or m * k / 2 (f16), by construction below.
 fn h_word(i: u32) -> u32 {
@@ -426,28 +398,7 @@ fn gemm_w4a16_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
     for (var i = 0u; i < 4u; i++) {
         let r = bm + 4u * ty + i;
         if r < m {
-            var y = acc[i];
-            h_store4(&y, r, bn + 4u * tx);
-        }
-    }
-}
-
-// As store4, for the W4A16 output binding (same in-bounds argument).
-fn h_store4(y: ptr<function, vec4<f32>>, r: u32, c0: u32) {
-    let n = gp.n;
-    if YF16 {
-        for (var p = 0u; p < 2u; p++) {
-            let c = c0 + 2u * p;
-            if c < n {
-                h_y[(r * n + c) >> 1u] = pack2x16float(vec2<f32>((*y)[2u * p], (*y)[2u * p + 1u]));
-            }
-        }
-    } else {
-        for (var j = 0u; j < 4u; j++) {
-            let c = c0 + j;
-            if c < n {
-                h_y[r * n + c] = bitcast<u32>((*y)[j]);
-            }
+            store4(acc[i], r, bn + 4u * tx);
         }
     }
 }
@@ -519,27 +470,18 @@ fn gemm_w4a16_gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
         }
         workgroupBarrier();
     }
+    // Epilogue as gemm_w8a8_gemv's.
     if lid < 8u * MS {
         let r = lid >> 3u;
-        let p = lid & 7u;
+        let jc = (lid & 7u) * y_step();
         let row = row0 + r;
-        if row < m {
+        let c = blk * 8u + jc;
+        if row < m && jc < 8u && c < n {
+            var v = vec2<f32>(h_red[r * 256u + jc * 32u], 0.0);
             if YF16 {
-                if p < 4u {
-                    let c = blk * 8u + 2u * p;
-                    if c < n {
-                        // c + 1 < n since n is even on this path.
-                        let y0 = h_red[r * 256u + (2u * p) * 32u];
-                        let y1 = h_red[r * 256u + (2u * p + 1u) * 32u];
-                        h_y[(row * n + c) >> 1u] = pack2x16float(vec2<f32>(y0, y1));
-                    }
-                }
-            } else {
-                let c = blk * 8u + p;
-                if c < n {
-                    h_y[row * n + c] = bitcast<u32>(h_red[r * 256u + p * 32u]);
-                }
+                v.y = h_red[r * 256u + (jc + 1u) * 32u];
             }
+            store_y(row, c, v);
         }
     }
 }

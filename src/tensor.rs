@@ -119,6 +119,10 @@ pub struct DeviceCsr {
     pub(crate) t_indices: Buffer,
     /// `nnz` u32: position in `values` of each transposed entry.
     pub(crate) t_perm: Buffer,
+    /// `nnz` values in CSC order, `t_values[q] = values[t_perm[q]]`: `spmm_t` reads them
+    /// without the gather. Kept equal to the gathered `values` by every op that writes
+    /// `values` (`sddmm` refreshes it after its update).
+    pub(crate) t_values: Buffer,
     /// `cols` u32 column ids sorted by decreasing column length.
     pub(crate) t_row_order: Buffer,
     /// Longest row.

@@ -63,7 +63,6 @@ fn every_launched_kernel_exists() {
         for v in [1, 4] {
             for w in [8, 16, 32] {
                 want.push(("sparse", format!("spmm_{t}_v{v}_w{w}")));
-                want.push(("sparse", format!("spmm_t_{t}_v{v}_w{w}")));
                 want.push(("sparse", format!("sddmm_{t}_v{v}_w{w}")));
                 want.push(("sparse", format!("spmm24_{t}_v{v}_w{w}")));
             }
@@ -78,6 +77,12 @@ fn every_launched_kernel_exists() {
             }
         }
         want.push(("binary", format!("binarize_pack_{t}")));
+        want.push(("sparse", format!("csr_gather_{t}")));
+        for v in [1, 4] {
+            for w in [4, 8, 16, 32] {
+                want.push(("sparse", format!("sddmm_nz_{t}_v{v}_w{w}")));
+            }
+        }
     }
     for g in ["gemm_f32_f32_f32", "gemm_f16_f16_f16", "gemm_f16_f16_f32", "gemm_f32_f16_f16", "gemm_f16_f32_f16"] {
         want.push(("lowrank", g.to_string()));

@@ -165,9 +165,16 @@ impl SparseOps for super::CpuBackend {
         Ok(())
     }
     fn sddmm(&self, _: Checked, a: &mut DeviceCsr, x: &Tensor, y: &Tensor, alpha: f32, beta: f32) -> Result<()> {
-        let (rows, kd) = (a.rows, x.cols);
-        let DeviceCsr { indptr, indices, values, .. } = a;
-        with_float!(values.dtype, T => sddmm::<T>(rows, kd, s(indptr), s(indices), sm(values), s(&x.buf), s(&y.buf), alpha, beta));
+        let (rows, kd, nnz) = (a.rows, x.cols, a.nnz);
+        let DeviceCsr { indptr, indices, values, t_perm, t_values, .. } = a;
+        with_float!(values.dtype, T => {
+            sddmm::<T>(rows, kd, s(indptr), s(indices), sm(values), s(&x.buf), s(&y.buf), alpha, beta);
+            // Keep the CSC-ordered copy equal to the new values (the GPU backends' spmm_t reads it).
+            let (src, perm) = (s::<T>(values), s::<u32>(t_perm));
+            for (d, &p) in sm::<T>(t_values)[..nnz].iter_mut().zip(&perm[..nnz]) {
+                *d = src[p as usize];
+            }
+        });
         Ok(())
     }
     fn spmm_24(&self, _: Checked, a: &DeviceSparse24, b: &Tensor, c: &mut Tensor, alpha: f32, beta: f32) -> Result<()> {

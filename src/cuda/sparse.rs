@@ -39,8 +39,13 @@ fn check_csr(op: &'static str, a: &DeviceCsr) -> Result<()> {
     expect_len(op, "A.t_indptr", &a.t_indptr, a.cols + 1)?;
     expect_min_len(op, "A.t_indices", &a.t_indices, a.nnz)?;
     expect_min_len(op, "A.t_perm", &a.t_perm, a.nnz)?;
+    expect_min_len(op, "A.t_values", &a.t_values, a.nnz)?;
     expect_len(op, "A.t_row_order", &a.t_row_order, a.cols)
 }
+
+/// Largest K for which `sddmm` puts lanes over non-zeros (whole dot products per lane)
+/// rather than over K.
+const SDDMM_NZ_MAX_K: usize = 64;
 
 /// Sub-warp width for `units` work items per row: the next power of two, within 8..=32.
 pub(crate) fn subwarp(units: usize) -> usize {
@@ -58,7 +63,7 @@ fn vec_width<T: KernelFloat>(be: &CudaBackend, n: usize, bufs: &[&cudarc::driver
 }
 
 /// `transposed == false`: C[M,N] = alpha A B + beta C (B `[K,N]`); `true`: C[K,N] = A^T B
-/// (B `[M,N]`) through the CSC pattern.
+/// (B `[M,N]`): the same kernel over the CSC pattern and its cached values.
 fn spmm_typed<T: KernelFloat>(
     be: &CudaBackend,
     a: &DeviceCsr,
@@ -81,38 +86,29 @@ fn spmm_typed<T: KernelFloat>(
     let sw = subwarp(n.div_ceil(v));
     let grid = (out_rows.div_ceil(BLOCK / sw), n.div_ceil(sw * v), 1);
     let cfg = be.cfg(op, grid, BLOCK as u32, 0)?;
-    let name = format!("{op}_{}_v{v}_w{sw}", T::SUFFIX);
-    let f = be.function("sparse", &name)?;
+    let f = be.function("sparse", &format!("spmm_{}_v{v}_w{sw}", T::SUFFIX))?;
     let (rows_i, n_i) = (i32_arg(op, "rows", out_rows)?, i32_arg(op, "N", n)?);
     i32_arg(op, "nnz", a.nnz)?;
-    let values = sl::<T>(op, "A.values", &a.values)?;
-    let mut lb = be.stream().launch_builder(&f);
-    if transposed {
-        lb.arg(&rows_i)
-            .arg(&n_i)
-            .arg(sl::<u32>(op, "A.t_indptr", &a.t_indptr)?)
-            .arg(sl::<u32>(op, "A.t_indices", &a.t_indices)?)
-            .arg(values)
-            .arg(sl::<u32>(op, "A.t_perm", &a.t_perm)?)
-            .arg(sl::<u32>(op, "A.t_row_order", &a.t_row_order)?)
-            .arg(bs)
-            .arg(cs);
+    let (indptr, indices, values, order) = if transposed {
+        (&a.t_indptr, &a.t_indices, &a.t_values, &a.t_row_order)
     } else {
-        lb.arg(&rows_i)
-            .arg(&n_i)
-            .arg(sl::<u32>(op, "A.indptr", &a.indptr)?)
-            .arg(sl::<u32>(op, "A.indices", &a.indices)?)
-            .arg(values)
-            .arg(sl::<u32>(op, "A.row_order", &a.row_order)?)
-            .arg(bs)
-            .arg(cs)
-            .arg(&alpha)
-            .arg(&beta);
-    }
-    // SAFETY: the arguments match the kernel's parameter list in cuda/sparse.cu in order and
-    // type; the CSR pattern was validated at upload (monotone indptr, indices < cols, the
-    // transpose and row orders built from it) and every buffer length was checked above
-    // against the kernel's contract, so no thread indexes outside its buffers.
+        (&a.indptr, &a.indices, &a.values, &a.row_order)
+    };
+    let mut lb = be.stream().launch_builder(&f);
+    lb.arg(&rows_i)
+        .arg(&n_i)
+        .arg(sl::<u32>(op, "A.indptr", indptr)?)
+        .arg(sl::<u32>(op, "A.indices", indices)?)
+        .arg(sl::<T>(op, "A.values", values)?)
+        .arg(sl::<u32>(op, "A.row_order", order)?)
+        .arg(bs)
+        .arg(cs)
+        .arg(&alpha)
+        .arg(&beta);
+    // SAFETY: the arguments match `spmm_*` in cuda/sparse.cu in order and type; the CSR
+    // pattern was validated at upload (monotone indptr, indices < cols; the CSC transpose,
+    // its values and the row orders built from it) and every buffer length was checked
+    // above against the kernel's contract, so no thread indexes outside its buffers.
     unsafe { lb.launch(cfg) }.map_err(drv(op))?;
     Ok(())
 }
@@ -126,12 +122,21 @@ fn sddmm_typed<T: KernelFloat>(be: &CudaBackend, a: &mut DeviceCsr, x: &Tensor, 
     let xs = sl::<T>(OP, "X", &x.buf)?;
     let ys = sl::<T>(OP, "Y", &y.buf)?;
     let v = vec_width::<T>(be, k, &[xs, ys]);
-    let sw = subwarp(k.div_ceil(v));
+    // Short dot products: lanes over non-zeros (a sub-warp sized by the mean row length, each
+    // lane whole dot products, no shuffle reduction); otherwise lanes over K.
+    let (name, sw) = if k <= SDDMM_NZ_MAX_K {
+        let sw = a.nnz.div_ceil(a.rows).next_power_of_two().clamp(4, 32);
+        (format!("sddmm_nz_{}_v{v}_w{sw}", T::SUFFIX), sw)
+    } else {
+        let sw = subwarp(k.div_ceil(v));
+        (format!("sddmm_{}_v{v}_w{sw}", T::SUFFIX), sw)
+    };
     let cfg = be.cfg(OP, (a.rows.div_ceil(BLOCK / sw), 1, 1), BLOCK as u32, 0)?;
-    let f = be.function("sparse", &format!("sddmm_{}_v{v}_w{sw}", T::SUFFIX))?;
+    let f = be.function("sparse", &name)?;
     let (rows_i, k_i) = (i32_arg(OP, "rows", a.rows)?, i32_arg(OP, "K", k)?);
     i32_arg(OP, "nnz", a.nnz)?;
-    let DeviceCsr { indptr, indices, values, row_order, .. } = a;
+    let nnz = a.nnz;
+    let DeviceCsr { indptr, indices, values, row_order, t_perm, t_values, .. } = a;
     let mut lb = be.stream().launch_builder(&f);
     lb.arg(&rows_i)
         .arg(&k_i)
@@ -143,9 +148,25 @@ fn sddmm_typed<T: KernelFloat>(be: &CudaBackend, a: &mut DeviceCsr, x: &Tensor, 
         .arg(sl_mut::<T>(OP, "A.values", values)?)
         .arg(&alpha)
         .arg(&beta);
-    // SAFETY: arguments match `sddmm_*` in cuda/sparse.cu; the pattern was validated at
-    // upload and the lengths of X, Y and the CSR arrays were checked above.
+    // SAFETY: arguments match `sddmm_*` / `sddmm_nz_*` in cuda/sparse.cu (one parameter list);
+    // the pattern was validated at upload and the lengths of X, Y and the CSR arrays were
+    // checked above; V == 4 only with K % 4 == 0 and X, Y aligned (`vec_width`).
     unsafe { lb.launch(cfg) }.map_err(drv(OP))?;
+    if nnz == 0 {
+        return Ok(());
+    }
+    // Refresh the CSC-ordered copy that spmm_t reads: t_values[q] = values[t_perm[q]].
+    let g = be.function("sparse", &format!("csr_gather_{}", T::SUFFIX))?;
+    let gcfg = be.cfg(OP, (nnz.div_ceil(256), 1, 1), 256, 0)?;
+    let nnz_i = i32_arg(OP, "nnz", nnz)?;
+    let (perm_s, src_s) = (sl::<u32>(OP, "A.t_perm", t_perm)?, sl::<T>(OP, "A.values", values)?);
+    let dst_s = sl_mut::<T>(OP, "A.t_values", t_values)?;
+    let mut lb = be.stream().launch_builder(&g);
+    lb.arg(&nnz_i).arg(perm_s).arg(src_s).arg(dst_s);
+    // SAFETY: arguments match `csr_gather_*` in cuda/sparse.cu; t_perm is a permutation of
+    // 0..nnz built at upload and t_perm, values and t_values hold at least nnz elements
+    // (check_csr above); the grid covers nnz threads, each bounds-checked against nnz.
+    unsafe { lb.launch(gcfg) }.map_err(drv(OP))?;
     Ok(())
 }
 

@@ -8,7 +8,8 @@ use crate::formats::{Csr, Sparse24};
 use crate::tensor::{DeviceCsr, DeviceSparse24, DeviceSparse24Mma, Tensor};
 
 impl Device {
-    /// Uploads a CSR matrix, with its transposed pattern and row orderings.
+    /// Uploads a CSR matrix, with its transposed pattern (and its values in that order, for
+    /// `spmm_t`) and row orderings.
     pub fn upload_csr<T: Float>(&self, a: &Csr<T>) -> Result<DeviceCsr> {
         crate::formats::sparse::validate_pattern(a.rows, a.cols, &a.indptr, &a.indices)?;
         if a.data.len() != a.indices.len() {
@@ -30,6 +31,7 @@ impl Device {
             t_indptr: self.upload_slice(&t.indptr)?,
             t_indices: self.upload_slice(&nonempty(&t.indices))?,
             t_perm: self.upload_slice(&nonempty(&t.perm))?,
+            t_values: self.upload_slice(&nonempty(&t.perm.iter().map(|&p| a.data[p as usize]).collect::<Vec<T>>()))?,
             t_row_order: self.upload_slice(&t_row_order)?,
             max_row_nnz,
             max_col_nnz,

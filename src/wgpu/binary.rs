@@ -6,62 +6,99 @@
 //! filter's own `[tap][word]` order, with zero padding corrected exactly in the epilogue.
 
 use super::context::WgpuBackend;
-use super::pipeline::{u32_param, Bind, Dispatch, Groups, Shader};
+use super::dispatch::{expect_len, linear, u32_param, wgsl_params, Bind, Dispatch, Groups, WgslParams};
+use super::pipeline::{Shader, PRELUDE};
 use crate::backend::{BinaryOps, Checked};
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::formats::binary::{Conv2dParams, PadMode};
 use crate::tensor::{Buffer, DeviceBinaryFilter, DeviceBinaryWeights, DeviceBits, Tensor};
 
-/// The binary kernels; trusted: the in-bounds argument is written at the top of
-/// `shaders/binary.wgsl` and at each access.
-pub(crate) static BINARY: Shader = Shader { name: "binary", source: include_str!("../../shaders/binary.wgsl"), trusted: true };
+/// The binary kernels (prelude in front); trusted: the in-bounds argument is written at the
+/// top of `shaders/binary.wgsl` and at each access, and every buffer is checked below.
+pub(super) static BINARY: Shader = Shader::family("binary", "", &[PRELUDE], include_str!("../../shaders/binary.wgsl"));
+
+wgsl_params! {
+    /// Parameters of `binarize_pack`.
+    struct BinarizeParams {
+        rows: u32,
+        cols: u32,
+        words: u32,
+        _pad: u32,
+    }
+}
+
+wgsl_params! {
+    /// Parameters of the XNOR GEMM and convs (fields past `kwords` are the conv's).
+    struct XParams {
+        m: u32,
+        n: u32,
+        kbits: u32,
+        kwords: u32,
+        words: u32,
+        kh: u32,
+        kw: u32,
+        in_h: u32,
+        in_w: u32,
+        out_h: u32,
+        out_w: u32,
+        stride_h: u32,
+        stride_w: u32,
+        pad_h: u32,
+        pad_w: u32,
+        zero_pad: u32,
+    }
+}
 
 fn tiles(m: usize, n: usize) -> Groups {
     Groups::Linear((m.div_ceil(64) as u64) * (n.div_ceil(64) as u64))
 }
 
-/// The conv's parameter block (`XParams` in the shader) and its output pixel count.
-fn conv_params(op: &'static str, x: &DeviceBits, f: &DeviceBinaryFilter, p: &Conv2dParams) -> Result<(Vec<u32>, usize)> {
+/// The conv's parameter block and its output pixel count, after checking the input,
+/// filter, alpha and bias buffers.
+fn conv_params(op: &'static str, x: &DeviceBits, f: &DeviceBinaryFilter, p: &Conv2dParams) -> Result<(XParams, usize)> {
     let (oh, ow) = p.output_hw(f.kh, f.kw)?;
     let pixels = p.batch * oh * ow;
+    let kwords = f.kh * f.kw * f.words;
+    expect_len(op, "X", &x.data, p.batch * p.in_h * p.in_w * f.words)?;
+    expect_len(op, "filter", &f.bits, f.c_out * kwords)?;
+    expect_len(op, "alpha", &f.alpha, f.c_out)?;
+    expect_len(op, "bias", &f.bias, f.c_out)?;
     u32_param(op, "outputs", pixels * f.c_out)?;
     u32_param(op, "output words", pixels * f.c_out.div_ceil(32))?;
     u32_param(op, "input words", x.rows * x.words)?;
-    let kwords = f.kh * f.kw * f.words;
     u32_param(op, "filter words", f.c_out * kwords)?;
     u32_param(op, "c_in * taps", f.c_in * f.kh * f.kw)?;
     // Padded coordinates (o * stride + k) and their comparisons with pad + size must fit.
     u32_param(op, "padded height", oh * p.stride_h + f.kh + p.pad_h + p.in_h)?;
     u32_param(op, "padded width", ow * p.stride_w + f.kw + p.pad_w + p.in_w)?;
-    let v = [
-        pixels,
-        f.c_out,
-        f.c_in,
-        kwords,
-        f.words,
-        f.kh,
-        f.kw,
-        p.in_h,
-        p.in_w,
-        oh,
-        ow,
-        p.stride_h,
-        p.stride_w,
-        p.pad_h,
-        p.pad_w,
-        (p.pad_mode == PadMode::Zero) as usize,
-    ];
-    let out = v.iter().map(|&x| u32_param(op, "conv parameter", x)).collect::<Result<Vec<u32>>>()?;
-    Ok((out, pixels))
+    let u = |x: usize| u32_param(op, "conv parameter", x);
+    let params = XParams {
+        m: u(pixels)?,
+        n: u(f.c_out)?,
+        kbits: u(f.c_in)?,
+        kwords: u(kwords)?,
+        words: u(f.words)?,
+        kh: u(f.kh)?,
+        kw: u(f.kw)?,
+        in_h: u(p.in_h)?,
+        in_w: u(p.in_w)?,
+        out_h: u(oh)?,
+        out_w: u(ow)?,
+        stride_h: u(p.stride_h)?,
+        stride_w: u(p.stride_w)?,
+        pad_h: u(p.pad_h)?,
+        pad_w: u(p.pad_w)?,
+        zero_pad: (p.pad_mode == PadMode::Zero) as u32,
+    };
+    Ok((params, pixels))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A conv launch: f32 output `out`, or bit output with `thresholds`.
 fn conv_dispatch<'a>(
     be: &WgpuBackend,
     entry: &'static str,
-    params: Vec<u32>,
-    pixels: usize,
+    params: &XParams,
     x: &'a DeviceBits,
     f: &'a DeviceBinaryFilter,
     out: &'a Buffer,
@@ -77,23 +114,32 @@ fn conv_dispatch<'a>(
     if let Some(t) = thresholds {
         binds.push(Bind::Read(be.buf(t)?));
     }
-    Ok(Dispatch { shader: &BINARY, entry, constants: vec![], binds, params, groups: tiles(pixels, f.c_out) })
+    let groups = tiles(params.m as usize, f.c_out);
+    Ok(Dispatch { shader: &BINARY, entry, constants: vec![], binds, params: params.bytes(), groups })
 }
 
 impl BinaryOps for WgpuBackend {
     fn binarize_pack(&self, _: Checked, x: &Tensor, out: &mut DeviceBits) -> Result<()> {
         let be = self;
         const OP: &str = "binarize_pack";
-        u32_param(OP, "elements", x.rows * x.cols)?;
         let words = out.rows * out.words;
+        expect_len(OP, "X", &x.buf, x.rows * x.cols)?;
+        expect_len(OP, "out", &out.data, words)?;
+        let params = BinarizeParams {
+            rows: u32_param(OP, "rows", x.rows)?,
+            cols: u32_param(OP, "cols", x.cols)?,
+            words: u32_param(OP, "words per row", out.words)?,
+            ..Default::default()
+        };
+        u32_param(OP, "elements", x.rows * x.cols)?;
         u32_param(OP, "words", words)?;
         let d = Dispatch {
             shader: &BINARY,
             entry: "binarize_pack",
             constants: vec![("XF16", (x.dtype() == DType::F16) as u32 as f64)],
             binds: vec![Bind::Read(be.buf(&x.buf)?), Bind::Write(be.buf(&out.data)?)],
-            params: vec![x.rows as u32, x.cols as u32, out.words as u32, 0],
-            groups: Groups::Linear(words.div_ceil(64) as u64),
+            params: params.bytes(),
+            groups: linear(words as u64, 64),
         };
         be.run(OP, &[d])
     }
@@ -102,14 +148,20 @@ impl BinaryOps for WgpuBackend {
         let be = self;
         const OP: &str = "xnor_gemm";
         let (m, n) = (a.rows, w.bits.rows);
+        expect_len(OP, "A", &a.data, m * a.words)?;
+        expect_len(OP, "W", &w.bits.data, n * a.words)?;
+        expect_len(OP, "alpha", &w.alpha, n)?;
+        expect_len(OP, "Y", &y.buf, m * n)?;
         u32_param(OP, "outputs", m * n)?;
         u32_param(OP, "A words", a.rows * a.words)?;
         u32_param(OP, "W words", w.bits.rows * w.bits.words)?;
-        let mut p = vec![0u32; 16];
-        p[0] = m as u32;
-        p[1] = n as u32;
-        p[2] = u32_param(OP, "K", a.cols)?;
-        p[3] = a.words as u32;
+        let p = XParams {
+            m: u32_param(OP, "M", m)?,
+            n: u32_param(OP, "N", n)?,
+            kbits: u32_param(OP, "K", a.cols)?,
+            kwords: u32_param(OP, "words per row", a.words)?,
+            ..Default::default()
+        };
         let d = Dispatch {
             shader: &BINARY,
             entry: "xnor_gemm",
@@ -120,7 +172,7 @@ impl BinaryOps for WgpuBackend {
                 Bind::Read(be.buf(&w.alpha)?),
                 Bind::Write(be.buf(&y.buf)?),
             ],
-            params: p,
+            params: p.bytes(),
             groups: tiles(m, n),
         };
         be.run(OP, &[d])
@@ -130,7 +182,8 @@ impl BinaryOps for WgpuBackend {
         let be = self;
         const OP: &str = "xnor_conv2d";
         let (params, pixels) = conv_params(OP, x, f, p)?;
-        let d = conv_dispatch(be, "xnor_conv2d", params, pixels, x, f, &y.buf, None)?;
+        expect_len(OP, "Y", &y.buf, pixels * f.c_out)?;
+        let d = conv_dispatch(be, "xnor_conv2d", &params, x, f, &y.buf, None)?;
         be.run(OP, &[d])
     }
 
@@ -146,7 +199,9 @@ impl BinaryOps for WgpuBackend {
         let be = self;
         const OP: &str = "xnor_conv2d_bits";
         let (params, pixels) = conv_params(OP, x, f, p)?;
-        let d = conv_dispatch(be, "xnor_conv2d_bits", params, pixels, x, f, &out.data, Some(thresholds))?;
+        expect_len(OP, "thresholds", thresholds, f.c_out)?;
+        expect_len(OP, "out", &out.data, pixels * f.c_out.div_ceil(32))?;
+        let d = conv_dispatch(be, "xnor_conv2d_bits", &params, x, f, &out.data, Some(thresholds))?;
         be.run(OP, &[d])
     }
 }

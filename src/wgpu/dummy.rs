@@ -1,5 +1,6 @@
 //! Stand-in used when the `wgpu` backend is not compiled in (candle's dummy-backend pattern).
 
+use super::WgpuOptions;
 use crate::error::{Error, Result};
 
 /// Storage of the wgpu backend (uninhabited: the backend is not compiled in).
@@ -9,27 +10,6 @@ pub enum WgpuStorage {}
 /// The wgpu backend (not compiled in).
 #[derive(Debug)]
 pub enum WgpuBackend {}
-
-/// Bounds-check policy of the wgpu backend (the backend is not compiled in).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum BoundsChecks {
-    /// The default policy.
-    #[default]
-    Auto,
-    /// Always checked.
-    Checked,
-    /// Trusted kernels unchecked.
-    Unchecked,
-}
-
-/// Options of the wgpu backend (the backend is not compiled in).
-#[derive(Debug, Clone, Default)]
-pub struct WgpuOptions {
-    /// Adapter name substring.
-    pub adapter: Option<String>,
-    /// Bounds-check policy.
-    pub bounds_checks: BoundsChecks,
-}
 
 impl WgpuBackend {
     /// Always fails: the crate was built without the `wgpu` feature.

@@ -7,11 +7,14 @@ use crate::error::{Error, Result};
 use crate::tensor::{DeviceLowRank, Tensor};
 
 use super::context::WgpuBackend;
-use super::pipeline::{fbits, u32_param, Bind, Dispatch, Groups, Shader};
+use super::dispatch::{expect_len, u32_param, wgsl_params, Bind, Dispatch, Groups, WgslParams};
+use super::pack::Output;
+use super::pipeline::{Shader, PRELUDE};
 
-/// The low-rank kernels; trusted: the bounds argument is at the top of the file and above
-/// each kernel.
-pub(crate) static LOWRANK: Shader = Shader { name: "lowrank", source: include_str!("../../shaders/lowrank.wgsl"), trusted: true };
+/// The low-rank kernels (prelude in front; each operand's dtype is a flag bit, so one module
+/// serves f32 and f16); trusted: the bounds argument is at the top of the file and above each
+/// kernel, and every buffer is checked below.
+pub(super) static LOWRANK: Shader = Shader::family("lowrank", "", &[PRELUDE], include_str!("../../shaders/lowrank.wgsl"));
 
 /// Output tile of the GEMM kernel.
 const TILE: u32 = 64;
@@ -27,6 +30,42 @@ const HAS_BIAS: u32 = 2;
 const A_F16: u32 = 4;
 const B_F16: u32 = 8;
 const BIAS_F16: u32 = 16;
+
+wgsl_params! {
+    /// Parameters of `gemm`.
+    struct GemmParams {
+        m: u32,
+        n: u32,
+        k: u32,
+        asi: u32,
+        ask: u32,
+        bsk: u32,
+        bsj: u32,
+        ldc: u32,
+        tiles_n: u32,
+        tiles: u32,
+        flags: u32,
+        pad0: u32,
+        alpha: f32,
+        beta: f32,
+        pad1: u32,
+        pad2: u32,
+    }
+}
+
+wgsl_params! {
+    /// Parameters of `lowrank_fused`.
+    struct FusedParams {
+        b: u32,
+        n: u32,
+        r: u32,
+        m: u32,
+        flags: u32,
+        groups: u32,
+        pad0: u32,
+        pad1: u32,
+    }
+}
 
 /// A strided operand: for A, element `(row i, depth k)` at `i * si + k * sk`; for B,
 /// element `(depth k, column j)` at `k * si + j * sk`.
@@ -83,37 +122,41 @@ fn gemm<'a>(
         entry: "gemm",
         constants: vec![],
         binds: vec![Bind::Read(a.buf), Bind::Read(b.buf), Bind::Read(bias_buf), Bind::Write(c)],
-        params: vec![m32, n32, k32, a.si, a.sk, b.si, b.sk, n32, tiles_n, tiles32, flags, 0, fbits(alpha), fbits(beta), 0, 0],
+        params: GemmParams {
+            m: m32,
+            n: n32,
+            k: k32,
+            asi: a.si,
+            ask: a.sk,
+            bsk: b.si,
+            bsj: b.sk,
+            ldc: n32,
+            tiles_n,
+            tiles: tiles32,
+            flags,
+            alpha,
+            beta,
+            ..Default::default()
+        }
+        .bytes(),
         groups: Groups::Linear(tiles),
     })
 }
 
-/// Packs an f32 scratch of `count` elements into an f16 buffer.
-fn pack<'a>(op: &'static str, src: &'a wgpu::Buffer, dst: &'a wgpu::Buffer, count: usize) -> Result<Dispatch<'a>> {
-    let count32 = u32_param(op, "elements", count)?;
-    let words = count32.div_ceil(2);
-    Ok(Dispatch {
-        shader: &LOWRANK,
-        entry: "pack_f16",
-        constants: vec![],
-        binds: vec![Bind::Read(src), Bind::Write(dst)],
-        params: vec![count32, words, 0, 0],
-        groups: Groups::Linear(words.div_ceil(64) as u64),
-    })
+/// The output of a GEMM-based op: f32 written directly, f16 through an f32 scratch of
+/// `count` elements and the pack pass (two values share an output word).
+fn output<'a>(be: &WgpuBackend, label: &str, dst: &'a wgpu::Buffer, count: usize, f16: bool) -> Result<Output<'a>> {
+    if f16 {
+        Output::packed(be, label, dst, count, 1.0, 0.0)
+    } else {
+        Ok(Output::direct(dst))
+    }
 }
 
-/// Packs an f32 scratch of `count` elements into an f16 buffer as `dst = src + beta * dst`.
-fn pack_beta<'a>(op: &'static str, src: &'a wgpu::Buffer, dst: &'a wgpu::Buffer, count: usize, beta: f32) -> Result<Dispatch<'a>> {
-    let count32 = u32_param(op, "elements", count)?;
-    let words = count32.div_ceil(2);
-    Ok(Dispatch {
-        shader: &LOWRANK,
-        entry: "pack_f16_beta",
-        constants: vec![],
-        binds: vec![Bind::Read(src), Bind::Write(dst)],
-        params: vec![count32, words, fbits(beta), 0],
-        groups: Groups::Linear(words.div_ceil(64) as u64),
-    })
+/// Checks the factors: `U [m, r]`, `V [n, r]`.
+fn check_factors(op: &'static str, lr: &DeviceLowRank) -> Result<()> {
+    expect_len(op, "U", &lr.u.buf, lr.m * lr.r)?;
+    expect_len(op, "V", &lr.v.buf, lr.n * lr.r)
 }
 
 fn is_f16(op: &'static str, d: DType) -> Result<bool> {
@@ -130,6 +173,12 @@ impl LowRankOps for WgpuBackend {
         const OP: &str = "lowrank_linear";
         let f16 = is_f16(OP, lr.dtype())?;
         let (b, n, m, r) = (x.rows, lr.n, lr.m, lr.r);
+        check_factors(OP, lr)?;
+        expect_len(OP, "X", &x.buf, b * n)?;
+        expect_len(OP, "Y", &y.buf, b * m)?;
+        if let Some(t) = bias {
+            expect_len(OP, "bias", &t.buf, m)?;
+        }
         let (b32, n32, m32, r32) = (u32_param(OP, "b", b)?, u32_param(OP, "n", n)?, u32_param(OP, "m", m)?, u32_param(OP, "r", r)?);
         u32_param(OP, "Y elements", b.saturating_mul(m))?;
         u32_param(OP, "X elements", b.saturating_mul(n))?;
@@ -141,9 +190,8 @@ impl LowRankOps for WgpuBackend {
             Some(t) => Some(be.buf(&t.buf)?),
             None => None,
         };
-        // f16 results go through an f32 scratch (two values share an output word).
-        let yscratch = if f16 { Some(be.scratch("lowrank_linear output", (b * m) as u64 * 4)?) } else { None };
-        let yout: &wgpu::Buffer = yscratch.as_ref().unwrap_or(yb);
+        let out = output(be, "lowrank_linear output", yb, b * m, f16)?;
+        let yout = out.target();
         let row_tiles = b.div_ceil(FUSED_ROWS as usize);
         if r <= FUSED_MAX_R && row_tiles >= FUSED_MIN_TILES {
             let mut flags = if f16 { A_F16 } else { 0 };
@@ -151,17 +199,16 @@ impl LowRankOps for WgpuBackend {
                 flags |= HAS_BIAS;
             }
             let groups = row_tiles as u32;
+            let params = FusedParams { b: b32, n: n32, r: r32, m: m32, flags, groups, ..Default::default() };
             let mut ds = vec![Dispatch {
                 shader: &LOWRANK,
                 entry: "lowrank_fused",
                 constants: vec![],
-                binds: vec![Bind::Read(xb), Bind::Read(vb), Bind::Read(ub), Bind::Read(biasb.unwrap_or(ub)), Bind::Write(yout)],
-                params: vec![b32, n32, r32, m32, flags, groups, 0, 0],
+                binds: vec![Bind::Read(xb), Bind::Read(vb), Bind::Read(biasb.unwrap_or(ub)), Bind::Write(yout), Bind::Read(ub)],
+                params: params.bytes(),
                 groups: Groups::Linear(groups as u64),
             }];
-            if f16 {
-                ds.push(pack(OP, yout, yb, b * m)?);
-            }
+            out.finish(OP, &mut ds)?;
             return be.run(OP, &ds);
         }
         // Two passes: T = X V into an f32 scratch, then Y = T U^T + bias.
@@ -179,9 +226,7 @@ impl LowRankOps for WgpuBackend {
             0.0,
         )?;
         let mut ds = vec![d1, d2];
-        if f16 {
-            ds.push(pack(OP, yout, yb, b * m)?);
-        }
+        out.finish(OP, &mut ds)?;
         be.run(OP, &ds)
     }
 
@@ -190,19 +235,17 @@ impl LowRankOps for WgpuBackend {
         const OP: &str = "lowrank_reconstruct";
         let f16 = is_f16(OP, lr.dtype())?;
         let (m, n, r) = (lr.m, lr.n, lr.r);
+        check_factors(OP, lr)?;
+        expect_len(OP, "W", &w.buf, m * n)?;
         let r32 = u32_param(OP, "r", r)?;
         let ub = be.buf(&lr.u.buf)?;
         let vb = be.buf(&lr.v.buf)?;
         let wb = be.buf(&w.buf)?;
-        let scratch = if f16 { Some(be.scratch("lowrank_reconstruct output", (m * n) as u64 * 4)?) } else { None };
-        let out: &wgpu::Buffer = scratch.as_ref().unwrap_or(wb);
+        let out = output(be, "lowrank_reconstruct output", wb, m * n, f16)?;
         // W = U V^T: A = U (row-major), B(k, j) = V[j, k].
-        let d =
-            gemm(OP, (m, n, r), Operand { buf: ub, si: r32, sk: 1, f16 }, Operand { buf: vb, si: 1, sk: r32, f16 }, None, out, 1.0, 0.0)?;
-        let mut ds = vec![d];
-        if f16 {
-            ds.push(pack(OP, out, wb, m * n)?);
-        }
+        let a = Operand { buf: ub, si: r32, sk: 1, f16 };
+        let mut ds = vec![gemm(OP, (m, n, r), a, Operand { buf: vb, si: 1, sk: r32, f16 }, None, out.target(), 1.0, 0.0)?];
+        out.finish(OP, &mut ds)?;
         be.run(OP, &ds)
     }
 
@@ -210,6 +253,9 @@ impl LowRankOps for WgpuBackend {
         let be = self;
         const OP: &str = "frobenius_decay";
         let (m, n, r) = (lr.m, lr.n, lr.r);
+        check_factors(OP, lr)?;
+        expect_len(OP, "dU", &du.buf, m * r)?;
+        expect_len(OP, "dV", &dv.buf, n * r)?;
         let r32 = u32_param(OP, "r", r)?;
         u32_param(OP, "r * r", r.saturating_mul(r))?;
         let ub = be.buf(&lr.u.buf)?;
@@ -263,12 +309,14 @@ impl LowRankOps for WgpuBackend {
         // P = X V and Q = dY U stay in f32 scratch ([b, r], small).
         let p = be.scratch("lowrank_backward P = X V", (b * r) as u64 * 4)?;
         let q = be.scratch("lowrank_backward Q = dY U", (b * r) as u64 * 4)?;
-        // f16 results go through f32 scratch (two values share an output word), then pack.
-        let scratch = |label: &str, count: usize| if f16 { be.scratch(label, count as u64 * 4).map(Some) } else { Ok(None) };
-        let dx_s = if dxb.is_some() { scratch("lowrank_backward dX", b * n)? } else { None };
-        let du_s = scratch("lowrank_backward dU", m * r)?;
-        let dv_s = scratch("lowrank_backward dV", n * r)?;
-        // Into scratch the GEMM overwrites (beta 0); pack_f16_beta applies beta afterwards.
+        // f16 results go through an f32 scratch (two values share an output word) and the
+        // pack pass, which applies beta; f32 results are written (and accumulated) directly.
+        let dx_out = match dxb {
+            Some(dxb) => Some(output(be, "lowrank_backward dX", dxb, b * n, f16)?),
+            None => None,
+        };
+        let du_out = if f16 { Output::packed(be, "lowrank_backward dU", dub, m * r, 1.0, beta)? } else { Output::direct(dub) };
+        let dv_out = if f16 { Output::packed(be, "lowrank_backward dV", dvb, n * r, 1.0, beta)? } else { Output::direct(dvb) };
         let gemm_beta = if f16 { 0.0 } else { beta };
         let t = |buf, si, sk, f16| Operand { buf, si, sk, f16 };
         let mut ds = vec![
@@ -276,25 +324,17 @@ impl LowRankOps for WgpuBackend {
             gemm(OP, (b, r, n), t(xb, n32, 1, f16), t(vb, r32, 1, f16), None, &p, 1.0, 0.0)?,
             gemm(OP, (b, r, m), t(dyb, m32, 1, f16), t(ub, r32, 1, f16), None, &q, 1.0, 0.0)?,
         ];
-        if let Some(dxb) = dxb {
+        if let Some(out) = &dx_out {
             // dX(i, k) = Q[i*r + q] V[k*r + q] (overwritten).
-            let out = dx_s.as_ref().unwrap_or(dxb);
-            ds.push(gemm(OP, (b, n, r), t(&q, r32, 1, false), t(vb, 1, r32, f16), None, out, 1.0, 0.0)?);
-            if f16 {
-                ds.push(pack(OP, out, dxb, b * n)?);
-            }
+            ds.push(gemm(OP, (b, n, r), t(&q, r32, 1, false), t(vb, 1, r32, f16), None, out.target(), 1.0, 0.0)?);
+            out.finish(OP, &mut ds)?;
         }
         // dU(j, q) = dY[i*m + j] P[i*r + q] (A is dY^T: stride 1 along j, m along i).
-        let out = du_s.as_ref().unwrap_or(dub);
-        ds.push(gemm(OP, (m, r, b), t(dyb, 1, m32, f16), t(&p, r32, 1, false), None, out, 1.0, gemm_beta)?);
+        ds.push(gemm(OP, (m, r, b), t(dyb, 1, m32, f16), t(&p, r32, 1, false), None, du_out.target(), 1.0, gemm_beta)?);
+        du_out.finish(OP, &mut ds)?;
         // dV(k, q) = X[i*n + k] Q[i*r + q].
-        let out_v = dv_s.as_ref().unwrap_or(dvb);
-        ds.push(gemm(OP, (n, r, b), t(xb, 1, n32, f16), t(&q, r32, 1, false), None, out_v, 1.0, gemm_beta)?);
-        if f16 {
-            for (src, dst, count) in [(out, dub, m * r), (out_v, dvb, n * r)] {
-                ds.push(if beta == 0.0 { pack(OP, src, dst, count)? } else { pack_beta(OP, src, dst, count, beta)? });
-            }
-        }
+        ds.push(gemm(OP, (n, r, b), t(xb, 1, n32, f16), t(&q, r32, 1, false), None, dv_out.target(), 1.0, gemm_beta)?);
+        dv_out.finish(OP, &mut ds)?;
         be.run(OP, &ds)
     }
 }

@@ -1,36 +1,65 @@
 //! The WGSL backend (wgpu). Without the `wgpu` feature this is a dummy that reports itself
 //! unavailable.
 //!
-//! Layout of the real backend: `context.rs` (adapter choice, device, storage, uploads,
-//! downloads, timing, bring-your-own device and buffers), `pipeline.rs` (shader modules and
-//! pipelines compiled once and cached, the dispatch helper every op family uses), and one
-//! file per op family (`sparse.rs`, `lowrank.rs`, `quant.rs`, `binary.rs`) whose kernels
-//! live in `shaders/<family>.wgsl`.
+//! Layout of the real backend, one concern per file:
+//! - `adapter.rs`: adapter choice and device creation ([`WgpuBackend::new`],
+//!   [`WgpuBackend::with_options`]), [`describe_adapters`];
+//! - `context.rs`: the backend itself (device, queue, limits, caches, error scopes) and its
+//!   [`crate::backend::Core`] implementation;
+//! - `memory.rs`: buffers, uploads, downloads and zeroed allocations;
+//! - `timing.rs`: timestamp queries for [`crate::Device::time_runs`];
+//! - `byo.rs`: bring your own device and buffers ([`crate::Device::from_wgpu`],
+//!   [`crate::Device::wrap_wgpu_buffer`], [`crate::Buffer::wgpu_buffer`]);
+//! - `pipeline.rs`: shader sources (the common prelude and the per-dtype variants), shader
+//!   modules and pipelines compiled once and cached;
+//! - `dispatch.rs`: [`Dispatch`] and [`WgpuBackend::run`], parameter blocks and the buffer
+//!   length checks every launcher makes;
+//! - `pack.rs`: the f16 pack pass shared by the op families;
+//! - one file per op family (`sparse.rs`, `lowrank.rs`, `quant.rs`, `binary.rs`) whose kernels
+//!   live in `shaders/<family>.wgsl`.
 
 #[cfg(not(feature = "wgpu"))]
 mod dummy;
 #[cfg(not(feature = "wgpu"))]
-pub use dummy::{describe_adapters, BoundsChecks, WgpuBackend, WgpuOptions, WgpuStorage};
+pub use dummy::{describe_adapters, WgpuBackend, WgpuStorage};
 
+#[cfg(feature = "wgpu")]
+mod adapter;
 #[cfg(feature = "wgpu")]
 mod binary;
 #[cfg(feature = "wgpu")]
+mod byo;
+#[cfg(feature = "wgpu")]
 mod context;
+#[cfg(feature = "wgpu")]
+mod dispatch;
 #[cfg(feature = "wgpu")]
 mod lowrank;
 #[cfg(feature = "wgpu")]
-pub(crate) mod pipeline;
+mod memory;
+#[cfg(feature = "wgpu")]
+mod pack;
+#[cfg(feature = "wgpu")]
+mod pipeline;
 #[cfg(feature = "wgpu")]
 mod quant;
 #[cfg(feature = "wgpu")]
 mod sparse;
+#[cfg(all(test, feature = "wgpu"))]
+mod tests;
 #[cfg(feature = "wgpu")]
-pub use context::{describe_adapters, WgpuBackend, WgpuStorage};
+mod timing;
+
 #[cfg(feature = "wgpu")]
-pub use pipeline::{Bind, Dispatch, Groups, Shader};
+pub use adapter::describe_adapters;
+#[cfg(feature = "wgpu")]
+pub use context::{WgpuBackend, WgpuStorage};
+#[cfg(feature = "wgpu")]
+pub use dispatch::{Bind, Dispatch, Groups};
+#[cfg(feature = "wgpu")]
+pub use pipeline::Shader;
 
 /// Whether the backend's shader modules keep naga's runtime bounds checks.
-#[cfg(feature = "wgpu")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BoundsChecks {
     /// Checked in debug builds; in release builds, kernels whose bounds argument is written
@@ -46,7 +75,6 @@ pub enum BoundsChecks {
 }
 
 /// Options of [`WgpuBackend::with_options`].
-#[cfg(feature = "wgpu")]
 #[derive(Debug, Clone, Default)]
 pub struct WgpuOptions {
     /// Case-insensitive substring of the adapter name to pick (overrides the

@@ -1,39 +1,48 @@
-//! Shader modules and compute pipelines, compiled once and cached, and the dispatch helper
-//! that every op family uses.
+//! Shader sources, and shader modules and compute pipelines compiled once and cached.
 //!
-//! Conventions shared by every WGSL kernel of this crate:
-//! - `@group(0) @binding(0) var<uniform> p: Params;` holds the op's parameters: a struct of
-//!   scalar `u32` / `i32` / `f32` fields, filled from the `params: Vec<u32>` of a
-//!   [`Dispatch`] in declaration order (f32 as its bits, see [`fbits`]).
-//! - Storage buffers follow at bindings `1..=n` in the order of [`Dispatch::binds`]:
-//!   [`Bind::Read`] must be declared `var<storage, read>`, [`Bind::Write`]
-//!   `var<storage, read_write>`. An entry point may leave some of the file's bindings unused.
-//! - Half and byte data are bound as `array<u32>` (packed words; buffers are rounded up to 4
-//!   bytes), so no kernel needs `Features::SHADER_F16`.
-//! - [`Groups::Linear`] launches `n` workgroups folded into a 2-D grid when `n` exceeds
-//!   `max_compute_workgroups_per_dimension`: the shader computes its linear id as
-//!   `wid.x + wid.y * nwg.x` (`@builtin(workgroup_id) wid`, `@builtin(num_workgroups) nwg`)
-//!   and returns when it is `>= n` (a uniform early exit, before any barrier).
-//! - Tile sizes are `override` constants ([`Dispatch::constants`]), so one source serves
-//!   every tile configuration; each distinct set of constants is its own cached pipeline.
-//! - A [`Shader`] marked `trusted` has its bounds argument written next to every kernel in
-//!   the source; only those may run without naga's bounds checks (release builds, or
-//!   [`crate::wgpu::BoundsChecks::Unchecked`]; `SLIMGEMM_WGPU_CHECKED=1` forces checks).
+//! Every shader of the crate is assembled from parts when its module is created, as the CUDA
+//! kernels get `cuda/common.cuh` prepended:
+//! - the prelude `shaders/common.wgsl` (f16 packing with its one documented rounding, word
+//!   access to float arrays, workgroup indexing and clamping helpers) comes first;
+//! - shaders written once for both float dtypes ([`Shader::dtype_variants`]) then get a dtype
+//!   snippet (`shaders/dtype_f32.wgsl` or `shaders/dtype_f16.wgsl`) that defines the element
+//!   type their loads and stores use (`F16`, `EPW`, `W4`, `unpack4`, `pack4`), so one source
+//!   serves both dtypes and each dtype is its own module (and pipelines);
+//! - then the family file itself.
+//!
+//! Shaders that callers run through [`WgpuBackend::run`] ([`Shader::checked`],
+//! [`Shader::trusted`]) are compiled as written. The conventions every kernel follows are in
+//! the prelude's header and in `dispatch.rs`.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 
-use super::context::{WgpuBackend, NAME};
+use super::context::{poisoned, WgpuBackend};
+
+/// The prelude prepended to every shader of the crate.
+pub(crate) const PRELUDE: &str = include_str!("../../shaders/common.wgsl");
+/// The prelude and the f32 snippet: the head of the f32 variant of a dtype-generic shader.
+const HEAD_F32: &[&str] = &[PRELUDE, include_str!("../../shaders/dtype_f32.wgsl")];
+/// The prelude and the f16 snippet.
+const HEAD_F16: &[&str] = &[PRELUDE, include_str!("../../shaders/dtype_f16.wgsl")];
 
 /// A WGSL source file. Besides the crate's own kernels, callers may run their own WGSL on a
 /// slimgemm wgpu device through [`WgpuBackend::run`] (pipeline cache, error scopes and
 /// timestamps under [`crate::Device::time_runs`]), following the module's conventions.
 #[derive(Debug)]
 pub struct Shader {
-    /// Short name (the file stem), used as cache key and label; unique per source.
+    /// Short name (the file stem), used with `variant` as cache key and label; unique per
+    /// source.
     pub(crate) name: &'static str,
-    /// The WGSL text.
+    /// Which variant of the file (`"f32"`, `"f16"`, ...), empty for a single one.
+    pub(crate) variant: &'static str,
+    /// Texts prepended to `source` (the prelude and a dtype snippet for the crate's shaders,
+    /// nothing for callers' shaders).
+    pub(crate) head: &'static [&'static str],
+    /// The WGSL text of the file.
     pub(crate) source: &'static str,
     /// True if every kernel in the file documents why it never indexes out of bounds, so its
     /// module may drop naga's bounds checks.
@@ -43,7 +52,7 @@ pub struct Shader {
 impl Shader {
     /// A shader that always keeps naga's runtime bounds checks.
     pub const fn checked(name: &'static str, source: &'static str) -> Self {
-        Shader { name, source, trusted: false }
+        Shader { name, variant: "", head: &[], source, trusted: false }
     }
 
     /// A shader whose modules may drop naga's bounds checks (release builds).
@@ -53,14 +62,61 @@ impl Shader {
     /// caller makes with it (an out-of-bounds access without checks is undefined behaviour
     /// on the GPU).
     pub const unsafe fn trusted(name: &'static str, source: &'static str) -> Self {
-        Shader { name, source, trusted: true }
+        Shader { name, variant: "", head: &[], source, trusted: true }
+    }
+
+    /// A shader file of the crate, `shaders/<name>.wgsl`, with the prelude and the given extra
+    /// parts in front (a `variant` names them). Trusted: each family file writes its bounds
+    /// argument at its top and above every kernel, and its launcher checks every buffer's
+    /// length against the kernel's contract before the dispatch.
+    pub(crate) const fn family(name: &'static str, variant: &'static str, head: &'static [&'static str], source: &'static str) -> Self {
+        Shader { name, variant, head, source, trusted: true }
+    }
+
+    /// The f32 and f16 variants of a crate shader written once for both dtypes (see the
+    /// module docs); pick one with [`for_dtype`].
+    pub(crate) const fn dtype_variants(name: &'static str, source: &'static str) -> [Shader; 2] {
+        [Self::family(name, "f32", HEAD_F32, source), Self::family(name, "f16", HEAD_F16, source)]
+    }
+
+    /// The module's full text: the head parts, then the file.
+    pub(crate) fn text(&self) -> Cow<'static, str> {
+        if self.head.is_empty() {
+            return Cow::Borrowed(self.source);
+        }
+        let mut s = String::with_capacity(self.head.iter().map(|h| h.len() + 1).sum::<usize>() + self.source.len());
+        for h in self.head {
+            s.push_str(h);
+            s.push('\n');
+        }
+        s.push_str(self.source);
+        Cow::Owned(s)
+    }
+
+    /// `shaders/<name>.wgsl`, with its variant where it has one (labels and errors).
+    pub(crate) fn label(&self) -> String {
+        if self.variant.is_empty() {
+            format!("shaders/{}.wgsl", self.name)
+        } else {
+            format!("shaders/{}.wgsl ({})", self.name, self.variant)
+        }
     }
 }
 
-/// Cache key of a shader module.
+/// The variant of a dtype-generic shader for float `dtype`.
+pub(crate) fn for_dtype(variants: &'static [Shader; 2], op: &'static str, what: &str, dtype: DType) -> Result<&'static Shader> {
+    match dtype {
+        DType::F32 => Ok(&variants[0]),
+        DType::F16 => Ok(&variants[1]),
+        d => Err(Error::dtype(op, format!("{what} of {d}"))),
+    }
+}
+
+/// Cache key of a shader module: the file, its variant and whether bounds checks are dropped.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct ModuleKey {
     name: &'static str,
+    variant: &'static str,
     unchecked: bool,
 }
 
@@ -78,78 +134,21 @@ pub(crate) struct PipelineKey {
 /// A compiled pipeline with its bind group layout.
 #[derive(Debug)]
 pub(crate) struct PipelineEntry {
-    pipeline: wgpu::ComputePipeline,
-    layout: wgpu::BindGroupLayout,
-}
-
-/// A storage buffer bound to a dispatch (bindings 1..=n in order).
-#[derive(Debug, Clone, Copy)]
-pub enum Bind<'a> {
-    /// Declared `var<storage, read>`.
-    Read(&'a wgpu::Buffer),
-    /// Declared `var<storage, read_write>`.
-    Write(&'a wgpu::Buffer),
-}
-
-impl<'a> Bind<'a> {
-    fn buffer(&self) -> &'a wgpu::Buffer {
-        match *self {
-            Bind::Read(b) | Bind::Write(b) => b,
-        }
-    }
-    fn writes(&self) -> bool {
-        matches!(self, Bind::Write(_))
-    }
-}
-
-/// How many workgroups to launch.
-#[derive(Debug, Clone, Copy)]
-pub enum Groups {
-    /// `n` workgroups, folded into `(x, y, 1)` when `n` exceeds the per-dimension limit (see
-    /// the module docs for the shader side). `0` skips the dispatch.
-    Linear(u64),
-    /// An explicit grid (each dimension must be within the limit; a zero skips it).
-    #[allow(dead_code)]
-    Grid(u32, u32, u32),
-}
-
-/// One kernel launch.
-#[derive(Debug)]
-pub struct Dispatch<'a> {
-    /// The source file.
-    pub shader: &'static Shader,
-    /// Entry point.
-    pub entry: &'static str,
-    /// Override constants (tile sizes).
-    pub constants: Vec<(&'static str, f64)>,
-    /// Storage buffers at bindings 1..=n.
-    pub binds: Vec<Bind<'a>>,
-    /// The uniform parameters (binding 0), as 32-bit words.
-    pub params: Vec<u32>,
-    /// Workgroups.
-    pub groups: Groups,
-}
-
-/// The bits of an f32 parameter.
-pub(crate) fn fbits(x: f32) -> u32 {
-    x.to_bits()
-}
-
-/// A `usize` parameter as `u32`, or an error naming it if it does not fit.
-pub(crate) fn u32_param(op: &'static str, what: &str, x: usize) -> Result<u32> {
-    u32::try_from(x).map_err(|_| Error::shape(op, format!("{what} = {x} exceeds the 32-bit indexing of the WGSL kernels")))
+    pub(crate) pipeline: wgpu::ComputePipeline,
+    pub(crate) layout: wgpu::BindGroupLayout,
 }
 
 impl WgpuBackend {
     fn module(&self, shader: &'static Shader) -> Result<(ModuleKey, wgpu::ShaderModule)> {
         let unchecked = shader.trusted && self.unchecked_allowed;
-        let key = ModuleKey { name: shader.name, unchecked };
-        let mut modules = self.modules.lock().map_err(|_| Error::backend(NAME, "module cache lock poisoned"))?;
+        let key = ModuleKey { name: shader.name, variant: shader.variant, unchecked };
+        let mut modules = self.modules.lock().map_err(|_| poisoned("module cache"))?;
         if let Some(m) = modules.get(&key) {
             return Ok((key, m.clone()));
         }
-        let desc = wgpu::ShaderModuleDescriptor { label: Some(shader.name), source: wgpu::ShaderSource::Wgsl(shader.source.into()) };
-        let m = self.scoped(&format!("compiling shaders/{}.wgsl", shader.name), || {
+        let label = shader.label();
+        let desc = wgpu::ShaderModuleDescriptor { label: Some(&label), source: wgpu::ShaderSource::Wgsl(shader.text()) };
+        let m = self.scoped(&format!("compiling {label}"), || {
             Ok(if unchecked {
                 let mut checks = wgpu::ShaderRuntimeChecks::checked();
                 checks.bounds_checks = false;
@@ -181,10 +180,10 @@ impl WgpuBackend {
             constants: constants.iter().map(|&(n, v)| (n, v.to_bits())).collect(),
             access: access.to_vec(),
         };
-        if let Some(p) = self.pipelines.lock().map_err(|_| Error::backend(NAME, "pipeline cache lock poisoned"))?.get(&key) {
+        if let Some(p) = self.pipelines.lock().map_err(|_| poisoned("pipeline cache"))?.get(&key) {
             return Ok(p.clone());
         }
-        let what = format!("pipeline {}::{entry}", shader.name);
+        let what = format!("pipeline {}::{entry}", shader.label());
         let entry_obj = self.scoped(&what, || {
             let mut entries = vec![wgpu::BindGroupLayoutEntry {
                 binding: 0,
@@ -225,117 +224,7 @@ impl WgpuBackend {
             Ok(PipelineEntry { pipeline, layout })
         })?;
         let entry_obj = Arc::new(entry_obj);
-        self.pipelines.lock().map_err(|_| Error::backend(NAME, "pipeline cache lock poisoned"))?.insert(key, entry_obj.clone());
+        self.pipelines.lock().map_err(|_| poisoned("pipeline cache"))?.insert(key, entry_obj.clone());
         Ok(entry_obj)
-    }
-
-    fn grid(&self, op: &str, g: Groups) -> Result<Option<(u32, u32, u32)>> {
-        let maxd = self.limits.max_compute_workgroups_per_dimension.max(1);
-        match g {
-            Groups::Linear(0) => Ok(None),
-            Groups::Linear(n) => {
-                let x = n.min(maxd as u64);
-                let y = n.div_ceil(x);
-                if y > maxd as u64 {
-                    return Err(Error::backend(NAME, format!("{op}: {n} workgroups exceed the device's {maxd} x {maxd} grid")));
-                }
-                Ok(Some((x as u32, y as u32, 1)))
-            }
-            Groups::Grid(x, y, z) => {
-                if x == 0 || y == 0 || z == 0 {
-                    return Ok(None);
-                }
-                if x > maxd || y > maxd || z > maxd {
-                    return Err(Error::backend(NAME, format!("{op}: grid ({x}, {y}, {z}) exceeds {maxd} workgroups per dimension")));
-                }
-                Ok(Some((x, y, z)))
-            }
-        }
-    }
-
-    /// Records the dispatches, each in its own compute pass (so each sees the previous
-    /// one's writes), in one command buffer and submits it. Any validation or
-    /// out-of-memory error becomes [`Error::Backend`]. Under [`crate::Device::time_runs`]
-    /// every pass writes begin/end timestamps.
-    pub fn run(&self, op: &'static str, dispatches: &[Dispatch<'_>]) -> Result<()> {
-        let max_bindings = self.limits.max_storage_buffers_per_shader_stage as usize;
-        let mut prepared = Vec::with_capacity(dispatches.len());
-        for d in dispatches {
-            if d.binds.len() > max_bindings {
-                return Err(Error::backend(
-                    NAME,
-                    format!("{op}: {} storage bindings exceed the device's limit of {max_bindings}", d.binds.len()),
-                ));
-            }
-            for b in &d.binds {
-                if b.buffer().size() > self.max_binding_bytes() {
-                    return Err(Error::backend(
-                        NAME,
-                        format!("{op}: a buffer of {} bytes exceeds the binding limit {}", b.buffer().size(), self.max_binding_bytes()),
-                    ));
-                }
-            }
-            let Some(grid) = self.grid(op, d.groups)? else { continue };
-            let access: Vec<bool> = d.binds.iter().map(Bind::writes).collect();
-            let p = self.pipeline(d.shader, d.entry, &d.constants, &access)?;
-            prepared.push((d, p, grid));
-        }
-        if prepared.is_empty() {
-            return Ok(());
-        }
-        let mut timing = self.timing.lock().map_err(|_| Error::backend(NAME, "timing lock poisoned"))?;
-        self.scoped(op, || {
-            let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(op) });
-            let mut groups = Vec::with_capacity(prepared.len());
-            for (d, p, _) in &prepared {
-                let mut words = d.params.clone();
-                words.resize(words.len().max(4).div_ceil(4) * 4, 0);
-                let ubuf = self.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("slimgemm params"),
-                    size: words.len() as u64 * 4,
-                    usage: wgpu::BufferUsages::UNIFORM,
-                    mapped_at_creation: true,
-                });
-                {
-                    let mut view = ubuf.slice(..).get_mapped_range_mut().map_err(|e| super::context::backend_err("params", e))?;
-                    view.copy_from_slice(bytemuck::cast_slice(&words));
-                }
-                ubuf.unmap();
-                let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: ubuf.as_entire_binding() }];
-                for (i, b) in d.binds.iter().enumerate() {
-                    entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.buffer().as_entire_binding() });
-                }
-                let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some(d.entry),
-                    layout: &p.layout,
-                    entries: &entries,
-                });
-                groups.push((bg, ubuf));
-            }
-            for ((d, p, (x, y, z)), (bg, _)) in prepared.iter().zip(&groups) {
-                let ts = match timing.as_mut() {
-                    Some(t) if t.passes < super::context::MAX_TIMED_PASSES => {
-                        let i = t.passes;
-                        t.passes += 1;
-                        Some(wgpu::ComputePassTimestampWrites {
-                            query_set: &t.query_set,
-                            beginning_of_pass_write_index: Some(2 * i),
-                            end_of_pass_write_index: Some(2 * i + 1),
-                        })
-                    }
-                    Some(t) => {
-                        t.overflow = true;
-                        None
-                    }
-                    None => None,
-                };
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(d.entry), timestamp_writes: ts });
-                pass.set_pipeline(&p.pipeline);
-                pass.set_bind_group(0, bg, &[]);
-                pass.dispatch_workgroups(*x, *y, *z);
-            }
-            self.queue.submit(Some(enc.finish()));
-            Ok(())
-        })
     }
 }

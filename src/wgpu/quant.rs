@@ -4,35 +4,56 @@
 //! Paths: the GEMMs run a GEMV-style kernel for M <= 16 (32 lanes per output column along K,
 //! W streamed once per block of up to 8 rows) and a 64 x 64 tiled kernel otherwise. f16
 //! outputs are written two per word by one invocation; for odd N (where a word straddles two
-//! rows) the kernel writes f32 into a scratch buffer and `pack_f16` packs it.
+//! rows) the kernel writes f32 into a scratch buffer and the shared pack pass packs it.
 
 use super::context::WgpuBackend;
-use super::pipeline::{u32_param, Bind, Dispatch, Groups, Shader};
+use super::dispatch::{expect_len, u32_param, wgsl_params, Bind, Dispatch, Groups, WgslParams};
+use super::pack::Output;
+use super::pipeline::{Shader, PRELUDE};
 use crate::backend::{Checked, QuantOps};
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::tensor::{DeviceInt4Weights, DeviceInt8Matrix, Tensor};
 
 /// `dot4i8` through the WGSL built-in (lowered to OpSDot or polyfilled by naga).
-macro_rules! dot_native {
-    () => {
-        "fn dot4i8(a: u32, b: u32) -> i32 { return dot4I8Packed(a, b); }\n"
-    };
-}
+const DOT_NATIVE: &str = "fn dot4i8(a: u32, b: u32) -> i32 { return dot4I8Packed(a, b); }\n";
 /// `dot4i8` by sign-extending shifts, for platforms without `packed_4x8_integer_dot_product`.
-macro_rules! dot_manual {
-    () => {
-        "fn dot4i8(a: u32, b: u32) -> i32 { let s = vec4<u32>(24u, 16u, 8u, 0u); return dot(bitcast<vec4<i32>>(vec4<u32>(a) << s) >> vec4<u32>(24u), bitcast<vec4<i32>>(vec4<u32>(b) << s) >> vec4<u32>(24u)); }\n"
-    };
+const DOT_MANUAL: &str = "fn dot4i8(a: u32, b: u32) -> i32 { let s = vec4<u32>(24u, 16u, 8u, 0u); return dot(bitcast<vec4<i32>>(vec4<u32>(a) << s) >> vec4<u32>(24u), bitcast<vec4<i32>>(vec4<u32>(b) << s) >> vec4<u32>(24u)); }\n";
+/// The file itself.
+const SOURCE: &str = include_str!("../../shaders/quant.wgsl");
+
+/// The quantized kernels with the built-in packed dot product (prelude and `dot4i8` in
+/// front); trusted: the in-bounds argument is written at the top of `shaders/quant.wgsl` and
+/// at each access, and every buffer is checked below.
+pub(super) static QUANT: Shader = Shader::family("quant", "", &[PRELUDE, DOT_NATIVE], SOURCE);
+/// The same kernels with a manual `dot4i8`.
+pub(super) static QUANT_MANUAL_DOT: Shader = Shader::family("quant", "manual dot4i8", &[PRELUDE, DOT_MANUAL], SOURCE);
+
+wgsl_params! {
+    /// Parameters of `quantize_rows_i8`.
+    struct QuantParams {
+        m: u32,
+        k: u32,
+        stride_words: u32,
+        _pad: u32,
+    }
 }
 
-/// The quantized kernels with the built-in packed dot product; trusted: the in-bounds
-/// argument is written at the top of `shaders/quant.wgsl` and at each access.
-pub(crate) static QUANT: Shader =
-    Shader { name: "quant", source: concat!(dot_native!(), include_str!("../../shaders/quant.wgsl")), trusted: true };
-/// The same kernels with a manual `dot4i8`.
-pub(crate) static QUANT_MANUAL_DOT: Shader =
-    Shader { name: "quant_manual_dot", source: concat!(dot_manual!(), include_str!("../../shaders/quant.wgsl")), trusted: true };
+wgsl_params! {
+    /// Parameters of the GEMMs. W8A8: `sx4` / `sw4` are the row strides of X and W in
+    /// `vec4<u32>` units; W4A16: `sx4` is the number of groups per row and `group` the group
+    /// size.
+    struct GemmParams {
+        m: u32,
+        n: u32,
+        k: u32,
+        sx4: u32,
+        sw4: u32,
+        group: u32,
+        _pad0: u32,
+        _pad1: u32,
+    }
+}
 
 /// The source variant for this platform: `dot4I8Packed` where the WGSL language feature
 /// `packed_4x8_integer_dot_product` exists (always with native wgpu, whose naga lowers or
@@ -70,12 +91,12 @@ struct Gemm<'a> {
     entry: &'static str,
     constants: Vec<(&'static str, f64)>,
     binds: Vec<Bind<'a>>,
-    params: Vec<u32>,
+    params: GemmParams,
     groups: Groups,
 }
 
 /// Runs a GEMM launch whose output is `y`: directly, or (f16 with odd N, where a word would
-/// straddle two rows) into an f32 scratch that `pack_f16` then packs.
+/// straddle two rows) into an f32 scratch that the pack pass then packs.
 fn with_output(be: &WgpuBackend, op: &'static str, y: &Tensor, g: Gemm<'_>) -> Result<()> {
     let f16 = y.dtype() == DType::F16;
     let ybuf = be.buf(&y.buf)?;
@@ -84,22 +105,16 @@ fn with_output(be: &WgpuBackend, op: &'static str, y: &Tensor, g: Gemm<'_>) -> R
         constants.push(("YF16", flag(yf16)));
         let mut binds = g.binds.clone();
         binds.push(Bind::Write(out));
-        Dispatch { shader: shader(), entry: g.entry, constants, binds, params: g.params.clone(), groups: g.groups }
+        Dispatch { shader: shader(), entry: g.entry, constants, binds, params: g.params.bytes(), groups: g.groups }
     };
-    if !f16 || y.cols % 2 == 0 {
-        return be.run(op, &[make(ybuf, f16)]);
-    }
-    let len = y.rows * y.cols;
-    let scratch = be.scratch("slimgemm f16 scratch", len as u64 * 4)?;
-    let pack = Dispatch {
-        shader: shader(),
-        entry: "pack_f16",
-        constants: vec![],
-        binds: vec![Bind::Read(&scratch), Bind::Write(ybuf)],
-        params: vec![u32_param(op, "elements", len)?, 0, 0, 0],
-        groups: Groups::Linear((len.div_ceil(2) as u64).div_ceil(256)),
+    let out = if f16 && y.cols % 2 == 1 {
+        Output::packed(be, "slimgemm f16 scratch", ybuf, y.rows * y.cols, 1.0, 0.0)?
+    } else {
+        Output::direct(ybuf)
     };
-    be.run(op, &[make(&scratch, false), pack])
+    let mut ds = vec![make(out.target(), f16 && !out.is_packed())];
+    out.finish(op, &mut ds)?;
+    be.run(op, &ds)
 }
 
 /// Entry point, grid and `MS` of a GEMM: the GEMV kernel for M <= 16 (8 columns per
@@ -123,6 +138,9 @@ impl QuantOps for WgpuBackend {
     fn quantize_rows_i8(&self, _: Checked, x: &Tensor, out: &mut DeviceInt8Matrix) -> Result<()> {
         let be = self;
         const OP: &str = "quantize_rows_i8";
+        expect_len(OP, "X", &x.buf, x.rows * x.cols)?;
+        expect_len(OP, "out.q", &out.q, x.rows * out.stride)?;
+        expect_len(OP, "out.scales", &out.scales, x.rows)?;
         let m = u32_param(OP, "rows", x.rows)?;
         let k = u32_param(OP, "cols", x.cols)?;
         // Flat element indices (row * k + c) and output words must fit in u32.
@@ -134,7 +152,7 @@ impl QuantOps for WgpuBackend {
             entry: "quantize_rows_i8",
             constants: vec![("XF16", flag(x.dtype() == DType::F16))],
             binds: vec![Bind::Read(be.buf(&x.buf)?), Bind::Write(be.buf(&out.q)?), Bind::Write(be.buf(&out.scales)?)],
-            params: vec![m, k, stride_words, 0],
+            params: QuantParams { m, k, stride_words, ..Default::default() }.bytes(),
             groups: Groups::Linear(m as u64),
         };
         be.run(OP, &[d])
@@ -144,17 +162,20 @@ impl QuantOps for WgpuBackend {
         let be = self;
         const OP: &str = "gemm_w8a8";
         let (m, n, k) = (x.rows, w.rows, x.cols);
+        expect_len(OP, "X.q", &x.q, m * x.stride)?;
+        expect_len(OP, "W.q", &w.q, n * w.stride)?;
+        expect_len(OP, "X.scales", &x.scales, m)?;
+        expect_len(OP, "W.scales", &w.scales, n)?;
+        expect_len(OP, "Y", &y.buf, m * n)?;
         u32_param(OP, "outputs", m * n)?;
-        let params = vec![
-            u32_param(OP, "M", m)?,
-            u32_param(OP, "N", n)?,
-            u32_param(OP, "K", k)?,
-            u32_param(OP, "X vec4 stride", x.stride / 16)?,
-            u32_param(OP, "W vec4 stride", w.stride / 16)?,
-            0,
-            0,
-            0,
-        ];
+        let params = GemmParams {
+            m: u32_param(OP, "M", m)?,
+            n: u32_param(OP, "N", n)?,
+            k: u32_param(OP, "K", k)?,
+            sx4: u32_param(OP, "X vec4 stride", x.stride / 16)?,
+            sw4: u32_param(OP, "W vec4 stride", w.stride / 16)?,
+            ..Default::default()
+        };
         u32_param(OP, "X vec4s", x.rows * x.stride / 16)?;
         u32_param(OP, "W vec4s", w.rows * w.stride / 16)?;
         let (entry, groups, ms) = gemm_path(be, "gemm_w8a8_gemv", "gemm_w8a8_tiled", m, n);
@@ -173,19 +194,23 @@ impl QuantOps for WgpuBackend {
         let be = self;
         const OP: &str = "gemm_w4a16";
         let (m, n, k) = (x.rows, w.n, w.k);
+        let groups_per_row = k / w.group;
+        expect_len(OP, "X", &x.buf, m * k)?;
+        expect_len(OP, "qweight", &w.qweight, n * k / 8)?;
+        expect_len(OP, "scales", &w.scales, n * groups_per_row)?;
+        expect_len(OP, "zeros", &w.zeros, n * groups_per_row)?;
+        expect_len(OP, "Y", &y.buf, m * n)?;
         u32_param(OP, "outputs", m * n)?;
         u32_param(OP, "X elements", m * k)?;
         u32_param(OP, "weights", n * k)?;
-        let params = vec![
-            u32_param(OP, "M", m)?,
-            u32_param(OP, "N", n)?,
-            u32_param(OP, "K", k)?,
-            u32_param(OP, "groups per row", k / w.group)?,
-            0,
-            u32_param(OP, "group", w.group)?,
-            0,
-            0,
-        ];
+        let params = GemmParams {
+            m: u32_param(OP, "M", m)?,
+            n: u32_param(OP, "N", n)?,
+            k: u32_param(OP, "K", k)?,
+            sx4: u32_param(OP, "groups per row", groups_per_row)?,
+            group: u32_param(OP, "group", w.group)?,
+            ..Default::default()
+        };
         let (entry, groups, ms) = gemm_path(be, "gemm_w4a16_gemv", "gemm_w4a16_tiled", m, n);
         let xf16 = x.dtype() == DType::F16;
         let (xb, qw, sc, zs) = (be.buf(&x.buf)?, be.buf(&w.qweight)?, be.buf(&w.scales)?, be.buf(&w.zeros)?);

@@ -1,4 +1,5 @@
-//! Sparse ops on wgpu: `spmm`, `spmm_t`, `sddmm`, `spmm_24` (kernels in `shaders/sparse.wgsl`).
+//! Sparse ops on wgpu: `spmm`, `spmm_t`, `sddmm`, `spmm_24` (kernels in `shaders/sparse.wgsl`, one
+//! source for both float dtypes).
 
 use crate::backend::{Checked, SparseOps};
 use crate::dtype::DType;
@@ -6,11 +7,35 @@ use crate::error::{Error, Result};
 use crate::tensor::{Buffer, DeviceCsr, DeviceSparse24, Tensor};
 
 use super::context::WgpuBackend;
-use super::pipeline::{fbits, u32_param, Bind, Dispatch, Groups, Shader};
+use super::dispatch::{expect_len, expect_min_len, u32_param, wgsl_params, Bind, Dispatch, Groups, WgslParams};
+use super::pack::Output;
+use super::pipeline::{for_dtype, Shader};
 
-/// The sparse kernels; trusted: the bounds argument is at the top of the file and above
-/// each kernel.
-pub(crate) static SPARSE: Shader = Shader { name: "sparse", source: include_str!("../../shaders/sparse.wgsl"), trusted: true };
+/// The sparse kernels, f32 and f16 variants; trusted: the bounds argument is at the top of
+/// the file and above each kernel, and every buffer is checked below.
+pub(super) static SPARSE: [Shader; 2] = Shader::dtype_variants("sparse", include_str!("../../shaders/sparse.wgsl"));
+
+/// The 2:4 SpMM kernels (f32 and f16 entry points in one file, prelude in front); trusted:
+/// the bounds argument is at the top of the file and `spmm_24` checks every buffer.
+static SPARSE24: Shader = Shader::family("sparse24", "", &[super::pipeline::PRELUDE], include_str!("../../shaders/sparse24.wgsl"));
+
+wgsl_params! {
+    /// Parameters of the `spmm24_*` kernels (`S24Params` in `shaders/sparse24.wgsl`).
+    struct S24Params {
+        m: u32,
+        n: u32,
+        k: u32,
+        tpr: u32,
+        rpw: u32,
+        ntiles: u32,
+        groups: u32,
+        spr: u32,
+        beta_zero: u32,
+        alpha: f32,
+        beta: f32,
+        pad0: u32,
+    }
+}
 
 /// Threads per workgroup (override constant `WG`; a power of two <= CAP).
 const WG: u32 = 64;
@@ -19,218 +44,215 @@ const CAP: u32 = 256;
 /// Most threads cooperating on one SDDMM dot product.
 const MAX_TPE: u32 = 32;
 
+wgsl_params! {
+    /// Parameters of the SpMM kernels.
+    struct SpmmParams {
+        m: u32,
+        n: u32,
+        tpr: u32,
+        rpw: u32,
+        ntiles: u32,
+        groups: u32,
+        beta_zero: u32,
+        spr: u32,
+        gather: u32,
+        alpha: f32,
+        beta: f32,
+        pad0: u32,
+    }
+}
+
+wgsl_params! {
+    /// Parameters of `sddmm`.
+    struct SddmmParams {
+        m: u32,
+        kd: u32,
+        tpe: u32,
+        epr: u32,
+        raw: u32,
+        beta_zero: u32,
+        log_tpe: u32,
+        pad0: u32,
+        alpha: f32,
+        beta: f32,
+        pad1: u32,
+        pad2: u32,
+    }
+}
+
 fn constants() -> Vec<(&'static str, f64)> {
     vec![("WG", WG as f64)]
 }
 
+/// Checks the CSR arrays and picks the module of the values' dtype.
+fn checked_shader(op: &'static str, a: &DeviceCsr) -> Result<&'static Shader> {
+    check_csr(op, a)?;
+    for_dtype(&SPARSE, op, "values", a.values.dtype())
+}
+
+/// Checks the CSR arrays against the pattern's sizes (the kernels' contract).
+fn check_csr(op: &'static str, a: &DeviceCsr) -> Result<()> {
+    expect_len(op, "A.indptr", &a.indptr, a.rows + 1)?;
+    expect_min_len(op, "A.indices", &a.indices, a.nnz)?;
+    expect_min_len(op, "A.values", &a.values, a.nnz)?;
+    expect_len(op, "A.row_order", &a.row_order, a.rows)?;
+    expect_len(op, "A.t_indptr", &a.t_indptr, a.cols + 1)?;
+    expect_min_len(op, "A.t_indices", &a.t_indices, a.nnz)?;
+    expect_min_len(op, "A.t_perm", &a.t_perm, a.nnz)?;
+    expect_len(op, "A.t_row_order", &a.t_row_order, a.cols)
+}
+
 /// One SpMM launch: `C[rows, n] = alpha * A B + beta * C` over the rows of a CSR pattern
-/// (A's own, or its CSC transpose with `perm` gathering the values).
+/// (A's own, or its CSC transpose with `perm` gathering the values); B has `b_rows` rows.
 struct SpmmArgs<'a> {
     rows: usize,
-    n: usize,
+    b_rows: usize,
     indptr: &'a Buffer,
     indices: &'a Buffer,
     row_order: &'a Buffer,
     perm: Option<&'a Buffer>,
-    values: &'a Buffer,
     alpha: f32,
     beta: f32,
 }
 
-fn launch_spmm(be: &WgpuBackend, op: &'static str, a: SpmmArgs<'_>, b: &Tensor, c: &mut Tensor) -> Result<()> {
-    let m = u32_param(op, "rows", a.rows)?;
-    let n = u32_param(op, "N", a.n)?;
-    u32_param(op, "output elements", a.rows.saturating_mul(a.n))?;
+fn launch_spmm(be: &WgpuBackend, op: &'static str, a: &DeviceCsr, s: SpmmArgs<'_>, b: &Tensor, c: &mut Tensor) -> Result<()> {
+    let shader = checked_shader(op, a)?;
+    expect_len(op, "B", &b.buf, s.b_rows * b.cols)?;
+    expect_len(op, "C", &c.buf, s.rows * b.cols)?;
+    let m = u32_param(op, "rows", s.rows)?;
+    let n = u32_param(op, "N", b.cols)?;
+    u32_param(op, "output elements", s.rows.saturating_mul(b.cols))?;
     let units = n.div_ceil(4);
     let tpr = units.next_power_of_two().min(WG);
     let rpw = WG / tpr;
     let ntiles = units.div_ceil(tpr);
-    let spr = CAP / rpw;
     let groups = (m.div_ceil(rpw) as u64) * ntiles as u64;
     let groups32 = u32::try_from(groups).map_err(|_| Error::shape(op, format!("{groups} workgroups exceed 32-bit indexing")))?;
-    let beta_zero = (a.beta == 0.0) as u32;
-    let gather = a.perm.is_some() as u32;
-    let params = |alpha: f32, beta: f32, beta_zero: u32| {
-        vec![m, n, tpr, rpw, ntiles, groups32, beta_zero, spr, gather, fbits(alpha), fbits(beta), 0]
+    let params = SpmmParams {
+        m,
+        n,
+        tpr,
+        rpw,
+        ntiles,
+        groups: groups32,
+        beta_zero: (s.beta == 0.0) as u32,
+        spr: CAP / rpw,
+        gather: s.perm.is_some() as u32,
+        alpha: s.alpha,
+        beta: s.beta,
+        ..Default::default()
     };
-    let indptr = be.buf(a.indptr)?;
-    let indices = be.buf(a.indices)?;
-    let order = be.buf(a.row_order)?;
-    let perm = match a.perm {
+    // f16 with odd N: an output word may hold the end of one row and the start of the next,
+    // so the product goes to an f32 scratch that the pack pass turns into C.
+    let entry = match (n % 4, a.values.dtype()) {
+        (0, _) => "spmm_v4",
+        (_, DType::F16) if n % 2 == 1 => "spmm_elem",
+        _ => "spmm_words",
+    };
+    let cb = be.buf(&c.buf)?;
+    let out = match entry {
+        "spmm_elem" => Output::packed(be, "spmm f16 scratch", cb, s.rows * b.cols, s.alpha, s.beta)?,
+        _ => Output::direct(cb),
+    };
+    let params = if out.is_packed() { SpmmParams { alpha: 1.0, beta: 0.0, beta_zero: 1, ..params } } else { params };
+    let indices = be.buf(s.indices)?;
+    let perm = match s.perm {
         Some(p) => be.buf(p)?,
         None => indices,
     };
-    let values = be.buf(a.values)?;
-    let bb = be.buf(&b.buf)?;
-    let dtype = a.values.dtype();
-    let entry = match dtype {
-        DType::F32 if n % 4 == 0 => "spmm_f32_v4",
-        DType::F32 => "spmm_f32_s",
-        DType::F16 if n % 4 == 0 => "spmm_f16_v4",
-        DType::F16 if n % 2 == 0 => "spmm_f16_s",
-        DType::F16 => "spmm_f16_odd",
-        d => return Err(Error::dtype(op, format!("values of {d}"))),
-    };
-    if entry != "spmm_f16_odd" {
-        let cb = be.buf(&c.buf)?;
-        let d = Dispatch {
-            shader: &SPARSE,
-            entry,
-            constants: constants(),
-            binds: vec![
-                Bind::Read(indptr),
-                Bind::Read(indices),
-                Bind::Read(order),
-                Bind::Read(perm),
-                Bind::Read(values),
-                Bind::Read(bb),
-                Bind::Write(cb),
-            ],
-            params: params(a.alpha, a.beta, beta_zero),
-            groups: Groups::Linear(groups),
-        };
-        return be.run(op, &[d]);
-    }
-    // f16 with odd N: an output word may hold the end of one row and the start of the next,
-    // so the product goes to an f32 scratch and `pack_f16` writes each word once.
-    let count = a.rows * a.n;
-    let scratch = be.scratch("spmm f16 scratch", count as u64 * 4)?;
-    let cb = be.buf(&c.buf)?;
-    let d1 = Dispatch {
-        shader: &SPARSE,
-        entry,
-        constants: constants(),
-        binds: vec![
-            Bind::Read(indptr),
-            Bind::Read(indices),
-            Bind::Read(order),
-            Bind::Read(perm),
-            Bind::Read(values),
-            Bind::Read(bb),
-            Bind::Write(&scratch),
-        ],
-        params: params(1.0, 0.0, 1),
-        groups: Groups::Linear(groups),
-    };
-    let d2 = pack_dispatch(op, &scratch, cb, count, a.alpha, a.beta)?;
-    be.run(op, &[d1, d2])
-}
-
-/// `dst[e] = alpha * src[e] + beta * dst[e]` for `e < count`, `dst` packed f16.
-fn pack_dispatch<'a>(
-    op: &'static str,
-    src: &'a wgpu::Buffer,
-    dst: &'a wgpu::Buffer,
-    count: usize,
-    alpha: f32,
-    beta: f32,
-) -> Result<Dispatch<'a>> {
-    let count32 = u32_param(op, "elements", count)?;
-    let words = count32.div_ceil(2);
-    Ok(Dispatch {
-        shader: &SPARSE,
-        entry: "pack_f16",
-        constants: constants(),
-        binds: vec![Bind::Read(src), Bind::Write(dst)],
-        params: vec![count32, words, (beta == 0.0) as u32, 0, fbits(alpha), fbits(beta), 0, 0],
-        groups: Groups::Linear(words.div_ceil(WG) as u64),
-    })
+    let binds = vec![
+        Bind::Read(be.buf(s.indptr)?),
+        Bind::Read(indices),
+        Bind::Read(be.buf(s.row_order)?),
+        Bind::Read(perm),
+        Bind::Read(be.buf(&a.values)?),
+        Bind::Read(be.buf(&b.buf)?),
+        Bind::Write(out.target()),
+    ];
+    let mut ds = vec![Dispatch { shader, entry, constants: constants(), binds, params: params.bytes(), groups: Groups::Linear(groups) }];
+    out.finish(op, &mut ds)?;
+    be.run(op, &ds)
 }
 
 impl SparseOps for WgpuBackend {
     fn spmm(&self, _: Checked, a: &DeviceCsr, b: &Tensor, c: &mut Tensor, alpha: f32, beta: f32) -> Result<()> {
-        let be = self;
         let args = SpmmArgs {
             rows: a.rows,
-            n: b.cols,
+            b_rows: a.cols,
             indptr: &a.indptr,
             indices: &a.indices,
             row_order: &a.row_order,
             perm: None,
-            values: &a.values,
             alpha,
             beta,
         };
-        launch_spmm(be, "spmm", args, b, c)
+        launch_spmm(self, "spmm", a, args, b, c)
     }
 
     /// `C = A^T B`: SpMM over the rows of A^T (the CSC pattern), values gathered through
     /// `t_perm`, so no float atomics are needed.
     fn spmm_t(&self, _: Checked, a: &DeviceCsr, b: &Tensor, c: &mut Tensor) -> Result<()> {
-        let be = self;
         let args = SpmmArgs {
             rows: a.cols,
-            n: b.cols,
+            b_rows: a.rows,
             indptr: &a.t_indptr,
             indices: &a.t_indices,
             row_order: &a.t_row_order,
             perm: Some(&a.t_perm),
-            values: &a.values,
             alpha: 1.0,
             beta: 0.0,
         };
-        launch_spmm(be, "spmm_t", args, b, c)
+        launch_spmm(self, "spmm_t", a, args, b, c)
     }
 
     fn sddmm(&self, _: Checked, a: &mut DeviceCsr, x: &Tensor, y: &Tensor, alpha: f32, beta: f32) -> Result<()> {
         let be = self;
         const OP: &str = "sddmm";
+        let shader = checked_shader(OP, a)?;
+        expect_len(OP, "X", &x.buf, a.rows * x.cols)?;
+        expect_len(OP, "Y", &y.buf, a.cols * x.cols)?;
         let m = u32_param(OP, "M", a.rows)?;
         let kd = u32_param(OP, "K", x.cols)?;
         u32_param(OP, "X elements", x.rows.saturating_mul(x.cols))?;
         u32_param(OP, "Y elements", y.rows.saturating_mul(y.cols))?;
         let tpe = kd.div_ceil(4).next_power_of_two().clamp(1, MAX_TPE);
-        let epr = WG / tpe;
-        let log_tpe = tpe.trailing_zeros();
-        let beta_zero = (beta == 0.0) as u32;
-        let indptr = be.buf(&a.indptr)?;
-        let indices = be.buf(&a.indices)?;
-        let order = be.buf(&a.row_order)?;
-        let xb = be.buf(&x.buf)?;
-        let yb = be.buf(&y.buf)?;
+        let params = SddmmParams {
+            m,
+            kd,
+            tpe,
+            epr: WG / tpe,
+            beta_zero: (beta == 0.0) as u32,
+            log_tpe: tpe.trailing_zeros(),
+            alpha,
+            beta,
+            ..Default::default()
+        };
+        // f16: two stored values share a word, so the dot products go to an f32 scratch and
+        // the pack pass writes the values.
         let vb = be.buf(&a.values)?;
-        match a.values.dtype() {
-            DType::F32 => {
-                let d = Dispatch {
-                    shader: &SPARSE,
-                    entry: "sddmm_f32",
-                    constants: constants(),
-                    binds: vec![
-                        Bind::Read(indptr),
-                        Bind::Read(indices),
-                        Bind::Read(order),
-                        Bind::Read(xb),
-                        Bind::Read(yb),
-                        Bind::Write(vb),
-                    ],
-                    params: vec![m, kd, tpe, epr, 0, beta_zero, log_tpe, 0, fbits(alpha), fbits(beta), 0, 0],
-                    groups: Groups::Linear(m as u64),
-                };
-                be.run(OP, &[d])
-            }
-            DType::F16 => {
-                // Two stored values share a word: dot products go to an f32 scratch first.
-                let scratch = be.scratch("sddmm f16 scratch", a.nnz as u64 * 4)?;
-                let d1 = Dispatch {
-                    shader: &SPARSE,
-                    entry: "sddmm_f16",
-                    constants: constants(),
-                    binds: vec![
-                        Bind::Read(indptr),
-                        Bind::Read(indices),
-                        Bind::Read(order),
-                        Bind::Read(xb),
-                        Bind::Read(yb),
-                        Bind::Write(&scratch),
-                    ],
-                    params: vec![m, kd, tpe, epr, 1, 1, log_tpe, 0, fbits(1.0), fbits(0.0), 0, 0],
-                    groups: Groups::Linear(m as u64),
-                };
-                let d2 = pack_dispatch(OP, &scratch, vb, a.nnz, alpha, beta)?;
-                be.run(OP, &[d1, d2])
-            }
-            d => Err(Error::dtype(OP, format!("values of {d}"))),
-        }
+        let out = match a.values.dtype() {
+            DType::F16 => Output::packed(be, "sddmm f16 scratch", vb, a.nnz, alpha, beta)?,
+            _ => Output::direct(vb),
+        };
+        let params = if out.is_packed() { SddmmParams { raw: 1, beta_zero: 1, alpha: 1.0, beta: 0.0, ..params } } else { params };
+        let binds = vec![
+            Bind::Read(be.buf(&a.indptr)?),
+            Bind::Read(be.buf(&a.indices)?),
+            Bind::Read(be.buf(&a.row_order)?),
+            Bind::Read(be.buf(&x.buf)?),
+            Bind::Read(be.buf(&y.buf)?),
+            Bind::Write(out.target()),
+        ];
+        let mut ds = vec![Dispatch {
+            shader,
+            entry: "sddmm",
+            constants: constants(),
+            binds,
+            params: params.bytes(),
+            groups: Groups::Linear(m as u64),
+        }];
+        out.finish(OP, &mut ds)?;
+        be.run(OP, &ds)
     }
 
     /// `C = alpha * A B + beta * C` for a 2:4 A: the SpMM work split with every row of
@@ -249,16 +271,10 @@ impl SparseOps for WgpuBackend {
         u32_param(OP, "B elements", kd.saturating_mul(cols))?;
         u32_param(OP, "output elements", rows.saturating_mul(cols))?;
         // The kernels' bounds argument rests on these lengths.
-        for (what, buf, want) in [
-            ("A.values", &a.values, rows * kd / 2),
-            ("A.meta", &a.meta, rows * kd.div_ceil(32)),
-            ("B", &b.buf, kd * cols),
-            ("C", &c.buf, rows * cols),
-        ] {
-            if buf.len() != want {
-                return Err(Error::shape(OP, format!("{what} holds {} elements, the kernel needs {want}", buf.len())));
-            }
-        }
+        expect_len(OP, "A.values", &a.values, rows * kd / 2)?;
+        expect_len(OP, "A.meta", &a.meta, rows * kd.div_ceil(32))?;
+        expect_len(OP, "B", &b.buf, kd * cols)?;
+        expect_len(OP, "C", &c.buf, rows * cols)?;
         let units = n.div_ceil(4);
         let tpr = units.next_power_of_two().min(WG);
         let rpw = WG / tpr;
@@ -266,8 +282,9 @@ impl SparseOps for WgpuBackend {
         let spr = CAP / rpw;
         let groups = (m.div_ceil(rpw) as u64) * ntiles as u64;
         let groups32 = u32::try_from(groups).map_err(|_| Error::shape(OP, format!("{groups} workgroups exceed 32-bit indexing")))?;
-        let params =
-            |alpha: f32, beta: f32, beta_zero: u32| vec![m, n, k, tpr, rpw, ntiles, groups32, spr, beta_zero, fbits(alpha), fbits(beta), 0];
+        let params = |alpha: f32, beta: f32, beta_zero: u32| {
+            S24Params { m, n, k, tpr, rpw, ntiles, groups: groups32, spr, beta_zero, alpha, beta, pad0: 0 }.bytes()
+        };
         let values = be.buf(&a.values)?;
         let meta = be.buf(&a.meta)?;
         let bb = be.buf(&b.buf)?;
@@ -280,7 +297,7 @@ impl SparseOps for WgpuBackend {
             d => return Err(Error::dtype(OP, format!("values of {d}"))),
         };
         let dispatch = |out, params| Dispatch {
-            shader: &SPARSE,
+            shader: &SPARSE24,
             entry,
             constants: constants(),
             binds: vec![Bind::Read(values), Bind::Read(meta), Bind::Read(bb), Bind::Write(out)],
@@ -293,10 +310,10 @@ impl SparseOps for WgpuBackend {
         }
         // f16 with odd N: an output word may straddle two rows, so the product goes to an f32
         // scratch and `pack_f16` writes each word once (as `spmm`).
-        let count = rows * cols;
-        let scratch = be.scratch("spmm_24 f16 scratch", count as u64 * 4)?;
         let cb = be.buf(&c.buf)?;
-        let d2 = pack_dispatch(OP, &scratch, cb, count, alpha, beta)?;
-        be.run(OP, &[dispatch(&scratch, params(1.0, 0.0, 1)), d2])
+        let out = Output::packed(be, "spmm_24 f16 scratch", cb, rows * cols, alpha, beta)?;
+        let mut ds = vec![dispatch(out.target(), params(1.0, 0.0, 1))];
+        out.finish(OP, &mut ds)?;
+        be.run(OP, &ds)
     }
 }

@@ -278,7 +278,7 @@ impl WgslGemm {
                 ("F16", if self.f16 { 1.0 } else { 0.0 }),
             ],
             binds: vec![Bind::Read(&self.a), Bind::Read(&self.b), Bind::Write(&self.c)],
-            params: vec![self.m as u32, self.n4 as u32, self.kp as u32, 0],
+            params: bytemuck::cast_slice(&[self.m as u32, self.n4 as u32, self.kp as u32, 0]).to_vec(),
             groups: Groups::Grid(self.groups.0, self.groups.1, 1),
         }
     }
