@@ -18,12 +18,7 @@
 // ---------------------------------------------------------------------------------------------
 // binarize_pack: one invocation builds one whole output word (32 columns), so no atomics.
 
-struct BinarizeParams {
-    rows: u32,
-    cols: u32,
-    words: u32,
-    _pad: u32,
-}
+// `BinarizeParams`: generated from the Rust struct of the same name (src/wgpu/binary.rs).
 
 override XF16: bool = false;
 
@@ -70,25 +65,7 @@ fn binarize_pack(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
 // vec4<u32> so the inner loop is two vec4 loads and 4 vector XOR + popcounts. The filter words
 // of the channel block live in workgroup memory for the whole step.
 
-struct XParams {
-    m: u32,      // rows of A / output pixels
-    n: u32,      // output channels
-    kbits: u32,  // K in bits (xnor_gemm) / c_in (conv)
-    kwords: u32, // words per row of A and W (xnor_gemm) / kh*kw*words (conv)
-    words: u32,  // conv: words per tap
-    kh: u32,
-    kw: u32,
-    in_h: u32,
-    in_w: u32,
-    out_h: u32,
-    out_w: u32,
-    stride_h: u32,
-    stride_w: u32,
-    pad_h: u32,
-    pad_w: u32,
-    // 1 for PadMode::Zero (padded taps skipped exactly), 0 for PadMode::One.
-    zero_pad: u32,
-}
+// `XParams`: generated from the Rust struct of the same name (src/wgpu/binary.rs).
 
 @group(0) @binding(0) var<uniform> xp: XParams;
 @group(0) @binding(1) var<storage, read> x_a: array<u32>;

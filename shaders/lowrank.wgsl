@@ -29,24 +29,7 @@ const A_F16: u32 = 4u;
 const B_F16: u32 = 8u;
 const BIAS_F16: u32 = 16u;
 
-struct GemmParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    asi: u32,
-    ask: u32,
-    bsk: u32,
-    bsj: u32,
-    ldc: u32,
-    tiles_n: u32,
-    tiles: u32,
-    flags: u32,
-    pad0: u32,
-    alpha: f32,
-    beta: f32,
-    pad1: u32,
-    pad2: u32,
-}
+// `GemmParams`: generated from the Rust struct of the same name (src/wgpu/lowrank.rs).
 
 @group(0) @binding(0) var<uniform> g: GemmParams;
 // Bindings shared by both kernels: gemm reads A, B and bias and writes C; lowrank_fused reads
@@ -167,16 +150,7 @@ const BR: u32 = 8u;
 const XC: u32 = 64u;
 const RCAP: u32 = 256u;
 
-struct FusedParams {
-    b: u32,
-    n: u32,
-    r: u32,
-    m: u32,
-    flags: u32,
-    groups: u32,
-    pad0: u32,
-    pad1: u32,
-}
+// `FusedParams`: generated from the Rust struct of the same name (src/wgpu/lowrank.rs).
 
 @group(0) @binding(0) var<uniform> fp: FusedParams;
 

@@ -12,16 +12,7 @@
 // count f32 (checked before the launch); src is read at e0 < count and at e0 + 1 only when it
 // is < count.
 
-struct PackParams {
-    count: u32,
-    words: u32,
-    beta_zero: u32,
-    pad0: u32,
-    alpha: f32,
-    beta: f32,
-    pad1: u32,
-    pad2: u32,
-}
+// `PackParams`: generated from the Rust struct of the same name (src/wgpu/pack.rs).
 
 override WG: u32 = 256u;
 

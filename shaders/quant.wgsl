@@ -32,13 +32,7 @@
 // ---------------------------------------------------------------------------------------------
 // quantize_rows_i8: one workgroup per row.
 
-struct QuantParams {
-    m: u32,
-    k: u32,
-    // Row stride of the output in u32 words (stride / 4).
-    stride_words: u32,
-    _pad: u32,
-}
+// `QuantParams`: generated from the Rust struct of the same name (src/wgpu/quant.rs).
 
 // XF16: X (input) is f16; YF16: Y (output) is f16.
 override XF16: bool = false;
@@ -114,17 +108,7 @@ fn quantize_rows_i8(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
 // ---------------------------------------------------------------------------------------------
 // Shared epilogue helpers for the GEMMs: Y [m, n] as raw words.
 
-struct GemmParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    // W8A8: row strides of X and W in vec4<u32> units. W4A16: k / group (groups per row).
-    sx4: u32,
-    sw4: u32,
-    group: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
+// `GemmParams`: generated from the Rust struct of the same name (src/wgpu/quant.rs).
 
 @group(0) @binding(0) var<uniform> gp: GemmParams;
 

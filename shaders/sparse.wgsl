@@ -30,20 +30,7 @@ override WG: u32 = 64u;
 // Words per thread in spmm_words: 4 columns, EPW per word (the components of W4).
 const WPT: u32 = 4u / EPW;
 
-struct SpmmParams {
-    m: u32,
-    n: u32,
-    tpr: u32,
-    rpw: u32,
-    ntiles: u32,
-    groups: u32,
-    beta_zero: u32,
-    spr: u32,
-    gather: u32,
-    alpha: f32,
-    beta: f32,
-    pad0: u32,
-}
+// `SpmmParams`: generated from the Rust struct of the same name (src/wgpu/sparse.rs).
 
 @group(0) @binding(0) var<uniform> p: SpmmParams;
 @group(0) @binding(1) var<storage, read> indptr: array<u32>;
@@ -244,20 +231,7 @@ fn spmm_elem(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wi
 // index < min(kd, chunk end)); entry e < len so start + e < nnz; Y rows are indices (< N).
 const XCAP: u32 = 1024u;
 
-struct SddmmParams {
-    m: u32,
-    kd: u32,
-    tpe: u32,
-    epr: u32,
-    raw: u32,
-    beta_zero: u32,
-    log_tpe: u32,
-    pad0: u32,
-    alpha: f32,
-    beta: f32,
-    pad1: u32,
-    pad2: u32,
-}
+// `SddmmParams`: generated from the Rust struct of the same name (src/wgpu/sparse.rs).
 
 @group(0) @binding(0) var<uniform> sp: SddmmParams;
 // Bindings 1..=3: indptr, indices, row_order (as SpMM).

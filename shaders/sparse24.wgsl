@@ -41,20 +41,7 @@ fn pack4(v: vec4<f32>) -> vec2<u32> {
 // ceil(k/32); staging slots are slot * spr + q with slot < rpw and q < spr; B columns are
 // clamped to n - 1; outputs are written only for live rows (< m) and columns < n. The f16
 // odd-n kernel writes its f32 scratch (m * n) under the same conditions.
-struct S24Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    tpr: u32,
-    rpw: u32,
-    ntiles: u32,
-    groups: u32,
-    spr: u32,
-    beta_zero: u32,
-    alpha: f32,
-    beta: f32,
-    pad0: u32,
-}
+// `S24Params`: generated from the Rust struct of the same name (src/wgpu/sparse.rs).
 
 @group(0) @binding(0) var<uniform> q24: S24Params;
 @group(0) @binding(1) var<storage, read> s24_vf: array<f32>;

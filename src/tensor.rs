@@ -64,6 +64,24 @@ impl Buffer {
     }
 }
 
+/// Fails unless a buffer holds exactly `want` elements: the contract a kernel's bounds
+/// argument rests on, checked by every launcher (CUDA and WGSL) before it binds the buffer.
+pub(crate) fn expect_len(op: &'static str, what: &str, b: &Buffer, want: usize) -> crate::Result<()> {
+    if b.len != want {
+        return Err(crate::Error::shape(op, format!("{what} holds {} elements, the kernel needs {want}", b.len)));
+    }
+    Ok(())
+}
+
+/// Fails unless a buffer holds at least `want` elements (nnz-long arrays keep one unused
+/// element when `nnz == 0`; kernels only read positions that `indptr` names).
+pub(crate) fn expect_min_len(op: &'static str, what: &str, b: &Buffer, want: usize) -> crate::Result<()> {
+    if b.len < want {
+        return Err(crate::Error::shape(op, format!("{what} holds {} elements, the kernel needs {want}", b.len)));
+    }
+    Ok(())
+}
+
 /// A dense row-major matrix `[rows, cols]` on a device, f32 or f16.
 #[derive(Debug)]
 pub struct Tensor {
@@ -132,6 +150,18 @@ pub struct DeviceCsr {
 }
 
 impl DeviceCsr {
+    /// Checks every buffer's length against the pattern (the kernels' contract).
+    #[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
+    pub(crate) fn check_buffers(&self, op: &'static str) -> crate::Result<()> {
+        expect_len(op, "A.indptr", &self.indptr, self.rows + 1)?;
+        expect_min_len(op, "A.indices", &self.indices, self.nnz)?;
+        expect_min_len(op, "A.values", &self.values, self.nnz)?;
+        expect_len(op, "A.row_order", &self.row_order, self.rows)?;
+        expect_len(op, "A.t_indptr", &self.t_indptr, self.cols + 1)?;
+        expect_min_len(op, "A.t_indices", &self.t_indices, self.nnz)?;
+        expect_min_len(op, "A.t_perm", &self.t_perm, self.nnz)?;
+        expect_len(op, "A.t_row_order", &self.t_row_order, self.cols)
+    }
     /// Number of rows (M).
     pub fn rows(&self) -> usize {
         self.rows

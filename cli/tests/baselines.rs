@@ -3,6 +3,7 @@
 //! (CPU and wgpu, never panicking, every prepared slot runs), and `measure_roofline`.
 //! CUDA baselines need a GPU: they are only compile-checked here (`--features cuda`).
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use slimgemm::compare::{errors, tolerance};

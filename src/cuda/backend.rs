@@ -218,7 +218,15 @@ pub(crate) fn probe_driver() -> Result<()> {
     if unsafe { cudarc::driver::sys::is_culib_present() } {
         Ok(())
     } else {
-        Err(Error::unavailable("cuda", "no CUDA driver (libcuda.so.1 not found)"))
+        let ld = std::env::var("LD_LIBRARY_PATH").unwrap_or_default();
+        Err(Error::unavailable(
+            "cuda",
+            format!(
+                "no CUDA driver: libcuda.so.1 / libcuda.so not found by the dynamic loader (LD_LIBRARY_PATH={}, ld.so.cache, \
+                 /lib, /usr/lib); the driver comes with the NVIDIA kernel driver package, not with the toolkit",
+                if ld.is_empty() { "unset" } else { &ld }
+            ),
+        ))
     }
 }
 
@@ -484,11 +492,15 @@ impl Core for CudaBackend {
             f()?;
             e.record(&self.stream).map_err(drv("cuEventRecord"))?;
         }
-        let mut out = Vec::with_capacity(iters);
-        for w in events.windows(2) {
-            out.push(w[0].elapsed_ms(&w[1]).map_err(drv("cuEventElapsedTime"))? as f64 * 1e-3);
-        }
-        Ok(out)
+        // cudarc's CUDA 13 bindings call cuEventElapsedTime_v2, which drivers before CUDA 12.8
+        // lack (cudarc panics on the missing symbol): that becomes an error, not a crash.
+        guarded("cuEventElapsedTime", || {
+            let mut out = Vec::with_capacity(iters);
+            for w in events.windows(2) {
+                out.push(w[0].elapsed_ms(&w[1]).map_err(drv("cuEventElapsedTime"))? as f64 * 1e-3);
+            }
+            Ok(out)
+        })
     }
     fn timer_name(&self) -> &'static str {
         "cuda events"

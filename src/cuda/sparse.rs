@@ -14,33 +14,12 @@ use half::f16;
 /// Threads per block of the sparse kernels (`__launch_bounds__(128)`).
 const BLOCK: usize = 128;
 
-/// Fails unless a buffer holds exactly `want` elements (the kernels' contracts).
-pub(crate) fn expect_len(op: &'static str, what: &str, b: &Buffer, want: usize) -> Result<()> {
-    if b.len != want {
-        return Err(Error::shape(op, format!("{what} holds {} elements, the kernel needs {want}", b.len)));
-    }
-    Ok(())
-}
-
-/// Fails unless a buffer holds at least `want` elements (nnz-long arrays keep one unused
-/// element when `nnz == 0`; kernels only read positions that `indptr` names).
-fn expect_min_len(op: &'static str, what: &str, b: &Buffer, want: usize) -> Result<()> {
-    if b.len < want {
-        return Err(Error::shape(op, format!("{what} holds {} elements, the kernel needs {want}", b.len)));
-    }
-    Ok(())
-}
+pub(crate) use crate::tensor::expect_len;
+use crate::tensor::expect_min_len;
 
 fn check_csr(op: &'static str, a: &DeviceCsr) -> Result<()> {
-    expect_len(op, "A.indptr", &a.indptr, a.rows + 1)?;
-    expect_min_len(op, "A.indices", &a.indices, a.nnz)?;
-    expect_min_len(op, "A.values", &a.values, a.nnz)?;
-    expect_len(op, "A.row_order", &a.row_order, a.rows)?;
-    expect_len(op, "A.t_indptr", &a.t_indptr, a.cols + 1)?;
-    expect_min_len(op, "A.t_indices", &a.t_indices, a.nnz)?;
-    expect_min_len(op, "A.t_perm", &a.t_perm, a.nnz)?;
-    expect_min_len(op, "A.t_values", &a.t_values, a.nnz)?;
-    expect_len(op, "A.t_row_order", &a.t_row_order, a.cols)
+    a.check_buffers(op)?;
+    expect_min_len(op, "A.t_values", &a.t_values, a.nnz)
 }
 
 /// Largest K for which `sddmm` puts lanes over non-zeros (whole dot products per lane)

@@ -16,7 +16,8 @@ use crate::tensor::{Buffer, DeviceBinaryFilter, DeviceBinaryWeights, DeviceBits,
 
 /// The binary kernels (prelude in front); trusted: the in-bounds argument is written at the
 /// top of `shaders/binary.wgsl` and at each access, and every buffer is checked below.
-pub(super) static BINARY: Shader = Shader::family("binary", "", &[PRELUDE], include_str!("../../shaders/binary.wgsl"));
+pub(super) static BINARY: Shader =
+    Shader::family("binary", "", &[PRELUDE], include_str!("../../shaders/binary.wgsl")).with_params(&[BinarizeParams::WGSL, XParams::WGSL]);
 
 wgsl_params! {
     /// Parameters of `binarize_pack`.
@@ -31,10 +32,15 @@ wgsl_params! {
 wgsl_params! {
     /// Parameters of the XNOR GEMM and convs (fields past `kwords` are the conv's).
     struct XParams {
+        /// Rows of A / output pixels.
         m: u32,
+        /// Output channels.
         n: u32,
+        /// K in bits (xnor_gemm) / c_in (conv).
         kbits: u32,
+        /// Words per row of A and W (xnor_gemm) / kh*kw*words (conv).
         kwords: u32,
+        /// Conv: words per tap.
         words: u32,
         kh: u32,
         kw: u32,
@@ -46,6 +52,7 @@ wgsl_params! {
         stride_w: u32,
         pad_h: u32,
         pad_w: u32,
+        /// 1 for PadMode::Zero (padded taps skipped exactly), 0 for PadMode::One.
         zero_pad: u32,
     }
 }

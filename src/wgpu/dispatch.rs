@@ -26,7 +26,6 @@
 //!   crate's launchers check every buffer they bind with [`expect_len`] first.
 
 use crate::error::{Error, Result};
-use crate::tensor::Buffer;
 
 use super::context::{backend_err, poisoned, WgpuBackend, NAME};
 use super::pipeline::Shader;
@@ -88,18 +87,21 @@ pub struct Dispatch<'a> {
 /// WGSL struct of the same name in its shader. The unit tests (`src/wgpu/tests.rs`) parse the
 /// shader and compare the two.
 macro_rules! wgsl_params {
-    ($(#[$attr:meta])* struct $name:ident { $($field:ident: $ty:ident,)* }) => {
+    ($(#[$attr:meta])* struct $name:ident { $($(#[$fattr:meta])* $field:ident: $ty:ident,)* }) => {
         $(#[$attr])*
         ///
-        /// Mirrors the WGSL struct of the same name field by field: the two must agree.
+        /// Its WGSL declaration (`WgslParams::WGSL`) is generated from this one and prepended
+        /// to the shaders that use it.
         #[repr(C)]
         #[derive(Debug, Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
         pub(crate) struct $name {
-            $(pub(crate) $field: $ty,)*
+            $($(#[$fattr])* pub(crate) $field: $ty,)*
         }
         impl $crate::wgpu::dispatch::WgslParams for $name {
             const WGSL_NAME: &'static str = stringify!($name);
             const FIELDS: &'static [(&'static str, &'static str)] = &[$((stringify!($field), stringify!($ty))),*];
+            const WGSL: &'static str =
+                concat!("struct ", stringify!($name), " {\n", $("    ", stringify!($field), ": ", stringify!($ty), ",\n",)* "}\n");
         }
     };
 }
@@ -113,6 +115,9 @@ pub(crate) trait WgslParams: bytemuck::Pod {
     /// Its fields: (name, `u32` / `i32` / `f32`) in declaration order.
     #[cfg_attr(not(test), allow(dead_code))]
     const FIELDS: &'static [(&'static str, &'static str)];
+    /// The WGSL declaration of the struct, generated from the Rust one (shaders get it through
+    /// [`super::pipeline::Shader::with_params`], so the two cannot disagree).
+    const WGSL: &'static str;
 
     /// The block as the bytes of [`Dispatch::params`].
     fn bytes(&self) -> Vec<u8> {
@@ -125,23 +130,7 @@ pub(crate) fn u32_param(op: &'static str, what: &str, x: usize) -> Result<u32> {
     u32::try_from(x).map_err(|_| Error::shape(op, format!("{what} = {x} exceeds the 32-bit indexing of the WGSL kernels")))
 }
 
-/// Fails unless a buffer holds exactly `want` elements (the kernel's contract), before a
-/// launcher binds it: the bounds arguments of the shaders rely on it.
-pub(crate) fn expect_len(op: &'static str, what: &str, b: &Buffer, want: usize) -> Result<()> {
-    if b.len != want {
-        return Err(Error::shape(op, format!("{what} holds {} elements, the kernel needs {want}", b.len)));
-    }
-    Ok(())
-}
-
-/// Fails unless a buffer holds at least `want` elements (nnz-long arrays keep one unused
-/// element when `nnz == 0`; kernels only read positions that `indptr` names).
-pub(crate) fn expect_min_len(op: &'static str, what: &str, b: &Buffer, want: usize) -> Result<()> {
-    if b.len < want {
-        return Err(Error::shape(op, format!("{what} holds {} elements, the kernel needs {want}", b.len)));
-    }
-    Ok(())
-}
+pub(crate) use crate::tensor::expect_len;
 
 /// The `Groups::Linear` count of `items` invocations in workgroups of `wg`.
 pub(crate) fn linear(items: u64, wg: u32) -> Groups {

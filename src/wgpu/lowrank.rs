@@ -14,7 +14,8 @@ use super::pipeline::{Shader, PRELUDE};
 /// The low-rank kernels (prelude in front; each operand's dtype is a flag bit, so one module
 /// serves f32 and f16); trusted: the bounds argument is at the top of the file and above each
 /// kernel, and every buffer is checked below.
-pub(super) static LOWRANK: Shader = Shader::family("lowrank", "", &[PRELUDE], include_str!("../../shaders/lowrank.wgsl"));
+pub(super) static LOWRANK: Shader = Shader::family("lowrank", "", &[PRELUDE], include_str!("../../shaders/lowrank.wgsl"))
+    .with_params(&[GemmParams::WGSL, FusedParams::WGSL]);
 
 /// Output tile of the GEMM kernel.
 const TILE: u32 = 64;

@@ -10,7 +10,8 @@ use super::pipeline::Shader;
 
 /// The pack pass (prelude in front); trusted: its bounds argument is in the file and
 /// [`dispatch`] sizes it from the destination's word count.
-pub(crate) static PACK: Shader = Shader::family("pack", "", &[super::pipeline::PRELUDE], include_str!("../../shaders/pack.wgsl"));
+pub(crate) static PACK: Shader =
+    Shader::family("pack", "", &[super::pipeline::PRELUDE], include_str!("../../shaders/pack.wgsl")).with_params(&[PackParams::WGSL]);
 
 /// Threads per workgroup (`WG` in the shader).
 const WG: u32 = 256;

@@ -42,6 +42,8 @@ pub struct Shader {
     /// Texts prepended to `source` (the prelude and a dtype snippet for the crate's shaders,
     /// nothing for callers' shaders).
     pub(crate) head: &'static [&'static str],
+    /// Generated declarations (parameter structs) placed between the head and the file.
+    pub(crate) decls: &'static [&'static str],
     /// The WGSL text of the file.
     pub(crate) source: &'static str,
     /// True if every kernel in the file documents why it never indexes out of bounds, so its
@@ -52,7 +54,7 @@ pub struct Shader {
 impl Shader {
     /// A shader that always keeps naga's runtime bounds checks.
     pub const fn checked(name: &'static str, source: &'static str) -> Self {
-        Shader { name, variant: "", head: &[], source, trusted: false }
+        Shader { name, variant: "", head: &[], decls: &[], source, trusted: false }
     }
 
     /// A shader whose modules may drop naga's bounds checks (release builds).
@@ -62,7 +64,7 @@ impl Shader {
     /// caller makes with it (an out-of-bounds access without checks is undefined behaviour
     /// on the GPU).
     pub const unsafe fn trusted(name: &'static str, source: &'static str) -> Self {
-        Shader { name, variant: "", head: &[], source, trusted: true }
+        Shader { name, variant: "", head: &[], decls: &[], source, trusted: true }
     }
 
     /// A shader file of the crate, `shaders/<name>.wgsl`, with the prelude and the given extra
@@ -70,22 +72,29 @@ impl Shader {
     /// argument at its top and above every kernel, and its launcher checks every buffer's
     /// length against the kernel's contract before the dispatch.
     pub(crate) const fn family(name: &'static str, variant: &'static str, head: &'static [&'static str], source: &'static str) -> Self {
-        Shader { name, variant, head, source, trusted: true }
+        Shader { name, variant, head, decls: &[], source, trusted: true }
     }
 
     /// The f32 and f16 variants of a crate shader written once for both dtypes (see the
-    /// module docs); pick one with [`for_dtype`].
-    pub(crate) const fn dtype_variants(name: &'static str, source: &'static str) -> [Shader; 2] {
-        [Self::family(name, "f32", HEAD_F32, source), Self::family(name, "f16", HEAD_F16, source)]
+    /// module docs), with the generated parameter structs `params`; pick one with [`for_dtype`].
+    pub(crate) const fn dtype_variants(name: &'static str, params: &'static [&'static str], source: &'static str) -> [Shader; 2] {
+        [Self::family(name, "f32", HEAD_F32, source).with_params(params), Self::family(name, "f16", HEAD_F16, source).with_params(params)]
+    }
+
+    /// The same shader with the generated WGSL declarations of its parameter structs
+    /// (`WgslParams::WGSL`) placed after the head, so no shader declares them by hand.
+    pub(crate) const fn with_params(self, params: &'static [&'static str]) -> Self {
+        Shader { decls: params, ..self }
     }
 
     /// The module's full text: the head parts, then the file.
     pub(crate) fn text(&self) -> Cow<'static, str> {
-        if self.head.is_empty() {
+        if self.head.is_empty() && self.decls.is_empty() {
             return Cow::Borrowed(self.source);
         }
-        let mut s = String::with_capacity(self.head.iter().map(|h| h.len() + 1).sum::<usize>() + self.source.len());
-        for h in self.head {
+        let parts = self.head.iter().chain(self.decls);
+        let mut s = String::with_capacity(parts.clone().map(|h| h.len() + 1).sum::<usize>() + self.source.len());
+        for h in parts {
             s.push_str(h);
             s.push('\n');
         }

@@ -29,15 +29,18 @@ const SOURCE: &str = include_str!("../../shaders/quant.wgsl");
 /// The quantized kernels with the built-in packed dot product (prelude and `dot4i8` in
 /// front); trusted: the in-bounds argument is written at the top of `shaders/quant.wgsl` and
 /// at each access, and every buffer is checked below.
-pub(super) static QUANT: Shader = Shader::family("quant", "", &[PRELUDE, DOT_NATIVE], SOURCE);
+pub(super) static QUANT: Shader = Shader::family("quant", "", &[PRELUDE, DOT_NATIVE], SOURCE).with_params(PARAMS);
 /// The same kernels with a manual `dot4i8`.
-pub(super) static QUANT_MANUAL_DOT: Shader = Shader::family("quant", "manual dot4i8", &[PRELUDE, DOT_MANUAL], SOURCE);
+pub(super) static QUANT_MANUAL_DOT: Shader = Shader::family("quant", "manual dot4i8", &[PRELUDE, DOT_MANUAL], SOURCE).with_params(PARAMS);
+/// The generated parameter structs of the quant kernels.
+const PARAMS: &[&str] = &[QuantParams::WGSL, GemmParams::WGSL];
 
 wgsl_params! {
     /// Parameters of `quantize_rows_i8`.
     struct QuantParams {
         m: u32,
         k: u32,
+        /// Row stride of the output in u32 words (stride / 4).
         stride_words: u32,
         _pad: u32,
     }

@@ -7,17 +7,20 @@ use crate::error::{Error, Result};
 use crate::tensor::{Buffer, DeviceCsr, DeviceSparse24, Tensor};
 
 use super::context::WgpuBackend;
-use super::dispatch::{expect_len, expect_min_len, u32_param, wgsl_params, Bind, Dispatch, Groups, WgslParams};
+use super::dispatch::{expect_len, u32_param, wgsl_params, Bind, Dispatch, Groups, WgslParams};
 use super::pack::Output;
 use super::pipeline::{for_dtype, Shader};
 
 /// The sparse kernels, f32 and f16 variants; trusted: the bounds argument is at the top of
 /// the file and above each kernel, and every buffer is checked below.
-pub(super) static SPARSE: [Shader; 2] = Shader::dtype_variants("sparse", include_str!("../../shaders/sparse.wgsl"));
+pub(super) static SPARSE: [Shader; 2] =
+    Shader::dtype_variants("sparse", &[SpmmParams::WGSL, SddmmParams::WGSL], include_str!("../../shaders/sparse.wgsl"));
 
 /// The 2:4 SpMM kernels (f32 and f16 entry points in one file, prelude in front); trusted:
 /// the bounds argument is at the top of the file and `spmm_24` checks every buffer.
-static SPARSE24: Shader = Shader::family("sparse24", "", &[super::pipeline::PRELUDE], include_str!("../../shaders/sparse24.wgsl"));
+pub(super) static SPARSE24: Shader =
+    Shader::family("sparse24", "", &[super::pipeline::PRELUDE], include_str!("../../shaders/sparse24.wgsl"))
+        .with_params(&[S24Params::WGSL]);
 
 wgsl_params! {
     /// Parameters of the `spmm24_*` kernels (`S24Params` in `shaders/sparse24.wgsl`).
@@ -92,14 +95,7 @@ fn checked_shader(op: &'static str, a: &DeviceCsr) -> Result<&'static Shader> {
 
 /// Checks the CSR arrays against the pattern's sizes (the kernels' contract).
 fn check_csr(op: &'static str, a: &DeviceCsr) -> Result<()> {
-    expect_len(op, "A.indptr", &a.indptr, a.rows + 1)?;
-    expect_min_len(op, "A.indices", &a.indices, a.nnz)?;
-    expect_min_len(op, "A.values", &a.values, a.nnz)?;
-    expect_len(op, "A.row_order", &a.row_order, a.rows)?;
-    expect_len(op, "A.t_indptr", &a.t_indptr, a.cols + 1)?;
-    expect_min_len(op, "A.t_indices", &a.t_indices, a.nnz)?;
-    expect_min_len(op, "A.t_perm", &a.t_perm, a.nnz)?;
-    expect_len(op, "A.t_row_order", &a.t_row_order, a.cols)
+    a.check_buffers(op)
 }
 
 /// One SpMM launch: `C[rows, n] = alpha * A B + beta * C` over the rows of a CSR pattern

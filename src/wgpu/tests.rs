@@ -8,8 +8,17 @@ use super::pipeline::Shader;
 use super::{binary, lowrank, pack, quant, sparse};
 
 /// Every shader module the backend can create.
-fn all_shaders() -> [&'static Shader; 7] {
-    [&sparse::SPARSE[0], &sparse::SPARSE[1], &lowrank::LOWRANK, &quant::QUANT, &quant::QUANT_MANUAL_DOT, &binary::BINARY, &pack::PACK]
+fn all_shaders() -> [&'static Shader; 8] {
+    [
+        &sparse::SPARSE[0],
+        &sparse::SPARSE[1],
+        &sparse::SPARSE24,
+        &lowrank::LOWRANK,
+        &quant::QUANT,
+        &quant::QUANT_MANUAL_DOT,
+        &binary::BINARY,
+        &pack::PACK,
+    ]
 }
 
 fn parse(shader: &Shader) -> naga::Module {

@@ -32,7 +32,14 @@ pub fn bench(args: &Args) -> Result<ExitCode, String> {
     // (workload, sparsity for the DLMC summary)
     let work: Vec<(Workload, Option<f64>)> = match args.suite {
         SuiteName::Quick => crate::suite::quick().map_err(|e| e.to_string())?.into_iter().map(|w| (w, None)).collect(),
-        SuiteName::Full => crate::suite::full().map_err(|e| e.to_string())?.into_iter().map(|w| (w, None)).collect(),
+        SuiteName::Full => {
+            let wanted = |op: slimgemm::Op| args.op.is_empty() || args.op.iter().any(|o| o == op.name());
+            crate::suite::suites::full_with(&wanted, args.limit.unwrap_or(usize::MAX))
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(|w| (w, None))
+                .collect()
+        }
         SuiteName::Dlmc => {
             let dir = args
                 .dlmc

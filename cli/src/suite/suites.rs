@@ -5,7 +5,7 @@
 use slimgemm::formats::binary::PadMode;
 use slimgemm::formats::Sparse24;
 use slimgemm::workload::{conv, sparse, Int4Form, Workload};
-use slimgemm::{DType, Family, Result};
+use slimgemm::{DType, Family, Op, Result};
 
 const FLOATS: [DType; 2] = [DType::F32, DType::F16];
 
@@ -48,9 +48,20 @@ pub fn quick() -> Result<Vec<Workload>> {
 /// tokens, ResNet-18 binary convs at batch 1 and 64 (plus channel counts 96 and 100). Sized
 /// for GPUs; the CPU reference check is skipped on the largest rows.
 pub fn full() -> Result<Vec<Workload>> {
+    full_with(&|_| true, usize::MAX)
+}
+
+/// [`full`], making only what a run will use: the unstructured sparse layers (hundreds of
+/// millions of stored values, seconds to make) only when a sparse op is `wanted`, and no
+/// further layer once `limit` wanted rows exist.
+pub fn full_with(wanted: &dyn Fn(Op) -> bool, limit: usize) -> Result<Vec<Workload>> {
     let mut v = Vec::new();
+    let sparse_wanted = [Op::Spmm, Op::SpmmT, Op::Sddmm].into_iter().any(wanted);
     for (i, &(m, k)) in [(7168, 7168), (28672, 7168), (9216, 36864)].iter().enumerate() {
         for (j, &s) in [0.7, 0.8, 0.9].iter().enumerate() {
+            if !sparse_wanted || v.iter().filter(|w: &&Workload| wanted(w.op())).count() >= limit {
+                break;
+            }
             let a = sparse(m, k, s, 300 + (i * 3 + j) as u64)?;
             for n in [8, 16, 32, 64] {
                 v.push(Workload::Spmm { a: a.clone(), n, dtype: DType::F16, beta: 0.0 });
@@ -65,6 +76,9 @@ pub fn full() -> Result<Vec<Workload>> {
     // 2:4 structured sparsity on the same OPT layers (50% by construction), decode (N 8..64)
     // and a prefill-sized N; the baseline is cuBLAS on the densified matrix.
     for (i, &(m, k)) in [(7168, 7168), (28672, 7168), (9216, 36864)].iter().enumerate() {
+        if !wanted(Op::Spmm24) || v.iter().filter(|w: &&Workload| wanted(w.op())).count() >= limit {
+            break;
+        }
         let a = Sparse24::random(m, k, 320 + i as u64)?;
         for n in [8, 16, 32, 64, 512] {
             v.push(Workload::Spmm24 { a: a.clone(), n, dtype: DType::F16, beta: 0.0 });

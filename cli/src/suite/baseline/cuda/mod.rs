@@ -85,20 +85,29 @@ enum Lib {
 }
 
 fn probe(lib: Lib) -> std::result::Result<(), String> {
+    let stem = match lib {
+        Lib::Cublas => "cublas",
+        Lib::CublasLt => "cublasLt",
+        Lib::Cusparse => "cusparse",
+        Lib::Cudnn => "cudnn",
+    };
+    // The library search of the backend: the dynamic loader, then toolkits and Python wheels
+    // (a library found there is loaded by path, so cudarc then finds it by name).
+    let search = slimgemm::cuda::find_library(stem);
     // SAFETY: `is_culib_present` only tries `libloading::Library::new` on candidate names
     // (a dlopen) and drops what it opened; it calls nothing inside the library.
-    let (present, name) = unsafe {
+    let present = unsafe {
         match lib {
-            Lib::Cublas => (blas::is_culib_present(), "libcublas"),
-            Lib::CublasLt => (lt::is_culib_present(), "libcublasLt"),
-            Lib::Cusparse => (sp::is_culib_present(), "libcusparse"),
-            Lib::Cudnn => (dnn::is_culib_present(), "libcudnn"),
+            Lib::Cublas => blas::is_culib_present(),
+            Lib::CublasLt => lt::is_culib_present(),
+            Lib::Cusparse => sp::is_culib_present(),
+            Lib::Cudnn => dnn::is_culib_present(),
         }
     };
     if present {
         Ok(())
     } else {
-        Err(format!("{name} not found (install the CUDA toolkit library or put it on LD_LIBRARY_PATH)"))
+        Err(search.not_found())
     }
 }
 
