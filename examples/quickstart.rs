@@ -1,11 +1,11 @@
-//! Quickstart: one dense weight compressed five ways, each run as a `Linear` layer on the best
+//! Quickstart: one dense weight compressed six ways, each run as a `Linear` layer on the best
 //! device (CUDA, else wgpu, else the CPU), compared with the dense layer; then one raw op.
 //!
 //! ```sh
 //! cargo run --release --example quickstart
 //! ```
 
-use slimgemm::formats::{BinaryWeights, Csr, Int4Weights, Int8Matrix, LowRank, Matrix};
+use slimgemm::formats::{BinaryWeights, Csr, Int4Weights, Int8Matrix, Int8Weights, LowRank, Matrix};
 use slimgemm::{DType, Device, LayerFormat, Linear, Result, Weight};
 
 /// One row of the quickstart's table.
@@ -30,7 +30,7 @@ fn dense_linear(x: &Matrix<f32>, w: &Matrix<f32>, b: &[f32]) -> Vec<f32> {
     y
 }
 
-/// Runs the five layers and the raw `spmm` on `dev`; returns one row per layer.
+/// Runs the six layers and the raw `spmm` on `dev`; returns one row per layer.
 pub fn run(dev: &Device) -> Result<Vec<Row>> {
     let (out, inp, tokens) = (256, 512, 8);
     // A weight [out, in] that is close to low-rank plus noise, as trained weights often are.
@@ -49,6 +49,7 @@ pub fn run(dev: &Device) -> Result<Vec<Row>> {
         LowRank::from_dense(&w, 32)?.into(),                // truncated SVD, rank 32
         Int8Matrix::quantize_rows(&w)?.into(),              // int8 per output channel (W8A8)
         Int4Weights::quantize(&w, 128, true)?.into(),       // int4, groups of 128 (W4A16)
+        Int8Weights::quantize(&w, 32)?.into(),              // int8 weight-only, groups of 32 (W8A16, GGUF Q8_0's layout)
         BinaryWeights::from_f32(out, inp, &w.data)?.into(), // signs + XNOR-Net alpha
     ];
     println!("{:8} {:>9} {:>10}", "format", "bytes", "rel. err");

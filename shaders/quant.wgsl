@@ -292,26 +292,110 @@ fn gemm_w8a8_gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
 
 // ---------------------------------------------------------------------------------------------
 // gemm_w4a16: Y = X dequant(W)^T, W [n, k] int4 (8 nibbles per u32 along K), group-wise
-// scales (f32) and zero points (u32), k a multiple of the group size (32, 64 or 128).
+// scales (f32) and offsets, k a multiple of the group size (32, 64 or 128), in the forms of
+// the overrides below (each distinct set is its own pipeline, so the unused branches fold
+// away):
+// - MINS = false: integer zero points (u32), dequant(q) = (q - z) * s;
+//   MINS = true: float minimums (GGUF Q4_K; the f32 bits bound where the zero points go),
+//   dequant(q) = q * s - min (one multiply then one subtract in the source; WGSL does not
+//   forbid a platform from fusing them, so unlike CUDA this path is not guaranteed
+//   bit-identical to the CPU's dequantization, only within the harness's tolerance);
+// - PERM = true: act-order weights, stored column c multiplies X's column perm[c]: the X loads
+//   gather through perm (binding 6, k entries, a permutation of 0..k validated at upload);
+//   with PERM = false the host binds some other buffer there, which is never read.
 // X is bound as vec4<u32> (k is a multiple of 32, so every buffer is a whole number of vec4s).
+// gemm_w8a16 (below) uses the same bindings with int8 codes in place of the nibbles.
+
+override MINS: bool = false;
+override PERM: bool = false;
 
 @group(0) @binding(1) var<storage, read> h_x: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> h_qw: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read> h_scales: array<f32>;
 @group(0) @binding(4) var<storage, read> h_zeros: array<u32>;
+@group(0) @binding(6) var<storage, read> h_perm: array<u32>;
 
 // Raw word i of X. In bounds: i < m * k (f32) or m * k / 2 (f16), by construction below.
 fn h_word(i: u32) -> u32 {
     return h_x[i >> 2u][i & 3u];
 }
 
+// X[row, c0 .. c0 + 8) as f32 (c0 a multiple of 8), or X[row, perm[c0 + e]] when PERM.
+// In bounds: the callers pass row < m and c0 + 8 <= k; perm entries are < k.
+fn h_x8(row: u32, c0: u32) -> array<vec4<f32>, 2> {
+    let k = gp.k;
+    var out: array<vec4<f32>, 2>;
+    if PERM {
+        for (var e = 0u; e < 8u; e++) {
+            let i = row * k + h_perm[c0 + e];
+            var v: f32;
+            if XF16 {
+                let h = unpack2x16float(h_word(i >> 1u));
+                v = select(h.x, h.y, (i & 1u) == 1u);
+            } else {
+                v = bitcast<f32>(h_word(i));
+            }
+            out[e >> 2u][e & 3u] = v;
+        }
+    } else {
+        let e0 = row * k + c0; // a multiple of 8
+        if XF16 {
+            let v = h_x[e0 >> 3u]; // 8 halves = one vec4<u32>
+            out[0] = vec4<f32>(unpack2x16float(v.x), unpack2x16float(v.y));
+            out[1] = vec4<f32>(unpack2x16float(v.z), unpack2x16float(v.w));
+        } else {
+            out[0] = bitcast<vec4<f32>>(h_x[e0 >> 2u]);
+            out[1] = bitcast<vec4<f32>>(h_x[(e0 >> 2u) + 1u]);
+        }
+    }
+    return out;
+}
+
+// The offset of group g: its zero point, or (MINS) its minimum. In bounds: g < n * k / group.
+fn h_offset(g: u32) -> f32 {
+    if MINS {
+        return bitcast<f32>(h_zeros[g]);
+    }
+    return f32(h_zeros[g]);
+}
+
+// The dequantized code q of a group with scale s and offset off.
+fn h_dequant(q: u32, s: f32, off: f32) -> f32 {
+    if MINS {
+        return f32(q) * s - off;
+    }
+    return (f32(q) - off) * s;
+}
+
 // Tiled path: 64 x 64 output tile per 16 x 16 workgroup, 4 x 4 per invocation, K steps of
 // 32 (one vec4 of qweight per weight row, always inside one group). The packed weight words
 // are unpacked with shifts and dequantized in registers, then staged in workgroup memory as
 // f32 for the whole tile (each weight is dequantized once per workgroup, never to global
-// memory). X is staged as f32. Both tiles are K-major: 32 x 16 vec4 = 8 KiB each.
+// memory). X is staged as f32 (gathered through perm when PERM: once per 64 output columns).
+// Both tiles are K-major: 32 x 16 vec4 = 8 KiB each.
 var<workgroup> h_xs: array<vec4<f32>, 512>;
 var<workgroup> h_ws: array<vec4<f32>, 512>;
+
+// Stages X[xrow, k0 .. k0 + 8) (gathered when PERM) as rows lr of h_xs at K offsets
+// kq .. kq + 8 of the step.
+fn h_stage_x(xrow: u32, k0: u32, kq: u32, lr: u32) {
+    let xv = h_x8(xrow, k0);
+    for (var e = 0u; e < 8u; e++) {
+        h_xs[(kq + e) * 16u + (lr >> 2u)][lr & 3u] = xv[e >> 2u][e & 3u];
+    }
+}
+
+// The FMA loop of one K step of the tiled kernels.
+fn h_tile_step(acc: ptr<function, array<vec4<f32>, 4>>, ty: u32, tx: u32) {
+    for (var kk = 0u; kk < 32u; kk++) {
+        let a = h_xs[kk * 16u + ty];
+        let b = h_ws[kk * 16u + tx];
+        (*acc)[0] += a.x * b;
+        (*acc)[1] += a.y * b;
+        (*acc)[2] += a.z * b;
+        (*acc)[3] += a.w * b;
+    }
+}
 
 @compute @workgroup_size(16, 16)
 fn gemm_w4a16_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -341,42 +425,18 @@ fn gemm_w4a16_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
     }
     let ksteps = k / 32u;
     for (var ks = 0u; ks < ksteps; ks++) {
-        let k0 = ks * 32u + lq * 8u;
-        // X: 8 elements of row xrow from k0 (k0 + 8 <= k: in bounds).
-        if XF16 {
-            let w0 = (xrow * k + k0) >> 1u; // even element index: 4 whole words
-            for (var e = 0u; e < 4u; e++) {
-                let h = unpack2x16float(h_word(w0 + e));
-                let kk = lq * 8u + 2u * e;
-                h_xs[kk * 16u + (lr >> 2u)][lr & 3u] = h.x;
-                h_xs[(kk + 1u) * 16u + (lr >> 2u)][lr & 3u] = h.y;
-            }
-        } else {
-            let v0 = h_x[(xrow * k + k0) >> 2u];
-            let v1 = h_x[((xrow * k + k0) >> 2u) + 1u];
-            for (var e = 0u; e < 4u; e++) {
-                h_xs[(lq * 8u + e) * 16u + (lr >> 2u)][lr & 3u] = bitcast<f32>(v0[e]);
-                h_xs[(lq * 8u + 4u + e) * 16u + (lr >> 2u)][lr & 3u] = bitcast<f32>(v1[e]);
-            }
-        }
+        // X: 8 elements of row xrow from stored column ks * 32 + lq * 8 (+ 8 <= k: in bounds).
+        h_stage_x(xrow, ks * 32u + lq * 8u, lq * 8u, lr);
         // W: word lq of the step (8 nibbles), in bounds: wcol < n, ks * 4 + lq < k / 8.
         let qv = h_qw[(wcol * kw8 + ks * 4u) >> 2u][lq];
         let g = wcol * gp.sx4 + (ks * 32u) / gp.group; // sx4 = groups per row
         let s = h_scales[g];
-        let z = f32(h_zeros[g]);
+        let off = h_offset(g);
         for (var e = 0u; e < 8u; e++) {
-            let q = f32((qv >> (4u * e)) & 0xfu);
-            h_ws[(lq * 8u + e) * 16u + (lr >> 2u)][lr & 3u] = (q - z) * s;
+            h_ws[(lq * 8u + e) * 16u + (lr >> 2u)][lr & 3u] = h_dequant((qv >> (4u * e)) & 0xfu, s, off);
         }
         workgroupBarrier();
-        for (var kk = 0u; kk < 32u; kk++) {
-            let a = h_xs[kk * 16u + ty];
-            let b = h_ws[kk * 16u + tx];
-            acc[0] += a.x * b;
-            acc[1] += a.y * b;
-            acc[2] += a.z * b;
-            acc[3] += a.w * b;
-        }
+        h_tile_step(&acc, ty, tx);
         workgroupBarrier();
     }
     for (var i = 0u; i < 4u; i++) {
@@ -390,8 +450,39 @@ fn gemm_w4a16_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
 // GEMV path for small M: as gemm_w8a8_gemv, one output column per 32 lanes, each lane takes
 // 32-element K chunks (one vec4 of qweight, inside one group), dequantizes in registers and
 // multiplies MS rows of X read straight from global memory (shared by the 8 columns of the
-// workgroup through the cache).
+// workgroup through the cache; gathered through perm when PERM).
 var<workgroup> h_red: array<f32, 2048>;
+
+// Reduces the MS partial sums of every lane through h_red and writes the workgroup's 8
+// columns of its MS rows (the epilogue of gemm_w8a8_gemv). Called by every invocation.
+fn h_gemv_epilogue(acc: ptr<function, array<f32, 8>>, lid: u32, row0: u32, blk: u32) {
+    let lane = lid & 31u;
+    for (var r = 0u; r < MS; r++) {
+        h_red[r * 256u + lid] = (*acc)[r];
+    }
+    workgroupBarrier();
+    for (var s = 16u; s > 0u; s >>= 1u) {
+        if lane < s {
+            for (var r = 0u; r < MS; r++) {
+                h_red[r * 256u + lid] += h_red[r * 256u + lid + s];
+            }
+        }
+        workgroupBarrier();
+    }
+    if lid < 8u * MS {
+        let r = lid >> 3u;
+        let jc = (lid & 7u) * y_step();
+        let row = row0 + r;
+        let c = blk * 8u + jc;
+        if row < gp.m && jc < 8u && c < gp.n {
+            var v = vec2<f32>(h_red[r * 256u + jc * 32u], 0.0);
+            if YF16 {
+                v.y = h_red[r * 256u + (jc + 1u) * 32u];
+            }
+            store_y(row, c, v);
+        }
+    }
+}
 
 @compute @workgroup_size(256)
 fn gemm_w4a16_gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -416,56 +507,125 @@ fn gemm_w4a16_gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
         let qv = h_qw[j * chunks + c]; // row j has k / 32 vec4s: in bounds
         let g = j * gp.sx4 + (c * 32u) / gp.group;
         let s = h_scales[g];
-        let z = f32(h_zeros[g]);
+        let off = h_offset(g);
         for (var wi = 0u; wi < 4u; wi++) {
             let qw = qv[wi];
             var wv0: vec4<f32>;
             var wv1: vec4<f32>;
             for (var e = 0u; e < 4u; e++) {
-                wv0[e] = (f32((qw >> (4u * e)) & 0xfu) - z) * s;
-                wv1[e] = (f32((qw >> (4u * e + 16u)) & 0xfu) - z) * s;
+                wv0[e] = h_dequant((qw >> (4u * e)) & 0xfu, s, off);
+                wv1[e] = h_dequant((qw >> (4u * e + 16u)) & 0xfu, s, off);
             }
             for (var r = 0u; r < MS; r++) {
                 let row = min(row0 + r, m - 1u);
-                let e0 = row * k + c * 32u + wi * 8u; // 8 elements, e0 a multiple of 8
-                var x0: vec4<f32>;
-                var x1: vec4<f32>;
-                if XF16 {
-                    let v = h_x[e0 >> 3u]; // 8 halves = one vec4<u32>
-                    x0 = vec4<f32>(unpack2x16float(v.x), unpack2x16float(v.y));
-                    x1 = vec4<f32>(unpack2x16float(v.z), unpack2x16float(v.w));
-                } else {
-                    x0 = bitcast<vec4<f32>>(h_x[e0 >> 2u]);
-                    x1 = bitcast<vec4<f32>>(h_x[(e0 >> 2u) + 1u]);
-                }
-                acc[r] += dot(x0, wv0) + dot(x1, wv1);
+                let xv = h_x8(row, c * 32u + wi * 8u); // c * 32 + wi * 8 + 8 <= k: in bounds
+                acc[r] += dot(xv[0], wv0) + dot(xv[1], wv1);
             }
         }
     }
-    for (var r = 0u; r < MS; r++) {
-        h_red[r * 256u + lid] = acc[r];
+    h_gemv_epilogue(&acc, lid, row0, blk);
+}
+
+// ---------------------------------------------------------------------------------------------
+// gemm_w8a16: Y = X dequant(W)^T, W [n, k] int8 codes (4 per u32 along K, bound as
+// vec4<u32> at h_qw: rows are k bytes, a multiple of 32, so whole vec4s), group-wise f32
+// scales at h_scales (h_zeros and h_perm are not read; the host binds the scales there);
+// dequant(q) = q * s in f32, as the CPU. MINS / PERM stay false.
+
+// The 4 signed bytes of a word as floats, lowest byte first (sign-extending shifts).
+fn i8x4(w: u32) -> vec4<f32> {
+    return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(w) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u));
+}
+
+// Tiled path: as gemm_w4a16_tiled; the W loader takes 8 codes (two words) of its column.
+@compute @workgroup_size(16, 16)
+fn gemm_w8a16_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_id) lid3: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let m = gp.m;
+    let n = gp.n;
+    let k = gp.k;
+    let tiles_n = (n + 63u) / 64u;
+    let tile = wg.x + wg.y * nwg.x;
+    if tile >= tiles_n * ((m + 63u) / 64u) {
+        return; // uniform per workgroup
     }
-    workgroupBarrier();
-    for (var s = 16u; s > 0u; s >>= 1u) {
-        if lane < s {
-            for (var r = 0u; r < MS; r++) {
-                h_red[r * 256u + lid] += h_red[r * 256u + lid + s];
-            }
+    let bm = (tile / tiles_n) * 64u;
+    let bn = (tile % tiles_n) * 64u;
+    let tx = lid3.x;
+    let ty = lid3.y;
+    let lr = lid >> 2u;
+    let lq = lid & 3u;
+    let xrow = min(bm + lr, m - 1u);
+    let wcol = min(bn + lr, n - 1u);
+    var acc: array<vec4<f32>, 4>;
+    for (var i = 0u; i < 4u; i++) {
+        acc[i] = vec4<f32>(0.0);
+    }
+    let ksteps = k / 32u;
+    for (var ks = 0u; ks < ksteps; ks++) {
+        let k0 = ks * 32u + lq * 8u;
+        h_stage_x(xrow, k0, lq * 8u, lr);
+        // W: codes k0 .. k0 + 8 of row wcol = words w, w + 1 with w = (wcol * k + k0) / 4 even
+        // (wcol * k is a multiple of 32, k0 of 8), so both lie in vec4 w / 4. In bounds:
+        // wcol < n and k0 + 8 <= k.
+        let w = (wcol * k + k0) >> 2u;
+        let qv = h_qw[w >> 2u];
+        let lo = qv[w & 3u];
+        let hi = qv[(w & 3u) + 1u];
+        let s = h_scales[wcol * gp.sx4 + (ks * 32u) / gp.group];
+        let w0 = i8x4(lo) * s;
+        let w1 = i8x4(hi) * s;
+        for (var e = 0u; e < 4u; e++) {
+            h_ws[(lq * 8u + e) * 16u + (lr >> 2u)][lr & 3u] = w0[e];
+            h_ws[(lq * 8u + 4u + e) * 16u + (lr >> 2u)][lr & 3u] = w1[e];
         }
         workgroupBarrier();
+        h_tile_step(&acc, ty, tx);
+        workgroupBarrier();
     }
-    // Epilogue as gemm_w8a8_gemv's.
-    if lid < 8u * MS {
-        let r = lid >> 3u;
-        let jc = (lid & 7u) * y_step();
-        let row = row0 + r;
-        let c = blk * 8u + jc;
-        if row < m && jc < 8u && c < n {
-            var v = vec2<f32>(h_red[r * 256u + jc * 32u], 0.0);
-            if YF16 {
-                v.y = h_red[r * 256u + (jc + 1u) * 32u];
-            }
-            store_y(row, c, v);
+    for (var i = 0u; i < 4u; i++) {
+        let r = bm + 4u * ty + i;
+        if r < m {
+            store4(acc[i], r, bn + 4u * tx);
         }
     }
+}
+
+// GEMV path for small M: as gemm_w4a16_gemv; a lane's 32-element chunk is two vec4s of codes.
+@compute @workgroup_size(256)
+fn gemm_w8a16_gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+    let m = gp.m;
+    let n = gp.n;
+    let k = gp.k;
+    let blk = wg.x + wg.y * nwg.x;
+    if blk * 8u >= n {
+        return; // uniform per workgroup
+    }
+    let row0 = wg.z * MS;
+    let lane = lid & 31u;
+    let grp = lid >> 5u;
+    let j = min(blk * 8u + grp, n - 1u); // clamped: in bounds, stored only if < n
+    let chunks = k / 32u;
+    var acc: array<f32, 8>;
+    for (var r = 0u; r < 8u; r++) {
+        acc[r] = 0.0;
+    }
+    for (var c = lane; c < chunks; c += 32u) {
+        // Row j is k / 16 vec4s; chunk c is vec4s 2c, 2c + 1 of it: in bounds.
+        let qa = h_qw[j * (k / 16u) + 2u * c];
+        let qb = h_qw[j * (k / 16u) + 2u * c + 1u];
+        let s = h_scales[j * gp.sx4 + (c * 32u) / gp.group];
+        for (var wp = 0u; wp < 4u; wp++) {
+            let q = select(qb, qa, wp < 2u);
+            let wv0 = i8x4(q[(wp & 1u) * 2u]) * s;
+            let wv1 = i8x4(q[(wp & 1u) * 2u + 1u]) * s;
+            for (var r = 0u; r < MS; r++) {
+                let row = min(row0 + r, m - 1u);
+                let xv = h_x8(row, c * 32u + wp * 8u);
+                acc[r] += dot(xv[0], wv0) + dot(xv[1], wv1);
+            }
+        }
+    }
+    h_gemv_epilogue(&acc, lid, row0, blk);
 }

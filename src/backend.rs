@@ -197,8 +197,17 @@ pub trait QuantOps: Core {
         Err(Error::unsupported(self.kind(), Op::GemmW8a8))
     }
     /// `Y = X dequant(W)^T`; X `[m,k]`, W `[n,k]`, Y `[m,n]`, X and Y one float dtype.
+    /// `dequant` is `(q - zero) * scale` in the zero-point form and `q * scale - min` (one f32
+    /// multiply, then one subtract) in the float-minimum form ([`DeviceInt4Weights::has_mins`]).
+    /// With an act-order permutation ([`DeviceInt4Weights::has_perm`]) stored column `c`
+    /// multiplies X's column `perm[c]`: `Y[i,j] = sum_c X[i, perm[c]] dequant(W)[j, c]`.
     fn gemm_w4a16(&self, _ok: Checked, _x: &Tensor, _w: &DeviceInt4Weights, _y: &mut Tensor) -> Result<()> {
         Err(Error::unsupported(self.kind(), Op::GemmW4a16))
+    }
+    /// `Y = X dequant(W)^T` with `dequant(W)[j,c] = q[j,c] * scales[j, c / group]` (int8
+    /// codes, f32 scales); X `[m,k]`, W `[n,k]`, Y `[m,n]`, X and Y one float dtype.
+    fn gemm_w8a16(&self, _ok: Checked, _x: &Tensor, _w: &DeviceInt8Weights, _y: &mut Tensor) -> Result<()> {
+        Err(Error::unsupported(self.kind(), Op::GemmW8a16))
     }
 }
 

@@ -8,7 +8,8 @@
 //! | `Csr` | [`Csr<f32>`] | `spmm` on transposed activations (see below) |
 //! | `LowRank` | [`LowRank<f32>`] (`U [out,r]`, `V [in,r]`) | `lowrank_linear` (bias fused) |
 //! | `Int8` | [`Int8Matrix`] (per-output-channel scales) | `quantize_rows_i8` of x (per token), then `gemm_w8a8` |
-//! | `Int4` | [`Int4Weights`] (GPTQ / AWQ / GGUF converters) | `gemm_w4a16` |
+//! | `Int4` | [`Int4Weights`] (GPTQ incl. act-order, AWQ, GGUF Q4_0 / Q4_K) | `gemm_w4a16` (act-order: X's columns gathered through `perm` on the device) |
+//! | `Int8WeightOnly` | [`Int8Weights`] (group-wise scales: GGUF Q8_0) | `gemm_w8a16` |
 //! | `Binary` | [`BinaryWeights`] (XNOR-Net alpha) | `binarize_pack` of x, then `xnor_gemm` |
 //!
 //! **Dtypes.** A layer has one activation dtype (f32 or f16, chosen at [`Linear::new`]):
@@ -16,7 +17,12 @@
 //! XNOR GEMM writes f32 ([`Linear::out_dtype`]). CSR values, low-rank factors and the bias are
 //! stored in the layer's dtype; int8, int4 and binary weights keep their own encodings.
 //!
-//! **Bias.** Fused into the kernel for low-rank layers; for int8, int4 and binary layers it is
+//! **Model files.** A tensor of a GGUF file ([`crate::formats::GgufFile::load`]: Q4_0, Q4_K,
+//! Q8_0) converts with `Weight::try_from`; a GPTQ / AWQ checkpoint layer
+//! ([`crate::formats::Checkpoint::load_layer`], feature `hf`) builds a layer with its bias
+//! through `Linear::from_quant_linear`.
+//!
+//! **Bias.** Fused into the kernel for low-rank layers; for the int8, int4 and binary layers it is
 //! added on the device by one more `spmm` (a `[tokens, 1]` column of ones times the `[1, out]`
 //! bias, accumulated into y with `beta = 1`), so no elementwise kernel is needed.
 //!
@@ -36,8 +42,10 @@ use crate::device::Device;
 use crate::dtype::{DType, Float};
 use crate::error::{Error, Result};
 use crate::f16;
-use crate::formats::{BinaryWeights, Csr, Int4Weights, Int8Matrix, LowRank, Matrix};
-use crate::tensor::{Buffer, DeviceBinaryWeights, DeviceCsr, DeviceInt4Weights, DeviceInt8Matrix, DeviceLowRank, Tensor};
+use crate::formats::{BinaryWeights, Csr, GgufTensor, Int4Weights, Int8Matrix, Int8Weights, LowRank, Matrix};
+use crate::tensor::{
+    Buffer, DeviceBinaryWeights, DeviceCsr, DeviceInt4Weights, DeviceInt8Matrix, DeviceInt8Weights, DeviceLowRank, Tensor,
+};
 
 /// The storage format of a [`Linear`] layer's weight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -50,21 +58,25 @@ pub enum LayerFormat {
     Int8,
     /// Int4 group-wise weights, float activations (`gemm_w4a16`).
     Int4,
+    /// Int8 weights with group-wise scales, float activations (`gemm_w8a16`).
+    Int8WeightOnly,
     /// Binary {-1, +1} weights and activations (`xnor_gemm`).
     Binary,
 }
 
 impl LayerFormat {
     /// Every format.
-    pub const ALL: [LayerFormat; 5] = [LayerFormat::Csr, LayerFormat::LowRank, LayerFormat::Int8, LayerFormat::Int4, LayerFormat::Binary];
+    pub const ALL: [LayerFormat; 6] =
+        [LayerFormat::Csr, LayerFormat::LowRank, LayerFormat::Int8, LayerFormat::Int4, LayerFormat::Int8WeightOnly, LayerFormat::Binary];
 
-    /// `csr`, `lowrank`, `int8`, `int4` or `binary`.
+    /// `csr`, `lowrank`, `int8`, `int4`, `int8wo` or `binary`.
     pub const fn name(self) -> &'static str {
         match self {
             LayerFormat::Csr => "csr",
             LayerFormat::LowRank => "lowrank",
             LayerFormat::Int8 => "int8",
             LayerFormat::Int4 => "int4",
+            LayerFormat::Int8WeightOnly => "int8wo",
             LayerFormat::Binary => "binary",
         }
     }
@@ -88,8 +100,12 @@ pub enum Weight {
     /// Int8 `[out, in]` with one scale per output channel (e.g. [`Int8Matrix::quantize_rows`]).
     Int8(Int8Matrix),
     /// Int4 `[out, in]` (e.g. [`Int4Weights::quantize`], [`Int4Weights::from_gptq`],
-    /// [`Int4Weights::from_awq`], [`Int4Weights::from_gguf_q4_0`]).
+    /// [`Int4Weights::from_gptq_format`] (act-order too), [`Int4Weights::from_awq`],
+    /// [`Int4Weights::from_gguf_q4_0`], [`Int4Weights::from_gguf_q4_k`] (float minimums)).
     Int4(Int4Weights),
+    /// Weight-only int8 `[out, in]` with group-wise scales (e.g. [`Int8Weights::quantize`],
+    /// [`Int8Weights::from_gguf_q8_0`]).
+    Int8WeightOnly(Int8Weights),
     /// Binary `[out, in]` with alpha per output channel (e.g. [`BinaryWeights::from_f32`]).
     Binary(BinaryWeights),
 }
@@ -102,6 +118,7 @@ impl Weight {
             Weight::LowRank(_) => LayerFormat::LowRank,
             Weight::Int8(_) => LayerFormat::Int8,
             Weight::Int4(_) => LayerFormat::Int4,
+            Weight::Int8WeightOnly(_) => LayerFormat::Int8WeightOnly,
             Weight::Binary(_) => LayerFormat::Binary,
         }
     }
@@ -113,6 +130,7 @@ impl Weight {
             Weight::LowRank(w) => (w.m, w.n),
             Weight::Int8(w) => (w.rows, w.cols),
             Weight::Int4(w) => (w.n, w.k),
+            Weight::Int8WeightOnly(w) => (w.n, w.k),
             Weight::Binary(w) => (w.bits.rows, w.bits.cols),
         }
     }
@@ -138,9 +156,36 @@ impl From<Int4Weights> for Weight {
         Weight::Int4(w)
     }
 }
+impl From<Int8Weights> for Weight {
+    fn from(w: Int8Weights) -> Self {
+        Weight::Int8WeightOnly(w)
+    }
+}
 impl From<BinaryWeights> for Weight {
     fn from(w: BinaryWeights) -> Self {
         Weight::Binary(w)
+    }
+}
+
+/// A tensor loaded from a GGUF file ([`crate::formats::GgufFile::load`]) as a layer weight:
+/// Q4_0 and Q4_K are [`Weight::Int4`], Q8_0 is [`Weight::Int8WeightOnly`]. A dense (F32 /
+/// F16 / BF16) tensor is an [`Error::Format`]: there is no dense layer format (see the module
+/// docs; `LowRank::from_dense` runs one exactly).
+impl TryFrom<GgufTensor> for Weight {
+    type Error = Error;
+    fn try_from(t: GgufTensor) -> Result<Weight> {
+        match t {
+            GgufTensor::Int4(w) => Ok(Weight::Int4(w)),
+            GgufTensor::Int8(w) => Ok(Weight::Int8WeightOnly(w)),
+            GgufTensor::Dense(m) => Err(Error::format(
+                "Linear",
+                format!(
+                    "a dense [{}, {}] GGUF tensor is not a compressed layer weight (slimgemm has no dense format; \
+                     LowRank::from_dense runs one exactly)",
+                    m.rows, m.cols
+                ),
+            )),
+        }
     }
 }
 
@@ -151,7 +196,9 @@ enum DeviceWeight {
     Csr(Box<DeviceCsr>),
     LowRank(DeviceLowRank),
     Int8(DeviceInt8Matrix),
-    Int4(DeviceInt4Weights),
+    /// Boxed: int4 weights carry up to five buffers.
+    Int4(Box<DeviceInt4Weights>),
+    Int8WeightOnly(DeviceInt8Weights),
     Binary(DeviceBinaryWeights),
 }
 
@@ -234,7 +281,8 @@ impl Linear {
                 _ => dev.upload_lowrank(w)?,
             }),
             Weight::Int8(w) => DeviceWeight::Int8(dev.upload_int8(w)?),
-            Weight::Int4(w) => DeviceWeight::Int4(dev.upload_int4(w)?),
+            Weight::Int4(w) => DeviceWeight::Int4(Box::new(dev.upload_int4(w)?)),
+            Weight::Int8WeightOnly(w) => DeviceWeight::Int8WeightOnly(dev.upload_int8_weights(w)?),
             Weight::Binary(w) => DeviceWeight::Binary(dev.upload_binary_weights(w)?),
         };
         let out_dtype = if matches!(weight, DeviceWeight::Binary(_)) { DType::F32 } else { dtype };
@@ -253,6 +301,14 @@ impl Linear {
         Ok(Linear { dev: dev.clone(), weight, bias, dtype, out_features, in_features, ones: Mutex::new(None) })
     }
 
+    /// A layer from a quantized layer of a GPTQ / AWQ checkpoint
+    /// ([`crate::formats::Checkpoint::load_layer`]): its weight (act-order permutation
+    /// included) and its bias, if any, for activations of `dtype`.
+    #[cfg(feature = "hf")]
+    pub fn from_quant_linear(dev: &Device, layer: crate::formats::QuantLinear, dtype: DType) -> Result<Linear> {
+        Linear::new(dev, layer.weight, layer.bias.as_deref(), dtype)
+    }
+
     /// The weight's format.
     pub fn format(&self) -> LayerFormat {
         match self.weight {
@@ -260,6 +316,7 @@ impl Linear {
             DeviceWeight::LowRank(_) => LayerFormat::LowRank,
             DeviceWeight::Int8(_) => LayerFormat::Int8,
             DeviceWeight::Int4(_) => LayerFormat::Int4,
+            DeviceWeight::Int8WeightOnly(_) => LayerFormat::Int8WeightOnly,
             DeviceWeight::Binary(_) => LayerFormat::Binary,
         }
     }
@@ -299,13 +356,17 @@ impl Linear {
 
     /// Bytes the weight and bias occupy on the device, every buffer counted (for CSR also the
     /// transposed pattern and row orders made at upload; for int8 the row padding; for int4
-    /// the scales and zero points; for binary the alphas).
+    /// the scales, zero points or minimums and the act-order permutation; for weight-only
+    /// int8 the scales; for binary the alphas).
     pub fn bytes_on_device(&self) -> u64 {
         let w = match &self.weight {
             DeviceWeight::Csr(a) => csr_bytes(a),
             DeviceWeight::LowRank(lr) => bytes(&lr.u.buf) + bytes(&lr.v.buf),
             DeviceWeight::Int8(w) => bytes(&w.q) + bytes(&w.scales),
-            DeviceWeight::Int4(w) => bytes(&w.qweight) + bytes(&w.scales) + bytes(&w.zeros),
+            DeviceWeight::Int4(w) => {
+                bytes(&w.qweight) + bytes(&w.scales) + bytes(&w.zeros) + w.mins.as_ref().map_or(0, bytes) + w.perm.as_ref().map_or(0, bytes)
+            }
+            DeviceWeight::Int8WeightOnly(w) => bytes(&w.q) + bytes(&w.scales),
             DeviceWeight::Binary(w) => bytes(&w.bits.data) + bytes(&w.alpha),
         };
         w + self.bias.as_ref().map_or(0, |b| bytes(&b.buf))
@@ -334,6 +395,11 @@ impl Linear {
             DeviceWeight::Int4(w) => {
                 let mut y = dev.zeros(tokens, self.out_features, self.dtype)?;
                 dev.gemm_w4a16(x, w, &mut y)?;
+                y
+            }
+            DeviceWeight::Int8WeightOnly(w) => {
+                let mut y = dev.zeros(tokens, self.out_features, self.dtype)?;
+                dev.gemm_w8a16(x, w, &mut y)?;
                 y
             }
             DeviceWeight::Int8(w) => {

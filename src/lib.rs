@@ -1,7 +1,7 @@
 //! # slimgemm
 //!
 //! GPU kernels for compressed linear algebra — sparse (CSR SpMM, SDDMM), low-rank
-//! (fused `X V U^T`), quantized (W8A8 int8, W4A16 int4) and binary (XNOR GEMM and conv) —
+//! (fused `X V U^T`), quantized (W8A8 int8, W4A16 int4, W8A16 int8 weight-only) and binary (XNOR GEMM and conv) —
 //! on three backends behind one trait: CUDA (cudarc + NVRTC), WGSL (wgpu: Vulkan, Metal,
 //! DX12) and a CPU reference that is the oracle for every test.
 //!
@@ -51,6 +51,6 @@ pub use half::f16;
 pub use layer::{LayerFormat, Linear, Weight};
 pub use ops::{Family, Op};
 pub use tensor::{
-    Buffer, DeviceBinaryFilter, DeviceBinaryWeights, DeviceBits, DeviceCsr, DeviceInt4Weights, DeviceInt8Matrix, DeviceLowRank,
-    DeviceSparse24, Tensor,
+    Buffer, DeviceBinaryFilter, DeviceBinaryWeights, DeviceBits, DeviceCsr, DeviceInt4Weights, DeviceInt8Matrix, DeviceInt8Weights,
+    DeviceLowRank, DeviceSparse24, Tensor,
 };

@@ -4,7 +4,7 @@
 
 use crate::cpu::binary::FilterDims;
 use crate::formats::binary::{Conv2dParams, PadMode};
-use crate::formats::{BinaryWeights, BitMatrix, Csr, Int4Weights, Int8Matrix, LowRank, Matrix, Sparse24};
+use crate::formats::{BinaryWeights, BitMatrix, Csr, Int4Weights, Int8Matrix, Int8Weights, LowRank, Matrix, Sparse24};
 
 /// `A [m,k] * B^T` where `bt` is `[n,k]` (both row-major), in f64.
 pub fn matmul_nt(a: &[f64], bt: &[f64], m: usize, n: usize, k: usize) -> Vec<f64> {
@@ -137,15 +137,28 @@ pub fn gemm_w8a8(x: &Int8Matrix, w: &Int8Matrix) -> Vec<f32> {
     y
 }
 
-/// Dequantizes int4 weights to a dense `[n, k]` matrix.
+/// Dequantizes int4 weights to a dense `[n, k]` matrix in the *original* column order
+/// ([`Int4Weights::dequantize`]: with an act-order `perm`, stored column `c` lands in column
+/// `perm[c]`).
 pub fn dequant_int4(w: &Int4Weights) -> Matrix<f32> {
-    let data = (0..w.n).flat_map(|j| (0..w.k).map(move |k| (j, k))).map(|(j, k)| w.dequant(j, k)).collect();
-    Matrix { rows: w.n, cols: w.k, data }
+    w.dequantize()
 }
 
-/// `X dequant(W)^T` by dequantize-then-matmul.
+/// `X dequant(W)^T` by dequantize-then-matmul (original column order, so act-order weights
+/// multiply X as it is).
 pub fn gemm_w4a16(x: &Matrix<f32>, w: &Int4Weights) -> Vec<f32> {
     to_f32(matmul_nt(&f64s(x), &f64s(&dequant_int4(w)), x.rows, w.n, w.k))
+}
+
+/// `X W^T` for a dense `W [n, k]` (already dequantized, e.g. with a GPTQ `g_idx` or ggml's
+/// `dequantize_row_*`), in f64.
+pub fn gemm_dense_nt(x: &Matrix<f32>, w: &Matrix<f32>) -> Vec<f32> {
+    to_f32(matmul_nt(&f64s(x), &f64s(w), x.rows, w.rows, w.cols))
+}
+
+/// `X dequant(W)^T` for weight-only int8 weights, by dequantize-then-matmul.
+pub fn gemm_w8a16(x: &Matrix<f32>, w: &Int8Weights) -> Vec<f32> {
+    to_f32(matmul_nt(&f64s(x), &f64s(&w.dequantize()), x.rows, w.n, w.k))
 }
 
 /// Float {-1,+1} matrix of a bit matrix.

@@ -332,8 +332,15 @@ pub struct DeviceInt4Weights {
     pub(crate) qweight: Buffer,
     /// `n * k / group` f32.
     pub(crate) scales: Buffer,
-    /// `n * k / group` u32 zero points (0..16).
+    /// `n * k / group` u32 zero points (0..16); in the float-minimum form (`mins` is `Some`),
+    /// which has none, a single unused 0 (every backend branches on `mins` first).
     pub(crate) zeros: Buffer,
+    /// `n * k / group` f32 float minimums (GGUF Q4_K: `w = q * scale - min`), or `None` for
+    /// the integer zero-point form.
+    pub(crate) mins: Option<Buffer>,
+    /// `k` u32 act-order permutation (stored column `c` is input feature `perm[c]`), or `None`
+    /// for the identity.
+    pub(crate) perm: Option<Buffer>,
 }
 
 impl DeviceInt4Weights {
@@ -349,9 +356,48 @@ impl DeviceInt4Weights {
     pub fn group(&self) -> usize {
         self.group
     }
-    /// True if every zero point is 8.
+    /// True if every zero point is 8 (always false in the float-minimum form).
     pub fn symmetric(&self) -> bool {
         self.symmetric
+    }
+    /// True for the float-minimum form (GGUF Q4_K, `w = q * scale - min`).
+    pub fn has_mins(&self) -> bool {
+        self.mins.is_some()
+    }
+    /// True if the weights carry an act-order permutation (the kernels gather X's columns
+    /// through it).
+    pub fn has_perm(&self) -> bool {
+        self.perm.is_some()
+    }
+}
+
+/// Weight-only int8 weights `[n, k]` with group-wise f32 scales on a device (layout of
+/// [`crate::formats::Int8Weights`]: `w[j, c] = q[j, c] * scales[j, c / group]`). Rows are
+/// `k` bytes, a multiple of the group size (32, 64 or 128), so every row starts 16-byte
+/// aligned and needs no padding.
+#[derive(Debug)]
+pub struct DeviceInt8Weights {
+    pub(crate) n: usize,
+    pub(crate) k: usize,
+    pub(crate) group: usize,
+    /// `n * k` i8 codes, row-major.
+    pub(crate) q: Buffer,
+    /// `n * k / group` f32 scales.
+    pub(crate) scales: Buffer,
+}
+
+impl DeviceInt8Weights {
+    /// Output channels.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+    /// Input features.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+    /// Group size.
+    pub fn group(&self) -> usize {
+        self.group
     }
 }
 

@@ -4,8 +4,8 @@ mod common;
 
 use common::expect;
 use slimgemm::formats::binary::{Conv2dParams, PadMode};
-use slimgemm::formats::quant::quantize_gguf_q4_0;
-use slimgemm::formats::{BinaryFilter, BinaryWeights, BitMatrix, Int4Weights, Int8Matrix, Matrix};
+use slimgemm::formats::quant::{quantize_gguf_q4_0, quantize_gguf_q4_k};
+use slimgemm::formats::{BinaryFilter, BinaryWeights, BitMatrix, Int4Weights, Int8Matrix, Int8Weights, Matrix};
 use slimgemm::{f16, DType, Device, Error};
 
 #[track_caller]
@@ -248,6 +248,147 @@ fn gemm_w4a16_bad_operands() {
     wrong_device(dev.gemm_w4a16(&x, &wo, &mut y), "W");
     wrong_device(dev.gemm_w4a16(&x, &dw, &mut yo), "Y");
     dev.gemm_w4a16(&x, &dw, &mut y).unwrap();
+}
+
+// ------------------------------------------- int4 file forms (Q4_K minimums, act-order perm)
+
+#[test]
+fn int4_minimums_bad_input() {
+    let dev = Device::cpu();
+    let (n, k, g) = (2, 64, 32);
+    let q = vec![0x7654_3210u32; n * k / 8];
+    let s = vec![0.5f32; 4];
+    shape(Int4Weights::with_mins(n, k, g, q.clone(), s.clone(), vec![0.1; 3]), &["3 minimums", "n*k/group = 4"]);
+    format(Int4Weights::with_mins(n, k, g, q.clone(), s.clone(), vec![0.1, f32::NAN, 0.1, 0.1]), &["minimum 1 is NaN", "finite"]);
+    format(Int4Weights::with_mins(n, k, g, q.clone(), s.clone(), vec![0.1, 0.1, 0.1, f32::INFINITY]), &["minimum 3 is inf"]);
+    shape(Int4Weights::with_mins(n, 96, 64, vec![0; 24], vec![0.5; 2], vec![0.1; 2]), &["K = 96", "multiple of the group size 64"]);
+    let w = Int4Weights::with_mins(n, k, g, q, s, vec![0.1; 4]).unwrap();
+    assert!(dev.upload_int4(&w).unwrap().has_mins());
+    // Hand-built weights are re-validated at upload: mins of the wrong length, non-finite
+    // mins, zero points next to minimums.
+    let mut bad = w.clone();
+    bad.mins = Some(vec![0.1; 5]);
+    shape(dev.upload_int4(&bad), &["5 minimums", "n*k/group = 4"]);
+    let mut bad = w.clone();
+    bad.mins = Some(vec![0.1, 0.1, f32::NEG_INFINITY, 0.1]);
+    format(dev.upload_int4(&bad), &["minimum 2 is -inf", "finite"]);
+    let mut bad = w.clone();
+    bad.zeros = vec![8; 4];
+    shape(dev.upload_int4(&bad), &["4 zero points given with float minimums"]);
+    // The zero-point form without its zero points.
+    let mut bad = w.clone();
+    bad.mins = None;
+    shape(dev.upload_int4(&bad), &["0 zero points", "n*k/group = 4"]);
+}
+
+#[test]
+fn int4_permutation_bad_input() {
+    let dev = Device::cpu();
+    let w = Int4Weights::quantize(&Matrix::<f32>::random(3, 64, 1).unwrap(), 32, false).unwrap();
+    let id: Vec<u32> = (0..64).collect();
+    shape(w.clone().with_perm(id[..63].to_vec()), &["perm has 63 entries", "k = 64"]);
+    shape(w.clone().with_perm([id.clone(), vec![0]].concat()), &["perm has 65 entries"]);
+    let mut p = id.clone();
+    p[5] = 64;
+    format(w.clone().with_perm(p), &["perm[5] = 64", "out of range 0..64"]);
+    let mut p = id.clone();
+    p[9] = 3;
+    format(w.clone().with_perm(p.clone()), &["perm[9] = 3", "repeats an earlier entry", "not a permutation"]);
+    // A hand-set perm field is re-validated at upload.
+    let mut bad = w.clone();
+    bad.perm = Some(p);
+    format(dev.upload_int4(&bad), &["perm[9] = 3", "not a permutation"]);
+    let mut bad = w.clone();
+    bad.perm = Some(vec![0; 2]);
+    shape(dev.upload_int4(&bad), &["perm has 2 entries", "k = 64"]);
+    let mut rev = id.clone();
+    rev.reverse();
+    assert!(dev.upload_int4(&w.with_perm(rev).unwrap()).unwrap().has_perm());
+}
+
+#[test]
+fn gemm_w4a16_file_forms_bad_operands() {
+    let dev = Device::cpu();
+    let (n, k) = (5, 256);
+    let wf = Matrix::<f32>::random(n, k, 1).unwrap();
+    let w = Int4Weights::from_gguf_q4_k(&quantize_gguf_q4_k(&wf.data, n, k).unwrap(), n, k).unwrap();
+    let perm: Vec<u32> = (0..k as u32).rev().collect();
+    for w in [w.clone(), w.with_perm(perm).unwrap()] {
+        let dw = dev.upload_int4(&w).unwrap();
+        let x = dev.upload_matrix(&Matrix::<f32>::random(3, k, 2).unwrap()).unwrap();
+        let x16 = dev.upload_matrix(&Matrix::<f32>::random(3, k, 2).unwrap().cast::<slimgemm::f16>()).unwrap();
+        let x_k = dev.upload_matrix(&Matrix::<f32>::random(3, 255, 2).unwrap()).unwrap();
+        let mut y = dev.zeros(3, n, DType::F32).unwrap();
+        shape(dev.gemm_w4a16(&x_k, &dw, &mut y), &["X is [3, 255]", "expected [3, 256]"]);
+        shape(dev.gemm_w4a16(&x, &dw, &mut dev.zeros(3, n + 1, DType::F32).unwrap()), &["Y is [3, 6]", "[3, 5]"]);
+        // Activation / output dtype mismatch, both ways.
+        dtype(dev.gemm_w4a16(&x16, &dw, &mut y), &["Y is f32", "expected f16"]);
+        dtype(dev.gemm_w4a16(&x, &dw, &mut dev.zeros(3, n, DType::F16).unwrap()), &["Y is f16", "expected f32"]);
+        let other = Device::cpu();
+        wrong_device(
+            other.gemm_w4a16(
+                &other.upload_matrix(&Matrix::<f32>::random(3, k, 2).unwrap()).unwrap(),
+                &dw,
+                &mut other.zeros(3, n, DType::F32).unwrap(),
+            ),
+            "W",
+        );
+        dev.gemm_w4a16(&x, &dw, &mut y).unwrap();
+        dev.gemm_w4a16(&x16, &dw, &mut dev.zeros(3, n, DType::F16).unwrap()).unwrap();
+    }
+}
+
+// ---------------------------------------------------------------- int8 weight-only
+
+#[test]
+fn int8_weights_constructors() {
+    shape(Int8Weights::new(2, 64, 16, vec![0; 128], vec![1.0; 8]), &["group size 16 not supported", "32, 64 or 128"]);
+    shape(Int8Weights::new(2, 96, 64, vec![0; 192], vec![1.0; 2]), &["K = 96", "multiple of the group size 64"]);
+    shape(Int8Weights::new(2, 64, 32, vec![0; 127], vec![1.0; 4]), &["q has 127 elements", "n*k = 128"]);
+    shape(Int8Weights::new(2, 64, 32, vec![0; 128], vec![1.0; 3]), &["3 scales", "n*k/group = 4"]);
+    format(Int8Weights::new(2, 64, 32, vec![0; 128], vec![1.0, 1.0, f32::NAN, 1.0]), &["scale 2 is NaN", "finite"]);
+    shape(Int8Weights::new(0, 64, 32, vec![], vec![]), &["zero dimension"]);
+    let nan = Matrix { rows: 1, cols: 32, data: [vec![0.5f32; 31], vec![f32::NAN]].concat() };
+    format(Int8Weights::quantize(&nan, 32), &["w[0, 31]", "not finite"]);
+    shape(Int8Weights::from_gguf_q8_0(&[0; 33], 1, 32), &["33 bytes", "34"]);
+}
+
+#[test]
+fn gemm_w8a16_bad_operands() {
+    let dev = Device::cpu();
+    let w = Int8Weights::quantize(&Matrix::<f32>::random(5, 64, 1).unwrap(), 32).unwrap();
+    let dw = dev.upload_int8_weights(&w).unwrap();
+    assert_eq!((dw.n(), dw.k(), dw.group()), (5, 64, 32));
+    assert_eq!(dev.download_int8_weights(&dw).unwrap(), w);
+    let x = dev.upload_matrix(&Matrix::<f32>::random(3, 64, 2).unwrap()).unwrap();
+    let x16 = dev.upload_matrix(&Matrix::<f32>::random(3, 64, 2).unwrap().cast::<slimgemm::f16>()).unwrap();
+    let x_k = dev.upload_matrix(&Matrix::<f32>::random(3, 60, 2).unwrap()).unwrap();
+    let mut y = dev.zeros(3, 5, DType::F32).unwrap();
+    shape(dev.gemm_w8a16(&x_k, &dw, &mut y), &["gemm_w8a16", "X is [3, 60]", "expected [3, 64]"]);
+    let mut y_bad = dev.zeros(4, 5, DType::F32).unwrap();
+    shape(dev.gemm_w8a16(&x, &dw, &mut y_bad), &["Y is [4, 5]", "[3, 5]"]);
+    let mut y16 = dev.zeros(3, 5, DType::F16).unwrap();
+    dtype(dev.gemm_w8a16(&x, &dw, &mut y16), &["gemm_w8a16", "Y is f16", "expected f32"]);
+    dtype(dev.gemm_w8a16(&x16, &dw, &mut y), &["Y is f32", "expected f16"]);
+    // Hand-built weights are re-validated at upload.
+    let mut bad = w.clone();
+    bad.q.pop();
+    shape(dev.upload_int8_weights(&bad), &["q has 319 elements", "320"]);
+    let mut bad = w.clone();
+    bad.scales[3] = f32::INFINITY;
+    format(dev.upload_int8_weights(&bad), &["scale 3 is inf", "finite"]);
+    let mut bad = w.clone();
+    bad.group = 48;
+    shape(dev.upload_int8_weights(&bad), &["group size 48"]);
+    let other = Device::cpu();
+    let wo = other.upload_int8_weights(&w).unwrap();
+    let xo = other.upload_matrix(&Matrix::<f32>::random(3, 64, 2).unwrap()).unwrap();
+    let mut yo = other.zeros(3, 5, DType::F32).unwrap();
+    wrong_device(dev.gemm_w8a16(&xo, &dw, &mut y), "X");
+    wrong_device(dev.gemm_w8a16(&x, &wo, &mut y), "W");
+    wrong_device(dev.gemm_w8a16(&x, &dw, &mut yo), "Y");
+    dev.gemm_w8a16(&x, &dw, &mut y).unwrap();
+    dev.gemm_w8a16(&x16, &dw, &mut y16).unwrap();
 }
 
 // ---------------------------------------------------------------- binary

@@ -68,8 +68,13 @@ fn every_launched_kernel_exists() {
             }
         }
         want.push(("lowrank", format!("lowrank_small_{t}")));
-        for k in ["quantize_rows_i8", "w8a8_gemv", "w8a8_mma", "w4a16_gemv", "w4a16_tile"] {
+        for k in ["quantize_rows_i8", "w8a8_gemv", "w8a8_mma", "w4a16_gemv", "w4a16_tile", "w8a16_gemv", "w8a16_tile"] {
             want.push(("quant", format!("{k}_{t}")));
+        }
+        for form in ["mins", "perm", "mins_perm"] {
+            for path in ["gemv", "tile"] {
+                want.push(("quant", format!("w4a16_{form}_{path}_{t}")));
+            }
         }
         want.push(("binary", format!("binarize_pack_{t}")));
         want.push(("sparse", format!("csr_gather_{t}")));

@@ -55,7 +55,7 @@ fn quickstart_runs() {
             // The weight is low-rank plus noise: int8 and rank 32 are close, int4 coarser;
             // pruning 90% of it and binarizing it (activations too) lose most of it.
             let bound = match r.format {
-                LayerFormat::Int8 => 0.03,
+                LayerFormat::Int8 | LayerFormat::Int8WeightOnly => 0.03,
                 LayerFormat::LowRank => 0.1,
                 LayerFormat::Int4 => 0.2,
                 LayerFormat::Csr | LayerFormat::Binary => 2.0,

@@ -327,10 +327,23 @@ fn gptq_act_order_sorts_channels_into_a_permutation() {
     )
     .unwrap();
     assert_eq!(back, w);
-    // The classic converter still refuses act-order, and devices do not take it yet.
+    // The classic converter still refuses act-order; devices take it: a Linear layer made from
+    // the checkpoint's layer gathers X's columns through perm on the device, and equals X times
+    // the weight dequantized with g_idx (the file's own convention), plus the bias.
     err_has(Int4Weights::from_gptq(&g.qweight, &g.qzeros, &g.scales, Some(&g.g_idx), w.k, w.n, w.group), "Format", &["act-order"]);
-    err_has(Device::cpu().upload_int4(&w), "Format", &["act-order", "not yet supported on devices"]);
     err_has(w.to_awq(), "Format", &["act-order"]);
+    let dev = Device::cpu();
+    let layer = slimgemm::Linear::from_quant_linear(&dev, c.load_layer(p).unwrap(), slimgemm::DType::F32).unwrap();
+    let y = dev.download_f32(&layer.forward(&dev.upload_matrix(&x).unwrap()).unwrap()).unwrap();
+    let gi = l.expect();
+    for i in 0..3 {
+        for j in 0..w.n {
+            let dot: f64 = (0..w.k).map(|kk| x.get(i, kk) as f64 * gi[j * w.k + kk] as f64).sum();
+            let want = dot + l.bias[j].to_f64();
+            let got = y.get(i, j) as f64;
+            assert!((got - want).abs() <= 1e-6 * want.abs().max(1.0), "({i}, {j}): {got} vs {want}");
+        }
+    }
 }
 
 #[test]

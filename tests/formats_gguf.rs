@@ -309,9 +309,19 @@ fn q4_k_random_blocks_match_ggml_bit_for_bit() {
     let GgufTensor::Int4(w) = f.load("q").unwrap() else { panic!("Q4_K loads as Int4Weights") };
     assert_eq!(bits(&w.dequantize().data), bits(&want));
     assert_eq!(bits(&dequantize_gguf(GgmlType::Q4_K, &bytes, n * k).unwrap()), bits(&want));
-    // Not yet on devices.
-    let err = Device::cpu().upload_int4(&w).unwrap_err().to_string();
-    assert!(err.contains("not yet supported on devices"), "{err}");
+    // On devices: gemm_w4a16 dequantizes q * s - min in registers; the CPU reference equals
+    // x times ggml's dequantization (f64 sums of the same f32 products).
+    let dev = Device::cpu();
+    let x = Matrix::<f32>::random(2, k, 3).unwrap();
+    let mut y = dev.zeros(2, n, slimgemm::DType::F32).unwrap();
+    dev.gemm_w4a16(&dev.upload_matrix(&x).unwrap(), &dev.upload_int4(&w).unwrap(), &mut y).unwrap();
+    let y = dev.download_f32(&y).unwrap();
+    for i in 0..2 {
+        for j in 0..n {
+            let want: f64 = (0..k).map(|kk| x.get(i, kk) as f64 * want[j * k + kk] as f64).sum();
+            assert_eq!(y.get(i, j), want as f32, "({i}, {j})");
+        }
+    }
 }
 
 #[test]

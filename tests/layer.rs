@@ -8,7 +8,10 @@
 mod common;
 
 use common::expect;
-use slimgemm::formats::{BinaryWeights, Csr, Int4Weights, Int8Matrix, LowRank, Matrix};
+use slimgemm::formats::quant::{quantize_gguf_q4_k, quantize_gguf_q8_0};
+use slimgemm::formats::{
+    BinaryWeights, Csr, GgmlType, GgufFile, GgufTensor, GgufWriter, GptqFormat, Int4Weights, Int8Matrix, Int8Weights, LowRank, Matrix,
+};
 use slimgemm::{f16, DType, Device, Float, LayerFormat, Linear, Weight};
 
 const OUT: usize = 37;
@@ -20,6 +23,7 @@ fn weight(format: LayerFormat, w: &Matrix<f32>) -> Weight {
         LayerFormat::LowRank => LowRank::from_dense(w, 7).unwrap().into(),
         LayerFormat::Int8 => Int8Matrix::quantize_rows(w).unwrap().into(),
         LayerFormat::Int4 => Int4Weights::quantize(w, 32, false).unwrap().into(),
+        LayerFormat::Int8WeightOnly => Int8Weights::quantize(w, 32).unwrap().into(),
         LayerFormat::Binary => BinaryWeights::from_f32(w.rows, w.cols, &w.data).unwrap().into(),
     }
 }
@@ -50,7 +54,9 @@ fn reference(weight: &Weight, x: &Matrix<f32>, bias: Option<&[f32]>, dtype: DTyp
             };
             (q.dequantize(), xq.dequantize())
         }
+        // Original column order (act-order weights are stored permuted).
         Weight::Int4(q) => (q.dequantize(), x.clone()),
+        Weight::Int8WeightOnly(q) => (q.dequantize(), x.clone()),
         Weight::Binary(b) => {
             let signs = b.bits.to_signs();
             let data = signs.data.iter().enumerate().map(|(p, s)| s * b.alpha[p / inp]).collect();
@@ -107,9 +113,71 @@ fn check_device(dev: &Device) {
     }
 }
 
+/// The weights of model files, each with its out / in features: GGUF Q4_K and Q8_0 tensors
+/// (written to a GGUF file and loaded back through `Weight::try_from`), GPTQ act-order v1 and
+/// v2 (random non-monotone `g_idx`), and Q4_K with an act-order permutation.
+fn file_weights() -> Vec<(&'static str, Weight)> {
+    let (n, k) = (24, 256);
+    let wf = Matrix::<f32>::random(n, k, 7).unwrap();
+    let mut wr = GgufWriter::new();
+    wr.add_tensor("q4k", &[k as u64, n as u64], GgmlType::Q4_K, quantize_gguf_q4_k(&wf.data, n, k).unwrap()).unwrap();
+    wr.add_tensor("q8_0", &[k as u64, n as u64], GgmlType::Q8_0, quantize_gguf_q8_0(&wf.data, n, k).unwrap()).unwrap();
+    wr.add_matrix("dense", &wf, GgmlType::F32).unwrap();
+    let f = GgufFile::from_bytes(wr.to_bytes().unwrap()).unwrap();
+    let q4k = Weight::try_from(f.load("q4k").unwrap()).unwrap();
+    let q8 = Weight::try_from(f.load("q8_0").unwrap()).unwrap();
+    assert_eq!((q4k.format(), q8.format()), (LayerFormat::Int4, LayerFormat::Int8WeightOnly));
+    expect(Weight::try_from(f.load("dense").unwrap()), "Format", &["dense [24, 256] GGUF tensor", "LowRank::from_dense"]);
+    let GgufTensor::Int4(q4k_w) = f.load("q4k").unwrap() else { panic!("Q4_K loads as int4") };
+    let perm: Vec<u32> = (0..k as u32).map(|c| (c * 97) % k as u32).collect(); // 97 is odd: a permutation
+    let mut v = vec![("q4_K", q4k), ("q8_0", q8), ("q4_K + perm", q4k_w.with_perm(perm).unwrap().into())];
+    // GPTQ act-order: K = 128 in groups of 32, N = 16; g_idx a fixed non-monotone assignment.
+    let (n, k, g) = (16usize, 128usize, 32usize);
+    let mut s = 12345u32;
+    let mut next = || {
+        s = s.wrapping_mul(1664525).wrapping_add(1013904223);
+        s
+    };
+    let qweight: Vec<i32> = (0..k / 8 * n).map(|_| next() as i32).collect();
+    let qzeros: Vec<i32> = (0..k / g * n / 8).map(|_| (next() & 0x6666_6666) as i32).collect(); // nibbles < 15
+    let scales: Vec<f32> = (0..k / g * n).map(|_| 0.01 + (next() % 100) as f32 / 2000.0).collect();
+    let g_idx: Vec<i32> = (0..k).map(|c| ((c * 3 + c / 32) % (k / g)) as i32).collect();
+    for (name, format) in [("gptq act-order v1", GptqFormat::V1), ("gptq act-order v2", GptqFormat::V2)] {
+        let counts = (0..k / g).map(|gg| g_idx.iter().filter(|&&x| x as usize == gg).count()).collect::<Vec<_>>();
+        assert!(counts.iter().all(|&c| c == g), "g_idx must fill every group: {counts:?}");
+        let w = Int4Weights::from_gptq_format(&qweight, &qzeros, &scales, Some(&g_idx), k, n, g, format).unwrap();
+        assert!(w.perm.is_some());
+        v.push((name, w.into()));
+    }
+    v
+}
+
+/// Every model-file weight through `Linear::forward` on `dev` (f32 and f16, with a bias),
+/// against the dense reference of the weight in its original column order.
+fn check_file_weights(dev: &Device) {
+    for (name, wt) in file_weights() {
+        let (out, inp) = wt.shape();
+        let bias = Matrix::<f32>::random(1, out, 2).unwrap().data;
+        for dtype in [DType::F32, DType::F16] {
+            let layer = Linear::new(dev, wt.clone(), Some(&bias), dtype).unwrap();
+            for tokens in [1, 5, 70] {
+                let x = round(dtype, &Matrix::<f32>::random(tokens, inp, tokens as u64).unwrap());
+                let dx = match dtype {
+                    DType::F16 => upload::<f16>(dev, &x),
+                    _ => upload::<f32>(dev, &x),
+                };
+                let got = dev.download_f32(&layer.forward(&dx).unwrap()).unwrap();
+                let want = reference(&wt, &x, Some(&bias), dtype);
+                common::assert_close(&format!("{} {name} {dtype} tokens={tokens}", dev.kind().name()), &got, &want, dtype);
+            }
+        }
+    }
+}
+
 #[test]
 fn every_format_on_cpu() {
     check_device(&Device::cpu());
+    check_file_weights(&Device::cpu());
 }
 
 #[cfg(feature = "wgpu")]
@@ -117,12 +185,14 @@ fn every_format_on_cpu() {
 fn every_format_on_wgpu() {
     let Some(dev) = common::wgpu_device() else { return };
     check_device(&dev);
+    check_file_weights(&dev);
 }
 
 #[test]
 fn every_format_on_cuda() {
     let Some(dev) = common::cuda_device() else { return };
     check_device(&dev);
+    check_file_weights(&dev);
 }
 
 #[test]
@@ -152,7 +222,16 @@ fn bytes_on_device_and_out_dtype() {
     let bin = Linear::new(&dev, BinaryWeights::from_f32(64, 128, &w.data).unwrap(), Some(&bias), DType::F16).unwrap();
     assert_eq!((bin.dtype(), bin.out_dtype()), (DType::F16, DType::F32));
     assert_eq!(bin.bytes_on_device(), (64 * 128 / 8 + 64 * 4 + 64 * 4) as u64);
-    assert_eq!(LayerFormat::ALL.map(|f| f.name()), ["csr", "lowrank", "int8", "int4", "binary"]);
+    assert_eq!(LayerFormat::ALL.map(|f| f.name()), ["csr", "lowrank", "int8", "int4", "int8wo", "binary"]);
+    // Weight-only int8: one byte per weight + one f32 scale per group of 32.
+    assert_eq!(bytes(Int8Weights::quantize(&w, 32).unwrap().into(), DType::F32), (64 * 128 + 64 * 4 * 4) as u64);
+    // Q4_K (float minimums): nibbles + f32 scale and f32 minimum per group of 32 (+ the 4-byte
+    // zero-point placeholder); an act-order permutation adds 4 bytes per input feature.
+    let wk = Matrix::<f32>::random(64, 256, 5).unwrap();
+    let q4k = Int4Weights::from_gguf_q4_k(&quantize_gguf_q4_k(&wk.data, 64, 256).unwrap(), 64, 256).unwrap();
+    assert_eq!(bytes(q4k.clone().into(), DType::F32), (64 * 256 / 2 + 2 * 64 * 8 * 4 + 4) as u64);
+    let perm: Vec<u32> = (0..256u32).rev().collect();
+    assert_eq!(bytes(q4k.with_perm(perm).unwrap().into(), DType::F32), (64 * 256 / 2 + 2 * 64 * 8 * 4 + 4 + 256 * 4) as u64);
 }
 
 #[test]

@@ -38,6 +38,16 @@ fn workloads() -> Vec<Workload> {
         Workload::GemmW8a8 { m: 1, n: 13, k: 37, dtype: DType::F32 },
         Workload::GemmW4a16 { m: 3, n: 11, k: 64, group: 32, symmetric: false, dtype: DType::F16 },
         Workload::GemmW4a16 { m: 17, n: 5, k: 128, group: 64, symmetric: true, dtype: DType::F32 },
+        Workload::GemmW4a16Form { m: 2, n: 7, k: 256, form: slimgemm::workload::Int4Form::Q4k, dtype: DType::F16 },
+        Workload::GemmW4a16Form {
+            m: 19,
+            n: 16,
+            k: 128,
+            form: slimgemm::workload::Int4Form::ActOrder { group: 32, v2: true },
+            dtype: DType::F32,
+        },
+        Workload::GemmW8a16 { m: 1, n: 9, k: 64, group: 32, dtype: DType::F32 },
+        Workload::GemmW8a16 { m: 20, n: 6, k: 128, group: 64, dtype: DType::F16 },
         Workload::BinarizePack { rows: 5, cols: 70 },
         Workload::XnorGemm { m: 3, n: 7, k: 97 },
         Workload::XnorConv2d {

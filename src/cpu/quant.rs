@@ -70,8 +70,20 @@ pub fn gemm_w8a8<T: Float>(m: usize, n: usize, k: usize, xq: &[i8], xs: usize, s
     }
 }
 
+/// The per-group offsets of int4 weights as device-layout slices (`[n, k / group]`).
+#[derive(Debug, Clone, Copy)]
+pub enum Int4GroupOffsets<'a> {
+    /// Zero points (0..16): `w = (q - zero) * scale`.
+    Zeros(&'a [u32]),
+    /// Float minimums (GGUF Q4_K): `w = q * scale - min`.
+    Mins(&'a [f32]),
+}
+
 /// `Y = X dequant(W)^T`, W `[n,k]` int4 group-wise (layout of
-/// [`crate::formats::Int4Weights`]); f64 accumulation of `x * ((q - z) * s)`.
+/// [`crate::formats::Int4Weights`]). Each weight is dequantized in f32 exactly as
+/// [`crate::formats::Int4Weights::dequant`] does (`(q - z) * s`, or `q * s - min` as one
+/// multiply then one subtract), then `x * w` is accumulated in f64. With `perm` (act-order),
+/// stored column `c` multiplies X's column `perm[c]`.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_w4a16<T: Float>(
     m: usize,
@@ -81,16 +93,44 @@ pub fn gemm_w4a16<T: Float>(
     x: &[T],
     qweight: &[u32],
     scales: &[f32],
-    zeros: &[u32],
+    offsets: Int4GroupOffsets<'_>,
+    perm: Option<&[u32]>,
     y: &mut [T],
 ) {
     let groups = k / group;
     let mut wrow = vec![0f64; k];
+    // The X column each stored column multiplies.
+    let cols: Vec<usize> = match perm {
+        Some(p) => p.iter().map(|&c| c as usize).collect(),
+        None => (0..k).collect(),
+    };
     for j in 0..n {
         for (kk, w) in wrow.iter_mut().enumerate() {
-            let q = (qweight[j * (k / 8) + kk / 8] >> (4 * (kk % 8))) & 0xF;
+            let q = ((qweight[j * (k / 8) + kk / 8] >> (4 * (kk % 8))) & 0xF) as f32;
             let g = j * groups + kk / group;
-            *w = ((q as f32 - zeros[g] as f32) * scales[g]) as f64;
+            *w = match offsets {
+                Int4GroupOffsets::Zeros(z) => (q - z[g] as f32) * scales[g],
+                Int4GroupOffsets::Mins(mins) => q * scales[g] - mins[g],
+            } as f64;
+        }
+        for i in 0..m {
+            let xr = &x[i * k..][..k];
+            let acc: f64 = cols.iter().zip(&wrow).map(|(&c, w)| xr[c].to_f64() * w).sum();
+            y[i * n + j] = T::from_f64(acc);
+        }
+    }
+}
+
+/// `Y = X dequant(W)^T`, W `[n,k]` int8 with group-wise scales (layout of
+/// [`crate::formats::Int8Weights`]): each weight dequantized in f32 (`q * s`, as
+/// [`crate::formats::Int8Weights::dequant`]), `x * w` accumulated in f64.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_w8a16<T: Float>(m: usize, n: usize, k: usize, group: usize, x: &[T], q: &[i8], scales: &[f32], y: &mut [T]) {
+    let groups = k / group;
+    let mut wrow = vec![0f64; k];
+    for j in 0..n {
+        for (kk, w) in wrow.iter_mut().enumerate() {
+            *w = (q[j * k + kk] as f32 * scales[j * groups + kk / group]) as f64;
         }
         for i in 0..m {
             let acc: f64 = x[i * k..][..k].iter().zip(&wrow).map(|(a, b)| a.to_f64() * b).sum();
@@ -111,7 +151,16 @@ impl QuantOps for super::CpuBackend {
         Ok(())
     }
     fn gemm_w4a16(&self, _: Checked, x: &Tensor, w: &DeviceInt4Weights, y: &mut Tensor) -> Result<()> {
-        with_float!(x.dtype(), T => gemm_w4a16::<T>(x.rows, w.n, w.k, w.group, s(&x.buf), s(&w.qweight), s(&w.scales), s(&w.zeros), sm(&mut y.buf)));
+        let offsets = match &w.mins {
+            Some(m) => Int4GroupOffsets::Mins(s(m)),
+            None => Int4GroupOffsets::Zeros(s(&w.zeros)),
+        };
+        let perm = w.perm.as_ref().map(s::<u32>);
+        with_float!(x.dtype(), T => gemm_w4a16::<T>(x.rows, w.n, w.k, w.group, s(&x.buf), s(&w.qweight), s(&w.scales), offsets, perm, sm(&mut y.buf)));
+        Ok(())
+    }
+    fn gemm_w8a16(&self, _: Checked, x: &Tensor, w: &DeviceInt8Weights, y: &mut Tensor) -> Result<()> {
+        with_float!(x.dtype(), T => gemm_w8a16::<T>(x.rows, w.n, w.k, w.group, s(&x.buf), s(&w.q), s(&w.scales), sm(&mut y.buf)));
         Ok(())
     }
 }

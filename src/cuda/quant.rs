@@ -118,6 +118,102 @@ fn w4a16_typed<T: KernelFloat>(be: &CudaBackend, x: &Tensor, w: &DeviceInt4Weigh
     Ok(())
 }
 
+/// `gemm_w4a16` on weights with float minimums and/or an act-order permutation: the
+/// `w4a16_{mins,perm,mins_perm}_{gemv,tile}_*` kernels (the gather of X through `perm` is fused
+/// into their loads; see the comment above them in cuda/quant.cu for why).
+fn w4a16x_typed<T: KernelFloat>(be: &CudaBackend, x: &Tensor, w: &DeviceInt4Weights, y: &mut Tensor) -> Result<()> {
+    const OP: &str = "gemm_w4a16";
+    let (m, n, k, group) = (x.rows, w.n, w.k, w.group);
+    crate::formats::quant::check_group(OP, k, group)?;
+    let groups = k / group;
+    let form = match (&w.mins, &w.perm) {
+        (Some(_), Some(_)) => "mins_perm",
+        (Some(_), None) => "mins",
+        (None, Some(_)) => "perm",
+        (None, None) => return Err(Error::backend("cuda", format!("{OP}: plain zero-point weights take w4a16_typed"))),
+    };
+    expect_len(OP, "X", &x.buf, m * k)?;
+    expect_len(OP, "qweight", &w.qweight, n * k / 8)?;
+    expect_len(OP, "scales", &w.scales, n * groups)?;
+    match &w.mins {
+        Some(mins) => expect_len(OP, "mins", mins, n * groups)?,
+        None => expect_len(OP, "zeros", &w.zeros, n * groups)?,
+    }
+    if let Some(p) = &w.perm {
+        expect_len(OP, "perm", p, k)?;
+    }
+    expect_len(OP, "Y", &y.buf, m * n)?;
+    let xs = sl::<T>(OP, "X", &x.buf)?;
+    let qw = sl::<u32>(OP, "qweight", &w.qweight)?;
+    let scales = sl::<f32>(OP, "scales", &w.scales)?;
+    let zeros = sl::<u32>(OP, "zeros", &w.zeros)?;
+    // Unused pointers get some valid buffer of their type: perm -> zeros, mins -> scales.
+    let perm = match &w.perm {
+        Some(p) => sl::<u32>(OP, "perm", p)?,
+        None => zeros,
+    };
+    let mins = match &w.mins {
+        Some(mn) => sl::<f32>(OP, "mins", mn)?,
+        None => scales,
+    };
+    if !be.aligned(xs, 16) || !be.aligned(qw, 16) || !be.aligned(perm, 16) {
+        return Err(Error::backend("cuda", format!("{OP}: X, qweight and perm must be 16-byte aligned")));
+    }
+    let (name, cfg) = if m <= 8 {
+        (format!("w4a16_{form}_gemv_{}", T::SUFFIX), be.cfg(OP, (n.div_ceil(8), m.div_ceil(8), 1), 256, 0)?)
+    } else {
+        (format!("w4a16_{form}_tile_{}", T::SUFFIX), be.cfg(OP, (n.div_ceil(64), m.div_ceil(64), 1), 256, 0)?)
+    };
+    let f = be.function("quant", &name)?;
+    let (mi, ni, ki, gi) = (i32_arg(OP, "M", m)?, i32_arg(OP, "N", n)?, i32_arg(OP, "K", k)?, i32_arg(OP, "group", group)?);
+    let mut lb = be.stream().launch_builder(&f);
+    lb.arg(&mi)
+        .arg(&ni)
+        .arg(&ki)
+        .arg(&gi)
+        .arg(xs)
+        .arg(perm)
+        .arg(qw)
+        .arg(scales)
+        .arg(zeros)
+        .arg(mins)
+        .arg(sl_mut::<T>(OP, "Y", &mut y.buf)?);
+    // SAFETY: arguments match `w4a16_{form}_*` in cuda/quant.cu; group | K, every length the
+    // form reads (perm k entries, a permutation of 0..k validated at upload; mins or zeros
+    // n * K / group), and the 16-byte alignment of the vector-loaded buffers were checked
+    // above; the pointers a form does not read are valid buffers of their type.
+    unsafe { lb.launch(cfg) }.map_err(drv(OP))?;
+    Ok(())
+}
+
+fn w8a16_typed<T: KernelFloat>(be: &CudaBackend, x: &Tensor, w: &DeviceInt8Weights, y: &mut Tensor) -> Result<()> {
+    const OP: &str = "gemm_w8a16";
+    let (m, n, k, group) = (x.rows, w.n, w.k, w.group);
+    crate::formats::quant::check_group(OP, k, group)?;
+    expect_len(OP, "X", &x.buf, m * k)?;
+    expect_len(OP, "q", &w.q, n * k)?;
+    expect_len(OP, "scales", &w.scales, n * (k / group))?;
+    expect_len(OP, "Y", &y.buf, m * n)?;
+    let xs = sl::<T>(OP, "X", &x.buf)?;
+    let q = sl::<i8>(OP, "q", &w.q)?;
+    if !be.aligned(xs, 16) || !be.aligned(q, 16) {
+        return Err(Error::backend("cuda", format!("{OP}: X and q must be 16-byte aligned")));
+    }
+    let (name, cfg) = if m <= 8 {
+        (format!("w8a16_gemv_{}", T::SUFFIX), be.cfg(OP, (n.div_ceil(8), m.div_ceil(8), 1), 256, 0)?)
+    } else {
+        (format!("w8a16_tile_{}", T::SUFFIX), be.cfg(OP, (n.div_ceil(64), m.div_ceil(64), 1), 256, 0)?)
+    };
+    let f = be.function("quant", &name)?;
+    let (mi, ni, ki, gi) = (i32_arg(OP, "M", m)?, i32_arg(OP, "N", n)?, i32_arg(OP, "K", k)?, i32_arg(OP, "group", group)?);
+    let mut lb = be.stream().launch_builder(&f);
+    lb.arg(&mi).arg(&ni).arg(&ki).arg(&gi).arg(xs).arg(q).arg(sl::<f32>(OP, "scales", &w.scales)?).arg(sl_mut::<T>(OP, "Y", &mut y.buf)?);
+    // SAFETY: arguments match `w8a16_*` in cuda/quant.cu; group | K (so rows of q are whole
+    // 32-byte chunks), every length and the 16-byte alignment of X and q were checked above.
+    unsafe { lb.launch(cfg) }.map_err(drv(OP))?;
+    Ok(())
+}
+
 impl QuantOps for CudaBackend {
     fn quantize_rows_i8(&self, _: Checked, x: &Tensor, out: &mut DeviceInt8Matrix) -> Result<()> {
         let be = self;
@@ -131,6 +227,14 @@ impl QuantOps for CudaBackend {
 
     fn gemm_w4a16(&self, _: Checked, x: &Tensor, w: &DeviceInt4Weights, y: &mut Tensor) -> Result<()> {
         let be = self;
+        if w.mins.is_some() || w.perm.is_some() {
+            return float_dispatch!("gemm_w4a16", "X", x.dtype(), w4a16x_typed(be, x, w, y));
+        }
         float_dispatch!("gemm_w4a16", "X", x.dtype(), w4a16_typed(be, x, w, y))
+    }
+
+    fn gemm_w8a16(&self, _: Checked, x: &Tensor, w: &DeviceInt8Weights, y: &mut Tensor) -> Result<()> {
+        let be = self;
+        float_dispatch!("gemm_w8a16", "X", x.dtype(), w8a16_typed(be, x, w, y))
     }
 }

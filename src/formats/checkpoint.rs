@@ -5,7 +5,8 @@
 //! Quantized linear layers are the prefixes with a `<prefix>.qweight` tensor (e.g.
 //! `model.layers.0.self_attn.q_proj`), next to `.qzeros`, `.scales`, and optionally `.g_idx`
 //! and `.bias`; [`Checkpoint::load_layer`] returns each as [`Int4Weights`] (ready for
-//! [`crate::Device::upload_int4`] where supported) plus the bias. Dense F32 / F16 / BF16
+//! [`crate::Device::upload_int4`] on every backend, act-order included) plus the bias
+//! (`crate::Linear::from_quant_linear` makes a layer of both). Dense F32 / F16 / BF16
 //! tensors load as [`Matrix<f32>`].
 //!
 //! | method | `qweight` | `qzeros` | `scales` | zero point |

@@ -13,7 +13,7 @@ pub enum Family {
     Sparse,
     /// `lowrank_linear`, `lowrank_reconstruct`, `frobenius_decay`, `lowrank_backward`.
     LowRank,
-    /// `quantize_rows_i8`, `gemm_w8a8`, `gemm_w4a16`.
+    /// `quantize_rows_i8`, `gemm_w8a8`, `gemm_w4a16`, `gemm_w8a16`.
     Quant,
     /// `binarize_pack`, `xnor_gemm`, `xnor_conv2d`, `xnor_conv2d_bits`.
     Binary,
@@ -65,6 +65,8 @@ pub enum Op {
     GemmW8a8,
     /// [`crate::Device::gemm_w4a16`].
     GemmW4a16,
+    /// [`crate::Device::gemm_w8a16`] (weight-only int8, group-wise scales: GGUF Q8_0).
+    GemmW8a16,
     /// [`crate::Device::binarize_pack`].
     BinarizePack,
     /// [`crate::Device::xnor_gemm`].
@@ -77,7 +79,7 @@ pub enum Op {
 
 impl Op {
     /// Every op, grouped by family.
-    pub const ALL: [Op; 15] = [
+    pub const ALL: [Op; 16] = [
         Op::Spmm,
         Op::SpmmT,
         Op::Sddmm,
@@ -89,6 +91,7 @@ impl Op {
         Op::QuantizeRowsI8,
         Op::GemmW8a8,
         Op::GemmW4a16,
+        Op::GemmW8a16,
         Op::BinarizePack,
         Op::XnorGemm,
         Op::XnorConv2d,
@@ -109,6 +112,7 @@ impl Op {
             Op::QuantizeRowsI8 => "quantize_rows_i8",
             Op::GemmW8a8 => "gemm_w8a8",
             Op::GemmW4a16 => "gemm_w4a16",
+            Op::GemmW8a16 => "gemm_w8a16",
             Op::BinarizePack => "binarize_pack",
             Op::XnorGemm => "xnor_gemm",
             Op::XnorConv2d => "xnor_conv2d",
@@ -121,7 +125,7 @@ impl Op {
         match self {
             Op::Spmm | Op::SpmmT | Op::Sddmm | Op::Spmm24 => Family::Sparse,
             Op::LowrankLinear | Op::LowrankReconstruct | Op::FrobeniusDecay | Op::LowrankBackward => Family::LowRank,
-            Op::QuantizeRowsI8 | Op::GemmW8a8 | Op::GemmW4a16 => Family::Quant,
+            Op::QuantizeRowsI8 | Op::GemmW8a8 | Op::GemmW4a16 | Op::GemmW8a16 => Family::Quant,
             Op::BinarizePack | Op::XnorGemm | Op::XnorConv2d | Op::XnorConv2dBits => Family::Binary,
         }
     }

@@ -1,11 +1,11 @@
-//! Quantized ops: `quantize_rows_i8`, `gemm_w8a8`, `gemm_w4a16`.
+//! Quantized ops: `quantize_rows_i8`, `gemm_w8a8`, `gemm_w4a16`, `gemm_w8a16`.
 
 use crate::backend::Checked;
 use crate::device::{check, Device};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::formats::{Int4Weights, Int8Matrix};
-use crate::tensor::{DeviceInt4Weights, DeviceInt8Matrix, Tensor};
+use crate::formats::{Int4Weights, Int8Matrix, Int8Weights};
+use crate::tensor::{DeviceInt4Weights, DeviceInt8Matrix, DeviceInt8Weights, Tensor};
 
 impl Device {
     /// Uploads int8 rows (weights per output channel, or pre-quantized activations), padding
@@ -38,35 +38,49 @@ impl Device {
         Int8Matrix::new(m.rows, m.cols, out, self.download_slice(&m.scales)?)
     }
 
-    /// Uploads int4 group-wise weights (validated in place, without copying the payload).
-    /// Weights in the float-minimum form (GGUF Q4_K) or with an act-order permutation are
-    /// rejected until the devices have kernels for them.
+    /// Uploads int4 group-wise weights (validated in place, without copying the payload) in
+    /// either offset form: integer zero points (GPTQ, AWQ, GGUF Q4_0) or float minimums (GGUF
+    /// Q4_K, [`Int4Weights::mins`]); an act-order permutation ([`Int4Weights::perm`], GPTQ
+    /// `desc_act`) is uploaded too, and [`Device::gemm_w4a16`] applies it to the activations'
+    /// columns on the device.
     pub fn upload_int4(&self, w: &Int4Weights) -> Result<DeviceInt4Weights> {
         w.validate()?;
-        if w.mins.is_some() {
-            return Err(Error::format(
-                "int4 weights",
-                "float minimums (GGUF Q4_K form, w = q * scale - min) are not yet supported on devices; \
-                 dequantize on the host (Int4Weights::dequantize) for now",
-            ));
-        }
-        if w.perm.is_some() {
-            return Err(Error::format(
-                "int4 weights",
-                "act-order permutations (perm) are not yet supported on devices; \
-                 dequantize on the host (Int4Weights::dequantize) for now",
-            ));
-        }
-        let zeros: Vec<u32> = w.zeros.iter().map(|&z| z as u32).collect();
+        let (zeros, mins) = match &w.mins {
+            None => {
+                let zeros: Vec<u32> = w.zeros.iter().map(|&z| z as u32).collect();
+                (self.upload_slice(&zeros)?, None)
+            }
+            // The float-minimum form has no zero points: a one-element placeholder that no
+            // backend reads (each branches on `mins` first).
+            Some(m) => (self.upload_slice(&[0u32])?, Some(self.upload_slice(m)?)),
+        };
+        let perm = match &w.perm {
+            Some(p) => Some(self.upload_slice(p)?),
+            None => None,
+        };
         Ok(DeviceInt4Weights {
             n: w.n,
             k: w.k,
             group: w.group,
-            symmetric: w.zeros.iter().all(|&z| z == 8),
+            symmetric: w.mins.is_none() && w.zeros.iter().all(|&z| z == 8),
             qweight: self.upload_slice(&w.qweight)?,
             scales: self.upload_slice(&w.scales)?,
-            zeros: self.upload_slice(&zeros)?,
+            zeros,
+            mins,
+            perm,
         })
+    }
+
+    /// Uploads weight-only int8 weights (GGUF Q8_0 and the like; validated in place) for
+    /// [`Device::gemm_w8a16`].
+    pub fn upload_int8_weights(&self, w: &Int8Weights) -> Result<DeviceInt8Weights> {
+        w.validate()?;
+        Ok(DeviceInt8Weights { n: w.n, k: w.k, group: w.group, q: self.upload_slice(&w.q)?, scales: self.upload_slice(&w.scales)? })
+    }
+
+    /// Downloads weight-only int8 weights.
+    pub fn download_int8_weights(&self, w: &DeviceInt8Weights) -> Result<Int8Weights> {
+        Int8Weights::new(w.n, w.k, w.group, self.download_slice(&w.q)?, self.download_slice(&w.scales)?)
     }
 
     /// Per-row (per-token) symmetric int8 quantization of X `[m,k]` (f32/f16) into `out`
@@ -98,7 +112,10 @@ impl Device {
     }
 
     /// Weight-only int4 GEMM `Y = X dequant(W)^T`; X `[m,k]` f32/f16, W `[n,k]`, Y `[m,n]` of
-    /// X's dtype. Weights are dequantized in registers, never to memory.
+    /// X's dtype. Weights are dequantized in registers, never to memory: `(q - zero) * scale`,
+    /// or `q * scale - min` for float minimums (GGUF Q4_K). With an act-order permutation, X
+    /// is in the original feature order and the kernels read its columns through `perm`
+    /// (`Y = X[:, perm] W_stored^T`, equal to X times the weight dequantized with `g_idx`).
     pub fn gemm_w4a16(&self, x: &Tensor, w: &DeviceInt4Weights, y: &mut Tensor) -> Result<()> {
         const OP: &str = "gemm_w4a16";
         self.owns(OP, "X", &x.buf)?;
@@ -109,5 +126,20 @@ impl Device {
         check::dims(OP, "Y", y, x.rows, w.n)?;
         check::dtype(OP, "Y", y.dtype(), x.dtype())?;
         self.backend().gemm_w4a16(Checked::new(), x, w, y)
+    }
+
+    /// Weight-only int8 GEMM `Y = X dequant(W)^T` with `dequant(W)[j,c] = q[j,c] *
+    /// scales[j, c / group]` (GGUF Q8_0 is group 32); X `[m,k]` f32/f16, W `[n,k]`, Y `[m,n]`
+    /// of X's dtype. Weights are dequantized in registers, never to memory.
+    pub fn gemm_w8a16(&self, x: &Tensor, w: &DeviceInt8Weights, y: &mut Tensor) -> Result<()> {
+        const OP: &str = "gemm_w8a16";
+        self.owns(OP, "X", &x.buf)?;
+        self.owns(OP, "W", &w.q)?;
+        self.owns(OP, "Y", &y.buf)?;
+        check::float(OP, "X", x.dtype())?;
+        check::dims(OP, "X", x, x.rows, w.k)?;
+        check::dims(OP, "Y", y, x.rows, w.n)?;
+        check::dtype(OP, "Y", y.dtype(), x.dtype())?;
+        self.backend().gemm_w8a16(Checked::new(), x, w, y)
     }
 }

@@ -1,5 +1,9 @@
-//! Quantized ops on wgpu: `quantize_rows_i8`, `gemm_w8a8`, `gemm_w4a16` (kernels in
-//! `shaders/quant.wgsl`).
+//! Quantized ops on wgpu: `quantize_rows_i8`, `gemm_w8a8`, `gemm_w4a16`, `gemm_w8a16`
+//! (kernels in `shaders/quant.wgsl`).
+//!
+//! `gemm_w4a16` takes every int4 form through the overrides `MINS` (float minimums, GGUF
+//! Q4_K) and `PERM` (act-order: the X loads gather through `perm`, binding 6); each
+//! combination is its own pipeline, so the plain form runs the same code as before.
 //!
 //! Paths: the GEMMs run a GEMV-style kernel for M <= 16 (32 lanes per output column along K,
 //! W streamed once per block of up to 8 rows) and a 64 x 64 tiled kernel otherwise. f16
@@ -13,7 +17,7 @@ use super::pipeline::{Shader, PRELUDE};
 use crate::backend::{Checked, QuantOps};
 use crate::dtype::DType;
 use crate::error::Result;
-use crate::tensor::{DeviceInt4Weights, DeviceInt8Matrix, Tensor};
+use crate::tensor::{DeviceInt4Weights, DeviceInt8Matrix, DeviceInt8Weights, Tensor};
 
 /// `dot4i8` through the WGSL built-in (lowered to OpSDot or polyfilled by naga).
 const DOT_NATIVE: &str = "fn dot4i8(a: u32, b: u32) -> i32 { return dot4I8Packed(a, b); }\n";
@@ -44,8 +48,8 @@ wgsl_params! {
 
 wgsl_params! {
     /// Parameters of the GEMMs. W8A8: `sx4` / `sw4` are the row strides of X and W in
-    /// `vec4<u32>` units; W4A16: `sx4` is the number of groups per row and `group` the group
-    /// size.
+    /// `vec4<u32>` units; W4A16 and W8A16: `sx4` is the number of groups per row and `group`
+    /// the group size.
     struct GemmParams {
         m: u32,
         n: u32,
@@ -89,11 +93,13 @@ fn flag(b: bool) -> f64 {
     b as u32 as f64
 }
 
-/// A GEMM launch without its output binding (the last one) and without `YF16`.
+/// A GEMM launch without its output binding and without `YF16`: `binds` come before the
+/// output (binding 5), `tail` after it.
 struct Gemm<'a> {
     entry: &'static str,
     constants: Vec<(&'static str, f64)>,
     binds: Vec<Bind<'a>>,
+    tail: Vec<Bind<'a>>,
     params: GemmParams,
     groups: Groups,
 }
@@ -108,6 +114,7 @@ fn with_output(be: &WgpuBackend, op: &'static str, y: &Tensor, g: Gemm<'_>) -> R
         constants.push(("YF16", flag(yf16)));
         let mut binds = g.binds.clone();
         binds.push(Bind::Write(out));
+        binds.extend(g.tail.iter().copied());
         Dispatch { shader: shader(), entry: g.entry, constants, binds, params: g.params.bytes(), groups: g.groups }
     };
     let out = if f16 && y.cols % 2 == 1 {
@@ -187,6 +194,7 @@ impl QuantOps for WgpuBackend {
             entry,
             constants: vec![("MS", ms as f64)],
             binds: vec![Bind::Read(xq), Bind::Read(sx), Bind::Read(wq), Bind::Read(sw)],
+            tail: vec![],
             params,
             groups,
         };
@@ -201,7 +209,25 @@ impl QuantOps for WgpuBackend {
         expect_len(OP, "X", &x.buf, m * k)?;
         expect_len(OP, "qweight", &w.qweight, n * k / 8)?;
         expect_len(OP, "scales", &w.scales, n * groups_per_row)?;
-        expect_len(OP, "zeros", &w.zeros, n * groups_per_row)?;
+        // Binding 4: the zero points, or the minimums' f32 bits (MINS).
+        let offsets = match &w.mins {
+            Some(mins) => {
+                expect_len(OP, "mins", mins, n * groups_per_row)?;
+                mins
+            }
+            None => {
+                expect_len(OP, "zeros", &w.zeros, n * groups_per_row)?;
+                &w.zeros
+            }
+        };
+        // Binding 6: the permutation (PERM), else the scales, which the kernel does not read.
+        let perm = match &w.perm {
+            Some(p) => {
+                expect_len(OP, "perm", p, k)?;
+                p
+            }
+            None => &w.scales,
+        };
         expect_len(OP, "Y", &y.buf, m * n)?;
         u32_param(OP, "outputs", m * n)?;
         u32_param(OP, "X elements", m * k)?;
@@ -216,11 +242,47 @@ impl QuantOps for WgpuBackend {
         };
         let (entry, groups, ms) = gemm_path(be, "gemm_w4a16_gemv", "gemm_w4a16_tiled", m, n);
         let xf16 = x.dtype() == DType::F16;
-        let (xb, qw, sc, zs) = (be.buf(&x.buf)?, be.buf(&w.qweight)?, be.buf(&w.scales)?, be.buf(&w.zeros)?);
+        let (xb, qw, sc, off, pb) = (be.buf(&x.buf)?, be.buf(&w.qweight)?, be.buf(&w.scales)?, be.buf(offsets)?, be.buf(perm)?);
         let g = Gemm {
             entry,
-            constants: vec![("XF16", flag(xf16)), ("MS", ms as f64)],
-            binds: vec![Bind::Read(xb), Bind::Read(qw), Bind::Read(sc), Bind::Read(zs)],
+            constants: vec![("XF16", flag(xf16)), ("MS", ms as f64), ("MINS", flag(w.mins.is_some())), ("PERM", flag(w.perm.is_some()))],
+            binds: vec![Bind::Read(xb), Bind::Read(qw), Bind::Read(sc), Bind::Read(off)],
+            tail: vec![Bind::Read(pb)],
+            params,
+            groups,
+        };
+        with_output(be, OP, y, g)
+    }
+
+    fn gemm_w8a16(&self, _: Checked, x: &Tensor, w: &DeviceInt8Weights, y: &mut Tensor) -> Result<()> {
+        let be = self;
+        const OP: &str = "gemm_w8a16";
+        let (m, n, k) = (x.rows, w.n, w.k);
+        crate::formats::quant::check_group(OP, k, w.group)?;
+        let groups_per_row = k / w.group;
+        expect_len(OP, "X", &x.buf, m * k)?;
+        expect_len(OP, "q", &w.q, n * k)?;
+        expect_len(OP, "scales", &w.scales, n * groups_per_row)?;
+        expect_len(OP, "Y", &y.buf, m * n)?;
+        u32_param(OP, "outputs", m * n)?;
+        u32_param(OP, "X elements", m * k)?;
+        u32_param(OP, "weights", n * k)?;
+        let params = GemmParams {
+            m: u32_param(OP, "M", m)?,
+            n: u32_param(OP, "N", n)?,
+            k: u32_param(OP, "K", k)?,
+            sx4: u32_param(OP, "groups per row", groups_per_row)?,
+            group: u32_param(OP, "group", w.group)?,
+            ..Default::default()
+        };
+        let (entry, groups, ms) = gemm_path(be, "gemm_w8a16_gemv", "gemm_w8a16_tiled", m, n);
+        let (xb, q, sc) = (be.buf(&x.buf)?, be.buf(&w.q)?, be.buf(&w.scales)?);
+        let g = Gemm {
+            entry,
+            constants: vec![("XF16", flag(x.dtype() == DType::F16)), ("MS", ms as f64)],
+            // Bindings 4 and 6 (zero points and perm of gemm_w4a16) are not read: the scales.
+            binds: vec![Bind::Read(xb), Bind::Read(q), Bind::Read(sc), Bind::Read(sc)],
+            tail: vec![Bind::Read(sc)],
             params,
             groups,
         };

@@ -148,6 +148,34 @@ pub enum Workload {
         /// Activation / output dtype.
         dtype: DType,
     },
+    /// W4A16 GEMM on int4 weights in the forms model files hold ([`Int4Form`]: GGUF Q4_K
+    /// float minimums, GPTQ act-order), X `[m,k]`, W `[n,k]`.
+    GemmW4a16Form {
+        /// Tokens.
+        m: usize,
+        /// Output channels (a multiple of 8 for the GPTQ forms).
+        n: usize,
+        /// Inner dimension (a multiple of 256 for the Q4_K forms, of the group otherwise).
+        k: usize,
+        /// Where the weights come from.
+        form: Int4Form,
+        /// Activation / output dtype.
+        dtype: DType,
+    },
+    /// Weight-only int8 GEMM (GGUF Q8_0 and the like), X `[m,k]`, W `[n,k]` int8 with one f32
+    /// scale per group of `group` along K.
+    GemmW8a16 {
+        /// Tokens.
+        m: usize,
+        /// Output channels.
+        n: usize,
+        /// Inner dimension (a multiple of `group`).
+        k: usize,
+        /// Group size: 32, 64 or 128.
+        group: usize,
+        /// Activation / output dtype.
+        dtype: DType,
+    },
     /// Sign packing of X `[rows, cols]` f32.
     BinarizePack {
         /// Rows.
@@ -189,6 +217,53 @@ pub enum Workload {
     },
 }
 
+/// The int4 weight forms of [`Workload::GemmW4a16Form`]: how the workload makes its weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Int4Form {
+    /// GGUF Q4_K (float minimums, group 32): a random weight through
+    /// [`crate::formats::quant::quantize_gguf_q4_k`], then
+    /// [`crate::formats::Int4Weights::from_gguf_q4_k`]; the independent reference dequantizes
+    /// the bytes with ggml's formulation ([`crate::formats::gguf::dequantize_gguf`]).
+    Q4k,
+    /// GPTQ act-order (`desc_act`): random GPTQ tensors with a random non-monotone `g_idx`
+    /// through [`crate::formats::Int4Weights::from_gptq_format`] (v2 zeros if `v2`, classic
+    /// `zero - 1` otherwise); the independent reference dequantizes with `g_idx`
+    /// (`(q[k,j] - z[g_idx[k],j]) s[g_idx[k],j]`). Needs at least two groups along K.
+    ActOrder {
+        /// Group size: 32, 64 or 128.
+        group: usize,
+        /// GPTQ v2 zeros (stored as is) instead of classic ones (stored minus one).
+        v2: bool,
+    },
+    /// Q4_K weights with a random act-order permutation as well (no file holds this; it runs
+    /// the kernels' minimums and gather paths together).
+    Q4kActOrder,
+}
+
+impl Int4Form {
+    /// The group size of the form (32 for Q4_K).
+    pub fn group(self) -> usize {
+        match self {
+            Int4Form::ActOrder { group, .. } => group,
+            Int4Form::Q4k | Int4Form::Q4kActOrder => 32,
+        }
+    }
+
+    /// True if the weights carry an act-order permutation.
+    pub fn act_order(self) -> bool {
+        !matches!(self, Int4Form::Q4k)
+    }
+
+    /// A short name: `q4_K`, `gptq-act g128 v1`, `q4_K+act`.
+    pub fn name(self) -> String {
+        match self {
+            Int4Form::Q4k => "q4_K".to_string(),
+            Int4Form::ActOrder { group, v2 } => format!("gptq-act g{group} {}", if v2 { "v2" } else { "v1" }),
+            Int4Form::Q4kActOrder => "q4_K+act".to_string(),
+        }
+    }
+}
+
 /// Seeds of each operand, so that every backend and baseline makes the same data.
 pub mod seeds {
     /// Dense right operand (B, X, or activations).
@@ -215,7 +290,8 @@ impl Workload {
             Workload::LowrankBackward { .. } => Op::LowrankBackward,
             Workload::QuantizeRowsI8 { .. } => Op::QuantizeRowsI8,
             Workload::GemmW8a8 { .. } => Op::GemmW8a8,
-            Workload::GemmW4a16 { .. } => Op::GemmW4a16,
+            Workload::GemmW4a16 { .. } | Workload::GemmW4a16Form { .. } => Op::GemmW4a16,
+            Workload::GemmW8a16 { .. } => Op::GemmW8a16,
             Workload::BinarizePack { .. } => Op::BinarizePack,
             Workload::XnorGemm { .. } => Op::XnorGemm,
             Workload::XnorConv2d { bits_out: false, .. } => Op::XnorConv2d,
@@ -236,7 +312,9 @@ impl Workload {
             | Workload::LowrankBackward { dtype, .. }
             | Workload::QuantizeRowsI8 { dtype, .. }
             | Workload::GemmW8a8 { dtype, .. }
-            | Workload::GemmW4a16 { dtype, .. } => *dtype,
+            | Workload::GemmW4a16 { dtype, .. }
+            | Workload::GemmW4a16Form { dtype, .. }
+            | Workload::GemmW8a16 { dtype, .. } => *dtype,
             Workload::FrobeniusDecay { .. } | Workload::BinarizePack { .. } | Workload::XnorGemm { .. } | Workload::XnorConv2d { .. } => {
                 DType::F32
             }
@@ -271,6 +349,8 @@ impl Workload {
             Workload::GemmW4a16 { m, n, k, group, symmetric, .. } => {
                 format!("m{m} {n}x{k} g{group} {}", if *symmetric { "sym" } else { "asym" })
             }
+            Workload::GemmW4a16Form { m, n, k, form, .. } => format!("m{m} {n}x{k} {}", form.name()),
+            Workload::GemmW8a16 { m, n, k, group, .. } => format!("m{m} {n}x{k} g{group}"),
             Workload::BinarizePack { rows, cols } => format!("{rows}x{cols}"),
             Workload::XnorGemm { m, n, k } => format!("m{m} {n}x{k}"),
             Workload::XnorConv2d { batch, h, w, c_in, c_out, ksize, stride, pad, pad_mode, bits_out } => format!(
@@ -294,9 +374,11 @@ impl Workload {
             // X V, dY U, dX = Q V^T, dU = dY^T P, dV = X^T Q.
             Workload::LowrankBackward { m, n, r, batch, .. } => 2.0 * (*batch as f64) * (*r as f64) * (3 * *n + 2 * *m) as f64,
             Workload::QuantizeRowsI8 { m, k, .. } => 2.0 * (*m * *k) as f64,
-            Workload::GemmW8a8 { m, n, k, .. } | Workload::GemmW4a16 { m, n, k, .. } | Workload::XnorGemm { m, n, k } => {
-                2.0 * (*m as f64) * (*n as f64) * (*k as f64)
-            }
+            Workload::GemmW8a8 { m, n, k, .. }
+            | Workload::GemmW4a16 { m, n, k, .. }
+            | Workload::GemmW4a16Form { m, n, k, .. }
+            | Workload::GemmW8a16 { m, n, k, .. }
+            | Workload::XnorGemm { m, n, k } => 2.0 * (*m as f64) * (*n as f64) * (*k as f64),
             Workload::BinarizePack { rows, cols } => (*rows * *cols) as f64,
             Workload::XnorConv2d { batch, h, w, c_in, c_out, ksize, stride, pad, .. } => {
                 let oh = (h + 2 * pad - ksize) / stride + 1;
@@ -331,6 +413,15 @@ impl Workload {
             Workload::GemmW8a8 { m, n, k, dtype } => ((*m + *n) * *k) as f64 + (*m * *n) as f64 * fsize(dtype),
             Workload::GemmW4a16 { m, n, k, group, dtype, .. } => {
                 (*n * *k) as f64 * 0.5 + (*n * *k / *group) as f64 * 8.0 + ((*m * *k) + (*m * *n)) as f64 * fsize(dtype)
+            }
+            // Nibbles, a scale and a zero point or minimum (4 bytes each) per group, the
+            // act-order permutation (4 bytes per input feature).
+            Workload::GemmW4a16Form { m, n, k, form, dtype } => {
+                let perm = if form.act_order() { 4.0 * *k as f64 } else { 0.0 };
+                (*n * *k) as f64 * 0.5 + (*n * *k / form.group()) as f64 * 8.0 + perm + ((*m * *k) + (*m * *n)) as f64 * fsize(dtype)
+            }
+            Workload::GemmW8a16 { m, n, k, group, dtype } => {
+                (*n * *k) as f64 + (*n * *k / *group) as f64 * 4.0 + ((*m * *k) + (*m * *n)) as f64 * fsize(dtype)
             }
             Workload::BinarizePack { rows, cols } => (*rows * *cols) as f64 * (4.0 + 0.125),
             Workload::XnorGemm { m, n, k } => ((*m + *n) * *k) as f64 / 8.0 + (*m * *n) as f64 * 4.0,

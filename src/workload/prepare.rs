@@ -3,14 +3,16 @@
 //! criterion benches — plus the two references a result is compared with: the CPU backend
 //! ([`reference()`]) and the independent dense formulations of [`crate::naive`] ([`naive`]).
 
-use super::{seeds, Workload};
+use super::{seeds, Int4Form, Workload};
 use crate::cpu::binary::FilterDims;
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::f16;
 use crate::formats::binary::Conv2dParams;
-use crate::formats::{BinaryFilter, BinaryWeights, BitMatrix, Csr, Int4Weights, Int8Matrix, LowRank, Matrix, Sparse24};
+use crate::formats::{
+    BinaryFilter, BinaryWeights, BitMatrix, Csr, GptqFormat, Int4Weights, Int8Matrix, Int8Weights, LowRank, Matrix, Sparse24,
+};
 use crate::tensor::*;
 
 /// `alpha` of the SpMM, 2:4 SpMM and SDDMM workloads (their `beta` is the workload's: 0 in the bench
@@ -22,20 +24,83 @@ pub const FROB_C: f32 = 0.01;
 /// Host inputs of a workload. Float values are already rounded to the workload's dtype, so
 /// the device (which sees them in that dtype) and the f64 references see the same numbers.
 enum Host {
-    Spmm { a: Csr<f32>, b: Matrix<f32>, c0: Matrix<f32>, beta: f32 },
-    SpmmT { a: Csr<f32>, b: Matrix<f32> },
-    Sddmm { a: Csr<f32>, x: Matrix<f32>, y: Matrix<f32>, beta: f32 },
-    Spmm24 { a: Sparse24<f32>, b: Matrix<f32>, c0: Matrix<f32>, beta: f32 },
-    LowrankLinear { lr: LowRank<f32>, x: Matrix<f32>, bias: Matrix<f32> },
-    LowrankReconstruct { lr: LowRank<f32> },
-    Frob { lr: LowRank<f32>, du: Matrix<f32>, dv: Matrix<f32> },
-    Backward { lr: LowRank<f32>, x: Matrix<f32>, dy: Matrix<f32>, du: Matrix<f32>, dv: Matrix<f32>, beta: f32 },
-    Quantize { x: Matrix<f32> },
-    W8a8 { x: Int8Matrix, w: Int8Matrix },
-    W4a16 { x: Matrix<f32>, w: Int4Weights },
-    Binarize { x: Matrix<f32> },
-    Xnor { a: BitMatrix, w: BinaryWeights },
-    Conv { x: BitMatrix, f: BinaryFilter, p: Conv2dParams, thresholds: Option<Vec<f32>> },
+    Spmm {
+        a: Csr<f32>,
+        b: Matrix<f32>,
+        c0: Matrix<f32>,
+        beta: f32,
+    },
+    SpmmT {
+        a: Csr<f32>,
+        b: Matrix<f32>,
+    },
+    Sddmm {
+        a: Csr<f32>,
+        x: Matrix<f32>,
+        y: Matrix<f32>,
+        beta: f32,
+    },
+    Spmm24 {
+        a: Sparse24<f32>,
+        b: Matrix<f32>,
+        c0: Matrix<f32>,
+        beta: f32,
+    },
+    LowrankLinear {
+        lr: LowRank<f32>,
+        x: Matrix<f32>,
+        bias: Matrix<f32>,
+    },
+    LowrankReconstruct {
+        lr: LowRank<f32>,
+    },
+    Frob {
+        lr: LowRank<f32>,
+        du: Matrix<f32>,
+        dv: Matrix<f32>,
+    },
+    Backward {
+        lr: LowRank<f32>,
+        x: Matrix<f32>,
+        dy: Matrix<f32>,
+        du: Matrix<f32>,
+        dv: Matrix<f32>,
+        beta: f32,
+    },
+    Quantize {
+        x: Matrix<f32>,
+    },
+    W8a8 {
+        x: Int8Matrix,
+        w: Int8Matrix,
+    },
+    W4a16 {
+        x: Matrix<f32>,
+        w: Int4Weights,
+    },
+    /// `dense` is the weight in the original column order, made independently of `w`.
+    W4a16Form {
+        x: Matrix<f32>,
+        w: Int4Weights,
+        dense: Matrix<f32>,
+    },
+    W8a16 {
+        x: Matrix<f32>,
+        w: Int8Weights,
+    },
+    Binarize {
+        x: Matrix<f32>,
+    },
+    Xnor {
+        a: BitMatrix,
+        w: BinaryWeights,
+    },
+    Conv {
+        x: BitMatrix,
+        f: BinaryFilter,
+        p: Conv2dParams,
+        thresholds: Option<Vec<f32>>,
+    },
 }
 
 fn round_to(dtype: DType, m: Matrix<f32>) -> Matrix<f32> {
@@ -96,6 +161,87 @@ fn random_int4(n: usize, k: usize, group: usize, symmetric: bool, seed: u64) -> 
     Int4Weights::new(n, k, group, qweight, scales, zeros)
 }
 
+/// The weights of a [`Workload::GemmW4a16Form`] `[n, k]` (deterministic in `seed`), with the
+/// same weight dequantized to a dense `[n, k]` matrix in the original column order by an
+/// independent formulation: ggml's `dequantize_row_q4_K` of the Q4_K bytes (placed through
+/// the permutation for [`Int4Form::Q4kActOrder`]), or the GPTQ tensors dequantized with
+/// their `g_idx` (`(q[k,j] - z[g_idx[k],j]) * s[g_idx[k],j]`) for [`Int4Form::ActOrder`].
+/// Weights are O(1 / sqrt(k)) so that outputs stay O(1) (f16 outputs need it).
+pub fn int4_form_weights(n: usize, k: usize, form: Int4Form, seed: u64) -> Result<(Int4Weights, Matrix<f32>)> {
+    use crate::formats::gguf::{dequantize_gguf, GgmlType};
+    use crate::formats::quant::quantize_gguf_q4_k;
+    use rand::seq::SliceRandom;
+    use rand::{Rng, SeedableRng};
+    const OP: &str = "gemm_w4a16 workload";
+    let len = crate::formats::checked_elems(OP, "weight", &[n, k])?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let base = 1.0 / (k as f32).sqrt();
+    match form {
+        Int4Form::Q4k | Int4Form::Q4kActOrder => {
+            let mut wf = Matrix::<f32>::random(n, k, seed)?;
+            wf.data.iter_mut().for_each(|v| *v *= base);
+            let bytes = quantize_gguf_q4_k(&wf.data, n, k)?;
+            let w = Int4Weights::from_gguf_q4_k(&bytes, n, k)?;
+            let stored = dequantize_gguf(GgmlType::Q4_K, &bytes, len)?;
+            if form == Int4Form::Q4k {
+                return Ok((w, Matrix::new(n, k, stored)?));
+            }
+            let mut perm: Vec<u32> = (0..k as u32).collect();
+            perm.shuffle(&mut rng);
+            let mut dense = vec![0f32; len];
+            for j in 0..n {
+                for (c, &p) in perm.iter().enumerate() {
+                    dense[j * k + p as usize] = stored[j * k + c];
+                }
+            }
+            Ok((w.with_perm(perm)?, Matrix::new(n, k, dense)?))
+        }
+        Int4Form::ActOrder { group, v2 } => {
+            crate::formats::quant::check_group(OP, k, group)?;
+            if n % 8 != 0 || k / group < 2 {
+                return Err(crate::Error::shape(
+                    OP,
+                    format!("GPTQ act-order needs N a multiple of 8 and at least two groups along K (N = {n}, K = {k}, group {group})"),
+                ));
+            }
+            let groups = k / group;
+            let qweight: Vec<i32> = (0..k / 8 * n).map(|_| rng.random::<i32>()).collect();
+            // Classic (v1) zeros store zero - 1 and cannot store 15.
+            let top = if v2 { 16 } else { 15 };
+            let qzeros: Vec<i32> =
+                (0..groups * (n / 8)).map(|_| (0..8).fold(0u32, |w, i| w | (rng.random_range(0..top) << (4 * i))) as i32).collect();
+            let scales: Vec<f32> = (0..groups * n).map(|_| base * rng.random_range(0.25f32..1.0)).collect();
+            let mut g_idx: Vec<i32> = (0..k).map(|c| (c / group) as i32).collect();
+            g_idx.shuffle(&mut rng);
+            if g_idx.iter().enumerate().all(|(c, &g)| g as usize == c / group) {
+                g_idx.swap(0, k - 1); // never monotone: the first and last groups differ
+            }
+            let format = if v2 { GptqFormat::V2 } else { GptqFormat::V1 };
+            let w = Int4Weights::from_gptq_format(&qweight, &qzeros, &scales, Some(&g_idx), k, n, group, format)?;
+            let nib = |word: i32, slot: usize| ((word as u32 >> (4 * slot)) & 0xF) as f32;
+            let mut dense = vec![0f32; len];
+            for j in 0..n {
+                for kk in 0..k {
+                    let g = g_idx[kk] as usize;
+                    let q = nib(qweight[(kk / 8) * n + j], kk % 8);
+                    let z = nib(qzeros[g * (n / 8) + j / 8], j % 8) + if v2 { 0.0 } else { 1.0 };
+                    dense[j * k + kk] = (q - z) * scales[g * n + j];
+                }
+            }
+            Ok((w, Matrix::new(n, k, dense)?))
+        }
+    }
+}
+
+/// The weights of a [`Workload::GemmW8a16`] `[n, k]`: a random O(1 / sqrt(k)) weight
+/// quantized by [`Int8Weights::quantize`] with `group` (deterministic in `seed`).
+pub fn int8_weights(n: usize, k: usize, group: usize, seed: u64) -> Result<Int8Weights> {
+    let mut wf = Matrix::<f32>::random(n, k, seed)?;
+    let base = 1.0 / (k as f32).sqrt();
+    wf.data.iter_mut().for_each(|v| *v *= base);
+    Int8Weights::quantize(&wf, group)
+}
+
 impl Host {
     fn make(w: &Workload) -> Result<Host> {
         Ok(match w {
@@ -148,6 +294,13 @@ impl Host {
             }
             Workload::GemmW4a16 { m, n, k, group, symmetric, dtype } => {
                 Host::W4a16 { x: rand_mat(*dtype, *m, *k, seeds::B)?, w: random_int4(*n, *k, *group, *symmetric, seeds::W)? }
+            }
+            Workload::GemmW4a16Form { m, n, k, form, dtype } => {
+                let (w, dense) = int4_form_weights(*n, *k, *form, seeds::W)?;
+                Host::W4a16Form { x: rand_mat(*dtype, *m, *k, seeds::B)?, w, dense }
+            }
+            Workload::GemmW8a16 { m, n, k, group, dtype } => {
+                Host::W8a16 { x: rand_mat(*dtype, *m, *k, seeds::B)?, w: int8_weights(*n, *k, *group, seeds::W)? }
             }
             Workload::BinarizePack { rows, cols } => Host::Binarize { x: Matrix::random(*rows, *cols, seeds::B)? },
             Workload::XnorGemm { m, n, k } => {
@@ -242,6 +395,7 @@ enum Operands {
     Quantize { x: Tensor, out: DeviceInt8Matrix },
     W8a8 { x: DeviceInt8Matrix, w: DeviceInt8Matrix, y: Tensor },
     W4a16 { x: Tensor, w: DeviceInt4Weights, y: Tensor },
+    W8a16 { x: Tensor, w: DeviceInt8Weights, y: Tensor },
     Binarize { x: Tensor, out: DeviceBits },
     Xnor { a: DeviceBits, w: DeviceBinaryWeights, y: Tensor },
     Conv { x: DeviceBits, f: DeviceBinaryFilter, p: Conv2dParams, y: Tensor },
@@ -306,7 +460,12 @@ impl Operands {
             Host::W8a8 { x, w } => {
                 Operands::W8a8 { x: dev.upload_int8(x)?, w: dev.upload_int8(w)?, y: nan_tensor(dev, x.rows, w.rows, d)? }
             }
-            Host::W4a16 { x, w } => Operands::W4a16 { x: up(dev, x, d)?, w: dev.upload_int4(w)?, y: nan_tensor(dev, x.rows, w.n, d)? },
+            Host::W4a16 { x, w } | Host::W4a16Form { x, w, .. } => {
+                Operands::W4a16 { x: up(dev, x, d)?, w: dev.upload_int4(w)?, y: nan_tensor(dev, x.rows, w.n, d)? }
+            }
+            Host::W8a16 { x, w } => {
+                Operands::W8a16 { x: up(dev, x, d)?, w: dev.upload_int8_weights(w)?, y: nan_tensor(dev, x.rows, w.n, d)? }
+            }
             Host::Binarize { x } => Operands::Binarize { x: dev.upload_matrix(x)?, out: ones_bits(dev, x.rows, x.cols)? },
             Host::Xnor { a, w } => Operands::Xnor {
                 a: dev.upload_bits(a)?,
@@ -340,6 +499,7 @@ impl Operands {
             Operands::Quantize { x, out } => dev.quantize_rows_i8(x, out),
             Operands::W8a8 { x, w, y } => dev.gemm_w8a8(x, w, y),
             Operands::W4a16 { x, w, y } => dev.gemm_w4a16(x, w, y),
+            Operands::W8a16 { x, w, y } => dev.gemm_w8a16(x, w, y),
             Operands::Binarize { x, out } => dev.binarize_pack(x, out),
             Operands::Xnor { a, w, y } => dev.xnor_gemm(a, w, y),
             Operands::Conv { x, f, p, y } => dev.xnor_conv2d(x, f, p, y),
@@ -357,6 +517,7 @@ impl Operands {
             Operands::LowrankLinear { y, .. }
             | Operands::W8a8 { y, .. }
             | Operands::W4a16 { y, .. }
+            | Operands::W8a16 { y, .. }
             | Operands::Xnor { y, .. }
             | Operands::Conv { y, .. } => dev.download_f32(y)?.data,
             Operands::LowrankReconstruct { w, .. } => dev.download_f32(w)?.data,
@@ -490,6 +651,8 @@ pub fn naive(w: &Workload) -> Result<Vec<f32>> {
         Host::Quantize { x } => int8_values(&quantize_host(&x)?),
         Host::W8a8 { x, w } => crate::naive::gemm_w8a8(&x, &w),
         Host::W4a16 { x, w } => crate::naive::gemm_w4a16(&x, &w),
+        Host::W4a16Form { x, dense, .. } => crate::naive::gemm_dense_nt(&x, &dense),
+        Host::W8a16 { x, w } => crate::naive::gemm_w8a16(&x, &w),
         Host::Binarize { x } => x.data.iter().map(|&v| if v < 0.0 { 1.0 } else { 0.0 }).collect(),
         Host::Xnor { a, w } => crate::naive::xnor_gemm(&a, &w),
         Host::Conv { x, f, p, thresholds } => {

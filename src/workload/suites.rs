@@ -5,7 +5,7 @@
 
 use rand::{Rng, SeedableRng};
 
-use super::{random_sparse, Workload};
+use super::{random_sparse, Int4Form, Workload};
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::formats::binary::PadMode;
@@ -157,6 +157,40 @@ pub fn verify_cases() -> Result<Vec<Workload>> {
         ] {
             v.push(Workload::GemmW4a16 { m, n, k, group, symmetric, dtype });
         }
+        // The int4 forms of model files: GGUF Q4_K (K a multiple of 256), GPTQ act-order
+        // (N a multiple of 8, at least two groups), and both at once.
+        let act = |group, v2| Int4Form::ActOrder { group, v2 };
+        for &(m, n, k, form) in &[
+            (1, 1, 256, Int4Form::Q4k),
+            (3, 7, 512, Int4Form::Q4k),
+            (17, 33, 256, Int4Form::Q4k),
+            (1, 8, 64, act(32, false)),
+            (5, 16, 256, act(64, true)),
+            (13, 24, 512, act(128, false)),
+            (65, 40, 384, act(32, true)),
+            (2, 5, 256, Int4Form::Q4kActOrder),
+            (33, 9, 512, Int4Form::Q4kActOrder),
+            (1, 1024, 4096, Int4Form::Q4k),
+            (16, 512, 4096, Int4Form::Q4k),
+            (1, 4096, 4096, act(128, true)),
+            (16, 4096, 4096, act(128, false)),
+        ] {
+            v.push(Workload::GemmW4a16Form { m, n, k, form, dtype });
+        }
+        // Weight-only int8 (GGUF Q8_0 is group 32).
+        for &(m, n, k, group) in &[
+            (1, 1, 32, 32),
+            (3, 7, 64, 32),
+            (13, 31, 128, 64),
+            (5, 33, 256, 128),
+            (9, 17, 96, 32),
+            (65, 70, 192, 64),
+            (1, 4096, 4096, 32),
+            (16, 4096, 4096, 32),
+            (16, 1024, 4096, 128),
+        ] {
+            v.push(Workload::GemmW8a16 { m, n, k, group, dtype });
+        }
     }
     for &(m, n, r) in &[(1, 1, 1), (31, 13, 7), (129, 97, 33), (768, 3072, 64)] {
         v.push(Workload::FrobeniusDecay { m, n, r });
@@ -229,6 +263,13 @@ pub fn ragged_cases(seed: u64, count: usize) -> Result<Vec<Workload>> {
         let group = [32, 64, 128][i % 3];
         let kq = group * (1 + k % 5);
         v.push(Workload::GemmW4a16 { m, n, k: kq, group, symmetric: i % 2 == 0, dtype });
+        v.push(Workload::GemmW8a16 { m, n, k: kq, group, dtype });
+        let (form, n4, k4) = match i % 3 {
+            0 => (Int4Form::Q4k, n, 256 * (1 + k % 3)),
+            1 => (Int4Form::ActOrder { group, v2: i % 2 == 1 }, 8 * n.div_ceil(8), group * (2 + k % 4)),
+            _ => (Int4Form::Q4kActOrder, n, 256 * (1 + k % 2)),
+        };
+        v.push(Workload::GemmW4a16Form { m, n: n4, k: k4, form, dtype });
         v.push(Workload::BinarizePack { rows: m, cols: k });
         v.push(Workload::XnorGemm { m, n, k });
         let (hw, ksize) = (1 + d() % 12, [1, 3, 5][i % 3]);

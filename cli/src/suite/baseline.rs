@@ -278,6 +278,19 @@ impl HostInputs {
         Ok(w)
     }
 
+    /// The weight of a [`Workload::GemmW4a16Form`] dequantized to `[n, k]` (original column
+    /// order): exactly the workload's own weight
+    /// ([`slimgemm::workload::prepare::int4_form_weights`], seed [`seeds::W`]).
+    pub fn int4_form_dequant(n: usize, k: usize, form: slimgemm::workload::Int4Form) -> Result<Matrix<f32>> {
+        Ok(slimgemm::workload::prepare::int4_form_weights(n, k, form, seeds::W)?.1)
+    }
+
+    /// The weight of a [`Workload::GemmW8a16`] dequantized to `[n, k]`: exactly the workload's
+    /// own weight ([`slimgemm::workload::prepare::int8_weights`], seed [`seeds::W`]).
+    pub fn int8_weights_dequant(n: usize, k: usize, group: usize) -> Result<Matrix<f32>> {
+        Ok(slimgemm::workload::prepare::int8_weights(n, k, group, seeds::W)?.dequantize())
+    }
+
     /// Binary activations `[rows, k]` (seed [`seeds::B`]) as {-1,+1} floats.
     pub fn bits_a(rows: usize, k: usize) -> Result<Matrix<f32>> {
         Ok(slimgemm::naive::signs(&BitMatrix::random(rows, k, seeds::B)?))
@@ -378,6 +391,16 @@ pub(crate) fn dense_problems(w: &Workload) -> Result<Vec<DenseProblem>> {
             what: "dequantized W",
             a: HostInputs::dense_b(*m, *k)?,
             b: HostInputs::int4_dequant(*n, *k, *group, *symmetric)?.transpose(),
+        }],
+        Workload::GemmW4a16Form { m, n, k, form, .. } => vec![DenseProblem {
+            what: "dequantized W",
+            a: HostInputs::dense_b(*m, *k)?,
+            b: HostInputs::int4_form_dequant(*n, *k, *form)?.transpose(),
+        }],
+        Workload::GemmW8a16 { m, n, k, group, .. } => vec![DenseProblem {
+            what: "dequantized W",
+            a: HostInputs::dense_b(*m, *k)?,
+            b: HostInputs::int8_weights_dequant(*n, *k, *group)?.transpose(),
         }],
         Workload::XnorGemm { m, n, k } => {
             vec![DenseProblem { what: "{-1,+1} floats", a: HostInputs::bits_a(*m, *k)?, b: HostInputs::bits_w(*n, *k)?.transpose() }]

@@ -68,7 +68,11 @@ mod cpu_dense {
             Workload::Spmm24 { a, n, .. } => (a.rows(), a.cols(), *n),
             Workload::Sddmm { a, k, .. } => (a.rows, *k, a.cols),
             Workload::LowrankLinear { m, n, batch, .. } => (*batch, *n, *m),
-            Workload::GemmW8a8 { m, n, k, .. } | Workload::GemmW4a16 { m, n, k, .. } | Workload::XnorGemm { m, n, k } => (*m, *k, *n),
+            Workload::GemmW8a8 { m, n, k, .. }
+            | Workload::GemmW4a16 { m, n, k, .. }
+            | Workload::GemmW4a16Form { m, n, k, .. }
+            | Workload::GemmW8a16 { m, n, k, .. }
+            | Workload::XnorGemm { m, n, k } => (*m, *k, *n),
             _ => return None,
         })
     }

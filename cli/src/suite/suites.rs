@@ -4,7 +4,7 @@
 
 use slimgemm::formats::binary::PadMode;
 use slimgemm::formats::Sparse24;
-use slimgemm::workload::{conv, sparse, Workload};
+use slimgemm::workload::{conv, sparse, Int4Form, Workload};
 use slimgemm::{DType, Family, Op, Result};
 
 const FLOATS: [DType; 2] = [DType::F32, DType::F16];
@@ -30,6 +30,10 @@ pub fn quick() -> Result<Vec<Workload>> {
         v.push(Workload::GemmW8a8 { m: 16, n: 1024, k: 1024, dtype });
         v.push(Workload::GemmW4a16 { m: 1, n: 2048, k: 2048, group: 128, symmetric: true, dtype });
         v.push(Workload::GemmW4a16 { m: 16, n: 1024, k: 1024, group: 64, symmetric: false, dtype });
+        v.push(Workload::GemmW4a16Form { m: 1, n: 2048, k: 2048, form: Int4Form::Q4k, dtype });
+        v.push(Workload::GemmW4a16Form { m: 16, n: 1024, k: 1024, form: Int4Form::ActOrder { group: 128, v2: false }, dtype });
+        v.push(Workload::GemmW8a16 { m: 1, n: 2048, k: 2048, group: 32, dtype });
+        v.push(Workload::GemmW8a16 { m: 16, n: 1024, k: 1024, group: 32, dtype });
     }
     v.push(Workload::FrobeniusDecay { m: 768, n: 768, r: 64 });
     v.push(Workload::BinarizePack { rows: 256, cols: 4096 });
@@ -88,6 +92,15 @@ pub fn full_with(wanted: &dyn Fn(Op) -> bool, limit: usize) -> Result<Vec<Worklo
         }
         v.push(Workload::GemmW4a16 { m: 16, n, k, group: 128, symmetric: true, dtype: DType::F32 });
         v.push(Workload::GemmW4a16 { m: 16, n, k, group: 32, symmetric: false, dtype: DType::F16 });
+        // The files users have: GGUF Q8_0 (weight-only int8, group 32) and Q4_K, GPTQ act-order.
+        for m in [1, 16, 64, 256, 4096] {
+            v.push(Workload::GemmW8a16 { m, n, k, group: 32, dtype: DType::F16 });
+        }
+        v.push(Workload::GemmW8a16 { m: 16, n, k, group: 32, dtype: DType::F32 });
+        for m in [1, 16, 256] {
+            v.push(Workload::GemmW4a16Form { m, n, k, form: Int4Form::Q4k, dtype: DType::F16 });
+            v.push(Workload::GemmW4a16Form { m, n, k, form: Int4Form::ActOrder { group: 128, v2: false }, dtype: DType::F16 });
+        }
     }
     for m in [1, 16, 256, 4096] {
         v.push(Workload::QuantizeRowsI8 { m, k: 4096, dtype: DType::F16 });

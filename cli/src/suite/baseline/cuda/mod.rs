@@ -206,8 +206,12 @@ pub(crate) fn baselines(dev: &Device, w: &Workload) -> Vec<BaselineSlot> {
         Workload::FrobeniusDecay { .. } | Workload::QuantizeRowsI8 { .. } | Workload::BinarizePack { .. } => {
             out.push(Err(Missing::new("vendor library", format!("{} has no cuBLAS / cuSPARSE / cuDNN equivalent", w.op()))));
         }
-        Workload::LowrankReconstruct { .. } | Workload::LowrankBackward { .. } | Workload::GemmW4a16 { .. } | Workload::XnorGemm { .. } => {
-        }
+        Workload::LowrankReconstruct { .. }
+        | Workload::LowrankBackward { .. }
+        | Workload::GemmW4a16 { .. }
+        | Workload::GemmW4a16Form { .. }
+        | Workload::GemmW8a16 { .. }
+        | Workload::XnorGemm { .. } => {}
     }
     // Dense GEMMs on the dense stand-ins: both SGEMM and HGEMM for the sparse ops (the
     // break-even sparsity), the workload's float type otherwise (fp16 for int8 / binary).
