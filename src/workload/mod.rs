@@ -5,6 +5,7 @@
 //! shared by `slimgemm verify`, the test harness (`tests/ops.rs`), `slimgemm bench` and the
 //! criterion benches (the last two live in the `slimgemm-cli` crate).
 
+mod host;
 pub mod prepare;
 pub mod suites;
 pub mod verify;
