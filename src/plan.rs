@@ -24,9 +24,10 @@
 //!    Low rank: one SVD gives the error of *every* rank (the weight error from the singular
 //!    values, the output error from `‖X v_t‖ s_t` per singular triplet), so the smallest rank
 //!    within budget is found exactly; when even the largest rank that is smaller than the
-//!    dense weight is far outside the budget, only the singular values are computed. Each family
-//!    yields its cheapest variant within budget (or its most accurate one, marked out of
-//!    budget).
+//!    dense weight is far outside the budget, only the singular values are computed. Both
+//!    searches stop at the size of the dense weight (a CSR or factors larger than it are never
+//!    useful). Each family yields its cheapest variant within budget (or its most accurate
+//!    useful one, marked out of budget).
 //! 4. **Time only what is within budget**: each such candidate is uploaded to the device
 //!    ([`PlannedLinear`], which is [`Linear`] for every format but 2:4), its
 //!    [`bytes_on_device`](PlannedLinear::bytes_on_device) measured, and, unless it is larger
@@ -1451,8 +1452,13 @@ fn search_csr(
         }
         v
     };
-    let nnz0 = w.data.iter().filter(|&&v| v != 0.0).count().max(1);
-    let k = match metric {
+    // A CSR on the device holds 12 bytes of indices per value (column index, transposed row
+    // index and permutation) plus the value, and 4 (2 rows + 2 cols + 2) bytes of offsets and
+    // row orders: more values than `k_max` make it larger than the dense weight (never picked).
+    let (m, n, size) = (w.rows, w.cols, dtype.size());
+    let k_max = ((total * size).saturating_sub(4 * (2 * m + 2 * n + 2)) / (12 + size)).max(1);
+    let nnz0 = w.data.iter().filter(|&&v| v != 0.0).count().clamp(1, k_max);
+    let (k, known) = match metric {
         ErrorMetric::Weight => {
             // Exact: the weight error of keeping k values is the norm of the others.
             let mut tail = vec![0f64; total + 1];
@@ -1470,32 +1476,39 @@ fn search_csr(
                     lo = mid;
                 }
             }
-            hi
+            (hi, None)
         }
         ErrorMetric::Output => {
             let tol = (total / 512).max(1);
-            let mut hi = nnz0;
-            if !ok(ctx.errors(&w_hat(hi), Act::Float)?) {
-                hi = total;
-            }
-            let mut lo = 0usize;
+            let mut hi_e = ctx.errors(&w_hat(nnz0), Act::Float)?;
+            let (mut lo, mut hi) = if ok(hi_e) { (0usize, nnz0) } else { (nnz0, nnz0) };
             while hi - lo > tol {
                 let mid = lo + (hi - lo) / 2;
                 if mid == 0 {
                     break;
                 }
-                if ok(ctx.errors(&w_hat(mid), Act::Float)?) {
-                    hi = mid;
+                let e = ctx.errors(&w_hat(mid), Act::Float)?;
+                if ok(e) {
+                    (hi, hi_e) = (mid, e);
                 } else {
                     lo = mid;
                 }
             }
-            hi
+            (hi, Some(hi_e))
         }
     };
-    let e = ctx.errors(&w_hat(k), Act::Float)?;
+    let e = match known {
+        Some(e) => e,
+        None => ctx.errors(&w_hat(k), Act::Float)?,
+    };
     let pw = PlannedWeight::Csr(Csr::from_mask(w, &top_k_mask(&order, k, total))?);
-    let note = (!ok(e)).then(|| "even the values kept unpruned exceed the budget (rounding to the layer dtype)".to_string());
+    let note = (!ok(e)).then(|| {
+        if k >= k_max {
+            format!("the most values a CSR smaller than the dense weight holds ({k_max}) exceed the budget")
+        } else {
+            "even the non-zeros kept exactly exceed the budget (rounding to the layer dtype)".to_string()
+        }
+    });
     Ok((pw, e, note))
 }
 
