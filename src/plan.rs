@@ -525,15 +525,16 @@ impl PlannedLinear {
     }
 
     /// Bytes of every device buffer of the weight and bias ([`Linear::bytes_on_device`]; for
-    /// 2:4 the values, the metadata and the tensor-core copy where the backend made one, plus
-    /// the bias; for dense layers both identity-factor buffers).
+    /// 2:4 the values, the metadata and the tensor-core copy where the backend made one, its
+    /// bias being kept on the host and added during the host transpose; for dense layers both
+    /// identity-factor buffers).
     pub fn bytes_on_device(&self) -> u64 {
         match &self.inner {
             Inner::Linear(l) => l.bytes_on_device(),
             Inner::Sparse24(s) => {
                 let b = |x: &crate::tensor::Buffer| x.len as u64 * x.dtype.size() as u64;
                 let mma = s.a.mma.as_ref().map_or(0, |m| b(&m.values) + b(&m.meta));
-                b(&s.a.values) + b(&s.a.meta) + mma + s.bias.as_ref().map_or(0, |v| 4 * v.len() as u64)
+                b(&s.a.values) + b(&s.a.meta) + mma
             }
         }
     }
@@ -955,7 +956,8 @@ pub struct Candidate {
     /// The budgeted error ([`PlanOptions::metric`]) is within [`PlanOptions::budget`].
     pub within_budget: bool,
     /// [`PlannedLinear::bytes_on_device`] (bias excluded), measured for candidates within
-    /// budget; for the dense weight `out * in * dtype size`.
+    /// budget that run on the device (`None` for those that do not: see `note`); for the dense
+    /// weight `out * in * dtype size`.
     pub bytes: Option<u64>,
     /// Median seconds of `forward` per token count of [`PlanOptions::tokens`] (timed
     /// candidates only; for the dense candidate the [`DenseReference`]'s times).
@@ -1358,7 +1360,14 @@ impl Planner {
         let mut timed = 0;
         for c in cands.iter_mut().skip(1).filter(|c| c.within_budget) {
             let Some(pw) = c.weight.as_ref() else { continue };
-            let layer = PlannedLinear::new(&self.dev, pw, None, opts.dtype)?;
+            // A backend that cannot run a format makes that candidate unpickable, not the plan fail.
+            let layer = match PlannedLinear::new(&self.dev, pw, None, opts.dtype) {
+                Ok(l) => l,
+                Err(e) => {
+                    c.note = Some(format!("does not run on this device: {e}"));
+                    continue;
+                }
+            };
             let bytes = layer.bytes_on_device();
             c.bytes = Some(bytes);
             if bytes > dense_bytes {
@@ -1372,13 +1381,24 @@ impl Planner {
                     Some(&s) if opts.reuse_times => s,
                     _ => {
                         let x = input(&mut self.inputs, &self.dev, t, n, opts.dtype, opts.seed ^ 0x7157)?;
-                        let s = opts.timing.measure(&self.dev, &mut || layer.forward(x).map(drop))?;
-                        timed += 1;
-                        self.times.insert(key, s);
-                        s
+                        match opts.timing.measure(&self.dev, &mut || layer.forward(x).map(drop)) {
+                            Ok(s) => {
+                                timed += 1;
+                                self.times.insert(key, s);
+                                s
+                            }
+                            Err(e) => {
+                                c.note = Some(format!("forward failed on this device: {e}"));
+                                break;
+                            }
+                        }
                     }
                 };
                 times.push(s);
+            }
+            if times.len() != opts.tokens.len() {
+                c.bytes = None; // not pickable: it does not run
+                continue;
             }
             let logs: f64 = times.iter().zip(&dense).map(|(s, d)| (d.seconds / s).ln()).sum();
             c.speedup = Some((logs / times.len() as f64).exp());

@@ -16,8 +16,11 @@ use slimgemm::plan::io::CompressedModel;
 use slimgemm::plan::{gaussian_activations, PlanOptions, Planner};
 use slimgemm::{f16, DType, Device};
 
+/// Runs the `slimgemm` binary (`$SLIMGEMM_BIN` if set: a copy that a concurrent build cannot
+/// replace during the long runs).
 fn slimgemm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_slimgemm")).args(args).output().expect("the slimgemm binary runs")
+    let bin = std::env::var("SLIMGEMM_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_slimgemm").to_string());
+    Command::new(bin).args(args).output().expect("the slimgemm binary runs")
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -276,6 +279,41 @@ fn compress_sharded_folder_round_trips() {
     assert_eq!(m.layers().len(), 2);
     assert_eq!(m.layer("a.weight").unwrap().weight.variant().to_string(), "lowrank(r=2)");
     assert_eq!(m.layer("b.weight").unwrap().bias.as_deref(), Some(&[0.5f32; 32][..]));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--calib`: the tensor named like the layer, else one of the layer's width, else Gaussian.
+#[test]
+fn compress_with_calibration_file() {
+    let dir = tmp("calib");
+    let model = dir.join("model.safetensors");
+    small_model(&model);
+    let calib = dir.join("acts.safetensors");
+    write_safetensors(
+        &calib,
+        &[f32s("enc.gauss.weight", &[16, 256], &gaussian(16, 256, 9)), f32s("width192", &[8, 192], &gaussian(8, 192, 10))],
+    );
+    let out = dir.join("out");
+    let o = slimgemm(&[
+        "compress",
+        model.to_str().unwrap(),
+        "--budget",
+        "0.05",
+        "--backend",
+        "cpu",
+        "--tokens",
+        "1",
+        "--calib",
+        calib.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = report(&out);
+    let c = |n: &str| layer(&r, n)["calibration"].as_str().unwrap().to_string();
+    assert_eq!(c("enc.gauss.weight"), "--calib tensor 'enc.gauss.weight' (16 tokens)");
+    assert_eq!(c("enc.sparse.weight"), "--calib tensor 'width192' (8 tokens)");
+    assert!(c("conv.weight").starts_with("gaussian") && c("conv.weight").contains("no tensor of width 72"), "{}", c("conv.weight"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -512,10 +512,10 @@ fn esc(s: &str) -> String {
 /// as a vertical line, speedup 1 as a horizontal one; candidates over budget (never timed) as
 /// rings in a strip below, at their error. Errors of 0 sit on the left edge.
 fn plot_svg(rows: &[Row], args: &Args, title: &str, device: &str, note: Option<&str>) -> String {
-    const W: f64 = 900.0;
+    const W: f64 = 940.0;
     const H: f64 = 620.0;
     const L: f64 = 80.0;
-    const R: f64 = 170.0;
+    const R: f64 = 210.0;
     const T: f64 = 60.0;
     const B: f64 = 60.0;
     const STRIP: f64 = 44.0;
@@ -588,9 +588,9 @@ fn plot_svg(rows: &[Row], args: &Args, title: &str, device: &str, note: Option<&
     s.push_str(&format!("<rect x=\"{L}\" y=\"{T}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"black\"/>\n", W - L - R, H - B - T));
     s.push_str(&format!("<line x1=\"{L}\" y1=\"{pb}\" x2=\"{}\" y2=\"{pb}\" stroke=\"black\"/>\n", W - R));
     s.push_str(&format!(
-        "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#555\">over budget (not timed)</text>\n",
-        L - 6.0,
-        pb + STRIP / 2.0 + 4.0
+        "<text x=\"{}\" y=\"{:.1}\" font-size=\"11\" fill=\"#555\">over budget (not timed)</text>\n",
+        L + 6.0,
+        pb + STRIP - 6.0
     ));
     s.push_str(&format!(
         "<text x=\"{mid}\" y=\"{}\" text-anchor=\"middle\">relative {} error (log; 0 on the left edge)</text>\n",
