@@ -39,6 +39,7 @@ pub mod formats;
 pub mod layer;
 pub mod naive;
 pub mod ops;
+pub mod plan;
 pub mod tensor;
 pub mod wgpu;
 pub mod workload;

@@ -2,6 +2,7 @@
 //! the subcommands.
 
 mod bench;
+mod compress;
 mod info;
 mod verify;
 
@@ -89,6 +90,71 @@ enum Cmd {
         #[arg(long, default_value_t = 20.0)]
         check_max_gflop: f64,
     },
+    /// Plans every weight of a dense safetensors model (a file or a folder of shards): for each
+    /// 2-D weight (and conv weight, reshaped) the fastest (or smallest) compressed format within
+    /// the error budget, timed on this device; writes the compressed model, report.json and
+    /// plot.svg to --out.
+    Compress {
+        /// A .safetensors file, or a folder of shards (the dense weights of a Hugging Face model).
+        model: std::path::PathBuf,
+        /// The error budget: largest relative error allowed per layer (e.g. 0.02).
+        #[arg(long, allow_hyphen_values = true)]
+        budget: f64,
+        /// What the picks optimize within the budget.
+        #[arg(long, value_enum, default_value_t = ObjectiveArg::Speed)]
+        objective: ObjectiveArg,
+        /// Which relative error the budget bounds: of the layer's output on the calibration
+        /// activations, or of the weight.
+        #[arg(long, value_enum, default_value_t = MetricArg::Output)]
+        metric: MetricArg,
+        /// Token counts (rows of x) each candidate is timed at (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "1,64")]
+        tokens: Vec<usize>,
+        /// best, cpu, wgpu or cuda: the one device candidates are timed on.
+        #[arg(long, default_value = "best")]
+        backend: String,
+        /// Format families to try, comma-separated: csr, 2:4, lowrank, int8, int4, binary, all,
+        /// default (all but binary).
+        #[arg(long, default_value = "default")]
+        formats: String,
+        /// Calibration activations (safetensors): per layer the tensor named like the layer,
+        /// else the first [tokens, in] tensor of the layer's width; Gaussian otherwise.
+        #[arg(long)]
+        calib: Option<std::path::PathBuf>,
+        /// Rows of the Gaussian calibration activations.
+        #[arg(long, default_value_t = 64)]
+        calib_tokens: usize,
+        /// Activation dtype of the compressed layers.
+        #[arg(long, value_enum, default_value_t = compress::ActDtype::F32)]
+        dtype: compress::ActDtype,
+        /// The dense layer the speedups are relative to.
+        #[arg(long, value_enum, default_value_t = compress::DenseRef::Library)]
+        dense: compress::DenseRef,
+        /// Most timed runs per measurement (median reported).
+        #[arg(long, default_value_t = 25)]
+        iters: usize,
+        /// Output folder: the compressed safetensors shard(s), report.json, plot.svg.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+}
+
+/// `--objective` of `compress`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ObjectiveArg {
+    /// The best speedup over the dense layer.
+    Speed,
+    /// The fewest bytes on the device.
+    Size,
+}
+
+/// `--metric` of `compress`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum MetricArg {
+    /// Relative error of the layer's output on the calibration activations.
+    Output,
+    /// Relative Frobenius error of the weight.
+    Weight,
 }
 
 /// Case lists of `verify`.
@@ -126,6 +192,29 @@ pub fn main() -> ExitCode {
                 ..Default::default()
             };
             bench::bench(&bench::Args { backend, op, suite, dlmc, sparsity, json, plot, limit, opts })
+        }
+        Cmd::Compress { model, budget, objective, metric, tokens, backend, formats, calib, calib_tokens, dtype, dense, iters, out } => {
+            compress::compress(&compress::Args {
+                model,
+                budget,
+                objective: match objective {
+                    ObjectiveArg::Speed => slimgemm::plan::Objective::Speed,
+                    ObjectiveArg::Size => slimgemm::plan::Objective::Size,
+                },
+                metric: match metric {
+                    MetricArg::Output => slimgemm::plan::ErrorMetric::Output,
+                    MetricArg::Weight => slimgemm::plan::ErrorMetric::Weight,
+                },
+                tokens,
+                backend,
+                formats,
+                calib,
+                calib_tokens,
+                dtype,
+                dense,
+                iters,
+                out,
+            })
         }
     };
     match res {
