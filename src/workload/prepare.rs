@@ -256,7 +256,7 @@ impl std::fmt::Debug for Prepared {
     }
 }
 
-/// Makes the host inputs of `w` deterministically (from [`seeds`]) and uploads them to `dev`.
+/// Makes the host inputs of `w` deterministically (from [`super::seeds`]) and uploads them to `dev`.
 pub fn prepare(dev: &Device, w: &Workload) -> Result<Prepared> {
     let host = Host::make(w)?;
     let set = Operands::upload(dev, w, &host)?;
