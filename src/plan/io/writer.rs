@@ -29,7 +29,7 @@ pub(super) fn le<T: bytemuck::Pod>(v: &[T]) -> Vec<u8> {
 }
 
 /// Collects compressed layers and copied tensors, then writes one safetensors file in the
-/// layout of the [module docs](self).
+/// layout of the [module docs](crate::plan::io).
 #[derive(Default)]
 pub struct CompressedWriter {
     tensors: BTreeMap<String, OwnedTensor>,
