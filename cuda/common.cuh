@@ -47,6 +47,21 @@ __device__ __forceinline__ void load4(const h16* p, float out[4]) {
     out[2] = h16_bits_to_f32((unsigned short)(v.y & 0xffffu));
     out[3] = h16_bits_to_f32((unsigned short)(v.y >> 16));
 }
+// 8 consecutive elements as f32 (f32: two 16-byte loads; f16: one 16-byte load); the caller
+// guarantees 16-byte alignment.
+__device__ __forceinline__ void vload8(const float* p, float out[8]) {
+    load4(p, out);
+    load4(p + 4, out + 4);
+}
+__device__ __forceinline__ void vload8(const h16* p, float out[8]) {
+    const uint4 v = __ldg(reinterpret_cast<const uint4*>(p));
+    const u32 w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        out[2 * i] = h16_bits_to_f32((unsigned short)(w[i] & 0xffffu));
+        out[2 * i + 1] = h16_bits_to_f32((unsigned short)(w[i] >> 16));
+    }
+}
 __device__ __forceinline__ float ldg(const float* p) { return __ldg(p); }
 __device__ __forceinline__ float ldg(const h16* p) {
     return h16_bits_to_f32(__ldg(reinterpret_cast<const unsigned short*>(p)));

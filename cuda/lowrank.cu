@@ -136,3 +136,175 @@ __device__ __forceinline__ void lowrank_small_body(int b, int n, int r, int m, i
     }
 LOWRANK_SMALL(float, f32)
 LOWRANK_SMALL(h16, f16)
+
+// ---- Small-batch low-rank layer as two grid-filling steps (b <= 32) ----
+// Step 1, lowrank_xv_split: T = X V with the reduction (n) split across the grid. Block
+// (s, qy, bz) owns rows k in [s * chunk, min(n, (s + 1) * chunk)) of V, T columns
+// q = 32 qy + lane and batch rows 8 bz .. 8 bz + 7; its 8 warps stride over the chunk's k
+// (X chunk staged in shared memory first, four V rows in flight per warp), the warps' sums
+// meet in shared memory, and the block writes its partial to part[s][i][q]. The last block
+// of each (qy, bz) to finish (a ticket from counters[qy * gridDim.z + bz], after a
+// __threadfence) adds the gridDim.x partials in split order (deterministic) into T[i][q].
+// Contract: X b * n, V n * r, part gridDim.x * b * r f32, T b * r f32, counters
+// gridDim.y * gridDim.z u32 zeroed; chunk >= 1, gridDim.x * chunk >= n, chunk <= LRS_CHUNK;
+// grid = (splits, ceil(r / 32), ceil(b / 8)), blockDim.x = 256.
+#define LRS_B 8
+#define LRS_CHUNK 256
+template <typename T>
+__device__ __forceinline__ void lowrank_xv_split_body(int b, int n, int r, int chunk, const T* __restrict__ X,
+                                                      const T* __restrict__ V, float* __restrict__ part,
+                                                      u32* __restrict__ counters, float* __restrict__ Tout) {
+    __shared__ float Xs[LRS_B][LRS_CHUNK];
+    __shared__ float red[8][LRS_B][32];
+    __shared__ int is_last;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int k0 = blockIdx.x * chunk, k1 = min(n, k0 + chunk);
+    const int q = blockIdx.y * 32 + lane;
+    const int i0 = blockIdx.z * LRS_B;
+    const int rows = min(LRS_B, b - i0);
+    for (int e = tid; e < LRS_B * chunk; e += 256) {
+        const int i = e / chunk, kk = e - i * chunk;
+        Xs[i][kk] = (i < rows && k0 + kk < k1) ? to_f32(X[(i64)(i0 + i) * n + k0 + kk]) : 0.f;
+    }
+    __syncthreads();
+    float acc[LRS_B];
+#pragma unroll
+    for (int i = 0; i < LRS_B; ++i) acc[i] = 0.f;
+    if (q < r) {
+        int k = k0 + warp;
+        for (; k + 24 < k1; k += 32) {
+            float v[4];
+#pragma unroll
+            for (int u = 0; u < 4; ++u) v[u] = ldg(V + (i64)(k + 8 * u) * r + q);
+#pragma unroll
+            for (int u = 0; u < 4; ++u)
+#pragma unroll
+                for (int i = 0; i < LRS_B; ++i) acc[i] = fmaf(Xs[i][k + 8 * u - k0], v[u], acc[i]);
+        }
+        for (; k < k1; k += 8) {
+            const float v = ldg(V + (i64)k * r + q);
+#pragma unroll
+            for (int i = 0; i < LRS_B; ++i) acc[i] = fmaf(Xs[i][k - k0], v, acc[i]);
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < LRS_B; ++i) red[warp][i][lane] = acc[i];
+    __syncthreads();
+    // Thread (i = warp, lane) sums the 8 warps' values of row i0 + i, column q.
+    {
+        float s = 0.f;
+#pragma unroll
+        for (int w = 0; w < 8; ++w) s += red[w][warp][lane];
+        if (warp < rows && q < r) part[((i64)blockIdx.x * b + i0 + warp) * r + q] = s;
+    }
+    __threadfence();
+    __syncthreads();
+    if (tid == 0) {
+        const u32 ticket = atomicAdd(counters + blockIdx.y * gridDim.z + blockIdx.z, 1u);
+        is_last = ticket == gridDim.x - 1;
+    }
+    __syncthreads();
+    if (!is_last) return;
+    __threadfence();
+    if (warp < rows && q < r) {
+        const int splits = gridDim.x;
+        const float* p = part + (i64)(i0 + warp) * r + q;
+        const i64 step = (i64)b * r;
+        float s = 0.f;
+        int sp = 0;
+        for (; sp + 8 <= splits; sp += 8) {
+            float v[8];
+#pragma unroll
+            for (int u = 0; u < 8; ++u) v[u] = __ldcg(p + (sp + u) * step);
+#pragma unroll
+            for (int u = 0; u < 8; ++u) s += v[u];
+        }
+        for (; sp < splits; ++sp) s += __ldcg(p + sp * step);
+        Tout[(i64)(i0 + warp) * r + q] = s;
+    }
+}
+
+// Step 2, lowrank_tu: Y[i, j] = sum_q T[i, q] U[j, q] + bias[j] for the batch rows
+// 8 blockIdx.y .. + 7. The block stages those rows of T (f32) in shared memory; each warp takes
+// output columns j (blockIdx.x * cols + warp, step 8) and reads U[j, :] coalesced (VEC: 8
+// elements per lane as 16-byte (f16) or two 16-byte (f32) loads; else one element per lane),
+// then one warp reduction per batch row.
+// Contract: T b * r f32, U m * r, Y b * m, bias == 0 or m elements; VEC only if r % 8 == 0 and
+// U is 16-byte aligned; dynamic shared memory >= 8 * r * 4 bytes; grid = (ceil(m / cols),
+// ceil(b / 8)), blockDim.x = 256.
+template <typename T, bool VEC>
+__device__ __forceinline__ void lowrank_tu_body(int b, int r, int m, int cols, const float* __restrict__ Tm,
+                                                const T* __restrict__ U, const T* __restrict__ bias, T* __restrict__ Y) {
+    extern __shared__ float Ts[];  // [LRS_B][r]
+    const int i0 = blockIdx.y * LRS_B;
+    const int rows = min(LRS_B, b - i0);
+    for (int e = threadIdx.x; e < LRS_B * r; e += blockDim.x) {
+        const int i = e / r;
+        Ts[e] = i < rows ? __ldg(Tm + (i64)(i0 + i) * r + (e - i * r)) : 0.f;
+    }
+    __syncthreads();
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+    const int jstart = blockIdx.x * cols;
+    const int jend = min(m, jstart + cols);
+    for (int j = jstart + warp; j < jend; j += nw) {
+        float acc[LRS_B];
+#pragma unroll
+        for (int i = 0; i < LRS_B; ++i) acc[i] = 0.f;
+        const T* urow = U + (i64)j * r;
+        if (VEC) {
+            for (int c = lane; c < (r >> 3); c += 32) {
+                float u[8];
+                vload8(urow + 8 * c, u);
+#pragma unroll
+                for (int i = 0; i < LRS_B; ++i) {
+                    const float4 t0 = *reinterpret_cast<const float4*>(&Ts[i * r + 8 * c]);
+                    const float4 t1 = *reinterpret_cast<const float4*>(&Ts[i * r + 8 * c + 4]);
+                    float a = acc[i];
+                    a = fmaf(t0.x, u[0], a);
+                    a = fmaf(t0.y, u[1], a);
+                    a = fmaf(t0.z, u[2], a);
+                    a = fmaf(t0.w, u[3], a);
+                    a = fmaf(t1.x, u[4], a);
+                    a = fmaf(t1.y, u[5], a);
+                    a = fmaf(t1.z, u[6], a);
+                    a = fmaf(t1.w, u[7], a);
+                    acc[i] = a;
+                }
+            }
+        } else {
+            for (int c = lane; c < r; c += 32) {
+                const float u = ldg(urow + c);
+#pragma unroll
+                for (int i = 0; i < LRS_B; ++i) acc[i] = fmaf(Ts[i * r + c], u, acc[i]);
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < LRS_B; ++i) {
+#pragma unroll
+            for (int off = 16; off > 0; off >>= 1) acc[i] += __shfl_xor_sync(0xffffffffu, acc[i], off);
+        }
+        if (lane == 0) {
+            const float bj = bias != nullptr ? ldg(bias + j) : 0.f;
+#pragma unroll
+            for (int i = 0; i < LRS_B; ++i)
+                if (i < rows) Y[(i64)(i0 + i) * m + j] = from_f32<T>(acc[i] + bj);
+        }
+    }
+}
+
+#define LOWRANK_SPLIT(T, TN)                                                                                              \
+    extern "C" __global__ void __launch_bounds__(256)                                                                    \
+        lowrank_xv_split_##TN(int b, int n, int r, int chunk, const T* X, const T* V, float* part, u32* counters,        \
+                              float* Tout) {                                                                             \
+        lowrank_xv_split_body<T>(b, n, r, chunk, X, V, part, counters, Tout);                                            \
+    }                                                                                                                    \
+    extern "C" __global__ void __launch_bounds__(256)                                                                    \
+        lowrank_tu_vec_##TN(int b, int r, int m, int cols, const float* Tm, const T* U, const T* bias, T* Y) {           \
+        lowrank_tu_body<T, true>(b, r, m, cols, Tm, U, bias, Y);                                                         \
+    }                                                                                                                    \
+    extern "C" __global__ void __launch_bounds__(256)                                                                    \
+        lowrank_tu_##TN(int b, int r, int m, int cols, const float* Tm, const T* U, const T* bias, T* Y) {               \
+        lowrank_tu_body<T, false>(b, r, m, cols, Tm, U, bias, Y);                                                        \
+    }
+LOWRANK_SPLIT(float, f32)
+LOWRANK_SPLIT(h16, f16)

@@ -69,6 +69,9 @@ fn every_launched_kernel_exists() {
             }
         }
         want.push(("lowrank", format!("lowrank_small_{t}")));
+        for k in ["lowrank_xv_split", "lowrank_tu", "lowrank_tu_vec"] {
+            want.push(("lowrank", format!("{k}_{t}")));
+        }
         for k in ["quantize_rows_i8", "w8a8_gemv", "w8a8_mma", "w4a16_gemv", "w4a16_tile"] {
             want.push(("quant", format!("{k}_{t}")));
         }

@@ -177,8 +177,10 @@ pub(crate) fn i32_arg(op: &'static str, what: &str, v: usize) -> Result<i32> {
 
 /// True when `SLIMGEMM_KERNEL=simple` (read once per process): ops that have a tensor-core
 /// kernel run their plain CUDA-core kernel instead (for comparison, and as a fallback).
-/// Honored by `spmm_24` (whose f16 op otherwise runs on sparse tensor cores from sm_80);
-/// any other value, or none, chooses by architecture and dtype.
+/// Honored by `spmm_24` (whose f16 op otherwise runs on sparse tensor cores from sm_80) and by
+/// every plan of `super::plan` (low-rank, quantized and binary ops: the kernels and the
+/// selection from before their fast paths); any other value, or none, chooses by
+/// architecture, shape and dtype.
 pub(crate) fn simple_kernels_forced() -> bool {
     static FORCED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *FORCED.get_or_init(|| std::env::var("SLIMGEMM_KERNEL").map(|v| v.trim().eq_ignore_ascii_case("simple")).unwrap_or(false))
@@ -396,6 +398,16 @@ impl CudaBackend {
     pub(crate) fn aligned<T>(&self, s: &CudaSlice<T>, align: u64) -> bool {
         let (ptr, _sync) = s.device_ptr(&self.stream);
         ptr % align == 0
+    }
+
+    /// The device facts the kernel plans of `super::plan` need.
+    pub(crate) fn plan_gpu(&self) -> super::plan::Gpu {
+        super::plan::Gpu { cc: self.info.cc, sms: self.sm_count(), simple: simple_kernels_forced() }
+    }
+
+    /// A zeroed u32 scratch buffer on this backend's stream (split-K tickets).
+    pub(crate) fn scratch_u32(&self, len: usize) -> Result<CudaSlice<u32>> {
+        self.stream.alloc_zeros::<u32>(len.max(1)).map_err(drv("cuMemAlloc (scratch)"))
     }
 
     /// A zeroed f32 scratch buffer on this backend's stream.

@@ -4,14 +4,10 @@ use crate::backend::{Checked, LowRankOps};
 use cudarc::driver::{CudaSlice, PushKernelArg};
 
 use super::backend::{drv, float_dispatch, i32_arg, sl, sl_mut, CudaBackend, KernelFloat};
+use super::plan::{lowrank_linear_path, LowRankPath, LRS_B};
 use super::sparse::expect_len;
 use crate::error::{Error, Result};
 use crate::tensor::*;
-
-/// Largest batch of the fused small-batch kernel (`LR_MAXB` in lowrank.cu).
-const LR_MAXB: usize = 8;
-/// Shared memory the fused kernel may use for `T = X V` (the default per-block limit).
-const LR_SMEM: usize = 48 * 1024;
 
 /// One strided GEMM operand: the slice and its element strides along (row, reduction) for A
 /// or (reduction, column) for B.
@@ -77,34 +73,91 @@ fn linear_typed<T: KernelFloat>(be: &CudaBackend, lr: &DeviceLowRank, x: &Tensor
     let vs = sl::<T>(OP, "V", &lr.v.buf)?;
     let bs = bias.map(|bb| sl::<T>(OP, "bias", &bb.buf)).transpose()?;
     let ys = sl_mut::<T>(OP, "Y", &mut y.buf)?;
-    let smem = b * r * 4;
-    if b <= LR_MAXB && smem <= LR_SMEM {
-        // Fused: T = X V in shared memory. Every block recomputes T (it reads V once, from L2),
-        // so the number of blocks trades V re-reads against parallelism over m.
-        let blocks = (4 * m).div_ceil(n).clamp(1, 2 * be.sm_count().max(1)).min(m.div_ceil(8)).max(1);
-        let cols = m.div_ceil(blocks);
-        let grid = m.div_ceil(cols);
-        let f = be.function("lowrank", &format!("lowrank_small_{}", T::SUFFIX))?;
-        let cfg = be.cfg(OP, (grid, 1, 1), 256, smem as u32)?;
-        let (bi, ni, ri, mi, ci) =
-            (i32_arg(OP, "b", b)?, i32_arg(OP, "n", n)?, i32_arg(OP, "r", r)?, i32_arg(OP, "m", m)?, i32_arg(OP, "cols", cols)?);
-        let null: u64 = 0;
-        let mut lb = be.stream().launch_builder(&f);
-        lb.arg(&bi).arg(&ni).arg(&ri).arg(&mi).arg(&ci).arg(xs).arg(vs).arg(us);
-        match bs {
-            Some(s) => lb.arg(s),
-            None => lb.arg(&null),
-        };
-        lb.arg(ys);
-        // SAFETY: arguments match `lowrank_small_*` in cuda/lowrank.cu; X, U, V, Y and bias
-        // lengths were checked above, b <= LR_MAXB and the dynamic shared memory holds b * r f32.
-        unsafe { lb.launch(cfg) }.map_err(drv(OP))?;
-        return Ok(());
+    match lowrank_linear_path(&be.plan_gpu(), b, n, r, m) {
+        LowRankPath::Fused { grid, cols } => {
+            // Fused: T = X V in shared memory. Every block recomputes T (it reads V once, from
+            // L2), so the number of blocks trades V re-reads against parallelism over m.
+            let smem = b * r * 4;
+            let f = be.function("lowrank", &format!("lowrank_small_{}", T::SUFFIX))?;
+            let cfg = be.cfg(OP, (grid, 1, 1), 256, smem as u32)?;
+            let (bi, ni, ri, mi, ci) =
+                (i32_arg(OP, "b", b)?, i32_arg(OP, "n", n)?, i32_arg(OP, "r", r)?, i32_arg(OP, "m", m)?, i32_arg(OP, "cols", cols)?);
+            let null: u64 = 0;
+            let mut lb = be.stream().launch_builder(&f);
+            lb.arg(&bi).arg(&ni).arg(&ri).arg(&mi).arg(&ci).arg(xs).arg(vs).arg(us);
+            match bs {
+                Some(s) => lb.arg(s),
+                None => lb.arg(&null),
+            };
+            lb.arg(ys);
+            // SAFETY: arguments match `lowrank_small_*` in cuda/lowrank.cu; X, U, V, Y and bias
+            // lengths were checked above, the plan chose this kernel only for b <= LR_MAXB with
+            // b * r f32 within the dynamic shared memory given here.
+            unsafe { lb.launch(cfg) }.map_err(drv(OP))?;
+            Ok(())
+        }
+        LowRankPath::Split { splits, chunk, qslices, bchunks, tu_grid, tu_cols } => {
+            linear_split(be, (b, n, r, m), (splits, chunk, qslices, bchunks, tu_grid, tu_cols), xs, vs, us, bs, ys)
+        }
+        LowRankPath::Tiled => {
+            // T = X V (f32 scratch), then Y = T U^T + bias, both with the tiled GEMM.
+            let mut t = be.scratch_f32(b * r)?;
+            gemm::<T, T, f32>(be, OP, (b, r, n), Operand { s: xs, s0: n, s1: 1 }, Operand { s: vs, s0: r, s1: 1 }, &mut t, 1.0, 0.0, None)?;
+            gemm::<f32, T, T>(be, OP, (b, m, r), Operand { s: &t, s0: r, s1: 1 }, Operand { s: us, s0: 1, s1: r }, ys, 1.0, 0.0, bs)
+        }
     }
-    // Large batch: T = X V (f32 scratch), then Y = T U^T + bias, both with the tiled GEMM.
+}
+
+/// The split small-batch path: `lowrank_xv_split` (T = X V, the reduction over n split across
+/// the grid, partials added in a fixed order by the last block of each column slice), then
+/// `lowrank_tu` (Y = T U^T + bias, output columns across the grid).
+#[allow(clippy::too_many_arguments)]
+fn linear_split<T: KernelFloat>(
+    be: &CudaBackend,
+    (b, n, r, m): (usize, usize, usize, usize),
+    (splits, chunk, qslices, bchunks, tu_grid, tu_cols): (usize, usize, usize, usize, usize, usize),
+    xs: &CudaSlice<T>,
+    vs: &CudaSlice<T>,
+    us: &CudaSlice<T>,
+    bs: Option<&CudaSlice<T>>,
+    ys: &mut CudaSlice<T>,
+) -> Result<()> {
+    const OP: &str = "lowrank_linear";
+    if splits * chunk < n || chunk > super::plan::LRS_CHUNK || qslices * 32 < r || bchunks * LRS_B < b || tu_grid * tu_cols < m {
+        return Err(Error::backend("cuda", format!("{OP}: inconsistent split plan for b = {b}, n = {n}, r = {r}, m = {m}")));
+    }
+    let mut part = be.scratch_f32(splits * b * r)?;
     let mut t = be.scratch_f32(b * r)?;
-    gemm::<T, T, f32>(be, OP, (b, r, n), Operand { s: xs, s0: n, s1: 1 }, Operand { s: vs, s0: r, s1: 1 }, &mut t, 1.0, 0.0, None)?;
-    gemm::<f32, T, T>(be, OP, (b, m, r), Operand { s: &t, s0: r, s1: 1 }, Operand { s: us, s0: 1, s1: r }, ys, 1.0, 0.0, bs)
+    let mut tickets = be.scratch_u32(qslices * bchunks)?;
+    let (bi, ni, ri, mi) = (i32_arg(OP, "b", b)?, i32_arg(OP, "n", n)?, i32_arg(OP, "r", r)?, i32_arg(OP, "m", m)?);
+    let (chi, coli) = (i32_arg(OP, "chunk", chunk)?, i32_arg(OP, "cols", tu_cols)?);
+    let f = be.function("lowrank", &format!("lowrank_xv_split_{}", T::SUFFIX))?;
+    let cfg = be.cfg(OP, (splits, qslices, bchunks), 256, 0)?;
+    let mut lb = be.stream().launch_builder(&f);
+    lb.arg(&bi).arg(&ni).arg(&ri).arg(&chi).arg(xs).arg(vs).arg(&mut part).arg(&mut tickets).arg(&mut t);
+    // SAFETY: arguments match `lowrank_xv_split_*` in cuda/lowrank.cu; X holds b * n and V
+    // n * r elements (checked by the caller), part splits * b * r, T b * r and the zeroed
+    // tickets qslices * bchunks (allocated above); the grid is (splits, ceil(r / 32),
+    // ceil(b / 8)) with splits * chunk >= n and chunk <= LRS_CHUNK (checked above).
+    unsafe { lb.launch(cfg) }.map_err(drv(OP))?;
+    let vec = r % 8 == 0 && be.aligned(us, 16);
+    let name = format!("lowrank_tu{}_{}", if vec { "_vec" } else { "" }, T::SUFFIX);
+    let f = be.function("lowrank", &name)?;
+    let cfg = be.cfg(OP, (tu_grid, bchunks, 1), 256, (LRS_B * r * 4) as u32)?;
+    let null: u64 = 0;
+    let mut lb = be.stream().launch_builder(&f);
+    lb.arg(&bi).arg(&ri).arg(&mi).arg(&coli).arg(&t).arg(us);
+    match bs {
+        Some(s) => lb.arg(s),
+        None => lb.arg(&null),
+    };
+    lb.arg(ys);
+    // SAFETY: arguments match `lowrank_tu*` in cuda/lowrank.cu; T holds b * r f32, U m * r, Y
+    // b * m and bias m elements (checked by the caller); the vector kernel only with r % 8 == 0
+    // and U 16-byte aligned; the dynamic shared memory holds LRS_B * r f32; the grid covers m
+    // columns (tu_grid * tu_cols >= m) and b rows (bchunks * LRS_B >= b).
+    unsafe { lb.launch(cfg) }.map_err(drv(OP))?;
+    Ok(())
 }
 
 fn reconstruct_typed<T: KernelFloat>(be: &CudaBackend, lr: &DeviceLowRank, w: &mut Tensor) -> Result<()> {

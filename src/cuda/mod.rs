@@ -18,6 +18,8 @@ mod lowrank;
 #[cfg(feature = "cuda")]
 mod nvrtc;
 #[cfg(feature = "cuda")]
+mod plan;
+#[cfg(feature = "cuda")]
 mod quant;
 #[cfg(feature = "cuda")]
 mod sparse;

@@ -4,6 +4,7 @@ use crate::backend::{Checked, QuantOps};
 use cudarc::driver::PushKernelArg;
 
 use super::backend::{drv, float_dispatch, i32_arg, sl, sl_mut, CudaBackend, KernelFloat};
+use super::plan::{w4a16_path, w8a8_path, W4a16Path, W8a8Path, GEMV_ROWS};
 use super::sparse::expect_len;
 use crate::error::{Error, Result};
 use crate::tensor::*;
@@ -55,12 +56,10 @@ fn w8a8_typed<T: KernelFloat>(be: &CudaBackend, x: &DeviceInt8Matrix, w: &Device
         return Err(Error::backend("cuda", format!("{OP}: int8 buffers must be 16-byte aligned")));
     }
     // Tensor cores (mma.sync m16n8k32 s8) from sm_80 once there are enough rows to fill an
-    // m16 tile; the dp4a GEMV kernel for small M and older GPUs.
-    let mma = be.compute_capability().0 >= 8 && m > 8;
-    let (name, cfg) = if mma {
-        (format!("w8a8_mma_{}", T::SUFFIX), be.cfg(OP, (n.div_ceil(64), m.div_ceil(64), 1), 128, 0)?)
-    } else {
-        (format!("w8a8_gemv_{}", T::SUFFIX), be.cfg(OP, (n.div_ceil(8), m.div_ceil(8), 1), 256, 0)?)
+    // m16 tile; the dp4a GEMV kernel for small M and older GPUs (`plan::w8a8_path`).
+    let (name, cfg) = match w8a8_path(&be.plan_gpu(), m, n, k) {
+        W8a8Path::Mma64 => (format!("w8a8_mma_{}", T::SUFFIX), be.cfg(OP, (n.div_ceil(64), m.div_ceil(64), 1), 128, 0)?),
+        W8a8Path::Gemv => (format!("w8a8_gemv_{}", T::SUFFIX), be.cfg(OP, (n.div_ceil(8), m.div_ceil(GEMV_ROWS), 1), 256, 0)?),
     };
     let f = be.function("quant", &name)?;
     let (mi, ni, ki, si) = (i32_arg(OP, "M", m)?, i32_arg(OP, "N", n)?, i32_arg(OP, "K", k)?, i32_arg(OP, "stride", x.stride)?);
@@ -95,10 +94,9 @@ fn w4a16_typed<T: KernelFloat>(be: &CudaBackend, x: &Tensor, w: &DeviceInt4Weigh
     if !be.aligned(xs, 16) || !be.aligned(qw, 16) {
         return Err(Error::backend("cuda", format!("{OP}: X and qweight must be 16-byte aligned")));
     }
-    let (name, cfg) = if m <= 8 {
-        (format!("w4a16_gemv_{}", T::SUFFIX), be.cfg(OP, (n.div_ceil(8), m.div_ceil(8), 1), 256, 0)?)
-    } else {
-        (format!("w4a16_tile_{}", T::SUFFIX), be.cfg(OP, (n.div_ceil(64), m.div_ceil(64), 1), 256, 0)?)
+    let (name, cfg) = match w4a16_path(&be.plan_gpu(), m, n, k) {
+        W4a16Path::Gemv => (format!("w4a16_gemv_{}", T::SUFFIX), be.cfg(OP, (n.div_ceil(8), m.div_ceil(GEMV_ROWS), 1), 256, 0)?),
+        W4a16Path::Tile => (format!("w4a16_tile_{}", T::SUFFIX), be.cfg(OP, (n.div_ceil(64), m.div_ceil(64), 1), 256, 0)?),
     };
     let f = be.function("quant", &name)?;
     let (mi, ni, ki, gi) = (i32_arg(OP, "M", m)?, i32_arg(OP, "N", n)?, i32_arg(OP, "K", k)?, i32_arg(OP, "group", group)?);
