@@ -308,3 +308,75 @@ __device__ __forceinline__ void lowrank_tu_body(int b, int r, int m, int cols, c
     }
 LOWRANK_SPLIT(float, f32)
 LOWRANK_SPLIT(h16, f16)
+
+// ---- f16 GEMM on the multistage tensor-core main loop (common.cuh, sm_80+) ----
+// C[i * N + j] = alpha * sum_k A[i * lda + k] B(k, j) + beta * C[i * N + j] (+ bias[j]), f16
+// in and out, f32 accumulation (HMMA m16n8k16). NT: B(k, j) = B[j * ldb + k] (K-major, U in
+// T U^T, V in U V^T); NN: B(k, j) = B[k * ldb + j] (N-major, V in X V). Split-K over blockIdx.z
+// as w8a8_tc (the last block of a tile adds the f32 partials in split order).
+// Contract: A M rows of pitch lda >= K, B N rows (NT) / K rows (NN) of pitch ldb, lda and ldb
+// multiples of 8, A and B 16-byte aligned; C M * N, bias == 0 or N elements, beta == 0: C is
+// not read; `pair` only if N is even and C 4-byte aligned; grid and workspace as w8a8_tc.
+template <class C, bool B_KMAJOR>
+__device__ __forceinline__ void hgemm_tc_body(int M, int N, int K, const h16* __restrict__ A, int lda, const h16* __restrict__ B,
+                                              int ldb, h16* __restrict__ Cm, float alpha, float beta, const h16* __restrict__ bias,
+                                              int kps, int pair, u32* __restrict__ ws, u32* __restrict__ tickets) {
+#if __CUDA_ARCH__ >= 800
+    extern __shared__ __align__(128) unsigned char hg_smem[];
+    float acc[C::MT][C::NT][4];
+#pragma unroll
+    for (int a = 0; a < C::MT; ++a)
+#pragma unroll
+        for (int b = 0; b < C::NT; ++b)
+#pragma unroll
+            for (int c = 0; c < 4; ++c) acc[a][b][c] = 0.f;
+    const int row0 = blockIdx.y * C::BM, col0 = blockIdx.x * C::BN;
+    const int ktiles = (K + 31) >> 5;
+    const int kt0 = blockIdx.z * kps, kt1 = min(ktiles, kt0 + kps);
+    tc_gemm_mainloop<C, B_KMAJOR>(acc, hg_smem, reinterpret_cast<const unsigned char*>(A), (i64)lda * 2, M,
+                                  reinterpret_cast<const unsigned char*>(B), B_KMAJOR ? (i64)ldb * 2 : (i64)ldb, N, K * 2, row0,
+                                  col0, kt0, kt1);
+    if (gridDim.z > 1 && !tc_splitk_reduce<C::MT, C::NT, C::THREADS>(acc, ws, tickets, blockIdx.y * gridDim.x + blockIdx.x)) return;
+    float bj[C::NT][2];
+#pragma unroll
+    for (int nt = 0; nt < C::NT; ++nt) {
+        const int j = col0 + tc_col<C>(nt);
+        bj[nt][0] = (bias != nullptr && j < N) ? to_f32(bias[j]) : 0.f;
+        bj[nt][1] = (bias != nullptr && j + 1 < N) ? to_f32(bias[j + 1]) : 0.f;
+    }
+#pragma unroll
+    for (int mt = 0; mt < C::MT; ++mt) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int i = row0 + tc_row<C>(mt, h);
+            if (i >= M) continue;
+#pragma unroll
+            for (int nt = 0; nt < C::NT; ++nt) {
+                const int j = col0 + tc_col<C>(nt);
+                if (j >= N) continue;
+                const bool two = j + 1 < N;
+                h16* out = Cm + (i64)i * N + j;
+                float v0 = alpha * acc[mt][nt][2 * h], v1 = alpha * acc[mt][nt][2 * h + 1];
+                if (beta != 0.f) {
+                    v0 = fmaf(beta, to_f32(out[0]), v0);
+                    if (two) v1 = fmaf(beta, to_f32(out[1]), v1);
+                }
+                tc_store2(out, v0 + bj[nt][0], v1 + bj[nt][1], two, pair != 0);
+            }
+        }
+    }
+#endif
+}
+
+typedef TcCfg<128, 128, 2, 4, 4> TcL;
+typedef TcCfg<64, 64, 2, 2, 4> TcS;
+#define HGEMM_TC(CFG, KIND, KMAJOR)                                                                                      \
+    extern "C" __global__ void __launch_bounds__(CFG::THREADS)                                                           \
+        hgemm_tc_##CFG##_##KIND(int M, int N, int K, const h16* A, int lda, const h16* B, int ldb, h16* Cm, float alpha, \
+                                float beta, const h16* bias, int kps, int pair, u32* ws, u32* tickets) {                 \
+        hgemm_tc_body<CFG, KMAJOR>(M, N, K, A, lda, B, ldb, Cm, alpha, beta, bias, kps, pair, ws, tickets);              \
+    }
+HGEMM_TC(TcL, nt, true)
+HGEMM_TC(TcL, nn, false)
+HGEMM_TC(TcS, nt, true)
+HGEMM_TC(TcS, nn, false)

@@ -381,3 +381,75 @@ __device__ __forceinline__ void w4a16_tile_body(int m, int n, int k, int group, 
     }
 W4A16_KERNELS(float, f32)
 W4A16_KERNELS(h16, f16)
+
+// gemm_w8a8 on the multistage tensor-core main loop (common.cuh, sm_80+): IMMA m16n8k32,
+// exact int32 accumulation, cp.async stages of 64 K-bytes, ldmatrix fragments; split-K over
+// blockIdx.z (k-tiles [z kps, (z + 1) kps)) with the partials added exactly by the last block
+// of each tile; epilogue (sx_i sw_j) acc as the CPU, two columns per store.
+// Contract: Xq m * stride, Wq n * stride int8, stride a multiple of 16 >= k, both 16-byte
+// aligned; sx m, sw n, Y m * n (pair stores only if `pair`: n even and Y 8-byte (f32) /
+// 4-byte (f16) aligned); k <= 131071; grid = (ceil(n / BN), ceil(m / BM), splits) with
+// (splits - 1) * kps < ceil(k / 64); if splits > 1: ws tiles * splits * BM * BN words,
+// tickets tiles u32 zeroed (tiles = grid.x * grid.y); dynamic shared memory C::SMEM.
+template <class C, typename T>
+__device__ __forceinline__ void w8a8_tc_body(int m, int n, int k, int stride, const signed char* __restrict__ Xq,
+                                             const float* __restrict__ sx, const signed char* __restrict__ Wq,
+                                             const float* __restrict__ sw, T* __restrict__ Y, int kps, int pair, u32* __restrict__ ws,
+                                             u32* __restrict__ tickets) {
+#if __CUDA_ARCH__ >= 800
+    extern __shared__ __align__(128) unsigned char w8_smem[];
+    int acc[C::MT][C::NT][4];
+#pragma unroll
+    for (int a = 0; a < C::MT; ++a)
+#pragma unroll
+        for (int b = 0; b < C::NT; ++b)
+#pragma unroll
+            for (int c = 0; c < 4; ++c) acc[a][b][c] = 0;
+    const int row0 = blockIdx.y * C::BM, col0 = blockIdx.x * C::BN;
+    const int ktiles = (k + 63) >> 6;
+    const int kt0 = blockIdx.z * kps, kt1 = min(ktiles, kt0 + kps);
+    tc_gemm_mainloop<C, true>(acc, w8_smem, reinterpret_cast<const unsigned char*>(Xq), stride, m,
+                              reinterpret_cast<const unsigned char*>(Wq), stride, n, k, row0, col0, kt0, kt1);
+    if (gridDim.z > 1 && !tc_splitk_reduce<C::MT, C::NT, C::THREADS>(acc, ws, tickets, blockIdx.y * gridDim.x + blockIdx.x)) return;
+    float swj[C::NT][2];
+#pragma unroll
+    for (int nt = 0; nt < C::NT; ++nt) {
+        const int j = col0 + tc_col<C>(nt);
+        swj[nt][0] = j < n ? __ldg(sw + j) : 0.f;
+        swj[nt][1] = j + 1 < n ? __ldg(sw + j + 1) : 0.f;
+    }
+#pragma unroll
+    for (int mt = 0; mt < C::MT; ++mt) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int i = row0 + tc_row<C>(mt, h);
+            if (i >= m) continue;
+            const float si = __ldg(sx + i);
+#pragma unroll
+            for (int nt = 0; nt < C::NT; ++nt) {
+                const int j = col0 + tc_col<C>(nt);
+                if (j >= n) continue;
+                const bool two = j + 1 < n;
+                const float v0 = w8a8_out(si, swj[nt][0], acc[mt][nt][2 * h]);
+                const float v1 = w8a8_out(si, swj[nt][1], acc[mt][nt][2 * h + 1]);
+                tc_store2(Y + (i64)i * n + j, v0, v1, two, pair != 0);
+            }
+        }
+    }
+#endif
+}
+
+// Tile configurations: l = 128 x 128 (8 warps, 64 x 32 each, 4 stages, 64 KiB), s = 64 x 64
+// (4 warps, 32 x 32 each, 4 stages, 32 KiB).
+typedef TcCfg<128, 128, 2, 4, 4> TcL;
+typedef TcCfg<64, 64, 2, 2, 4> TcS;
+#define W8A8_TC(CFG, TN, T)                                                                                              \
+    extern "C" __global__ void __launch_bounds__(CFG::THREADS)                                                           \
+        w8a8_tc_##CFG##_##TN(int m, int n, int k, int stride, const signed char* Xq, const float* sx,                    \
+                             const signed char* Wq, const float* sw, T* Y, int kps, int pair, u32* ws, u32* tickets) {   \
+        w8a8_tc_body<CFG, T>(m, n, k, stride, Xq, sx, Wq, sw, Y, kps, pair, ws, tickets);                               \
+    }
+W8A8_TC(TcL, f32, float)
+W8A8_TC(TcL, f16, h16)
+W8A8_TC(TcS, f32, float)
+W8A8_TC(TcS, f16, h16)

@@ -81,6 +81,14 @@ fn every_launched_kernel_exists() {
         want.push(("lowrank", g.to_string()));
     }
     want.push(("binary", "xnor_conv".to_string()));
+    for tile in ["TcL", "TcS"] {
+        for t in ["f32", "f16"] {
+            want.push(("quant", format!("w8a8_tc_{tile}_{t}")));
+        }
+        for kind in ["nt", "nn"] {
+            want.push(("lowrank", format!("hgemm_tc_{tile}_{kind}")));
+        }
+    }
     for cfg in ["n16", "n32", "n64"] {
         for path in ["vec", "scalar"] {
             want.push(("sparse", format!("spmm24_mma_{cfg}_{path}")));

@@ -2,12 +2,14 @@
 
 use crate::backend::{Checked, LowRankOps};
 use cudarc::driver::{CudaSlice, PushKernelArg};
+use std::any::Any;
 
 use super::backend::{drv, float_dispatch, i32_arg, sl, sl_mut, CudaBackend, KernelFloat};
-use super::plan::{lowrank_linear_path, LowRankPath, LRS_B};
+use super::plan::{lowrank_linear_path, lowrank_reconstruct_path, lowrank_tc_shapes, LowRankPath, TcPlan, LRS_B};
 use super::sparse::expect_len;
 use crate::error::{Error, Result};
 use crate::tensor::*;
+use half::f16;
 
 /// One strided GEMM operand: the slice and its element strides along (row, reduction) for A
 /// or (reduction, column) for B.
@@ -54,6 +56,77 @@ pub(crate) fn gemm<TA: KernelFloat, TB: KernelFloat, TC: KernelFloat>(
     Ok(())
 }
 
+/// One operand of [`hgemm_tc`]: the slice, its row pitch (elements) and whether B is K-major
+/// (`[N][K]`, "NT") rather than N-major (`[K][N]`, "NN"; ignored for A).
+pub(crate) struct TcOperand<'a> {
+    pub s: &'a CudaSlice<f16>,
+    pub ld: usize,
+    pub kmajor: bool,
+}
+
+/// `C[M,N] = alpha * A B + beta * C (+ bias)`, f16, on the multistage tensor-core kernel
+/// `hgemm_tc_<tile>_<nt|nn>` (sm_80+). A is `[M][K]` with pitch `a.ld`; B as `b.kmajor` says.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn hgemm_tc(
+    be: &CudaBackend,
+    op: &'static str,
+    (m, n, k): (usize, usize, usize),
+    a: TcOperand<'_>,
+    b: TcOperand<'_>,
+    c: &mut CudaSlice<f16>,
+    alpha: f32,
+    beta: f32,
+    bias: Option<&CudaSlice<f16>>,
+    plan: TcPlan,
+) -> Result<()> {
+    // Contract of hgemm_tc_body: pitches multiples of 8 (16-byte rows) and >= the row length,
+    // 16-byte aligned A and B, every element inside its slice.
+    let (a_rows, a_len) = (m, k);
+    let (b_rows, b_len) = if b.kmajor { (n, k) } else { (k, n) };
+    let fits = |s: &CudaSlice<f16>, rows: usize, len: usize, ld: usize| ld % 8 == 0 && ld >= len && s.len() >= (rows - 1) * ld + len;
+    if m == 0 || n == 0 || k == 0 || !fits(a.s, a_rows, a_len, a.ld) || !fits(b.s, b_rows, b_len, b.ld) {
+        return Err(Error::backend("cuda", format!("{op}: tensor-core GEMM operands do not fit the shape {m}x{n}x{k}")));
+    }
+    if c.len() < m * n || bias.is_some_and(|x| x.len() < n) || !be.aligned(a.s, 16) || !be.aligned(b.s, 16) {
+        return Err(Error::backend("cuda", format!("{op}: tensor-core GEMM output, bias or alignment does not fit {m}x{n}x{k}")));
+    }
+    let ktiles = k.div_ceil(32);
+    if plan.splits == 0 || plan.splits * plan.kps < ktiles || (plan.splits - 1) * plan.kps >= ktiles {
+        return Err(Error::backend("cuda", format!("{op}: inconsistent split {plan:?} for K = {k}")));
+    }
+    let (bm, bn) = plan.tile.bm_bn();
+    let (ws_len, tickets_len) = plan.workspace(m, n);
+    let mut ws = be.scratch::<u32>(ws_len)?;
+    let mut tickets = be.scratch::<u32>(tickets_len)?;
+    let name = format!("hgemm_tc_{}_{}", plan.tile.name(), if b.kmajor { "nt" } else { "nn" });
+    let grid = (n.div_ceil(bn), m.div_ceil(bm), plan.splits);
+    let (f, cfg) = be.function_smem(op, "lowrank", &name, grid, plan.tile.threads(), plan.tile.smem())?;
+    let pair = (n % 2 == 0 && be.aligned(c, 4)) as i32;
+    let (mi, ni, ki) = (i32_arg(op, "M", m)?, i32_arg(op, "N", n)?, i32_arg(op, "K", k)?);
+    let (lda, ldb, kps) = (i32_arg(op, "lda", a.ld)?, i32_arg(op, "ldb", b.ld)?, i32_arg(op, "k-tiles per split", plan.kps)?);
+    let null: u64 = 0;
+    let mut lb = be.stream().launch_builder(&f);
+    lb.arg(&mi).arg(&ni).arg(&ki).arg(a.s).arg(&lda).arg(b.s).arg(&ldb).arg(c).arg(&alpha).arg(&beta);
+    match bias {
+        Some(x) => lb.arg(x),
+        None => lb.arg(&null),
+    };
+    lb.arg(&kps).arg(&pair).arg(&mut ws).arg(&mut tickets);
+    // SAFETY: arguments match `hgemm_tc_*` in cuda/lowrank.cu; pitches (multiples of 8, >= the
+    // row length), extents of A, B, C and bias, and the 16-byte alignment of A and B were
+    // checked above; pair stores only with N even and C 4-byte aligned; the grid is
+    // (ceil(N / BN), ceil(M / BM), splits) with non-empty splits (checked above), the workspace
+    // and the zeroed tickets are sized by `TcPlan::workspace`; the dynamic shared memory is the
+    // tile's 4 stages.
+    unsafe { lb.launch(cfg) }.map_err(drv(op))?;
+    Ok(())
+}
+
+/// The f16 slice behind a typed slice, if `T` is f16.
+fn as_f16<T: KernelFloat>(s: &CudaSlice<T>) -> Option<&CudaSlice<f16>> {
+    (s as &dyn Any).downcast_ref::<CudaSlice<f16>>()
+}
+
 fn check_factors(op: &'static str, lr: &DeviceLowRank) -> Result<()> {
     expect_len(op, "U", &lr.u.buf, lr.m * lr.r)?;
     expect_len(op, "V", &lr.v.buf, lr.n * lr.r)
@@ -73,7 +146,11 @@ fn linear_typed<T: KernelFloat>(be: &CudaBackend, lr: &DeviceLowRank, x: &Tensor
     let vs = sl::<T>(OP, "V", &lr.v.buf)?;
     let bs = bias.map(|bb| sl::<T>(OP, "bias", &bb.buf)).transpose()?;
     let ys = sl_mut::<T>(OP, "Y", &mut y.buf)?;
-    match lowrank_linear_path(&be.plan_gpu(), b, n, r, m) {
+    let f16_tc = as_f16(xs).is_some_and(|x| be.aligned(x, 16))
+        && as_f16(vs).is_some_and(|v| be.aligned(v, 16))
+        && as_f16(us).is_some_and(|u| be.aligned(u, 16))
+        && lowrank_tc_shapes(n, r);
+    match lowrank_linear_path(&be.plan_gpu(), b, n, r, m, f16_tc) {
         LowRankPath::Fused { grid, cols } => {
             // Fused: T = X V in shared memory. Every block recomputes T (it reads V once, from
             // L2), so the number of blocks trades V re-reads against parallelism over m.
@@ -98,6 +175,21 @@ fn linear_typed<T: KernelFloat>(be: &CudaBackend, lr: &DeviceLowRank, x: &Tensor
         }
         LowRankPath::Split { splits, chunk, qslices, bchunks, tu_grid, tu_cols } => {
             linear_split(be, (b, n, r, m), (splits, chunk, qslices, bchunks, tu_grid, tu_cols), xs, vs, us, bs, ys)
+        }
+        LowRankPath::Tc { xv, tu } => {
+            // T = X V (f16 scratch, pitch r), then Y = T U^T + bias, both on tensor cores.
+            let (Some(x16), Some(v16), Some(u16)) = (as_f16(xs), as_f16(vs), as_f16(us)) else {
+                return Err(Error::backend("cuda", format!("{OP}: the tensor-core path needs f16 factors")));
+            };
+            let b16 = bs.map(|s| as_f16(s).ok_or_else(|| Error::backend("cuda", format!("{OP}: bias is not f16")))).transpose()?;
+            let y16 = (ys as &mut dyn Any)
+                .downcast_mut::<CudaSlice<f16>>()
+                .ok_or_else(|| Error::backend("cuda", format!("{OP}: Y is not f16")))?;
+            let mut t = be.scratch::<f16>(b * r)?;
+            let (x_op, v_op) = (TcOperand { s: x16, ld: n, kmajor: true }, TcOperand { s: v16, ld: r, kmajor: false });
+            hgemm_tc(be, OP, (b, r, n), x_op, v_op, &mut t, 1.0, 0.0, None, xv)?;
+            let (t_op, u_op) = (TcOperand { s: &t, ld: r, kmajor: true }, TcOperand { s: u16, ld: r, kmajor: true });
+            hgemm_tc(be, OP, (b, m, r), t_op, u_op, y16, 1.0, 0.0, b16, tu)
         }
         LowRankPath::Tiled => {
             // T = X V (f32 scratch), then Y = T U^T + bias, both with the tiled GEMM.
@@ -167,6 +259,16 @@ fn reconstruct_typed<T: KernelFloat>(be: &CudaBackend, lr: &DeviceLowRank, w: &m
     let us = sl::<T>(OP, "U", &lr.u.buf)?;
     let vs = sl::<T>(OP, "V", &lr.v.buf)?;
     let ws = sl_mut::<T>(OP, "W", &mut w.buf)?;
+    let f16_tc = as_f16(us).is_some_and(|u| be.aligned(u, 16)) && as_f16(vs).is_some_and(|v| be.aligned(v, 16));
+    if let Some(plan) = lowrank_reconstruct_path(&be.plan_gpu(), lr.m, lr.n, lr.r, f16_tc) {
+        let (Some(u16), Some(v16)) = (as_f16(us), as_f16(vs)) else {
+            return Err(Error::backend("cuda", format!("{OP}: the tensor-core path needs f16 factors")));
+        };
+        let w16 =
+            (ws as &mut dyn Any).downcast_mut::<CudaSlice<f16>>().ok_or_else(|| Error::backend("cuda", format!("{OP}: W is not f16")))?;
+        let (u_op, v_op) = (TcOperand { s: u16, ld: lr.r, kmajor: true }, TcOperand { s: v16, ld: lr.r, kmajor: true });
+        return hgemm_tc(be, OP, (lr.m, lr.n, lr.r), u_op, v_op, w16, 1.0, 0.0, None, plan);
+    }
     // W[i,j] = sum_q U[i,q] V[j,q]: A(i,q) = U[i*r + q], B(q,j) = V[j*r + q].
     gemm::<T, T, T>(be, OP, (lr.m, lr.n, lr.r), Operand { s: us, s0: lr.r, s1: 1 }, Operand { s: vs, s0: 1, s1: lr.r }, ws, 1.0, 0.0, None)
 }

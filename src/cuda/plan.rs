@@ -61,10 +61,20 @@ pub(crate) enum LowRankPath {
     Split { splits: usize, chunk: usize, qslices: usize, bchunks: usize, tu_grid: usize, tu_cols: usize },
     /// Two launches of the strided FMA GEMM through an f32 `T`.
     Tiled,
+    /// Two launches of the f16 tensor-core GEMM through an f16 `T`: `hgemm_tc_<tile>_nn`
+    /// (T = X V) then `hgemm_tc_<tile>_nt` (Y = T U^T + bias).
+    Tc { xv: TcPlan, tu: TcPlan },
 }
 
-/// The plan of `lowrank_linear` for `X [b, n]`, `V [n, r]`, `U [m, r]`.
-pub(crate) fn lowrank_linear_path(gpu: &Gpu, b: usize, n: usize, r: usize, m: usize) -> LowRankPath {
+/// True if the f16 tensor-core GEMMs can take a low-rank product with inner sizes `n` (the
+/// input features, K of X V) and `r` (the rank): rows of X, V and U start on 16 bytes.
+pub(crate) fn lowrank_tc_shapes(n: usize, r: usize) -> bool {
+    n % 8 == 0 && r % 8 == 0
+}
+
+/// The plan of `lowrank_linear` for `X [b, n]`, `V [n, r]`, `U [m, r]`; `f16_tc`: the factors
+/// are f16, [`lowrank_tc_shapes`] holds and the buffers are 16-byte aligned.
+pub(crate) fn lowrank_linear_path(gpu: &Gpu, b: usize, n: usize, r: usize, m: usize, f16_tc: bool) -> LowRankPath {
     if gpu.simple {
         // The selection as it was before the split path.
         if b <= LR_MAXB && b * r * 4 <= LR_SMEM {
@@ -95,7 +105,108 @@ pub(crate) fn lowrank_linear_path(gpu: &Gpu, b: usize, n: usize, r: usize, m: us
         let tu_grid = m.div_ceil(tu_cols);
         return LowRankPath::Split { splits, chunk, qslices, bchunks, tu_grid, tu_cols };
     }
+    if f16_tc && gpu.sm80() && lowrank_tc_shapes(n, r) {
+        return LowRankPath::Tc { xv: tc_plan(gpu, b, r, n.div_ceil(32)), tu: tc_plan(gpu, b, m, r.div_ceil(32)) };
+    }
     LowRankPath::Tiled
+}
+
+/// The plan of `lowrank_reconstruct` (`W [m, n] = U [m, r] V [n, r]^T`): the f16
+/// tensor-core GEMM (`hgemm_tc_<tile>_nt`) where `f16_tc` (f16, r % 8 == 0, aligned), else the
+/// strided FMA GEMM (`None`).
+pub(crate) fn lowrank_reconstruct_path(gpu: &Gpu, m: usize, n: usize, r: usize, f16_tc: bool) -> Option<TcPlan> {
+    (f16_tc && !gpu.simple && gpu.sm80() && r % 8 == 0).then(|| tc_plan(gpu, m, n, r.div_ceil(32)))
+}
+
+// ---------------------------------------------------------------------------------------
+// The multistage tensor-core GEMM (common.cuh `tc_gemm_mainloop`)
+
+/// Block tile of the tensor-core GEMMs (`TcL` / `TcS` in the .cu files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TcTile {
+    /// 128 x 128, 8 warps (64 x 32 each), 4 stages: 64 KiB of shared memory.
+    L,
+    /// 64 x 64, 4 warps (32 x 32 each), 4 stages: 32 KiB.
+    S,
+}
+
+impl TcTile {
+    /// Rows (M) and columns (N) of the block tile.
+    pub fn bm_bn(self) -> (usize, usize) {
+        match self {
+            TcTile::L => (128, 128),
+            TcTile::S => (64, 64),
+        }
+    }
+    /// Threads per block.
+    pub fn threads(self) -> u32 {
+        match self {
+            TcTile::L => 256,
+            TcTile::S => 128,
+        }
+    }
+    /// Dynamic shared memory: 4 stages of (BM + BN) * 64 bytes.
+    pub fn smem(self) -> u32 {
+        let (bm, bn) = self.bm_bn();
+        (4 * (bm + bn) * 64) as u32
+    }
+    /// The kernel-name part (`TcL` / `TcS`).
+    pub fn name(self) -> &'static str {
+        match self {
+            TcTile::L => "TcL",
+            TcTile::S => "TcS",
+        }
+    }
+    /// Output tiles of an `m x n` result.
+    pub fn tiles(self, m: usize, n: usize) -> usize {
+        let (bm, bn) = self.bm_bn();
+        m.div_ceil(bm) * n.div_ceil(bn)
+    }
+}
+
+/// A tensor-core GEMM launch: tile, and the reduction split `splits` x `kps` k-tiles
+/// (grid `(ceil(n / BN), ceil(m / BM), splits)`; every split non-empty).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TcPlan {
+    pub tile: TcTile,
+    pub splits: usize,
+    pub kps: usize,
+}
+
+impl TcPlan {
+    /// Workspace words (split-K partials) and tickets the launch needs (0 without a split).
+    pub fn workspace(&self, m: usize, n: usize) -> (usize, usize) {
+        if self.splits <= 1 {
+            return (0, 0);
+        }
+        let (bm, bn) = self.tile.bm_bn();
+        let tiles = self.tile.tiles(m, n);
+        (tiles * self.splits * bm * bn, tiles)
+    }
+}
+
+/// Largest split of the reduction (the last block of a tile adds that many partials).
+pub(crate) const TC_MAX_SPLITS: usize = 16;
+/// Fewest k-tiles (64 bytes of K each) per split.
+pub(crate) const TC_MIN_KPS: usize = 4;
+
+/// Tile and split for an `m x n` result over `ktiles` k-tiles of 64 bytes: 128 x 128 where
+/// that makes a wave of blocks, else 64 x 64, split over K until about a wave of blocks runs
+/// (each split at least `TC_MIN_KPS` k-tiles).
+pub(crate) fn tc_plan(gpu: &Gpu, m: usize, n: usize, ktiles: usize) -> TcPlan {
+    let wave = gpu.wave();
+    let ktiles = ktiles.max(1);
+    if TcTile::L.tiles(m, n) >= wave {
+        return TcPlan { tile: TcTile::L, splits: 1, kps: ktiles };
+    }
+    let tiles = TcTile::S.tiles(m, n);
+    // "Fills": at least three quarters of a wave.
+    if 4 * tiles >= 3 * wave {
+        return TcPlan { tile: TcTile::S, splits: 1, kps: ktiles };
+    }
+    let want = wave.div_ceil(tiles).min(TC_MAX_SPLITS).min((ktiles / TC_MIN_KPS).max(1));
+    let kps = ktiles.div_ceil(want);
+    TcPlan { tile: TcTile::S, splits: ktiles.div_ceil(kps), kps }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -113,17 +224,19 @@ pub(crate) enum W8a8Path {
     Gemv,
     /// `w8a8_mma` (one-stage 64 x 64 mma.sync), grid `(ceil(n / 64), ceil(m / 64))`.
     Mma64,
+    /// `w8a8_tc_<tile>` (the multistage tensor-core main loop), sm_80+, M > 16.
+    Tc(TcPlan),
 }
 
 /// The plan of `gemm_w8a8` for `Y [m, n] = Xq [m, k] Wq [n, k]^T`.
-pub(crate) fn w8a8_path(gpu: &Gpu, m: usize, _n: usize, _k: usize) -> W8a8Path {
+pub(crate) fn w8a8_path(gpu: &Gpu, m: usize, n: usize, k: usize) -> W8a8Path {
     if gpu.simple {
         return if gpu.sm80() && m > 8 { W8a8Path::Mma64 } else { W8a8Path::Gemv };
     }
     if !gpu.sm80() || m <= GEMV_MAX_M {
         return W8a8Path::Gemv;
     }
-    W8a8Path::Mma64
+    W8a8Path::Tc(tc_plan(gpu, m, n, k.div_ceil(64)))
 }
 
 /// How `gemm_w4a16` runs.
@@ -158,16 +271,16 @@ mod tests {
         match p {
             LowRankPath::Fused { grid, .. } => vec![grid],
             LowRankPath::Split { splits, qslices, bchunks, tu_grid, .. } => vec![splits * qslices * bchunks, tu_grid * bchunks],
-            LowRankPath::Tiled => vec![],
+            LowRankPath::Tiled | LowRankPath::Tc { .. } => vec![],
         }
     }
 
     #[test]
     fn simple_lowrank_is_the_old_selection() {
         // 768 x 3072 (m = 768 outputs, n = 3072 inputs): the old fused kernel ran one block.
-        assert_eq!(lowrank_linear_path(&SIMPLE, 1, 3072, 128, 768), LowRankPath::Fused { grid: 1, cols: 768 });
-        assert_eq!(lowrank_linear_path(&SIMPLE, 9, 3072, 128, 768), LowRankPath::Tiled);
-        assert!(matches!(lowrank_linear_path(&SIMPLE, 8, 768, 128, 3072), LowRankPath::Fused { grid: 16, .. }));
+        assert_eq!(lowrank_linear_path(&SIMPLE, 1, 3072, 128, 768, true), LowRankPath::Fused { grid: 1, cols: 768 });
+        assert_eq!(lowrank_linear_path(&SIMPLE, 9, 3072, 128, 768, true), LowRankPath::Tiled);
+        assert!(matches!(lowrank_linear_path(&SIMPLE, 8, 768, 128, 3072, true), LowRankPath::Fused { grid: 16, .. }));
     }
 
     #[test]
@@ -175,7 +288,7 @@ mod tests {
         for &(m, n) in &[(768, 3072), (3072, 768), (1, 1), (13, 7), (97, 61), (33, 129), (4096, 8192)] {
             for &r in &[1, 3, 17, 64, 128, 256] {
                 for b in [1, 2, 7, 8, 9, 16, 31, 32] {
-                    let p = lowrank_linear_path(&H200, b, n, r, m);
+                    let p = lowrank_linear_path(&H200, b, n, r, m, true);
                     let LowRankPath::Split { splits, chunk, qslices, bchunks, tu_grid, tu_cols } = p else {
                         panic!("b = {b} r = {r} {m}x{n}: expected the split path, got {p:?}");
                     };
@@ -196,15 +309,51 @@ mod tests {
             }
         }
         // The shape: 768 x 3072, r = 128, one token: before, one block.
-        let p = lowrank_linear_path(&H200, 1, 3072, 128, 768);
+        let p = lowrank_linear_path(&H200, 1, 3072, 128, 768, true);
         assert!(lowrank_blocks(p).iter().all(|&b| b >= 96), "{p:?}");
-        assert_eq!(lowrank_linear_path(&H200, 33, 3072, 128, 768), LowRankPath::Tiled);
+        assert_eq!(lowrank_linear_path(&H200, 33, 3072, 128, 768, false), LowRankPath::Tiled);
+        assert_eq!(lowrank_linear_path(&T4, 33, 3072, 128, 768, true), LowRankPath::Tiled);
+        assert_eq!(lowrank_linear_path(&H200, 33, 3071, 128, 768, true), LowRankPath::Tiled);
+        // 4096 tokens, f16: both products on tensor cores, each filling the GPU.
+        let LowRankPath::Tc { xv, tu } = lowrank_linear_path(&H200, 4096, 768, 128, 3072, true) else { panic!() };
+        assert!(xv.tile.tiles(4096, 128) * xv.splits >= 99 && tu.tile.tiles(4096, 3072) * tu.splits >= 132, "{xv:?} {tu:?}");
+        assert_eq!(lowrank_reconstruct_path(&H200, 768, 3072, 64, true).map(|p| p.tile), Some(TcTile::L));
+        assert_eq!(lowrank_reconstruct_path(&SIMPLE, 768, 3072, 64, true), None);
+        assert_eq!(lowrank_reconstruct_path(&H200, 768, 3072, 63, true), None);
+    }
+
+    #[test]
+    fn tc_plans_fill_the_gpu() {
+        for &m in &[17, 64, 256, 1024, 4096, 11008] {
+            for &n in &[64, 4096, 11008] {
+                for &k in &[64usize, 768, 4096, 11008] {
+                    let kt = k.div_ceil(64);
+                    let p = tc_plan(&H200, m, n, kt);
+                    assert!(p.splits >= 1 && p.splits <= TC_MAX_SPLITS && p.kps >= 1, "{p:?}");
+                    // Every split non-empty, together covering the k-tiles.
+                    assert!(p.splits * p.kps >= kt && (p.splits - 1) * p.kps < kt, "{m}x{n}x{k}: {p:?}");
+                    let blocks = p.tile.tiles(m, n) * p.splits;
+                    // A wave wherever the work allows it (>= 4 k-tiles per split).
+                    let most = p.tile.tiles(m, n) * (kt / TC_MIN_KPS).clamp(1, TC_MAX_SPLITS);
+                    assert!(blocks >= 99.min(most), "{m}x{n}x{k}: {blocks} blocks ({p:?})");
+                    if p.splits > 1 {
+                        assert_eq!(p.tile, TcTile::S);
+                        assert!(p.kps >= TC_MIN_KPS.min(kt), "{p:?}");
+                    }
+                }
+            }
+        }
+        assert_eq!(tc_plan(&H200, 4096, 4096, 64), TcPlan { tile: TcTile::L, splits: 1, kps: 64 });
+        assert_eq!(tc_plan(&H200, 256, 4096, 64), TcPlan { tile: TcTile::S, splits: 1, kps: 64 });
+        assert_eq!(tc_plan(&H200, 64, 4096, 64), TcPlan { tile: TcTile::S, splits: 3, kps: 22 });
+        assert_eq!(TcTile::L.smem(), 64 * 1024);
+        assert_eq!(TcTile::S.smem(), 32 * 1024);
     }
 
     #[test]
     fn gemv_thresholds() {
         assert_eq!(w8a8_path(&H200, 16, 4096, 4096), W8a8Path::Gemv);
-        assert_eq!(w8a8_path(&H200, 17, 4096, 4096), W8a8Path::Mma64);
+        assert!(matches!(w8a8_path(&H200, 17, 4096, 4096), W8a8Path::Tc(_)));
         assert_eq!(w8a8_path(&T4, 4096, 4096, 4096), W8a8Path::Gemv);
         assert_eq!(w8a8_path(&SIMPLE, 9, 4096, 4096), W8a8Path::Mma64);
         assert_eq!(w4a16_path(&H200, 16, 4096, 4096), W4a16Path::Gemv);

@@ -4,7 +4,7 @@ use crate::backend::{Checked, QuantOps};
 use cudarc::driver::PushKernelArg;
 
 use super::backend::{drv, float_dispatch, i32_arg, sl, sl_mut, CudaBackend, KernelFloat};
-use super::plan::{w4a16_path, w8a8_path, W4a16Path, W8a8Path, GEMV_ROWS};
+use super::plan::{w4a16_path, w8a8_path, TcPlan, W4a16Path, W8a8Path, GEMV_ROWS};
 use super::sparse::expect_len;
 use crate::error::{Error, Result};
 use crate::tensor::*;
@@ -60,6 +60,7 @@ fn w8a8_typed<T: KernelFloat>(be: &CudaBackend, x: &DeviceInt8Matrix, w: &Device
     let (name, cfg) = match w8a8_path(&be.plan_gpu(), m, n, k) {
         W8a8Path::Mma64 => (format!("w8a8_mma_{}", T::SUFFIX), be.cfg(OP, (n.div_ceil(64), m.div_ceil(64), 1), 128, 0)?),
         W8a8Path::Gemv => (format!("w8a8_gemv_{}", T::SUFFIX), be.cfg(OP, (n.div_ceil(8), m.div_ceil(GEMV_ROWS), 1), 256, 0)?),
+        W8a8Path::Tc(plan) => return w8a8_tc::<T>(be, x, w, y, plan),
     };
     let f = be.function("quant", &name)?;
     let (mi, ni, ki, si) = (i32_arg(OP, "M", m)?, i32_arg(OP, "N", n)?, i32_arg(OP, "K", k)?, i32_arg(OP, "stride", x.stride)?);
@@ -75,6 +76,50 @@ fn w8a8_typed<T: KernelFloat>(be: &CudaBackend, x: &DeviceInt8Matrix, w: &Device
         .arg(sl_mut::<T>(OP, "Y", &mut y.buf)?);
     // SAFETY: arguments match `w8a8_*` in cuda/quant.cu; strides, lengths, alignment and the
     // K limit of the kernels' contract were checked above.
+    unsafe { lb.launch(cfg) }.map_err(drv(OP))?;
+    Ok(())
+}
+
+/// `gemm_w8a8` on the multistage tensor-core kernel `w8a8_tc_<tile>_<T>` (operands checked
+/// by the caller, `w8a8_typed`).
+fn w8a8_tc<T: KernelFloat>(be: &CudaBackend, x: &DeviceInt8Matrix, w: &DeviceInt8Matrix, y: &mut Tensor, plan: TcPlan) -> Result<()> {
+    const OP: &str = "gemm_w8a8";
+    let (m, n, k) = (x.rows, w.rows, x.cols);
+    let (bm, bn) = plan.tile.bm_bn();
+    let ktiles = k.div_ceil(64);
+    if plan.splits == 0 || plan.splits * plan.kps < ktiles || (plan.splits - 1) * plan.kps >= ktiles.max(1) {
+        return Err(Error::backend("cuda", format!("{OP}: inconsistent split {plan:?} for K = {k}")));
+    }
+    let (ws_len, tickets_len) = plan.workspace(m, n);
+    let mut ws = be.scratch::<u32>(ws_len)?;
+    let mut tickets = be.scratch::<u32>(tickets_len)?;
+    let name = format!("w8a8_tc_{}_{}", plan.tile.name(), T::SUFFIX);
+    let grid = (n.div_ceil(bn), m.div_ceil(bm), plan.splits);
+    let (f, cfg) = be.function_smem(OP, "quant", &name, grid, plan.tile.threads(), plan.tile.smem())?;
+    let ys = sl_mut::<T>(OP, "Y", &mut y.buf)?;
+    let pair = (n % 2 == 0 && be.aligned(ys, 2 * std::mem::size_of::<T>() as u64)) as i32;
+    let (mi, ni, ki, si) = (i32_arg(OP, "M", m)?, i32_arg(OP, "N", n)?, i32_arg(OP, "K", k)?, i32_arg(OP, "stride", x.stride)?);
+    let kps = i32_arg(OP, "k-tiles per split", plan.kps)?;
+    let mut lb = be.stream().launch_builder(&f);
+    lb.arg(&mi)
+        .arg(&ni)
+        .arg(&ki)
+        .arg(&si)
+        .arg(sl::<i8>(OP, "X.q", &x.q)?)
+        .arg(sl::<f32>(OP, "X.scales", &x.scales)?)
+        .arg(sl::<i8>(OP, "W.q", &w.q)?)
+        .arg(sl::<f32>(OP, "W.scales", &w.scales)?)
+        .arg(ys)
+        .arg(&kps)
+        .arg(&pair)
+        .arg(&mut ws)
+        .arg(&mut tickets);
+    // SAFETY: arguments match `w8a8_tc_*` in cuda/quant.cu; the caller checked strides (equal
+    // multiples of 16 >= K), K <= W8A8_MAX_K, every length and the 16-byte alignment of the
+    // int8 buffers; pair stores only with N even and Y aligned to two elements; the grid is
+    // (ceil(N / BN), ceil(M / BM), splits) with non-empty splits (checked above), the workspace
+    // holds tiles * splits * BM * BN words and the zeroed tickets one per tile
+    // (`TcPlan::workspace`); the dynamic shared memory is the tile's 4 stages.
     unsafe { lb.launch(cfg) }.map_err(drv(OP))?;
     Ok(())
 }
