@@ -247,7 +247,7 @@ __device__ __forceinline__ void tc_frag_b_nmajor(u32 (&b)[4], u32 base, int n0, 
 }
 
 // The multistage pipeline over k-tiles [kt0, kt1): load(buffer, kt) issues the cp.async
-// copies of k-tile kt into a buffer, compute(buffer) runs the warp's mma work on it.
+// copies of k-tile kt into a buffer, compute(buffer, kt) runs the warp's mma work on it.
 template <int STAGES, class Load, class Compute>
 __device__ __forceinline__ void tc_pipeline(int kt0, int kt1, Load&& load, Compute&& compute) {
     const int n = kt1 - kt0;
@@ -262,7 +262,7 @@ __device__ __forceinline__ void tc_pipeline(int kt0, int kt1, Load&& load, Compu
         const int pf = i + STAGES - 1;
         if (pf < n) load(pf % STAGES, kt0 + pf);
         tc_cp_commit();
-        compute(i % STAGES);
+        compute(i % STAGES, kt0 + i);
     }
     tc_cp_wait<0>();
 }
@@ -275,21 +275,26 @@ __device__ __forceinline__ void tc_unbits(u32 b, int& v) { v = (int)b; }
 // Split-K exchange of a thread's accumulators acc[MT][NT][4] (float or int): every block of
 // output tile `tile` stores its partial at ws[tile][z][(mt, nt)][thread] (one coalesced 16-byte
 // store per fragment); the last block to arrive (returns true, the others false) gets in
-// `acc` the sum over the splits in split order. `tickets` (one u32 per tile, zeroed before the
-// launch) is reset to 0 by that last block. ws holds tiles * gridDim.z * MT * NT * 4 * THREADS
-// words.
-template <int MT, int NT, int THREADS, typename A>
-__device__ __forceinline__ bool tc_splitk_reduce(A (&acc)[MT][NT][4], u32* __restrict__ ws, u32* __restrict__ tickets, int tile) {
+// `acc` the sum over the splits in split order. Fragments of m-tile mt are exchanged only if
+// row_ok(mt) (the thread's first row of that m-tile is inside the matrix; the same for every
+// block of the tile), so that a GEMV-like M moves no padding. `tickets` (one u32 per tile,
+// zeroed before the launch) is reset to 0 by that last block. ws holds tiles * gridDim.z *
+// MT * NT * 4 * THREADS words.
+template <int MT, int NT, int THREADS, typename A, class RowOk>
+__device__ __forceinline__ bool tc_splitk_reduce(A (&acc)[MT][NT][4], u32* __restrict__ ws, u32* __restrict__ tickets, int tile,
+                                                 RowOk&& row_ok) {
     __shared__ int tc_last;
     constexpr int FR = MT * NT;
     const int splits = gridDim.z, z = blockIdx.z, tid = threadIdx.x;
     uint4* mine = reinterpret_cast<uint4*>(ws) + ((i64)tile * splits + z) * (FR * THREADS);
 #pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
+    for (int mt = 0; mt < MT; ++mt) {
+        if (!row_ok(mt)) continue;
 #pragma unroll
         for (int nt = 0; nt < NT; ++nt)
             mine[(mt * NT + nt) * THREADS + tid] =
                 make_uint4(tc_bits(acc[mt][nt][0]), tc_bits(acc[mt][nt][1]), tc_bits(acc[mt][nt][2]), tc_bits(acc[mt][nt][3]));
+    }
     __threadfence();
     __syncthreads();
     if (tid == 0) {
@@ -310,7 +315,8 @@ __device__ __forceinline__ bool tc_splitk_reduce(A (&acc)[MT][NT][4], u32* __res
     for (int s = 0; s < splits; ++s) {
         const uint4* p = reinterpret_cast<const uint4*>(ws) + ((i64)tile * splits + s) * (FR * THREADS);
 #pragma unroll
-        for (int mt = 0; mt < MT; ++mt)
+        for (int mt = 0; mt < MT; ++mt) {
+            if (!row_ok(mt)) continue;
 #pragma unroll
             for (int nt = 0; nt < NT; ++nt) {
                 A v[4];
@@ -327,6 +333,7 @@ __device__ __forceinline__ bool tc_splitk_reduce(A (&acc)[MT][NT][4], u32* __res
 #pragma unroll
                 for (int e = 0; e < 4; ++e) sum[mt][nt][e] += v[e];
             }
+        }
     }
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt)
@@ -361,7 +368,7 @@ __device__ __forceinline__ void tc_gemm_mainloop(Acc (&acc)[C::MT][C::NT][4], un
             tc_load_nmajor<C::BN, C::THREADS>(sb, reinterpret_cast<const h16*>(B), ldb, kt * 32, kbytes >> 1, col0, N);
         }
     };
-    auto compute = [&](int buf) {
+    auto compute = [&](int buf, int) {
         const u32 sa = sbase + buf * C::STAGE_BYTES, sb = sa + C::A_BYTES;
 #pragma unroll
         for (int ks = 0; ks < 2; ++ks) {

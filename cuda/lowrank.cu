@@ -336,7 +336,9 @@ __device__ __forceinline__ void hgemm_tc_body(int M, int N, int K, const h16* __
     tc_gemm_mainloop<C, B_KMAJOR>(acc, hg_smem, reinterpret_cast<const unsigned char*>(A), (i64)lda * 2, M,
                                   reinterpret_cast<const unsigned char*>(B), B_KMAJOR ? (i64)ldb * 2 : (i64)ldb, N, K * 2, row0,
                                   col0, kt0, kt1);
-    if (gridDim.z > 1 && !tc_splitk_reduce<C::MT, C::NT, C::THREADS>(acc, ws, tickets, blockIdx.y * gridDim.x + blockIdx.x)) return;
+    if (gridDim.z > 1 && !tc_splitk_reduce<C::MT, C::NT, C::THREADS>(acc, ws, tickets, blockIdx.y * gridDim.x + blockIdx.x,
+                                                                        [&](int mt) { return row0 + tc_row<C>(mt, 0) < M; }))
+        return;
     float bj[C::NT][2];
 #pragma unroll
     for (int nt = 0; nt < C::NT; ++nt) {

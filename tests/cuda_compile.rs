@@ -81,9 +81,14 @@ fn every_launched_kernel_exists() {
         want.push(("lowrank", g.to_string()));
     }
     want.push(("binary", "xnor_conv".to_string()));
+    for tile in ["W4S", "W4M", "W4L"] {
+        want.push(("quant_tc", format!("w4a16_mma_{tile}")));
+    }
+    want.push(("quant_tc", "w4a16_frag_gemv_f32".to_string()));
+    want.push(("quant_tc", "w4a16_frag_tile_f32".to_string()));
     for tile in ["TcL", "TcS"] {
         for t in ["f32", "f16"] {
-            want.push(("quant", format!("w8a8_tc_{tile}_{t}")));
+            want.push(("quant_tc", format!("w8a8_tc_{tile}_{t}")));
         }
         for kind in ["nt", "nn"] {
             want.push(("lowrank", format!("hgemm_tc_{tile}_{kind}")));

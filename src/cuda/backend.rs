@@ -465,6 +465,14 @@ impl CudaBackend {
         self.stream.alloc_zeros::<T>(len.max(1)).map_err(drv("cuMemAlloc (scratch)"))
     }
 
+    /// An uninitialized scratch buffer on this backend's stream, for kernels that write every
+    /// element before reading it (split-K workspaces).
+    pub(crate) fn scratch_uninit<T: CudaElement>(&self, len: usize) -> Result<CudaSlice<T>> {
+        // SAFETY: the memory is only handed to kernels whose contract writes each element before
+        // reading it; it is never read on the host.
+        unsafe { self.stream.alloc::<T>(len.max(1)) }.map_err(drv("cuMemAlloc (scratch)"))
+    }
+
     /// A zeroed f32 scratch buffer on this backend's stream.
     pub(crate) fn scratch_f32(&self, len: usize) -> Result<CudaSlice<f32>> {
         self.stream.alloc_zeros::<f32>(len.max(1)).map_err(drv("cuMemAlloc (scratch)"))

@@ -96,7 +96,7 @@ pub(crate) fn hgemm_tc(
     }
     let (bm, bn) = plan.tile.bm_bn();
     let (ws_len, tickets_len) = plan.workspace(m, n);
-    let mut ws = be.scratch::<u32>(ws_len)?;
+    let mut ws = be.scratch_uninit::<u32>(ws_len)?;
     let mut tickets = be.scratch::<u32>(tickets_len)?;
     let name = format!("hgemm_tc_{}_{}", plan.tile.name(), if b.kmajor { "nt" } else { "nn" });
     let grid = (n.div_ceil(bn), m.div_ceil(bm), plan.splits);

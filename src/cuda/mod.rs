@@ -13,6 +13,8 @@ mod backend;
 mod binary;
 #[cfg(feature = "cuda")]
 mod byo;
+#[cfg(all(test, feature = "cuda"))]
+mod emulate;
 #[cfg(feature = "cuda")]
 mod lowrank;
 #[cfg(feature = "cuda")]

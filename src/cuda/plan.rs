@@ -246,16 +246,119 @@ pub(crate) enum W4a16Path {
     Gemv,
     /// `w4a16_tile` on the plain layout, grid `(ceil(n / 64), ceil(m / 64))`.
     Tile,
+    /// `w4a16_mma_<tile>` (f16 X, tensor cores) on the fragment-ordered layout.
+    Mma(W4Plan),
+    /// `w4a16_frag_gemv_f32` (f32 X, M <= 16) on the fragment-ordered layout, grid
+    /// `(n_pad / 64, ceil(m / 8))`.
+    FragGemv,
+    /// `w4a16_frag_tile_f32` (f32 X) on the fragment-ordered layout, grid
+    /// `(n_pad / 64, ceil(m / 64))`.
+    FragTile,
 }
 
-/// The plan of `gemm_w4a16` for `Y [m, n] = X [m, k] dequant(W [n, k])^T`.
-pub(crate) fn w4a16_path(gpu: &Gpu, m: usize, _n: usize, _k: usize) -> W4a16Path {
+/// Block tile of the Marlin-class kernel (`W4S` / `W4M` / `W4L` in quant_tc.cu): 256 output
+/// channels by 16, 32 or 64 rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum W4Tile {
+    /// 16 rows, 4 warps, 8 stages (48 KiB).
+    S,
+    /// 32 rows, 4 warps, 6 stages (42 KiB).
+    M,
+    /// 64 rows, 8 warps, 4 stages (36 KiB).
+    L,
+}
+
+impl W4Tile {
+    /// Rows of X per block.
+    pub fn bm(self) -> usize {
+        match self {
+            W4Tile::S => 16,
+            W4Tile::M => 32,
+            W4Tile::L => 64,
+        }
+    }
+    /// Output channels per block.
+    pub const BN: usize = 256;
+    /// Threads per block.
+    pub fn threads(self) -> u32 {
+        match self {
+            W4Tile::L => 256,
+            _ => 128,
+        }
+    }
+    /// Dynamic shared memory: stages x (X tile + 4 x 1 KiB codes + 4 x 256 B scales).
+    pub fn smem(self) -> u32 {
+        let (stages, a) = match self {
+            W4Tile::S => (8, 16 * 64),
+            W4Tile::M => (6, 32 * 64),
+            W4Tile::L => (4, 64 * 64),
+        };
+        (stages * (a + 4 * 1024 + 4 * 256)) as u32
+    }
+    /// The kernel-name part.
+    pub fn name(self) -> &'static str {
+        match self {
+            W4Tile::S => "W4S",
+            W4Tile::M => "W4M",
+            W4Tile::L => "W4L",
+        }
+    }
+    /// Output tiles for `m` rows and `n` output channels.
+    pub fn tiles(self, m: usize, n: usize) -> usize {
+        m.div_ceil(self.bm()) * n.div_ceil(Self::BN)
+    }
+}
+
+/// A Marlin-class launch: tile and the split of the `k / 32` k-tiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct W4Plan {
+    pub tile: W4Tile,
+    pub splits: usize,
+    pub kps: usize,
+}
+
+impl W4Plan {
+    /// Workspace words and tickets of the split (0 without a split).
+    pub fn workspace(&self, m: usize, n: usize) -> (usize, usize) {
+        if self.splits <= 1 {
+            return (0, 0);
+        }
+        let tiles = self.tile.tiles(m, n);
+        (tiles * self.splits * self.tile.bm() * W4Tile::BN, tiles)
+    }
+}
+
+/// The plan of `gemm_w4a16` for `Y [m, n] = X [m, k] dequant(W [n, k])^T`; `f16`: X is f16;
+/// `mma_layout`: the weights are in the fragment order (`DeviceInt4Weights::has_mma_layout`,
+/// built only where [`int4_wants_mma_layout`] said so).
+pub(crate) fn w4a16_path(gpu: &Gpu, m: usize, n: usize, k: usize, f16: bool, mma_layout: bool) -> W4a16Path {
+    if mma_layout {
+        if !f16 {
+            return if m <= GEMV_MAX_M { W4a16Path::FragGemv } else { W4a16Path::FragTile };
+        }
+        let tile = match m {
+            0..=16 => W4Tile::S,
+            17..=32 => W4Tile::M,
+            _ => W4Tile::L,
+        };
+        let ktiles = (k / 32).max(1);
+        let tiles = tile.tiles(m, n);
+        let want = gpu.wave().div_ceil(tiles).min(TC_MAX_SPLITS).min((ktiles / TC_MIN_KPS).max(1));
+        let kps = ktiles.div_ceil(want);
+        return W4a16Path::Mma(W4Plan { tile, splits: ktiles.div_ceil(kps), kps });
+    }
     let gemv_max = if gpu.simple { GEMV_ROWS } else { GEMV_MAX_M };
     if m <= gemv_max {
         W4a16Path::Gemv
     } else {
         W4a16Path::Tile
     }
+}
+
+/// True if int4 weights should be stored in the fragment order at upload: sm_80+ (the
+/// tensor-core kernel) and not `SLIMGEMM_KERNEL=simple` (whose kernels read the user's layout).
+pub(crate) fn int4_wants_mma_layout(gpu: &Gpu) -> bool {
+    gpu.sm80() && !gpu.simple
 }
 
 #[cfg(test)]
@@ -356,7 +459,35 @@ mod tests {
         assert!(matches!(w8a8_path(&H200, 17, 4096, 4096), W8a8Path::Tc(_)));
         assert_eq!(w8a8_path(&T4, 4096, 4096, 4096), W8a8Path::Gemv);
         assert_eq!(w8a8_path(&SIMPLE, 9, 4096, 4096), W8a8Path::Mma64);
-        assert_eq!(w4a16_path(&H200, 16, 4096, 4096), W4a16Path::Gemv);
-        assert_eq!(w4a16_path(&SIMPLE, 16, 4096, 4096), W4a16Path::Tile);
+        assert_eq!(w4a16_path(&H200, 16, 4096, 4096, true, false), W4a16Path::Gemv);
+        assert_eq!(w4a16_path(&SIMPLE, 16, 4096, 4096, true, false), W4a16Path::Tile);
+        assert_eq!(w4a16_path(&T4, 17, 4096, 4096, true, false), W4a16Path::Tile);
+    }
+
+    #[test]
+    fn w4a16_marlin_plans() {
+        assert!(int4_wants_mma_layout(&H200));
+        assert!(!int4_wants_mma_layout(&SIMPLE) && !int4_wants_mma_layout(&T4));
+        assert_eq!(w4a16_path(&H200, 1, 4096, 4096, false, true), W4a16Path::FragGemv);
+        assert_eq!(w4a16_path(&H200, 17, 4096, 4096, false, true), W4a16Path::FragTile);
+        for &m in &[1usize, 5, 16, 17, 32, 33, 64, 256, 4096] {
+            for &(n, k) in &[(4096usize, 4096usize), (11008, 4096), (4096, 11008), (1, 32), (33, 256), (4096, 128)] {
+                let W4a16Path::Mma(p) = w4a16_path(&H200, m, n, k, true, true) else { panic!() };
+                let kt = k / 32;
+                assert!(p.tile.bm() >= m.min(64) || p.tile == W4Tile::L, "{m}: {p:?}");
+                assert!(p.splits * p.kps >= kt && (p.splits - 1) * p.kps < kt && p.splits <= TC_MAX_SPLITS, "{m}x{n}x{k}: {p:?}");
+                let blocks = p.tile.tiles(m, n) * p.splits;
+                let most = p.tile.tiles(m, n) * (kt / TC_MIN_KPS).clamp(1, TC_MAX_SPLITS);
+                assert!(blocks >= 132.min(most), "{m}x{n}x{k}: {blocks} blocks ({p:?})");
+                let (ws, t) = p.workspace(m, n);
+                assert_eq!(t, if p.splits > 1 { p.tile.tiles(m, n) } else { 0 });
+                assert!(ws <= 64 << 20, "{ws} words of workspace");
+            }
+        }
+        // The suite's 4096 x 4096 at M = 1 and 16: 16 column blocks of 256, split 9 ways.
+        assert_eq!(w4a16_path(&H200, 1, 4096, 4096, true, true), W4a16Path::Mma(W4Plan { tile: W4Tile::S, splits: 9, kps: 15 }));
+        assert_eq!(W4Tile::S.smem(), 48 * 1024);
+        assert_eq!(W4Tile::M.smem(), 43008);
+        assert_eq!(W4Tile::L.smem(), 36864);
     }
 }

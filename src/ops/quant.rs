@@ -5,7 +5,7 @@ use crate::device::{check, Device};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::formats::{Int4Weights, Int8Matrix};
-use crate::tensor::{DeviceInt4Weights, DeviceInt8Matrix, Tensor};
+use crate::tensor::{DeviceInt4Mma, DeviceInt4Weights, DeviceInt8Matrix, Tensor};
 
 impl Device {
     /// Uploads int8 rows (weights per output channel, or pre-quantized activations), padding
@@ -58,15 +58,45 @@ impl Device {
             ));
         }
         let zeros: Vec<u32> = w.zeros.iter().map(|&z| z as u32).collect();
+        // The tensor-core fragment order replaces the user's layout of the codes where the
+        // backend asks for it (CUDA sm_80+); download_int4 converts back.
+        let (qweight, mma) = if self.backend().int4_wants_mma_layout() && crate::formats::int4_mma::eligible(w) {
+            let l = crate::formats::int4_mma::to_mma(w);
+            (self.upload_slice(&l.qweight)?, Some(DeviceInt4Mma { n_pad: l.n_pad, sz: self.upload_slice(&l.sz)? }))
+        } else {
+            (self.upload_slice(&w.qweight)?, None)
+        };
         Ok(DeviceInt4Weights {
             n: w.n,
             k: w.k,
             group: w.group,
             symmetric: w.zeros.iter().all(|&z| z == 8),
-            qweight: self.upload_slice(&w.qweight)?,
+            qweight,
             scales: self.upload_slice(&w.scales)?,
             zeros: self.upload_slice(&zeros)?,
+            mma,
         })
+    }
+
+    /// Downloads int4 weights in the user's layout ([`Int4Weights::new`]: codes packed along K),
+    /// whatever layout the device keeps them in.
+    pub fn download_int4(&self, w: &DeviceInt4Weights) -> Result<Int4Weights> {
+        let q: Vec<u32> = self.download_slice(&w.qweight)?;
+        let qweight = match &w.mma {
+            Some(m) => {
+                if q.len() != m.n_pad * w.k / 8 {
+                    return Err(Error::shape(
+                        "download_int4",
+                        format!("{} words for the tensor-core layout of {} x {}", q.len(), w.n, w.k),
+                    ));
+                }
+                crate::formats::int4_mma::from_mma(w.n, w.k, &q)
+            }
+            None => q,
+        };
+        let zeros: Vec<u32> = self.download_slice(&w.zeros)?;
+        let zeros = zeros.into_iter().map(|z| u8::try_from(z).unwrap_or(u8::MAX)).collect();
+        Int4Weights::new(w.n, w.k, w.group, qweight, self.download_slice(&w.scales)?, zeros)
     }
 
     /// Per-row (per-token) symmetric int8 quantization of X `[m,k]` (f32/f16) into `out`
