@@ -9,6 +9,7 @@
 //! barriers and the pipeline's buffer rotation, which the SASS and a GPU run have to vouch for.
 //!
 //! Keep the formulas here in step with the CUDA sources: each function names its counterpart.
+#![allow(clippy::needless_range_loop)] // lane loops index several per-lane arrays, as the PTX tables do
 
 use half::f16;
 
