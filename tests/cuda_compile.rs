@@ -85,6 +85,11 @@ fn every_launched_kernel_exists() {
         want.push(("quant_tc", format!("w4a16_mma_{tile}")));
     }
     want.push(("quant_tc", "w4a16_frag_gemv_f32".to_string()));
+    for tile in ["TcL", "TcS"] {
+        for cw in [1, 2, 4] {
+            want.push(("binary", format!("xnor_tc_{tile}_w{cw}")));
+        }
+    }
     want.push(("quant_tc", "w4a16_frag_tile_f32".to_string()));
     for tile in ["TcL", "TcS"] {
         for t in ["f32", "f16"] {

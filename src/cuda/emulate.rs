@@ -370,3 +370,146 @@ fn marlin_warp_step_is_the_dequantized_product() {
     }
     assert_eq!(checked, 16 * 64);
 }
+
+// ---- the XNOR kernel (cuda/binary.cu, xnor_tc_body) ----
+
+/// `mma.sync.aligned.m16n8k256.row.col.s32.b1.b1.s32.and.popc`: registers as m16n8k32 s8 with
+/// 32 bits where s8 has 4 bytes (a0 = row g, bits 32t..32t+31; a2 = bits 128 + 32t..; b0 =
+/// column g, bits 32t..; b1 = bits 128 + 32t..); d += popc(a & b) over the 256 bits.
+fn bmma(acc: &mut [[i32; 4]; 32], a: &[[u32; 4]; 32], b: &[[u32; 2]; 32]) {
+    let mut am = [[0u32; 8]; 16];
+    let mut bm = [[0u32; 8]; 8];
+    for lane in 0..32 {
+        let (g, t) = gt(lane);
+        for (r, (row, w)) in [(g, t), (g + 8, t), (g, 4 + t), (g + 8, 4 + t)].into_iter().enumerate() {
+            am[row][w] = a[lane][r];
+        }
+        bm[g][t] = b[lane][0];
+        bm[g][4 + t] = b[lane][1];
+    }
+    for lane in 0..32 {
+        let (g, t) = gt(lane);
+        for (c, (row, col)) in [(g, 2 * t), (g, 2 * t + 1), (g + 8, 2 * t), (g + 8, 2 * t + 1)].into_iter().enumerate() {
+            acc[lane][c] += (0..8).map(|w| (am[row][w] & bm[col][w]).count_ones() as i32).sum::<i32>();
+        }
+    }
+}
+
+#[test]
+fn xnor_tensor_core_algorithm_matches_the_definition() {
+    // Small convolutions through the kernel's steps: the im2col gather of CW-word copies into
+    // the swizzled tiles, b1 fragments via ldmatrix, AND-popc mma, and the epilogue identity
+    // dot = |T| c_in - 2 X1 - 2 F1 + 4 AND, against sum over counted taps of c_in - 2 popc(x ^ f).
+    struct G {
+        batch: usize,
+        h: usize,
+        w: usize,
+        c_in: usize,
+        c_out: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        zero_pad: bool,
+    }
+    let cases = [
+        G { batch: 2, h: 5, w: 6, c_in: 40, c_out: 10, k: 3, stride: 1, pad: 1, zero_pad: true },
+        G { batch: 2, h: 5, w: 6, c_in: 40, c_out: 10, k: 3, stride: 2, pad: 1, zero_pad: false },
+        G { batch: 1, h: 4, w: 4, c_in: 100, c_out: 37, k: 3, stride: 1, pad: 1, zero_pad: true },
+        G { batch: 1, h: 7, w: 1, c_in: 64, c_out: 64, k: 1, stride: 1, pad: 0, zero_pad: false },
+        G { batch: 1, h: 3, w: 3, c_in: 33, c_out: 5, k: 5, stride: 1, pad: 2, zero_pad: true },
+    ];
+    let cfg = TC_S;
+    for (ci, gm) in cases.iter().enumerate() {
+        let words = gm.c_in.div_ceil(32);
+        let cw = [4, 2, 1].into_iter().find(|c| words % c == 0).unwrap();
+        let (oh, ow) = ((gm.h + 2 * gm.pad - gm.k) / gm.stride + 1, (gm.w + 2 * gm.pad - gm.k) / gm.stride + 1);
+        let (npix, taps) = (gm.batch * oh * ow, gm.k * gm.k);
+        assert!(npix <= cfg.bm && gm.c_out <= cfg.bn);
+        let mut seed = 100 + ci as u64;
+        // Tail bits (channels >= c_in of the last word) are 0, as the format requires.
+        let tail = |w: usize| if w + 1 < words || gm.c_in % 32 == 0 { u32::MAX } else { (1u32 << (gm.c_in % 32)) - 1 };
+        let mut bits = |rows: usize| -> Vec<u32> { (0..rows * words).map(|i| lcg(&mut seed) & tail(i % words)).collect() };
+        let x = bits(gm.batch * gm.h * gm.w);
+        let f = bits(gm.c_out * taps);
+        let inside = |p: usize, t: usize| -> Option<usize> {
+            let (n, rem) = (p / (oh * ow), p % (oh * ow));
+            let iy = (rem / ow * gm.stride + t / gm.k) as isize - gm.pad as isize;
+            let ix = (rem % ow * gm.stride + t % gm.k) as isize - gm.pad as isize;
+            (iy >= 0 && ix >= 0 && (iy as usize) < gm.h && (ix as usize) < gm.w).then(|| (n * gm.h + iy as usize) * gm.w + ix as usize)
+        };
+        // Reference.
+        let reference = |p: usize, o: usize| -> i32 {
+            (0..taps)
+                .filter_map(|t| match inside(p, t) {
+                    Some(ip) => Some((0..words).map(|w| (x[ip * words + w] ^ f[(o * taps + t) * words + w]).count_ones()).sum::<u32>()),
+                    None if !gm.zero_pad => Some((0..words).map(|w| f[(o * taps + t) * words + w].count_ones()).sum::<u32>()),
+                    None => None,
+                })
+                .map(|pop| gm.c_in as i32 - 2 * pop as i32)
+                .sum()
+        };
+        // The kernel: k-tiles of 16 words, K word kw = tap * words + w.
+        let kwords = taps * words;
+        let a_bytes = cfg.bm * 64;
+        let mut and = vec![0i32; cfg.bm * cfg.bn];
+        for kt in 0..kwords.div_ceil(16) {
+            let mut smem = vec![0u8; a_bytes + cfg.bn * 64];
+            for row in 0..cfg.bm.max(cfg.bn) {
+                for unit in 0..16 / cw {
+                    let kw = kt * 16 + unit * cw;
+                    let off = kmajor_off(row, (unit * cw) >> 2) + ((unit * cw) & 3) * 4;
+                    for e in 0..cw {
+                        let (tap, w) = (kw / words, kw % words + e);
+                        if row < cfg.bm && kw < kwords && row < npix {
+                            if let Some(ip) = inside(row, tap) {
+                                smem[off + 4 * e..off + 4 * e + 4].copy_from_slice(&x[ip * words + w].to_le_bytes());
+                            }
+                        }
+                        if row < cfg.bn && kw < kwords && row < gm.c_out {
+                            let v = f[row * kwords + kw + e];
+                            smem[a_bytes + off + 4 * e..a_bytes + off + 4 * e + 4].copy_from_slice(&v.to_le_bytes());
+                        }
+                    }
+                }
+            }
+            for warp in 0..cfg.warps_m * cfg.warps_n {
+                let (wm, wn) = (warp / cfg.warps_n, warp % cfg.warps_n);
+                for ks in 0..2 {
+                    for mt in 0..cfg.wtm() / 16 {
+                        let a = ldmatrix_x4(&smem, &frag_a_addr(0, wm * cfg.wtm() + mt * 16, ks), false);
+                        for np in 0..cfg.wtn() / 16 {
+                            let b = ldmatrix_x4(&smem, &frag_b_kmajor_addr(a_bytes, wn * cfg.wtn() + np * 16, ks), false);
+                            for half in 0..2 {
+                                let bsel: [[u32; 2]; 32] = std::array::from_fn(|l| [b[l][half * 2], b[l][half * 2 + 1]]);
+                                let mut acc = [[0i32; 4]; 32];
+                                bmma(&mut acc, &a, &bsel);
+                                for lane in 0..32 {
+                                    let (g, t) = gt(lane);
+                                    for c in 0..4 {
+                                        let row = wm * cfg.wtm() + mt * 16 + g + 8 * (c >> 1);
+                                        let col = wn * cfg.wtn() + np * 16 + half * 8 + 2 * t + (c & 1);
+                                        and[row * cfg.bn + col] += acc[lane][c];
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Epilogue.
+        for p in 0..npix {
+            let x1: i32 = (0..taps)
+                .filter_map(|t| inside(p, t))
+                .map(|ip| (0..words).map(|w| x[ip * words + w].count_ones() as i32).sum::<i32>())
+                .sum();
+            let cnt = if gm.zero_pad { (0..taps).filter(|&t| inside(p, t).is_some()).count() } else { taps } as i32;
+            for o in 0..gm.c_out {
+                let fp = |t: usize| (0..words).map(|w| f[(o * taps + t) * words + w].count_ones() as i32).sum::<i32>();
+                let f1: i32 = (0..taps).filter(|&t| !gm.zero_pad || inside(p, t).is_some()).map(fp).sum();
+                let dot = cnt * gm.c_in as i32 - 2 * x1 - 2 * f1 + 4 * and[p * cfg.bn + o];
+                assert_eq!(dot, reference(p, o), "case {ci}: pixel {p} channel {o}");
+            }
+        }
+    }
+}

@@ -361,6 +361,40 @@ pub(crate) fn int4_wants_mma_layout(gpu: &Gpu) -> bool {
     gpu.sm80() && !gpu.simple
 }
 
+// ---------------------------------------------------------------------------------------
+// Binary
+
+/// Most filter taps of the tensor-core XNOR kernel (`XT_MAX_TAPS`: per-tap filter popcounts
+/// live in shared memory).
+pub(crate) const XT_MAX_TAPS: usize = 25;
+
+/// How `xnor_conv2d` / `xnor_gemm` run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum XnorPath {
+    /// `xnor_conv` (`__popc` on CUDA cores), grid `(ceil(npix / 64), ceil(c_out / 64))`.
+    Popc,
+    /// `xnor_tc_<tile>_w<cw>` (1-bit tensor cores, `mma ... b1 .and.popc`): grid
+    /// `(ceil(c_out / BN), ceil(npix / BM), splits)`, k-tiles of 16 words, copies of `cw` words.
+    Tc { tile: TcTile, splits: usize, kps: usize, cw: usize },
+}
+
+/// The plan of an XNOR conv over `npix` output pixels, `c_out` channels, `taps` filter taps and
+/// `words` u32 per input pixel: tensor cores from sm_80 for up to [`XT_MAX_TAPS`] taps; 128 x
+/// 128 tiles where they make a wave, else 64 x 64 split over the (short) reduction until about a
+/// wave of blocks runs.
+pub(crate) fn xnor_path(gpu: &Gpu, npix: usize, c_out: usize, taps: usize, words: usize) -> XnorPath {
+    if gpu.simple || !gpu.sm80() || taps == 0 || taps > XT_MAX_TAPS || words == 0 {
+        return XnorPath::Popc;
+    }
+    let cw = [4, 2, 1].into_iter().find(|c| words % c == 0).unwrap_or(1);
+    let ktiles = (taps * words).div_ceil(16);
+    let tile = if TcTile::L.tiles(npix, c_out) >= gpu.wave() { TcTile::L } else { TcTile::S };
+    let tiles = tile.tiles(npix, c_out);
+    let want = if tile == TcTile::L { 1 } else { gpu.wave().div_ceil(tiles).min(TC_MAX_SPLITS).min(ktiles) };
+    let kps = ktiles.div_ceil(want.max(1));
+    XnorPath::Tc { tile, splits: ktiles.div_ceil(kps), kps, cw }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -451,6 +485,40 @@ mod tests {
         assert_eq!(tc_plan(&H200, 64, 4096, 64), TcPlan { tile: TcTile::S, splits: 3, kps: 22 });
         assert_eq!(TcTile::L.smem(), 64 * 1024);
         assert_eq!(TcTile::S.smem(), 32 * 1024);
+    }
+
+    #[test]
+    fn xnor_plans() {
+        assert_eq!(xnor_path(&SIMPLE, 200704, 64, 9, 2), XnorPath::Popc);
+        assert_eq!(xnor_path(&T4, 200704, 64, 9, 2), XnorPath::Popc);
+        assert_eq!(xnor_path(&H200, 200704, 64, 49, 2), XnorPath::Popc);
+        // ResNet-18 3x3 layers at batch 64 and 1 (npix, c_out, words), the stride-2 layer, a
+        // ragged channel count and xnor_gemm (one tap).
+        for &(npix, c_out, words) in &[
+            (64 * 3136, 64, 2),
+            (64 * 784, 128, 4),
+            (64 * 196, 256, 8),
+            (64 * 49, 512, 16),
+            (3136, 64, 2),
+            (784, 128, 4),
+            (196, 256, 8),
+            (49, 512, 16),
+            (784, 128, 2),
+            (49, 37, 4),
+            (64, 256, 128),
+        ] {
+            for taps in [1, 9] {
+                let XnorPath::Tc { tile, splits, kps, cw } = xnor_path(&H200, npix, c_out, taps, words) else { panic!() };
+                let kt = (taps * words).div_ceil(16);
+                assert!(words % cw == 0 && [1, 2, 4].contains(&cw));
+                assert!(splits * kps >= kt && (splits - 1) * kps < kt && splits <= TC_MAX_SPLITS, "{splits} x {kps} for {kt}");
+                let blocks = tile.tiles(npix, c_out) * splits;
+                let most = tile.tiles(npix, c_out) * kt.min(TC_MAX_SPLITS);
+                // (Rounding the split to whole k-tiles may lose a little.)
+                assert!(blocks * 10 >= 9 * 99.min(most), "{npix} px x {c_out} ch, {taps} taps: {blocks} blocks");
+            }
+        }
+        assert!(matches!(xnor_path(&H200, 49, 512, 9, 16), XnorPath::Tc { tile: TcTile::S, splits: 9, kps: 1, cw: 4 }));
     }
 
     #[test]
