@@ -1,8 +1,9 @@
 // slimgemm binary kernels: binarize_pack, and one implicit-GEMM XNOR kernel serving
 // xnor_conv2d (f32 or bit output) and xnor_gemm (a 1 x 1 "conv" over an m x 1 image).
 // Bits follow the LCE convention: bit 1 = -1, bit 0 = +1, tail bits 0.
-// The 1-bit tensor-core path (mma.sync .b1 .and.popc) is not used: without a GPU to test on,
-// the kernel is a register-blocked __popc GEMM (4 x 4 outputs per thread, 32 bits per popc).
+// xnor_conv is a register-blocked __popc GEMM (4 x 4 outputs per thread, 32 bits per popc):
+// every arch, and the simple path; from sm_80 the plan (src/cuda/plan.rs) takes xnor_tc_* at the
+// end of this file (mma.sync b1 .and.popc on the common tensor-core main loop).
 
 // binarize_pack: one warp per output word; lane l reads X[row, 32 w + l] (coalesced) and
 // __ballot_sync packs the signs (x < 0 -> bit 1; NaN and -0 give 0, as the CPU).

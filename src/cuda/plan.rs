@@ -191,12 +191,13 @@ pub(crate) const TC_MAX_SPLITS: usize = 16;
 pub(crate) const TC_MIN_KPS: usize = 4;
 
 /// Tile and split for an `m x n` result over `ktiles` k-tiles of 64 bytes: 128 x 128 where
-/// that makes a wave of blocks, else 64 x 64, split over K until about a wave of blocks runs
-/// (each split at least `TC_MIN_KPS` k-tiles).
+/// that makes a wave of blocks and both sides exceed 64 (else half the tile would be padding),
+/// else 64 x 64, split over K until about a wave of blocks runs (each split at least
+/// `TC_MIN_KPS` k-tiles).
 pub(crate) fn tc_plan(gpu: &Gpu, m: usize, n: usize, ktiles: usize) -> TcPlan {
     let wave = gpu.wave();
     let ktiles = ktiles.max(1);
-    if TcTile::L.tiles(m, n) >= wave {
+    if m > 64 && n > 64 && TcTile::L.tiles(m, n) >= wave {
         return TcPlan { tile: TcTile::L, splits: 1, kps: ktiles };
     }
     let tiles = TcTile::S.tiles(m, n);
@@ -388,7 +389,7 @@ pub(crate) fn xnor_path(gpu: &Gpu, npix: usize, c_out: usize, taps: usize, words
     }
     let cw = [4, 2, 1].into_iter().find(|c| words % c == 0).unwrap_or(1);
     let ktiles = (taps * words).div_ceil(16);
-    let tile = if TcTile::L.tiles(npix, c_out) >= gpu.wave() { TcTile::L } else { TcTile::S };
+    let tile = if c_out > 64 && TcTile::L.tiles(npix, c_out) >= gpu.wave() { TcTile::L } else { TcTile::S };
     let tiles = tile.tiles(npix, c_out);
     let want = if tile == TcTile::L { 1 } else { gpu.wave().div_ceil(tiles).min(TC_MAX_SPLITS).min(ktiles) };
     let kps = ktiles.div_ceil(want.max(1));
