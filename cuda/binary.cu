@@ -1,8 +1,9 @@
 // slimgemm binary kernels: binarize_pack, and one implicit-GEMM XNOR kernel serving
 // xnor_conv2d (f32 or bit output) and xnor_gemm (a 1 x 1 "conv" over an m x 1 image).
 // Bits follow the LCE convention: bit 1 = -1, bit 0 = +1, tail bits 0.
-// The 1-bit tensor-core path (mma.sync .b1 .and.popc) is not used: without a GPU to test on,
-// the kernel is a register-blocked __popc GEMM (4 x 4 outputs per thread, 32 bits per popc).
+// xnor_conv is a register-blocked __popc GEMM (4 x 4 outputs per thread, 32 bits per popc):
+// every arch, and the simple path; from sm_80 the plan (src/cuda/plan.rs) takes xnor_tc_* at the
+// end of this file (mma.sync b1 .and.popc on the common tensor-core main loop).
 
 // binarize_pack: one warp per output word; lane l reads X[row, 32 w + l] (coalesced) and
 // __ballot_sync packs the signs (x < 0 -> bit 1; NaN and -0 give 0, as the CPU).
@@ -166,3 +167,218 @@ extern "C" __global__ void __launch_bounds__(256) xnor_conv(ConvGeom g, const u3
         }
     }
 }
+
+// ---- XNOR implicit GEMM on 1-bit tensor cores (sm_80+) ----
+// mma.sync.aligned.m16n8k256.row.col.s32.b1.b1.s32.and.popc gives AND(p, o) = sum over the
+// taps and words of popc(x & f). With popc(x ^ f) = popc(x) + popc(f) - 2 popc(x & f), the XNOR
+// dot over the counted taps T(p) (all taps with one padding, the taps inside the image with
+// zero padding; out-of-image input words are 0) is
+//   dot = |T(p)| c_in - 2 X1(p) - 2 F1(p, o) + 4 AND(p, o),
+// X1(p) = sum over taps of popc(x) (0 outside), F1(p, o) = sum over t in T(p) of popc(f_o,t).
+// The b1 fragments are bit for bit those of m16n8k32 s8 (32 bits per register where s8 has 4
+// bytes), so the main loop is the common one (swizzled 64-byte K rows = 512 bits per k-tile,
+// ldmatrix, cp.async stages, split-K); only the loader differs: an im2col gather of CW words
+// (4, 8 or 16 bytes, CW | words) per copy, K word kw = tap * words + w. The block first counts
+// popc(f) per (channel, tap) into shared memory; the epilogue adds X1 (lanes of a row split the
+// taps, then two shuffles), |T(p)| and F1 (the full sum inside the image, the tap loop only at
+// borders with zero padding) and applies y = alpha dot + bias exactly as the CPU.
+// Contract: as xnor_conv, and kh * kw <= XT_MAX_TAPS, words % CW == 0, X and F 4 * CW-byte
+// aligned; grid = (ceil(c_out / BN), ceil(npix / BM), splits) with non-empty splits of kps
+// k-tiles (16 words each); ws / tickets as the other tensor-core kernels; dynamic shared
+// memory C::SMEM.
+#define XT_MAX_TAPS 25
+template <int BYTES>
+__device__ __forceinline__ void xt_cp(u32 dst, const void* src, int bytes) {
+#if __CUDA_ARCH__ >= 800
+    if (BYTES == 16) {
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes) : "memory");
+    } else {
+        asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(dst), "l"(src), "n"(BYTES), "r"(bytes) : "memory");
+    }
+#endif
+}
+__device__ __forceinline__ void tc_bmma(int (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) {
+#if __CUDA_ARCH__ >= 800
+    asm volatile("mma.sync.aligned.m16n8k256.row.col.s32.b1.b1.s32.and.popc {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
+}
+
+template <class C, int CW>
+__device__ __forceinline__ void xnor_tc_body(const ConvGeom& g, const u32* __restrict__ X, const u32* __restrict__ F,
+                                             const float* __restrict__ alpha, const float* __restrict__ bias,
+                                             const float* __restrict__ thresholds, float* __restrict__ Y, u32* __restrict__ Ybits,
+                                             int mode, int kps, u32* __restrict__ ws, u32* __restrict__ tickets) {
+#if __CUDA_ARCH__ >= 800
+    extern __shared__ __align__(128) unsigned char xt_smem[];
+    __shared__ int fp[C::BN][XT_MAX_TAPS];
+    __shared__ int fall[C::BN];
+    __shared__ u32 obits[C::BM][C::BN / 32];
+    constexpr int CPR = 16 / CW;  // copy units per row and k-tile
+    static_assert(C::THREADS % CPR == 0 && (C::BM * CPR) % C::THREADS == 0 && (C::BN * CPR) % C::THREADS == 0, "gather shape");
+    constexpr int ITA = C::BM * CPR / C::THREADS, ITB = C::BN * CPR / C::THREADS;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int wm = warp / C::WARPS_N, wn = warp % C::WARPS_N;
+    const int taps = g.kh * g.kw, kwords = taps * g.words;
+    const int opix = g.out_h * g.out_w, npix = g.batch * opix;
+    const int row0 = blockIdx.y * C::BM, col0 = blockIdx.x * C::BN;
+    const int ktiles = (kwords + 15) >> 4;
+    const int kt0 = blockIdx.z * kps, kt1 = min(ktiles, kt0 + kps);
+    // popc of every filter tap of the block's channels (ordered before use by the pipeline's
+    // first barrier, or the one below when the split has no k-tile).
+    for (int e = tid; e < C::BN * taps; e += C::THREADS) {
+        const int c = e / taps, t = e - c * taps, o = col0 + c;
+        int s = 0;
+        if (o < g.c_out)
+            for (int w = 0; w < g.words; ++w) s += __popc(__ldg(F + ((i64)o * taps + t) * g.words + w));
+        fp[c][t] = s;
+    }
+    // This thread's gather rows (fixed across k-tiles) and copy unit.
+    const int unit = tid % CPR;
+    int rb[ITA], iy0[ITA], ix0[ITA];
+#pragma unroll
+    for (int it = 0; it < ITA; ++it) {
+        const int p = row0 + (tid + it * C::THREADS) / CPR;
+        const int n = p < npix ? p / opix : 0, rem = p < npix ? p - n * opix : 0;
+        rb[it] = p < npix ? n * g.in_h : -1;
+        iy0[it] = (rem / g.out_w) * g.stride_h - g.pad_h;
+        ix0[it] = (rem % g.out_w) * g.stride_w - g.pad_w;
+    }
+    const u32 sbase = tc_smem_u32(xt_smem);
+    auto load = [&](int buf, int kt) {
+        const u32 sa = sbase + buf * C::STAGE_BYTES, sb = sa + C::A_BYTES;
+        const int kw = kt * 16 + unit * CW;
+        const bool kin = kw < kwords;
+        const int tap = kin ? kw / g.words : 0, w = kw - tap * g.words;
+        const int ky = tap / g.kw, kx = tap - ky * g.kw;
+#pragma unroll
+        for (int it = 0; it < ITA; ++it) {
+            const int r = (tid + it * C::THREADS) / CPR;
+            const int iy = iy0[it] + ky, ix = ix0[it] + kx;
+            const bool in = kin && rb[it] >= 0 && iy >= 0 && ix >= 0 && iy < g.in_h && ix < g.in_w;
+            const u32* src = in ? X + (((i64)rb[it] + iy) * g.in_w + ix) * g.words + w : X;
+            xt_cp<CW * 4>(sa + tc_kmajor_off(r, (unit * CW) >> 2) + ((unit * CW) & 3) * 4, src, in ? CW * 4 : 0);
+        }
+#pragma unroll
+        for (int it = 0; it < ITB; ++it) {
+            const int r = (tid + it * C::THREADS) / CPR;
+            const int o = col0 + r;
+            const bool in = kin && o < g.c_out;
+            const u32* src = in ? F + (i64)o * kwords + kw : F;
+            xt_cp<CW * 4>(sb + tc_kmajor_off(r, (unit * CW) >> 2) + ((unit * CW) & 3) * 4, src, in ? CW * 4 : 0);
+        }
+    };
+    int acc[C::MT][C::NT][4];
+#pragma unroll
+    for (int a = 0; a < C::MT; ++a)
+#pragma unroll
+        for (int b = 0; b < C::NT; ++b)
+#pragma unroll
+            for (int c = 0; c < 4; ++c) acc[a][b][c] = 0;
+    auto compute = [&](int buf, int) {
+        const u32 sa = sbase + buf * C::STAGE_BYTES, sb = sa + C::A_BYTES;
+#pragma unroll
+        for (int ks = 0; ks < 2; ++ks) {
+            u32 a[C::MT][4], b[C::NT / 2][4];
+#pragma unroll
+            for (int mt = 0; mt < C::MT; ++mt) tc_frag_a(a[mt], sa, wm * C::WTM + mt * 16, ks, lane);
+#pragma unroll
+            for (int np = 0; np < C::NT / 2; ++np) tc_frag_b_kmajor(b[np], sb, wn * C::WTN + np * 16, ks, lane);
+#pragma unroll
+            for (int mt = 0; mt < C::MT; ++mt)
+#pragma unroll
+                for (int nt = 0; nt < C::NT; ++nt) tc_bmma(acc[mt][nt], a[mt], b[nt >> 1][(nt & 1) * 2], b[nt >> 1][(nt & 1) * 2 + 1]);
+        }
+    };
+    tc_pipeline<C::STAGES>(kt0, kt1, load, compute);
+    __syncthreads();  // fp complete even when this split had no k-tile
+    if (gridDim.z > 1 &&
+        !tc_splitk_reduce<C::MT, C::NT, C::THREADS>(acc, ws, tickets, blockIdx.y * gridDim.x + blockIdx.x,
+                                                    [&](int mt) { return row0 + tc_row<C>(mt, 0) < npix; }))
+        return;
+    for (int c = tid; c < C::BN; c += C::THREADS) {
+        int s = 0;
+        for (int t = 0; t < taps; ++t) s += fp[c][t];
+        fall[c] = s;
+    }
+    if (mode != 0)
+        for (int e = tid; e < C::BM * (C::BN / 32); e += C::THREADS) obits[e / (C::BN / 32)][e % (C::BN / 32)] = 0u;
+    __syncthreads();
+    const int t4 = lane & 3;
+#pragma unroll
+    for (int mt = 0; mt < C::MT; ++mt) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int rl = tc_row<C>(mt, h), p = row0 + rl;
+            const bool pin = p < npix;
+            const int n = pin ? p / opix : 0, rem = pin ? p - n * opix : 0;
+            const int y0 = (rem / g.out_w) * g.stride_h - g.pad_h, x0 = (rem % g.out_w) * g.stride_w - g.pad_w;
+            // X1 and |T(p)|: lane t4 takes taps t4, t4 + 4, ...; the 4 lanes of the row add up.
+            int x1 = 0, cnt = 0;
+            for (int t = t4; t < taps; t += 4) {
+                const int ky = t / g.kw, kx = t - ky * g.kw, iy = y0 + ky, ix = x0 + kx;
+                if (pin && iy >= 0 && ix >= 0 && iy < g.in_h && ix < g.in_w) {
+                    ++cnt;
+                    const u32* xp = X + (((i64)n * g.in_h + iy) * g.in_w + ix) * g.words;
+                    for (int w = 0; w < g.words; ++w) x1 += __popc(__ldg(xp + w));
+                }
+            }
+            x1 += __shfl_xor_sync(0xffffffffu, x1, 1);
+            x1 += __shfl_xor_sync(0xffffffffu, x1, 2);
+            cnt += __shfl_xor_sync(0xffffffffu, cnt, 1);
+            cnt += __shfl_xor_sync(0xffffffffu, cnt, 2);
+            if (!pin) continue;
+            const bool border = g.zero_pad && cnt < taps;
+            if (!g.zero_pad) cnt = taps;
+#pragma unroll
+            for (int nt = 0; nt < C::NT; ++nt) {
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    const int cl = tc_col<C>(nt) + e, o = col0 + cl;
+                    if (o >= g.c_out) continue;
+                    int f1 = fall[cl];
+                    if (border) {
+                        f1 = 0;
+                        for (int t = 0; t < taps; ++t) {
+                            const int ky = t / g.kw, kx = t - ky * g.kw, iy = y0 + ky, ix = x0 + kx;
+                            if (iy >= 0 && ix >= 0 && iy < g.in_h && ix < g.in_w) f1 += fp[cl][t];
+                        }
+                    }
+                    const int dot = cnt * g.c_in - 2 * x1 - 2 * f1 + 4 * acc[mt][nt][2 * h + e];
+                    float y = __fmul_rn(__ldg(alpha + o), (float)dot);
+                    if (bias != nullptr) y = __fadd_rn(y, __ldg(bias + o));
+                    if (mode == 0) {
+                        Y[(i64)p * g.c_out + o] = y;
+                    } else if (y < __ldg(thresholds + o)) {
+                        atomicOr(&obits[rl][cl >> 5], 1u << (cl & 31));
+                    }
+                }
+            }
+        }
+    }
+    if (mode != 0) {
+        __syncthreads();
+        for (int e = tid; e < C::BM * (C::BN / 32); e += C::THREADS) {
+            const int rl = e / (C::BN / 32), wi = e % (C::BN / 32);
+            const int p = row0 + rl, word = col0 / 32 + wi;
+            if (p < npix && word < g.out_words) Ybits[(i64)p * g.out_words + word] = obits[rl][wi];
+        }
+    }
+#endif
+}
+
+typedef TcCfg<128, 128, 2, 4, 4> TcL;
+typedef TcCfg<64, 64, 2, 2, 4> TcS;
+#define XNOR_TC(CFG, CW)                                                                                                 \
+    extern "C" __global__ void __launch_bounds__(CFG::THREADS)                                                           \
+        xnor_tc_##CFG##_w##CW(ConvGeom g, const u32* X, const u32* F, const float* alpha, const float* bias,             \
+                              const float* thresholds, float* Y, u32* Ybits, int mode, int kps, u32* ws, u32* tickets) { \
+        xnor_tc_body<CFG, CW>(g, X, F, alpha, bias, thresholds, Y, Ybits, mode, kps, ws, tickets);                       \
+    }
+XNOR_TC(TcL, 1)
+XNOR_TC(TcL, 2)
+XNOR_TC(TcL, 4)
+XNOR_TC(TcS, 1)
+XNOR_TC(TcS, 2)
+XNOR_TC(TcS, 4)

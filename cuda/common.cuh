@@ -47,6 +47,21 @@ __device__ __forceinline__ void load4(const h16* p, float out[4]) {
     out[2] = h16_bits_to_f32((unsigned short)(v.y & 0xffffu));
     out[3] = h16_bits_to_f32((unsigned short)(v.y >> 16));
 }
+// 8 consecutive elements as f32 (f32: two 16-byte loads; f16: one 16-byte load); the caller
+// guarantees 16-byte alignment.
+__device__ __forceinline__ void vload8(const float* p, float out[8]) {
+    load4(p, out);
+    load4(p + 4, out + 4);
+}
+__device__ __forceinline__ void vload8(const h16* p, float out[8]) {
+    const uint4 v = __ldg(reinterpret_cast<const uint4*>(p));
+    const u32 w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        out[2 * i] = h16_bits_to_f32((unsigned short)(w[i] & 0xffffu));
+        out[2 * i + 1] = h16_bits_to_f32((unsigned short)(w[i] >> 16));
+    }
+}
 __device__ __forceinline__ float ldg(const float* p) { return __ldg(p); }
 __device__ __forceinline__ float ldg(const h16* p) {
     return h16_bits_to_f32(__ldg(reinterpret_cast<const unsigned short*>(p)));
@@ -76,5 +91,335 @@ __device__ __forceinline__ void tile_fma_4x4(float (&acc)[4][4], const float (*A
         for (int r = 0; r < 4; ++r)
 #pragma unroll
             for (int c = 0; c < 4; ++c) acc[r][c] = fmaf(a[r], b[c], acc[r][c]);
+    }
+}
+
+// =====================================================================================
+// Tensor-core main loop (sm_80+), shared by the int8 GEMM (IMMA m16n8k32 s8), the int4
+// weight-only GEMM and the f16 low-rank GEMMs (HMMA m16n8k16, f32 accumulation).
+//
+// A block computes a BM x BN tile of C = A B with WARPS_M x WARPS_N warps (warp tile
+// WTM x WTN = MT m16 tiles x NT n8 tiles). K advances in k-tiles of 64 bytes (32 f16 or 64
+// int8 = two mma k-steps of 32 bytes), staged through STAGES shared-memory buffers filled by
+// cp.async (16-byte copies, zero-filled outside the matrix, so no thread branches around a
+// copy) and read with ldmatrix:
+// - A is K-major (row i of A is contiguous along K): smem [BM][64 bytes], 16-byte chunk c of
+//   row r stored at chunk c ^ ((r >> 1) & 3) (XOR swizzle: the 8 row addresses of every
+//   ldmatrix 8x8 matrix fall in 8 different bank groups, no padding);
+// - B is K-major too ([N][K], "NT": int8 weights, U in T U^T, V in U V^T): smem [BN][64
+//   bytes], same swizzle, ldmatrix (non-transposed) yields the "col" B fragment directly;
+// - or B is N-major ([K][N], "NN": V in X V), f16 only: smem [32 k][BN], chunk c of k-row r at
+//   c ^ (r & 7); ldmatrix.trans yields the B fragment.
+// tc_pipeline runs the stages: prologue of STAGES - 1 k-tiles, then per k-tile one
+// cp.async.wait_group + one barrier, the prefetch of k-tile kt + STAGES - 1 into the buffer
+// freed by iteration kt - 1, and the warp's mma work on buffer kt % STAGES.
+// Split-K: blockIdx.z takes k-tiles [z * kps, (z + 1) * kps); partial accumulators go to a
+// workspace in fragment order (coalesced float4 / int4 per thread) and the last block of each
+// output tile (a ticket after __threadfence) adds them in split order (deterministic; exact for
+// int32) and runs the epilogue.
+// =====================================================================================
+
+template <int BM_, int BN_, int WARPS_M_, int WARPS_N_, int STAGES_>
+struct TcCfg {
+    static constexpr int BM = BM_, BN = BN_, WARPS_M = WARPS_M_, WARPS_N = WARPS_N_, STAGES = STAGES_;
+    static constexpr int THREADS = 32 * WARPS_M * WARPS_N;
+    static constexpr int WTM = BM / WARPS_M, WTN = BN / WARPS_N;
+    static constexpr int MT = WTM / 16, NT = WTN / 8;
+    static constexpr int A_BYTES = BM * 64, B_BYTES = BN * 64;
+    static constexpr int STAGE_BYTES = A_BYTES + B_BYTES;
+    static constexpr int SMEM = STAGES * STAGE_BYTES;
+    static_assert(WTM % 16 == 0 && WTN % 16 == 0, "warp tile: whole m16 tiles and pairs of n8 tiles");
+    static_assert(STAGES >= 2, "at least double buffering");
+};
+
+__device__ __forceinline__ u32 tc_smem_u32(const void* p) { return (u32)__cvta_generic_to_shared(p); }
+
+// 16-byte global -> shared copy; `bytes` (0..16) are read, the rest of the 16 zero-filled.
+__device__ __forceinline__ void tc_cp16(u32 dst, const void* src, int bytes) {
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes) : "memory");
+#endif
+}
+__device__ __forceinline__ void tc_cp_commit() {
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+template <int N>
+__device__ __forceinline__ void tc_cp_wait() {
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+#endif
+}
+__device__ __forceinline__ void tc_ldsm_x4(u32 (&r)[4], u32 addr) {
+#if __CUDA_ARCH__ >= 800
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+#endif
+}
+__device__ __forceinline__ void tc_ldsm_x4_trans(u32 (&r)[4], u32 addr) {
+#if __CUDA_ARCH__ >= 800
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+#endif
+}
+// d += a b, m16n8k16, f16 inputs, f32 accumulation.
+__device__ __forceinline__ void tc_mma_f16(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) {
+#if __CUDA_ARCH__ >= 800
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
+}
+// d += a b, m16n8k32, s8 inputs, exact s32 accumulation.
+__device__ __forceinline__ void tc_mma_s8(int (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) {
+#if __CUDA_ARCH__ >= 800
+    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
+}
+
+// Byte offset of 16-byte chunk c (0..3) of row r in a K-major [rows][64 bytes] tile.
+__device__ __forceinline__ u32 tc_kmajor_off(int r, int c) { return (u32)(r * 64 + ((c ^ ((r >> 1) & 3)) << 4)); }
+// Byte offset of 16-byte chunk c of k-row r in an N-major [32][BN] f16 tile (BN * 2 bytes a row).
+template <int BN>
+__device__ __forceinline__ u32 tc_nmajor_off(int r, int c) {
+    return (u32)(r * (BN * 2) + ((c ^ (r & 7)) << 4));
+}
+
+// Stages the K-major tile rows [row0, row0 + ROWS) x bytes [kb, kb + 64) of a matrix of
+// `rows` rows of `kbytes` valid bytes, row pitch `ld` bytes (a multiple of 16, base 16-byte
+// aligned); bytes outside the matrix are zero.
+template <int ROWS, int THREADS>
+__device__ __forceinline__ void tc_load_kmajor(u32 dst, const unsigned char* __restrict__ g, i64 ld, int row0, int rows, int kb,
+                                               int kbytes) {
+#pragma unroll
+    for (int it = 0; it < (ROWS * 4 + THREADS - 1) / THREADS; ++it) {
+        const int idx = threadIdx.x + it * THREADS;
+        if ((ROWS * 4) % THREADS == 0 || idx < ROWS * 4) {
+            const int r = idx >> 2, c = idx & 3;
+            const int gr = row0 + r, gk = kb + c * 16;
+            const int bytes = (gr < rows && gk < kbytes) ? min(16, kbytes - gk) : 0;
+            const unsigned char* src = bytes > 0 ? g + (i64)gr * ld + gk : g;
+            tc_cp16(dst + tc_kmajor_off(r, c), src, bytes);
+        }
+    }
+}
+
+// Stages the N-major f16 tile k-rows [k0, k0 + 32) x columns [col0, col0 + BN) of a [k][n]
+// matrix with row pitch `ld` elements (a multiple of 8, base 16-byte aligned); zero outside.
+template <int BN, int THREADS>
+__device__ __forceinline__ void tc_load_nmajor(u32 dst, const h16* __restrict__ g, i64 ld, int k0, int k, int col0, int n) {
+    constexpr int CPR = BN / 8;
+#pragma unroll
+    for (int it = 0; it < (32 * CPR + THREADS - 1) / THREADS; ++it) {
+        const int idx = threadIdx.x + it * THREADS;
+        if ((32 * CPR) % THREADS == 0 || idx < 32 * CPR) {
+            const int r = idx / CPR, c = idx % CPR;
+            const int gk = k0 + r, gc = col0 + c * 8;
+            const int bytes = (gk < k && gc < n) ? min(16, (n - gc) * 2) : 0;
+            const h16* src = bytes > 0 ? g + (i64)gk * ld + gc : g;
+            tc_cp16(dst + tc_nmajor_off<BN>(r, c), src, bytes);
+        }
+    }
+}
+
+// A fragment (m16 x 32 bytes: a0..a3 of m16n8k16 f16 / m16n8k32 s8) of the 16 rows at r0,
+// k-step ks (0 or 1) of a K-major tile at `base`.
+__device__ __forceinline__ void tc_frag_a(u32 (&a)[4], u32 base, int r0, int ks, int lane) {
+    const int r = r0 + (lane & 15);
+    tc_ldsm_x4(a, base + tc_kmajor_off(r, ks * 2 + (lane >> 4)));
+}
+// B fragments of the two n8 tiles at n0 and n0 + 8 (b[0], b[1] and b[2], b[3]), k-step ks,
+// from a K-major tile.
+__device__ __forceinline__ void tc_frag_b_kmajor(u32 (&b)[4], u32 base, int n0, int ks, int lane) {
+    const int r = n0 + (lane & 7) + ((lane >> 4) << 3);
+    tc_ldsm_x4(b, base + tc_kmajor_off(r, ks * 2 + ((lane >> 3) & 1)));
+}
+// The same from an N-major f16 tile.
+template <int BN>
+__device__ __forceinline__ void tc_frag_b_nmajor(u32 (&b)[4], u32 base, int n0, int ks, int lane) {
+    const int r = ks * 16 + (lane & 7) + (((lane >> 3) & 1) << 3);
+    tc_ldsm_x4_trans(b, base + tc_nmajor_off<BN>(r, (n0 >> 3) + (lane >> 4)));
+}
+
+// The multistage pipeline over k-tiles [kt0, kt1): load(buffer, kt) issues the cp.async
+// copies of k-tile kt into a buffer, compute(buffer, kt) runs the warp's mma work on it.
+template <int STAGES, class Load, class Compute>
+__device__ __forceinline__ void tc_pipeline(int kt0, int kt1, Load&& load, Compute&& compute) {
+    const int n = kt1 - kt0;
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; ++s) {
+        if (s < n) load(s, kt0 + s);
+        tc_cp_commit();
+    }
+    for (int i = 0; i < n; ++i) {
+        tc_cp_wait<STAGES - 2>();
+        __syncthreads();
+        const int pf = i + STAGES - 1;
+        if (pf < n) load(pf % STAGES, kt0 + pf);
+        tc_cp_commit();
+        compute(i % STAGES, kt0 + i);
+    }
+    tc_cp_wait<0>();
+}
+
+__device__ __forceinline__ u32 tc_bits(float v) { return __float_as_uint(v); }
+__device__ __forceinline__ u32 tc_bits(int v) { return (u32)v; }
+__device__ __forceinline__ void tc_unbits(u32 b, float& v) { v = __uint_as_float(b); }
+__device__ __forceinline__ void tc_unbits(u32 b, int& v) { v = (int)b; }
+
+// Split-K exchange of a thread's accumulators acc[MT][NT][4] (float or int): every block of
+// output tile `tile` stores its partial at ws[tile][z][(mt, nt)][thread] (one coalesced 16-byte
+// store per fragment); the last block to arrive (returns true, the others false) gets in
+// `acc` the sum over the splits in split order. Fragments of m-tile mt are exchanged only if
+// row_ok(mt) (the thread's first row of that m-tile is inside the matrix; the same for every
+// block of the tile), so that a GEMV-like M moves no padding. `tickets` (one u32 per tile,
+// zeroed before the launch) is reset to 0 by that last block. ws holds tiles * gridDim.z *
+// MT * NT * 4 * THREADS words.
+template <int MT, int NT, int THREADS, typename A, class RowOk>
+__device__ __forceinline__ bool tc_splitk_reduce(A (&acc)[MT][NT][4], u32* __restrict__ ws, u32* __restrict__ tickets, int tile,
+                                                 RowOk&& row_ok) {
+    __shared__ int tc_last;
+    constexpr int FR = MT * NT;
+    const int splits = gridDim.z, z = blockIdx.z, tid = threadIdx.x;
+    uint4* mine = reinterpret_cast<uint4*>(ws) + ((i64)tile * splits + z) * (FR * THREADS);
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+        if (!row_ok(mt)) continue;
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt)
+            mine[(mt * NT + nt) * THREADS + tid] =
+                make_uint4(tc_bits(acc[mt][nt][0]), tc_bits(acc[mt][nt][1]), tc_bits(acc[mt][nt][2]), tc_bits(acc[mt][nt][3]));
+    }
+    __threadfence();
+    __syncthreads();
+    if (tid == 0) {
+        const u32 t = atomicAdd(tickets + tile, 1u);
+        tc_last = t == (u32)splits - 1;
+        if (tc_last) tickets[tile] = 0u;
+    }
+    __syncthreads();
+    if (!tc_last) return false;
+    __threadfence();
+    A sum[MT][NT][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) sum[mt][nt][e] = (A)0;
+    for (int s = 0; s < splits; ++s) {
+        const uint4* p = reinterpret_cast<const uint4*>(ws) + ((i64)tile * splits + s) * (FR * THREADS);
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+            if (!row_ok(mt)) continue;
+#pragma unroll
+            for (int nt = 0; nt < NT; ++nt) {
+                A v[4];
+                if (s == z) {
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) v[e] = acc[mt][nt][e];
+                } else {
+                    const uint4 w = __ldcg(p + (mt * NT + nt) * THREADS + tid);
+                    tc_unbits(w.x, v[0]);
+                    tc_unbits(w.y, v[1]);
+                    tc_unbits(w.z, v[2]);
+                    tc_unbits(w.w, v[3]);
+                }
+#pragma unroll
+                for (int e = 0; e < 4; ++e) sum[mt][nt][e] += v[e];
+            }
+        }
+    }
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[mt][nt][e] = sum[mt][nt][e];
+    return true;
+}
+
+__device__ __forceinline__ void tc_mma(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) { tc_mma_f16(d, a, b0, b1); }
+__device__ __forceinline__ void tc_mma(int (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) { tc_mma_s8(d, a, b0, b1); }
+
+// The main loop of one block: acc += A[row0 .. row0 + BM, k-tiles kt0 .. kt1) B[.., col0 ..
+// col0 + BN). A: K-major, `M` rows, row pitch `lda` bytes. B: K-major ([N][K], pitch `ldb`
+// bytes) or, if !B_KMAJOR, N-major f16 ([K][N], pitch `ldb` elements). `kbytes`: valid bytes of
+// a K row (K elements * element size). float acc: f16 operands (m16n8k16); int acc: s8 (m16n8k32).
+// `smem`: C::SMEM bytes of dynamic shared memory, 128-byte aligned.
+template <class C, bool B_KMAJOR, typename Acc>
+__device__ __forceinline__ void tc_gemm_mainloop(Acc (&acc)[C::MT][C::NT][4], unsigned char* smem, const unsigned char* __restrict__ A,
+                                                 i64 lda, int M, const unsigned char* __restrict__ B, i64 ldb, int N, int kbytes,
+                                                 int row0, int col0, int kt0, int kt1) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int wm = warp / C::WARPS_N, wn = warp % C::WARPS_N;
+    const u32 sbase = tc_smem_u32(smem);
+    auto load = [&](int buf, int kt) {
+        const u32 sa = sbase + buf * C::STAGE_BYTES, sb = sa + C::A_BYTES;
+        tc_load_kmajor<C::BM, C::THREADS>(sa, A, lda, row0, M, kt * 64, kbytes);
+        if (B_KMAJOR) {
+            tc_load_kmajor<C::BN, C::THREADS>(sb, B, ldb, col0, N, kt * 64, kbytes);
+        } else {
+            tc_load_nmajor<C::BN, C::THREADS>(sb, reinterpret_cast<const h16*>(B), ldb, kt * 32, kbytes >> 1, col0, N);
+        }
+    };
+    auto compute = [&](int buf, int) {
+        const u32 sa = sbase + buf * C::STAGE_BYTES, sb = sa + C::A_BYTES;
+#pragma unroll
+        for (int ks = 0; ks < 2; ++ks) {
+            u32 a[C::MT][4], b[C::NT / 2][4];
+#pragma unroll
+            for (int mt = 0; mt < C::MT; ++mt) tc_frag_a(a[mt], sa, wm * C::WTM + mt * 16, ks, lane);
+#pragma unroll
+            for (int np = 0; np < C::NT / 2; ++np) {
+                if (B_KMAJOR) {
+                    tc_frag_b_kmajor(b[np], sb, wn * C::WTN + np * 16, ks, lane);
+                } else {
+                    tc_frag_b_nmajor<C::BN>(b[np], sb, wn * C::WTN + np * 16, ks, lane);
+                }
+            }
+#pragma unroll
+            for (int mt = 0; mt < C::MT; ++mt)
+#pragma unroll
+                for (int nt = 0; nt < C::NT; ++nt) tc_mma(acc[mt][nt], a[mt], b[nt >> 1][(nt & 1) * 2], b[nt >> 1][(nt & 1) * 2 + 1]);
+        }
+    };
+    tc_pipeline<C::STAGES>(kt0, kt1, load, compute);
+}
+
+// Output coordinates of accumulator acc[mt][nt][2 h + e] of this thread: row
+// row0 + tc_row(mt, h), column col0 + tc_col(nt) + e.
+template <class C>
+__device__ __forceinline__ int tc_row(int mt, int h) {
+    const int lane = threadIdx.x & 31, wm = (threadIdx.x >> 5) / C::WARPS_N;
+    return wm * C::WTM + mt * 16 + (lane >> 2) + 8 * h;
+}
+template <class C>
+__device__ __forceinline__ int tc_col(int nt) {
+    const int lane = threadIdx.x & 31, wn = (threadIdx.x >> 5) % C::WARPS_N;
+    return wn * C::WTN + nt * 8 + 2 * (lane & 3);
+}
+
+// Stores v0 at p[0] and, if `two`, v1 at p[1]; as one 8-byte (f32) or 4-byte (f16) store when
+// `pair` (the caller guarantees the alignment: even row length, aligned base).
+__device__ __forceinline__ void tc_store2(float* p, float v0, float v1, bool two, bool pair) {
+    if (two && pair) {
+        *reinterpret_cast<float2*>(p) = make_float2(v0, v1);
+    } else {
+        p[0] = v0;
+        if (two) p[1] = v1;
+    }
+}
+__device__ __forceinline__ void tc_store2(h16* p, float v0, float v1, bool two, bool pair) {
+    if (two && pair) {
+        *reinterpret_cast<u32*>(p) = (u32)from_f32<h16>(v0).x | ((u32)from_f32<h16>(v1).x << 16);
+    } else {
+        p[0] = from_f32<h16>(v0);
+        if (two) p[1] = from_f32<h16>(v1);
     }
 }

@@ -136,3 +136,249 @@ __device__ __forceinline__ void lowrank_small_body(int b, int n, int r, int m, i
     }
 LOWRANK_SMALL(float, f32)
 LOWRANK_SMALL(h16, f16)
+
+// ---- Small-batch low-rank layer as two grid-filling steps (b <= 32) ----
+// Step 1, lowrank_xv_split: T = X V with the reduction (n) split across the grid. Block
+// (s, qy, bz) owns rows k in [s * chunk, min(n, (s + 1) * chunk)) of V, T columns
+// q = 32 qy + lane and batch rows 8 bz .. 8 bz + 7; its 8 warps stride over the chunk's k
+// (X chunk staged in shared memory first, four V rows in flight per warp), the warps' sums
+// meet in shared memory, and the block writes its partial to part[s][i][q]. The last block
+// of each (qy, bz) to finish (a ticket from counters[qy * gridDim.z + bz], after a
+// __threadfence) adds the gridDim.x partials in split order (deterministic) into T[i][q].
+// Contract: X b * n, V n * r, part gridDim.x * b * r f32, T b * r f32, counters
+// gridDim.y * gridDim.z u32 zeroed; chunk >= 1, gridDim.x * chunk >= n, chunk <= LRS_CHUNK;
+// grid = (splits, ceil(r / 32), ceil(b / 8)), blockDim.x = 256.
+#define LRS_B 8
+#define LRS_CHUNK 256
+template <typename T>
+__device__ __forceinline__ void lowrank_xv_split_body(int b, int n, int r, int chunk, const T* __restrict__ X,
+                                                      const T* __restrict__ V, float* __restrict__ part,
+                                                      u32* __restrict__ counters, float* __restrict__ Tout) {
+    __shared__ float Xs[LRS_B][LRS_CHUNK];
+    __shared__ float red[8][LRS_B][32];
+    __shared__ int is_last;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int k0 = blockIdx.x * chunk, k1 = min(n, k0 + chunk);
+    const int q = blockIdx.y * 32 + lane;
+    const int i0 = blockIdx.z * LRS_B;
+    const int rows = min(LRS_B, b - i0);
+    for (int e = tid; e < LRS_B * chunk; e += 256) {
+        const int i = e / chunk, kk = e - i * chunk;
+        Xs[i][kk] = (i < rows && k0 + kk < k1) ? to_f32(X[(i64)(i0 + i) * n + k0 + kk]) : 0.f;
+    }
+    __syncthreads();
+    float acc[LRS_B];
+#pragma unroll
+    for (int i = 0; i < LRS_B; ++i) acc[i] = 0.f;
+    if (q < r) {
+        int k = k0 + warp;
+        for (; k + 24 < k1; k += 32) {
+            float v[4];
+#pragma unroll
+            for (int u = 0; u < 4; ++u) v[u] = ldg(V + (i64)(k + 8 * u) * r + q);
+#pragma unroll
+            for (int u = 0; u < 4; ++u)
+#pragma unroll
+                for (int i = 0; i < LRS_B; ++i) acc[i] = fmaf(Xs[i][k + 8 * u - k0], v[u], acc[i]);
+        }
+        for (; k < k1; k += 8) {
+            const float v = ldg(V + (i64)k * r + q);
+#pragma unroll
+            for (int i = 0; i < LRS_B; ++i) acc[i] = fmaf(Xs[i][k - k0], v, acc[i]);
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < LRS_B; ++i) red[warp][i][lane] = acc[i];
+    __syncthreads();
+    // Thread (i = warp, lane) sums the 8 warps' values of row i0 + i, column q.
+    {
+        float s = 0.f;
+#pragma unroll
+        for (int w = 0; w < 8; ++w) s += red[w][warp][lane];
+        if (warp < rows && q < r) part[((i64)blockIdx.x * b + i0 + warp) * r + q] = s;
+    }
+    __threadfence();
+    __syncthreads();
+    if (tid == 0) {
+        const u32 ticket = atomicAdd(counters + blockIdx.y * gridDim.z + blockIdx.z, 1u);
+        is_last = ticket == gridDim.x - 1;
+    }
+    __syncthreads();
+    if (!is_last) return;
+    __threadfence();
+    if (warp < rows && q < r) {
+        const int splits = gridDim.x;
+        const float* p = part + (i64)(i0 + warp) * r + q;
+        const i64 step = (i64)b * r;
+        float s = 0.f;
+        int sp = 0;
+        for (; sp + 8 <= splits; sp += 8) {
+            float v[8];
+#pragma unroll
+            for (int u = 0; u < 8; ++u) v[u] = __ldcg(p + (sp + u) * step);
+#pragma unroll
+            for (int u = 0; u < 8; ++u) s += v[u];
+        }
+        for (; sp < splits; ++sp) s += __ldcg(p + sp * step);
+        Tout[(i64)(i0 + warp) * r + q] = s;
+    }
+}
+
+// Step 2, lowrank_tu: Y[i, j] = sum_q T[i, q] U[j, q] + bias[j] for the batch rows
+// 8 blockIdx.y .. + 7. The block stages those rows of T (f32) in shared memory; each warp takes
+// output columns j (blockIdx.x * cols + warp, step 8) and reads U[j, :] coalesced (VEC: 8
+// elements per lane as 16-byte (f16) or two 16-byte (f32) loads; else one element per lane),
+// then one warp reduction per batch row.
+// Contract: T b * r f32, U m * r, Y b * m, bias == 0 or m elements; VEC only if r % 8 == 0 and
+// U is 16-byte aligned; dynamic shared memory >= 8 * r * 4 bytes; grid = (ceil(m / cols),
+// ceil(b / 8)), blockDim.x = 256.
+template <typename T, bool VEC>
+__device__ __forceinline__ void lowrank_tu_body(int b, int r, int m, int cols, const float* __restrict__ Tm,
+                                                const T* __restrict__ U, const T* __restrict__ bias, T* __restrict__ Y) {
+    extern __shared__ float Ts[];  // [LRS_B][r]
+    const int i0 = blockIdx.y * LRS_B;
+    const int rows = min(LRS_B, b - i0);
+    for (int e = threadIdx.x; e < LRS_B * r; e += blockDim.x) {
+        const int i = e / r;
+        Ts[e] = i < rows ? __ldg(Tm + (i64)(i0 + i) * r + (e - i * r)) : 0.f;
+    }
+    __syncthreads();
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+    const int jstart = blockIdx.x * cols;
+    const int jend = min(m, jstart + cols);
+    for (int j = jstart + warp; j < jend; j += nw) {
+        float acc[LRS_B];
+#pragma unroll
+        for (int i = 0; i < LRS_B; ++i) acc[i] = 0.f;
+        const T* urow = U + (i64)j * r;
+        if (VEC) {
+            for (int c = lane; c < (r >> 3); c += 32) {
+                float u[8];
+                vload8(urow + 8 * c, u);
+#pragma unroll
+                for (int i = 0; i < LRS_B; ++i) {
+                    const float4 t0 = *reinterpret_cast<const float4*>(&Ts[i * r + 8 * c]);
+                    const float4 t1 = *reinterpret_cast<const float4*>(&Ts[i * r + 8 * c + 4]);
+                    float a = acc[i];
+                    a = fmaf(t0.x, u[0], a);
+                    a = fmaf(t0.y, u[1], a);
+                    a = fmaf(t0.z, u[2], a);
+                    a = fmaf(t0.w, u[3], a);
+                    a = fmaf(t1.x, u[4], a);
+                    a = fmaf(t1.y, u[5], a);
+                    a = fmaf(t1.z, u[6], a);
+                    a = fmaf(t1.w, u[7], a);
+                    acc[i] = a;
+                }
+            }
+        } else {
+            for (int c = lane; c < r; c += 32) {
+                const float u = ldg(urow + c);
+#pragma unroll
+                for (int i = 0; i < LRS_B; ++i) acc[i] = fmaf(Ts[i * r + c], u, acc[i]);
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < LRS_B; ++i) {
+#pragma unroll
+            for (int off = 16; off > 0; off >>= 1) acc[i] += __shfl_xor_sync(0xffffffffu, acc[i], off);
+        }
+        if (lane == 0) {
+            const float bj = bias != nullptr ? ldg(bias + j) : 0.f;
+#pragma unroll
+            for (int i = 0; i < LRS_B; ++i)
+                if (i < rows) Y[(i64)(i0 + i) * m + j] = from_f32<T>(acc[i] + bj);
+        }
+    }
+}
+
+#define LOWRANK_SPLIT(T, TN)                                                                                              \
+    extern "C" __global__ void __launch_bounds__(256)                                                                    \
+        lowrank_xv_split_##TN(int b, int n, int r, int chunk, const T* X, const T* V, float* part, u32* counters,        \
+                              float* Tout) {                                                                             \
+        lowrank_xv_split_body<T>(b, n, r, chunk, X, V, part, counters, Tout);                                            \
+    }                                                                                                                    \
+    extern "C" __global__ void __launch_bounds__(256)                                                                    \
+        lowrank_tu_vec_##TN(int b, int r, int m, int cols, const float* Tm, const T* U, const T* bias, T* Y) {           \
+        lowrank_tu_body<T, true>(b, r, m, cols, Tm, U, bias, Y);                                                         \
+    }                                                                                                                    \
+    extern "C" __global__ void __launch_bounds__(256)                                                                    \
+        lowrank_tu_##TN(int b, int r, int m, int cols, const float* Tm, const T* U, const T* bias, T* Y) {               \
+        lowrank_tu_body<T, false>(b, r, m, cols, Tm, U, bias, Y);                                                        \
+    }
+LOWRANK_SPLIT(float, f32)
+LOWRANK_SPLIT(h16, f16)
+
+// ---- f16 GEMM on the multistage tensor-core main loop (common.cuh, sm_80+) ----
+// C[i * N + j] = alpha * sum_k A[i * lda + k] B(k, j) + beta * C[i * N + j] (+ bias[j]), f16
+// in and out, f32 accumulation (HMMA m16n8k16). NT: B(k, j) = B[j * ldb + k] (K-major, U in
+// T U^T, V in U V^T); NN: B(k, j) = B[k * ldb + j] (N-major, V in X V). Split-K over blockIdx.z
+// as w8a8_tc (the last block of a tile adds the f32 partials in split order).
+// Contract: A M rows of pitch lda >= K, B N rows (NT) / K rows (NN) of pitch ldb, lda and ldb
+// multiples of 8, A and B 16-byte aligned; C M * N, bias == 0 or N elements, beta == 0: C is
+// not read; `pair` only if N is even and C 4-byte aligned; grid and workspace as w8a8_tc.
+template <class C, bool B_KMAJOR>
+__device__ __forceinline__ void hgemm_tc_body(int M, int N, int K, const h16* __restrict__ A, int lda, const h16* __restrict__ B,
+                                              int ldb, h16* __restrict__ Cm, float alpha, float beta, const h16* __restrict__ bias,
+                                              int kps, int pair, u32* __restrict__ ws, u32* __restrict__ tickets) {
+#if __CUDA_ARCH__ >= 800
+    extern __shared__ __align__(128) unsigned char hg_smem[];
+    float acc[C::MT][C::NT][4];
+#pragma unroll
+    for (int a = 0; a < C::MT; ++a)
+#pragma unroll
+        for (int b = 0; b < C::NT; ++b)
+#pragma unroll
+            for (int c = 0; c < 4; ++c) acc[a][b][c] = 0.f;
+    const int row0 = blockIdx.y * C::BM, col0 = blockIdx.x * C::BN;
+    const int ktiles = (K + 31) >> 5;
+    const int kt0 = blockIdx.z * kps, kt1 = min(ktiles, kt0 + kps);
+    tc_gemm_mainloop<C, B_KMAJOR>(acc, hg_smem, reinterpret_cast<const unsigned char*>(A), (i64)lda * 2, M,
+                                  reinterpret_cast<const unsigned char*>(B), B_KMAJOR ? (i64)ldb * 2 : (i64)ldb, N, K * 2, row0,
+                                  col0, kt0, kt1);
+    if (gridDim.z > 1 && !tc_splitk_reduce<C::MT, C::NT, C::THREADS>(acc, ws, tickets, blockIdx.y * gridDim.x + blockIdx.x,
+                                                                        [&](int mt) { return row0 + tc_row<C>(mt, 0) < M; }))
+        return;
+    float bj[C::NT][2];
+#pragma unroll
+    for (int nt = 0; nt < C::NT; ++nt) {
+        const int j = col0 + tc_col<C>(nt);
+        bj[nt][0] = (bias != nullptr && j < N) ? to_f32(bias[j]) : 0.f;
+        bj[nt][1] = (bias != nullptr && j + 1 < N) ? to_f32(bias[j + 1]) : 0.f;
+    }
+#pragma unroll
+    for (int mt = 0; mt < C::MT; ++mt) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int i = row0 + tc_row<C>(mt, h);
+            if (i >= M) continue;
+#pragma unroll
+            for (int nt = 0; nt < C::NT; ++nt) {
+                const int j = col0 + tc_col<C>(nt);
+                if (j >= N) continue;
+                const bool two = j + 1 < N;
+                h16* out = Cm + (i64)i * N + j;
+                float v0 = alpha * acc[mt][nt][2 * h], v1 = alpha * acc[mt][nt][2 * h + 1];
+                if (beta != 0.f) {
+                    v0 = fmaf(beta, to_f32(out[0]), v0);
+                    if (two) v1 = fmaf(beta, to_f32(out[1]), v1);
+                }
+                tc_store2(out, v0 + bj[nt][0], v1 + bj[nt][1], two, pair != 0);
+            }
+        }
+    }
+#endif
+}
+
+typedef TcCfg<128, 128, 2, 4, 4> TcL;
+typedef TcCfg<64, 64, 2, 2, 4> TcS;
+#define HGEMM_TC(CFG, KIND, KMAJOR)                                                                                      \
+    extern "C" __global__ void __launch_bounds__(CFG::THREADS)                                                           \
+        hgemm_tc_##CFG##_##KIND(int M, int N, int K, const h16* A, int lda, const h16* B, int ldb, h16* Cm, float alpha, \
+                                float beta, const h16* bias, int kps, int pair, u32* ws, u32* tickets) {                 \
+        hgemm_tc_body<CFG, KMAJOR>(M, N, K, A, lda, B, ldb, Cm, alpha, beta, bias, kps, pair, ws, tickets);              \
+    }
+HGEMM_TC(TcL, nt, true)
+HGEMM_TC(TcL, nn, false)
+HGEMM_TC(TcS, nt, true)
+HGEMM_TC(TcS, nn, false)

@@ -382,8 +382,7 @@ __device__ __forceinline__ void w4a16_tile_body(int m, int n, int k, int group, 
 W4A16_KERNELS(float, f32)
 W4A16_KERNELS(h16, f16)
 
-// =============================================================================================
-// gemm_w4a16 on the weight forms that model files hold (the plain zero-point form keeps
+// ======================================================================================// gemm_w4a16 on the weight forms that model files hold (the plain zero-point form keeps
 // w4a16_gemv / w4a16_tile above; these are separate kernels so that those stay untouched):
 // - MINS (GGUF Q4_K): w = q * s - min, computed as one f32 multiply then one subtract
 //   (__fmul_rn / __fsub_rn: nothing is contracted into an FMA), so every dequantized weight is

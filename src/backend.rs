@@ -209,6 +209,13 @@ pub trait QuantOps: Core {
     fn gemm_w8a16(&self, _ok: Checked, _x: &Tensor, _w: &DeviceInt8Weights, _y: &mut Tensor) -> Result<()> {
         Err(Error::unsupported(self.kind(), Op::GemmW8a16))
     }
+
+    /// True if this backend wants [`crate::Device::upload_int4`] to store the codes in the
+    /// tensor-core fragment order of [`crate::formats::int4_mma`] (instead of the user's
+    /// layout) for weights that can take it (`int4_mma::eligible`). False by default.
+    fn int4_wants_mma_layout(&self) -> bool {
+        false
+    }
 }
 
 /// The binary ops, implemented by each backend in its `binary.rs` (`cpu/`, `wgpu/`, `cuda/`).

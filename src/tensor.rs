@@ -341,6 +341,20 @@ pub struct DeviceInt4Weights {
     /// `k` u32 act-order permutation (stored column `c` is input feature `perm[c]`), or `None`
     /// for the identity.
     pub(crate) perm: Option<Buffer>,
+    /// Present when `qweight` holds the tensor-core fragment order of
+    /// [`crate::formats::int4_mma`] (`n_pad * k / 8` words) instead of the user's layout.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub(crate) mma: Option<DeviceInt4Mma>,
+}
+
+/// The extra state of a [`DeviceInt4Weights`] in the tensor-core layout.
+#[derive(Debug)]
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+pub(crate) struct DeviceInt4Mma {
+    /// Output channels padded to a multiple of 64.
+    pub(crate) n_pad: usize,
+    /// `(k / group) * n_pad` u32: f16 scale | zero point << 16, in lane order.
+    pub(crate) sz: Buffer,
 }
 
 impl DeviceInt4Weights {
@@ -359,6 +373,12 @@ impl DeviceInt4Weights {
     /// True if every zero point is 8 (always false in the float-minimum form).
     pub fn symmetric(&self) -> bool {
         self.symmetric
+    }
+    /// True if the codes are stored in the tensor-core fragment order (built at upload by
+    /// backends that asked for it; [`crate::Device::download_int4`] still returns the user's
+    /// layout).
+    pub fn has_mma_layout(&self) -> bool {
+        self.mma.is_some()
     }
     /// True for the float-minimum form (GGUF Q4_K, `w = q * scale - min`).
     pub fn has_mins(&self) -> bool {

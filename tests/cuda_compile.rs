@@ -68,6 +68,9 @@ fn every_launched_kernel_exists() {
             }
         }
         want.push(("lowrank", format!("lowrank_small_{t}")));
+        for k in ["lowrank_xv_split", "lowrank_tu", "lowrank_tu_vec"] {
+            want.push(("lowrank", format!("{k}_{t}")));
+        }
         for k in ["quantize_rows_i8", "w8a8_gemv", "w8a8_mma", "w4a16_gemv", "w4a16_tile", "w8a16_gemv", "w8a16_tile"] {
             want.push(("quant", format!("{k}_{t}")));
         }
@@ -88,6 +91,24 @@ fn every_launched_kernel_exists() {
         want.push(("lowrank", g.to_string()));
     }
     want.push(("binary", "xnor_conv".to_string()));
+    for tile in ["W4S", "W4M", "W4L"] {
+        want.push(("quant_tc", format!("w4a16_mma_{tile}")));
+    }
+    want.push(("quant_tc", "w4a16_frag_gemv_f32".to_string()));
+    for tile in ["TcL", "TcS"] {
+        for cw in [1, 2, 4] {
+            want.push(("binary", format!("xnor_tc_{tile}_w{cw}")));
+        }
+    }
+    want.push(("quant_tc", "w4a16_frag_tile_f32".to_string()));
+    for tile in ["TcL", "TcS"] {
+        for t in ["f32", "f16"] {
+            want.push(("quant_tc", format!("w8a8_tc_{tile}_{t}")));
+        }
+        for kind in ["nt", "nn"] {
+            want.push(("lowrank", format!("hgemm_tc_{tile}_{kind}")));
+        }
+    }
     for cfg in ["n16", "n32", "n64"] {
         for path in ["vec", "scalar"] {
             want.push(("sparse", format!("spmm24_mma_{cfg}_{path}")));

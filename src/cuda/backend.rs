@@ -177,8 +177,10 @@ pub(crate) fn i32_arg(op: &'static str, what: &str, v: usize) -> Result<i32> {
 
 /// True when `SLIMGEMM_KERNEL=simple` (read once per process): ops that have a tensor-core
 /// kernel run their plain CUDA-core kernel instead (for comparison, and as a fallback).
-/// Honored by `spmm_24` (whose f16 op otherwise runs on sparse tensor cores from sm_80);
-/// any other value, or none, chooses by architecture and dtype.
+/// Honored by `spmm_24` (whose f16 op otherwise runs on sparse tensor cores from sm_80) and by
+/// every plan of `super::plan` (low-rank, quantized and binary ops: the kernels and the
+/// selection from before their fast paths); any other value, or none, chooses by
+/// architecture, shape and dtype.
 pub(crate) fn simple_kernels_forced() -> bool {
     static FORCED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *FORCED.get_or_init(|| std::env::var("SLIMGEMM_KERNEL").map(|v| v.trim().eq_ignore_ascii_case("simple")).unwrap_or(false))
@@ -194,6 +196,8 @@ pub(crate) struct DeviceInfo {
     pub total_mem: usize,
     pub max_grid: [u32; 3],
     pub max_smem_block: u32,
+    /// Shared memory a block may opt in to (`cuFuncSetAttribute` of the dynamic size).
+    pub max_smem_optin: u32,
 }
 
 /// The CUDA backend: a context, the stream every op is enqueued on, and the loaded kernels.
@@ -203,6 +207,8 @@ pub struct CudaBackend {
     pub(crate) info: DeviceInfo,
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
     functions: Mutex<HashMap<&'static str, HashMap<String, CudaFunction>>>,
+    /// Dynamic shared memory each kernel (by name) was allowed above the default 48 KiB.
+    smem_optin: Mutex<HashMap<String, u32>>,
 }
 
 impl std::fmt::Debug for CudaBackend {
@@ -294,6 +300,7 @@ fn query_info(ctx: &Arc<CudaContext>) -> Result<DeviceInfo> {
         total_mem: ctx.total_mem().map_err(drv("total memory"))?,
         max_grid,
         max_smem_block: a(Attr::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK)?.max(0) as u32,
+        max_smem_optin: a(Attr::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)?.max(0) as u32,
     })
 }
 
@@ -321,7 +328,14 @@ impl CudaBackend {
         }
         let ctx = stream.context().clone();
         let info = guarded("device query", || query_info(&ctx))?;
-        Ok(CudaBackend { ctx, stream, info, modules: Mutex::new(HashMap::new()), functions: Mutex::new(HashMap::new()) })
+        Ok(CudaBackend {
+            ctx,
+            stream,
+            info,
+            modules: Mutex::new(HashMap::new()),
+            functions: Mutex::new(HashMap::new()),
+            smem_optin: Mutex::new(HashMap::new()),
+        })
     }
 
     /// The stream every op of this backend is enqueued on.
@@ -379,6 +393,44 @@ impl CudaBackend {
         Ok(f)
     }
 
+    /// A kernel that launches with `smem` bytes of dynamic shared memory, above the default
+    /// 48 KiB per block if needed (`CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES`, set once
+    /// per kernel and size), with the launch configuration (checked against the opt-in limit).
+    pub(crate) fn function_smem(
+        &self,
+        op: &'static str,
+        family: &'static str,
+        name: &str,
+        grid: (usize, usize, usize),
+        block: u32,
+        smem: u32,
+    ) -> Result<(CudaFunction, LaunchConfig)> {
+        let f = self.function(family, name)?;
+        let limit = self.info.max_smem_optin.max(self.info.max_smem_block);
+        if smem > limit {
+            return Err(Error::shape(op, format!("{smem} bytes of shared memory exceed this device's {limit} per block")));
+        }
+        if smem > 48 * 1024 {
+            let mut set = self.smem_optin.lock().map_err(|_| Error::backend("cuda", "shared-memory cache lock poisoned"))?;
+            if set.get(name).is_none_or(|&s| s < smem) {
+                f.set_attribute(cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem as i32)
+                    .map_err(drv("cuFuncSetAttribute (dynamic shared memory)"))?;
+                set.insert(name.to_string(), smem);
+            }
+        }
+        let g = [grid.0.max(1), grid.1.max(1), grid.2.max(1)];
+        for (d, (&v, &max)) in g.iter().zip(&self.info.max_grid).enumerate() {
+            if v as u64 > max as u64 {
+                return Err(Error::shape(
+                    op,
+                    format!("grid dimension {d} = {v} exceeds this device's limit {max}; the problem is too large for one launch"),
+                ));
+            }
+        }
+        let cfg = LaunchConfig { grid_dim: (g[0] as u32, g[1] as u32, g[2] as u32), block_dim: (block, 1, 1), shared_mem_bytes: smem };
+        Ok((f, cfg))
+    }
+
     /// A launch configuration, checking the grid against the device's limits and the
     /// shared memory against the per-block limit.
     pub(crate) fn cfg(&self, op: &'static str, grid: (usize, usize, usize), block: u32, smem: u32) -> Result<LaunchConfig> {
@@ -404,6 +456,29 @@ impl CudaBackend {
     pub(crate) fn aligned<T>(&self, s: &CudaSlice<T>, align: u64) -> bool {
         let (ptr, _sync) = s.device_ptr(&self.stream);
         ptr % align == 0
+    }
+
+    /// The device facts the kernel plans of `super::plan` need.
+    pub(crate) fn plan_gpu(&self) -> super::plan::Gpu {
+        super::plan::Gpu { cc: self.info.cc, sms: self.sm_count(), simple: simple_kernels_forced() }
+    }
+
+    /// A zeroed u32 scratch buffer on this backend's stream (split-K tickets).
+    pub(crate) fn scratch_u32(&self, len: usize) -> Result<CudaSlice<u32>> {
+        self.stream.alloc_zeros::<u32>(len.max(1)).map_err(drv("cuMemAlloc (scratch)"))
+    }
+
+    /// A zeroed scratch buffer of any element type on this backend's stream.
+    pub(crate) fn scratch<T: CudaElement>(&self, len: usize) -> Result<CudaSlice<T>> {
+        self.stream.alloc_zeros::<T>(len.max(1)).map_err(drv("cuMemAlloc (scratch)"))
+    }
+
+    /// An uninitialized scratch buffer on this backend's stream, for kernels that write every
+    /// element before reading it (split-K workspaces).
+    pub(crate) fn scratch_uninit<T: CudaElement>(&self, len: usize) -> Result<CudaSlice<T>> {
+        // SAFETY: the memory is only handed to kernels whose contract writes each element before
+        // reading it; it is never read on the host.
+        unsafe { self.stream.alloc::<T>(len.max(1)) }.map_err(drv("cuMemAlloc (scratch)"))
     }
 
     /// A zeroed f32 scratch buffer on this backend's stream.

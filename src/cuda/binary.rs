@@ -4,6 +4,7 @@ use crate::backend::{BinaryOps, Checked};
 use cudarc::driver::{DeviceRepr, PushKernelArg};
 
 use super::backend::{drv, float_dispatch, i32_arg, sl, sl_mut, CudaBackend, KernelFloat};
+use super::plan::{xnor_path, TcPlan, XnorPath, XT_MAX_TAPS};
 use super::sparse::expect_len;
 use crate::error::{Error, Result};
 use crate::formats::binary::{Conv2dParams, PadMode};
@@ -83,8 +84,33 @@ fn xnor_launch(
     if u(g.words) != u(g.c_in).div_ceil(32) || u(g.out_words) != u(g.c_out).div_ceil(32) {
         return Err(Error::shape(op, "words per row disagree with the channel counts"));
     }
-    let cfg = be.cfg(op, (npix.div_ceil(64), u(g.c_out).div_ceil(64), 1), 256, 0)?;
-    let func = be.function("binary", "xnor_conv")?;
+    let taps = u(g.kh) * u(g.kw);
+    let plan = xnor_path(&be.plan_gpu(), npix, u(g.c_out), taps, u(g.words));
+    // The tensor-core kernel copies `cw` words at a time: X and F aligned to that.
+    let plan = match plan {
+        XnorPath::Tc { cw, .. }
+            if !(be.aligned(sl::<u32>(op, "X", x)?, 4 * cw as u64) && be.aligned(sl::<u32>(op, "filter", f)?, 4 * cw as u64)) =>
+        {
+            XnorPath::Popc
+        }
+        p => p,
+    };
+    let (func, cfg, split) = match plan {
+        XnorPath::Popc => (be.function("binary", "xnor_conv")?, be.cfg(op, (npix.div_ceil(64), u(g.c_out).div_ceil(64), 1), 256, 0)?, None),
+        XnorPath::Tc { tile, splits, kps, cw } => {
+            let ktiles = (taps * u(g.words)).div_ceil(16);
+            if splits == 0 || splits * kps < ktiles || (splits - 1) * kps >= ktiles || taps > XT_MAX_TAPS {
+                return Err(Error::backend("cuda", format!("{op}: inconsistent tensor-core plan {plan:?}")));
+            }
+            let (bm, bn) = tile.bm_bn();
+            let name = format!("xnor_tc_{}_w{cw}", tile.name());
+            let (func, cfg) =
+                be.function_smem(op, "binary", &name, (u(g.c_out).div_ceil(bn), npix.div_ceil(bm), splits), tile.threads(), tile.smem())?;
+            let (ws_len, tickets_len) = TcPlan { tile, splits, kps }.workspace(npix, u(g.c_out));
+            (func, cfg, Some((i32_arg(op, "k-tiles per split", kps)?, be.scratch_uninit::<u32>(ws_len)?, be.scratch::<u32>(tickets_len)?)))
+        }
+    };
+    let mut split = split;
     let null: u64 = 0;
     let mode: i32 = match out {
         XnorOut::F32(_) => 0,
@@ -111,8 +137,15 @@ fn xnor_launch(
         }
     }
     lb.arg(&mode);
-    // SAFETY: arguments match `xnor_conv` in cuda/binary.cu (null pointers only where the mode
-    // does not read them); every buffer length of its contract was checked above.
+    if let Some((kps, ws, tickets)) = split.as_mut() {
+        lb.arg(&*kps).arg(ws).arg(tickets);
+    }
+    // SAFETY: arguments match `xnor_conv` / `xnor_tc_*` in cuda/binary.cu (null pointers only
+    // where the mode does not read them); every buffer length of their contract was checked
+    // above; for the tensor-core kernel the plan keeps taps <= XT_MAX_TAPS and cw | words, X and F
+    // are aligned to cw words (checked above), the grid is (ceil(c_out / BN), ceil(npix / BM),
+    // splits) with non-empty splits (checked above), workspace and zeroed tickets are sized by
+    // `TcPlan::workspace` and the dynamic shared memory is the tile's 4 stages.
     unsafe { lb.launch(cfg) }.map_err(drv(op))?;
     Ok(())
 }

@@ -13,12 +13,16 @@ mod backend;
 mod binary;
 #[cfg(feature = "cuda")]
 mod byo;
+#[cfg(all(test, feature = "cuda"))]
+mod emulate;
 #[cfg(feature = "cuda")]
 mod libs;
 #[cfg(feature = "cuda")]
 mod lowrank;
 #[cfg(feature = "cuda")]
 mod nvrtc;
+#[cfg(feature = "cuda")]
+mod plan;
 #[cfg(feature = "cuda")]
 mod quant;
 #[cfg(feature = "cuda")]

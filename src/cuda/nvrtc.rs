@@ -48,6 +48,7 @@ pub const KERNEL_SOURCES: &[(&str, &str)] = &[
     ("sparse", include_str!("../../cuda/sparse.cu")),
     ("lowrank", include_str!("../../cuda/lowrank.cu")),
     ("quant", include_str!("../../cuda/quant.cu")),
+    ("quant_tc", include_str!("../../cuda/quant_tc.cu")),
     ("binary", include_str!("../../cuda/binary.cu")),
 ];
 

@@ -4,6 +4,7 @@ use crate::backend::{Checked, QuantOps};
 use cudarc::driver::PushKernelArg;
 
 use super::backend::{drv, float_dispatch, i32_arg, sl, sl_mut, CudaBackend, KernelFloat};
+use super::plan::{int4_wants_mma_layout, w4a16_path, w8a8_path, TcPlan, W4a16Path, W8a8Path, GEMV_ROWS};
 use super::sparse::expect_len;
 use crate::error::{Error, Result};
 use crate::tensor::*;
@@ -55,12 +56,11 @@ fn w8a8_typed<T: KernelFloat>(be: &CudaBackend, x: &DeviceInt8Matrix, w: &Device
         return Err(Error::backend("cuda", format!("{OP}: int8 buffers must be 16-byte aligned")));
     }
     // Tensor cores (mma.sync m16n8k32 s8) from sm_80 once there are enough rows to fill an
-    // m16 tile; the dp4a GEMV kernel for small M and older GPUs.
-    let mma = be.compute_capability().0 >= 8 && m > 8;
-    let (name, cfg) = if mma {
-        (format!("w8a8_mma_{}", T::SUFFIX), be.cfg(OP, (n.div_ceil(64), m.div_ceil(64), 1), 128, 0)?)
-    } else {
-        (format!("w8a8_gemv_{}", T::SUFFIX), be.cfg(OP, (n.div_ceil(8), m.div_ceil(8), 1), 256, 0)?)
+    // m16 tile; the dp4a GEMV kernel for small M and older GPUs (`plan::w8a8_path`).
+    let (name, cfg) = match w8a8_path(&be.plan_gpu(), m, n, k) {
+        W8a8Path::Mma64 => (format!("w8a8_mma_{}", T::SUFFIX), be.cfg(OP, (n.div_ceil(64), m.div_ceil(64), 1), 128, 0)?),
+        W8a8Path::Gemv => (format!("w8a8_gemv_{}", T::SUFFIX), be.cfg(OP, (n.div_ceil(8), m.div_ceil(GEMV_ROWS), 1), 256, 0)?),
+        W8a8Path::Tc(plan) => return w8a8_tc::<T>(be, x, w, y, plan),
     };
     let f = be.function("quant", &name)?;
     let (mi, ni, ki, si) = (i32_arg(OP, "M", m)?, i32_arg(OP, "N", n)?, i32_arg(OP, "K", k)?, i32_arg(OP, "stride", x.stride)?);
@@ -80,6 +80,50 @@ fn w8a8_typed<T: KernelFloat>(be: &CudaBackend, x: &DeviceInt8Matrix, w: &Device
     Ok(())
 }
 
+/// `gemm_w8a8` on the multistage tensor-core kernel `w8a8_tc_<tile>_<T>` (cuda/quant_tc.cu; operands checked
+/// by the caller, `w8a8_typed`).
+fn w8a8_tc<T: KernelFloat>(be: &CudaBackend, x: &DeviceInt8Matrix, w: &DeviceInt8Matrix, y: &mut Tensor, plan: TcPlan) -> Result<()> {
+    const OP: &str = "gemm_w8a8";
+    let (m, n, k) = (x.rows, w.rows, x.cols);
+    let (bm, bn) = plan.tile.bm_bn();
+    let ktiles = k.div_ceil(64);
+    if plan.splits == 0 || plan.splits * plan.kps < ktiles || (plan.splits - 1) * plan.kps >= ktiles.max(1) {
+        return Err(Error::backend("cuda", format!("{OP}: inconsistent split {plan:?} for K = {k}")));
+    }
+    let (ws_len, tickets_len) = plan.workspace(m, n);
+    let mut ws = be.scratch_uninit::<u32>(ws_len)?;
+    let mut tickets = be.scratch::<u32>(tickets_len)?;
+    let name = format!("w8a8_tc_{}_{}", plan.tile.name(), T::SUFFIX);
+    let grid = (n.div_ceil(bn), m.div_ceil(bm), plan.splits);
+    let (f, cfg) = be.function_smem(OP, "quant_tc", &name, grid, plan.tile.threads(), plan.tile.smem())?;
+    let ys = sl_mut::<T>(OP, "Y", &mut y.buf)?;
+    let pair = (n % 2 == 0 && be.aligned(ys, 2 * std::mem::size_of::<T>() as u64)) as i32;
+    let (mi, ni, ki, si) = (i32_arg(OP, "M", m)?, i32_arg(OP, "N", n)?, i32_arg(OP, "K", k)?, i32_arg(OP, "stride", x.stride)?);
+    let kps = i32_arg(OP, "k-tiles per split", plan.kps)?;
+    let mut lb = be.stream().launch_builder(&f);
+    lb.arg(&mi)
+        .arg(&ni)
+        .arg(&ki)
+        .arg(&si)
+        .arg(sl::<i8>(OP, "X.q", &x.q)?)
+        .arg(sl::<f32>(OP, "X.scales", &x.scales)?)
+        .arg(sl::<i8>(OP, "W.q", &w.q)?)
+        .arg(sl::<f32>(OP, "W.scales", &w.scales)?)
+        .arg(ys)
+        .arg(&kps)
+        .arg(&pair)
+        .arg(&mut ws)
+        .arg(&mut tickets);
+    // SAFETY: arguments match `w8a8_tc_*` in cuda/quant_tc.cu; the caller checked strides (equal
+    // multiples of 16 >= K), K <= W8A8_MAX_K, every length and the 16-byte alignment of the
+    // int8 buffers; pair stores only with N even and Y aligned to two elements; the grid is
+    // (ceil(N / BN), ceil(M / BM), splits) with non-empty splits (checked above), the workspace
+    // holds tiles * splits * BM * BN words and the zeroed tickets one per tile
+    // (`TcPlan::workspace`); the dynamic shared memory is the tile's 4 stages.
+    unsafe { lb.launch(cfg) }.map_err(drv(OP))?;
+    Ok(())
+}
+
 fn w4a16_typed<T: KernelFloat>(be: &CudaBackend, x: &Tensor, w: &DeviceInt4Weights, y: &mut Tensor) -> Result<()> {
     const OP: &str = "gemm_w4a16";
     let (m, n, k, group) = (x.rows, w.n, w.k, w.group);
@@ -95,10 +139,10 @@ fn w4a16_typed<T: KernelFloat>(be: &CudaBackend, x: &Tensor, w: &DeviceInt4Weigh
     if !be.aligned(xs, 16) || !be.aligned(qw, 16) {
         return Err(Error::backend("cuda", format!("{OP}: X and qweight must be 16-byte aligned")));
     }
-    let (name, cfg) = if m <= 8 {
-        (format!("w4a16_gemv_{}", T::SUFFIX), be.cfg(OP, (n.div_ceil(8), m.div_ceil(8), 1), 256, 0)?)
-    } else {
-        (format!("w4a16_tile_{}", T::SUFFIX), be.cfg(OP, (n.div_ceil(64), m.div_ceil(64), 1), 256, 0)?)
+    let (name, cfg) = match w4a16_path(&be.plan_gpu(), m, n, k, T::SUFFIX == "f16", false) {
+        W4a16Path::Gemv => (format!("w4a16_gemv_{}", T::SUFFIX), be.cfg(OP, (n.div_ceil(8), m.div_ceil(GEMV_ROWS), 1), 256, 0)?),
+        W4a16Path::Tile => (format!("w4a16_tile_{}", T::SUFFIX), be.cfg(OP, (n.div_ceil(64), m.div_ceil(64), 1), 256, 0)?),
+        p => return Err(Error::backend("cuda", format!("{OP}: plan {p:?} needs the tensor-core layout"))),
     };
     let f = be.function("quant", &name)?;
     let (mi, ni, ki, gi) = (i32_arg(OP, "M", m)?, i32_arg(OP, "N", n)?, i32_arg(OP, "K", k)?, i32_arg(OP, "group", group)?);
@@ -214,6 +258,87 @@ fn w8a16_typed<T: KernelFloat>(be: &CudaBackend, x: &Tensor, w: &DeviceInt8Weigh
     Ok(())
 }
 
+/// `gemm_w4a16` on weights in the fragment order of `formats::int4_mma` (kernels in
+/// cuda/quant_tc.cu): f16 X on tensor cores (`w4a16_mma_<tile>`), f32 X on CUDA cores
+/// (`w4a16_frag_gemv_f32` / `w4a16_frag_tile_f32`).
+fn w4a16_mma_typed<T: KernelFloat>(be: &CudaBackend, x: &Tensor, w: &DeviceInt4Weights, y: &mut Tensor) -> Result<()> {
+    const OP: &str = "gemm_w4a16";
+    let l = w.mma.as_ref().ok_or_else(|| Error::backend("cuda", format!("{OP}: the weights have no tensor-core layout")))?;
+    let (m, n, k, group) = (x.rows, w.n, w.k, w.group);
+    crate::formats::quant::check_group(OP, k, group)?;
+    let groups = k / group;
+    if l.n_pad != n.div_ceil(64) * 64 {
+        return Err(Error::backend("cuda", format!("{OP}: tensor-core layout padded to {} channels for n = {n}", l.n_pad)));
+    }
+    expect_len(OP, "X", &x.buf, m * k)?;
+    expect_len(OP, "qweight", &w.qweight, l.n_pad * k / 8)?;
+    expect_len(OP, "scales", &w.scales, n * groups)?;
+    expect_len(OP, "zeros", &w.zeros, n * groups)?;
+    expect_len(OP, "sz", &l.sz, groups * l.n_pad)?;
+    expect_len(OP, "Y", &y.buf, m * n)?;
+    let xs = sl::<T>(OP, "X", &x.buf)?;
+    let qw = sl::<u32>(OP, "qweight", &w.qweight)?;
+    if !be.aligned(xs, 16) || !be.aligned(qw, 16) {
+        return Err(Error::backend("cuda", format!("{OP}: X and qweight must be 16-byte aligned")));
+    }
+    let (mi, ni, ki, gi) = (i32_arg(OP, "M", m)?, i32_arg(OP, "N", n)?, i32_arg(OP, "K", k)?, i32_arg(OP, "group", group)?);
+    let nblocks = l.n_pad / 64;
+    let plan = w4a16_path(&be.plan_gpu(), m, n, k, T::SUFFIX == "f16", true);
+    if let W4a16Path::Mma(p) = plan {
+        let kt = k / 32;
+        if p.splits == 0 || p.splits * p.kps < kt || (p.splits - 1) * p.kps >= kt {
+            return Err(Error::backend("cuda", format!("{OP}: inconsistent split {p:?} for K = {k}")));
+        }
+        let (ws_len, tickets_len) = p.workspace(m, n);
+        // SAFETY (uninitialized workspace): every word a block reads back was written by
+        // another block of the same tile before that block took its ticket.
+        let mut ws = be.scratch_uninit::<u32>(ws_len)?;
+        let mut tickets = be.scratch::<u32>(tickets_len)?;
+        let grid = (nblocks.div_ceil(4), m.div_ceil(p.tile.bm()), p.splits);
+        let name = format!("w4a16_mma_{}", p.tile.name());
+        let (f, cfg) = be.function_smem(OP, "quant_tc", &name, grid, p.tile.threads(), p.tile.smem())?;
+        let ys = sl_mut::<T>(OP, "Y", &mut y.buf)?;
+        let pair = (n % 2 == 0 && be.aligned(ys, 4)) as i32;
+        let kps = i32_arg(OP, "k-tiles per split", p.kps)?;
+        let mut lb = be.stream().launch_builder(&f);
+        lb.arg(&mi).arg(&ni).arg(&ki).arg(&gi).arg(xs).arg(qw).arg(sl::<u32>(OP, "sz", &l.sz)?).arg(ys);
+        lb.arg(&kps).arg(&pair).arg(&mut ws).arg(&mut tickets);
+        // SAFETY: arguments match `w4a16_mma_*` in cuda/quant_tc.cu (X and Y f16: the plan
+        // takes this kernel only for f16 X, and Y has X's dtype); group | K, X, the fragment
+        // words (n_pad * K / 8, n_pad = 64 ceil(N / 64)), sz and Y lengths and the 16-byte
+        // alignment of X and the words were checked above; pair stores only with N even and Y
+        // 4-byte aligned; grid (ceil(n_pad / 256), ceil(M / BM), splits) with non-empty splits
+        // (checked above), workspace and zeroed tickets sized by `W4Plan::workspace`.
+        unsafe { lb.launch(cfg) }.map_err(drv(OP))?;
+        return Ok(());
+    }
+    let (name, grid) = match plan {
+        W4a16Path::FragGemv => ("w4a16_frag_gemv_f32", (nblocks, m.div_ceil(8), 1)),
+        W4a16Path::FragTile => ("w4a16_frag_tile_f32", (nblocks, m.div_ceil(64), 1)),
+        p => return Err(Error::backend("cuda", format!("{OP}: plan {p:?} does not read the tensor-core layout"))),
+    };
+    if T::SUFFIX != "f32" {
+        return Err(Error::backend("cuda", format!("{OP}: {name} takes f32 activations")));
+    }
+    let cfg = be.cfg(OP, grid, 256, 0)?;
+    let f = be.function("quant_tc", name)?;
+    let mut lb = be.stream().launch_builder(&f);
+    lb.arg(&mi)
+        .arg(&ni)
+        .arg(&ki)
+        .arg(&gi)
+        .arg(xs)
+        .arg(qw)
+        .arg(sl::<f32>(OP, "scales", &w.scales)?)
+        .arg(sl::<u32>(OP, "zeros", &w.zeros)?)
+        .arg(sl_mut::<T>(OP, "Y", &mut y.buf)?);
+    // SAFETY: arguments match `w4a16_frag_*_f32` in cuda/quant_tc.cu (T is f32, checked
+    // above); group | K, every length (fragment words n_pad * K / 8) and the 16-byte alignment
+    // of X and the words were checked above; the grid covers n_pad / 64 column blocks and M.
+    unsafe { lb.launch(cfg) }.map_err(drv(OP))?;
+    Ok(())
+}
+
 impl QuantOps for CudaBackend {
     fn quantize_rows_i8(&self, _: Checked, x: &Tensor, out: &mut DeviceInt8Matrix) -> Result<()> {
         let be = self;
@@ -230,11 +355,19 @@ impl QuantOps for CudaBackend {
         if w.mins.is_some() || w.perm.is_some() {
             return float_dispatch!("gemm_w4a16", "X", x.dtype(), w4a16x_typed(be, x, w, y));
         }
+        if w.mma.is_some() {
+            return float_dispatch!("gemm_w4a16", "X", x.dtype(), w4a16_mma_typed(be, x, w, y));
+        }
         float_dispatch!("gemm_w4a16", "X", x.dtype(), w4a16_typed(be, x, w, y))
     }
 
     fn gemm_w8a16(&self, _: Checked, x: &Tensor, w: &DeviceInt8Weights, y: &mut Tensor) -> Result<()> {
         let be = self;
         float_dispatch!("gemm_w8a16", "X", x.dtype(), w8a16_typed(be, x, w, y))
+    }
+
+    /// sm_80+ unless `SLIMGEMM_KERNEL=simple` (`plan::int4_wants_mma_layout`).
+    fn int4_wants_mma_layout(&self) -> bool {
+        int4_wants_mma_layout(&self.plan_gpu())
     }
 }

@@ -7,6 +7,7 @@ pub mod binary;
 pub mod checkpoint;
 pub mod dense;
 pub mod gguf;
+pub mod int4_mma;
 pub mod lowrank;
 pub mod quant;
 pub mod sparse;

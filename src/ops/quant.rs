@@ -5,7 +5,7 @@ use crate::device::{check, Device};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::formats::{Int4Weights, Int8Matrix, Int8Weights};
-use crate::tensor::{DeviceInt4Weights, DeviceInt8Matrix, DeviceInt8Weights, Tensor};
+use crate::tensor::{DeviceInt4Mma, DeviceInt4Weights, DeviceInt8Matrix, DeviceInt8Weights, Tensor};
 
 impl Device {
     /// Uploads int8 rows (weights per output channel, or pre-quantized activations), padding
@@ -58,16 +58,26 @@ impl Device {
             Some(p) => Some(self.upload_slice(p)?),
             None => None,
         };
+        // The tensor-core fragment order replaces the user's layout of the codes where the
+        // backend asks for it (CUDA sm_80+); download_int4 converts back.
+        let (qweight, mma) =
+            if self.backend().int4_wants_mma_layout() && w.mins.is_none() && w.perm.is_none() && crate::formats::int4_mma::eligible(w) {
+                let l = crate::formats::int4_mma::to_mma(w);
+                (self.upload_slice(&l.qweight)?, Some(DeviceInt4Mma { n_pad: l.n_pad, sz: self.upload_slice(&l.sz)? }))
+            } else {
+                (self.upload_slice(&w.qweight)?, None)
+            };
         Ok(DeviceInt4Weights {
             n: w.n,
             k: w.k,
             group: w.group,
             symmetric: w.mins.is_none() && w.zeros.iter().all(|&z| z == 8),
-            qweight: self.upload_slice(&w.qweight)?,
+            qweight,
             scales: self.upload_slice(&w.scales)?,
             zeros,
             mins,
             perm,
+            mma,
         })
     }
 
@@ -81,6 +91,37 @@ impl Device {
     /// Downloads weight-only int8 weights.
     pub fn download_int8_weights(&self, w: &DeviceInt8Weights) -> Result<Int8Weights> {
         Int8Weights::new(w.n, w.k, w.group, self.download_slice(&w.q)?, self.download_slice(&w.scales)?)
+    }
+
+    /// Downloads int4 weights in the user's layout ([`Int4Weights::new`]: codes packed along K),
+    /// whatever layout the device keeps them in.
+    pub fn download_int4(&self, w: &DeviceInt4Weights) -> Result<Int4Weights> {
+        let q: Vec<u32> = self.download_slice(&w.qweight)?;
+        let qweight = match &w.mma {
+            Some(m) => {
+                if q.len() != m.n_pad * w.k / 8 {
+                    return Err(Error::shape(
+                        "download_int4",
+                        format!("{} words for the tensor-core layout of {} x {}", q.len(), w.n, w.k),
+                    ));
+                }
+                crate::formats::int4_mma::from_mma(w.n, w.k, &q)
+            }
+            None => q,
+        };
+        let scales = self.download_slice(&w.scales)?;
+        let out = match &w.mins {
+            Some(m) => Int4Weights::with_mins(w.n, w.k, w.group, qweight, scales, self.download_slice(m)?)?,
+            None => {
+                let zeros: Vec<u32> = self.download_slice(&w.zeros)?;
+                let zeros = zeros.into_iter().map(|z| u8::try_from(z).unwrap_or(u8::MAX)).collect();
+                Int4Weights::new(w.n, w.k, w.group, qweight, scales, zeros)?
+            }
+        };
+        match &w.perm {
+            Some(p) => out.with_perm(self.download_slice(p)?),
+            None => Ok(out),
+        }
     }
 
     /// Per-row (per-token) symmetric int8 quantization of X `[m,k]` (f32/f16) into `out`

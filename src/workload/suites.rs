@@ -126,6 +126,11 @@ pub fn verify_cases() -> Result<Vec<Workload>> {
         {
             v.push(Workload::LowrankLinear { m, n, r, batch, dtype });
         }
+        // Batches past the CUDA split path (b > 32) with n, r multiples of 8: the f16 products
+        // run on the tensor-core GEMM, the first one split over K.
+        for &(m, n, r, batch) in &[(96, 64, 32, 40), (64, 512, 16, 48)] {
+            v.push(Workload::LowrankLinear { m, n, r, batch, dtype });
+        }
         for &(m, n, r) in &[(1, 1, 1), (31, 13, 7), (129, 97, 33), (768, 3072, 64)] {
             v.push(Workload::LowrankReconstruct { m, n, r, dtype });
         }
@@ -144,7 +149,11 @@ pub fn verify_cases() -> Result<Vec<Workload>> {
         for &(m, k) in &[(1, 1), (3, 31), (17, 129), (16, 4096)] {
             v.push(Workload::QuantizeRowsI8 { m, k, dtype });
         }
-        for &(m, n, k) in &[(1, 1, 1), (3, 7, 33), (13, 31, 97), (17, 5, 200), (1, 4096, 4096), (16, 4096, 4096)] {
+        // (64, 256, 1024): the CUDA tensor-core kernel split over K; (1100, 2000, 48): its
+        // 128 x 128 tile.
+        for &(m, n, k) in
+            &[(1, 1, 1), (3, 7, 33), (13, 31, 97), (17, 5, 200), (1, 4096, 4096), (16, 4096, 4096), (64, 256, 1024), (1100, 2000, 48)]
+        {
             v.push(Workload::GemmW8a8 { m, n, k, dtype });
         }
         for &(m, n, k, group, symmetric) in &[
@@ -199,7 +208,8 @@ pub fn verify_cases() -> Result<Vec<Workload>> {
     for &(rows, cols) in &[(1, 1), (3, 31), (7, 33), (13, 97), (64, 4096)] {
         v.push(Workload::BinarizePack { rows, cols });
     }
-    for &(m, n, k) in &[(1, 1, 1), (3, 7, 31), (13, 33, 97), (5, 3, 64), (64, 256, 4096)] {
+    // (2048, 1100, 64): the CUDA 1-bit tensor-core kernel's 128 x 128 tile.
+    for &(m, n, k) in &[(1, 1, 1), (3, 7, 31), (13, 33, 97), (5, 3, 64), (64, 256, 4096), (2048, 1100, 64)] {
         v.push(Workload::XnorGemm { m, n, k });
     }
     v.push(Workload::XnorConv2d {
