@@ -183,7 +183,7 @@ extern "C" __global__ void __launch_bounds__(256) xnor_conv(ConvGeom g, const u3
 // taps, then two shuffles), |T(p)| and F1 (the full sum inside the image, the tap loop only at
 // borders with zero padding) and applies y = alpha dot + bias exactly as the CPU.
 // Contract: as xnor_conv, and kh * kw <= XT_MAX_TAPS, words % CW == 0, X and F 4 * CW-byte
-// aligned; grid = (ceil(c_out / BN), ceil(npix / BM), splits) with non-empty splits of kps
+// aligned; `pair` (two f32 per store) only if c_out is even and Y 8-byte aligned; grid = (ceil(c_out / BN), ceil(npix / BM), splits) with non-empty splits of kps
 // k-tiles (16 words each); ws / tickets as the other tensor-core kernels; dynamic shared
 // memory C::SMEM.
 #define XT_MAX_TAPS 25
@@ -209,11 +209,13 @@ template <class C, int CW>
 __device__ __forceinline__ void xnor_tc_body(const ConvGeom& g, const u32* __restrict__ X, const u32* __restrict__ F,
                                              const float* __restrict__ alpha, const float* __restrict__ bias,
                                              const float* __restrict__ thresholds, float* __restrict__ Y, u32* __restrict__ Ybits,
-                                             int mode, int kps, u32* __restrict__ ws, u32* __restrict__ tickets) {
+                                             int mode, int pair, int kps, u32* __restrict__ ws, u32* __restrict__ tickets) {
 #if __CUDA_ARCH__ >= 800
     extern __shared__ __align__(128) unsigned char xt_smem[];
     __shared__ int fp[C::BN][XT_MAX_TAPS];
     __shared__ int fall[C::BN];
+    __shared__ int rx1[C::BM];      // X1 of each pixel row
+    __shared__ u32 rin[C::BM];      // taps inside the image (bit mask) of each pixel row
     __shared__ u32 obits[C::BM][C::BN / 32];
     constexpr int CPR = 16 / CW;  // copy units per row and k-tile
     static_assert(C::THREADS % CPR == 0 && (C::BM * CPR) % C::THREADS == 0 && (C::BN * CPR) % C::THREADS == 0, "gather shape");
@@ -233,6 +235,27 @@ __device__ __forceinline__ void xnor_tc_body(const ConvGeom& g, const u32* __res
         if (o < g.c_out)
             for (int w = 0; w < g.words; ++w) s += __popc(__ldg(F + ((i64)o * taps + t) * g.words + w));
         fp[c][t] = s;
+    }
+    // X1 and the inside-taps mask of every pixel row of the block (read by the epilogue after
+    // the barriers below).
+    for (int rl = tid; rl < C::BM; rl += C::THREADS) {
+        const int p = row0 + rl;
+        int x1 = 0;
+        u32 inside = 0u;
+        if (p < npix) {
+            const int n = p / opix, rem = p - n * opix;
+            const int y0 = (rem / g.out_w) * g.stride_h - g.pad_h, x0 = (rem % g.out_w) * g.stride_w - g.pad_w;
+            for (int t = 0; t < taps; ++t) {
+                const int ky = t / g.kw, kx = t - ky * g.kw, iy = y0 + ky, ix = x0 + kx;
+                if (iy >= 0 && ix >= 0 && iy < g.in_h && ix < g.in_w) {
+                    inside |= 1u << t;
+                    const u32* xp = X + (((i64)n * g.in_h + iy) * g.in_w + ix) * g.words;
+                    for (int w = 0; w < g.words; ++w) x1 += __popc(__ldg(xp + w));
+                }
+            }
+        }
+        rx1[rl] = x1;
+        rin[rl] = inside;
     }
     // This thread's gather rows (fixed across k-tiles) and copy unit.
     const int unit = tid % CPR;
@@ -304,56 +327,65 @@ __device__ __forceinline__ void xnor_tc_body(const ConvGeom& g, const u32* __res
     }
     if (mode != 0)
         for (int e = tid; e < C::BM * (C::BN / 32); e += C::THREADS) obits[e / (C::BN / 32)][e % (C::BN / 32)] = 0u;
+    // alpha, bias and threshold of this thread's 2 NT channels.
+    float ca[C::NT][2], cb[C::NT][2], ct[C::NT][2];
+#pragma unroll
+    for (int nt = 0; nt < C::NT; ++nt)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            const int o = col0 + tc_col<C>(nt) + e;
+            const bool ok = o < g.c_out;
+            ca[nt][e] = ok ? __ldg(alpha + o) : 0.f;
+            cb[nt][e] = ok && bias != nullptr ? __ldg(bias + o) : 0.f;
+            ct[nt][e] = ok && mode != 0 ? __ldg(thresholds + o) : 0.f;
+        }
     __syncthreads();
-    const int t4 = lane & 3;
 #pragma unroll
     for (int mt = 0; mt < C::MT; ++mt) {
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
             const int rl = tc_row<C>(mt, h), p = row0 + rl;
-            const bool pin = p < npix;
-            const int n = pin ? p / opix : 0, rem = pin ? p - n * opix : 0;
-            const int y0 = (rem / g.out_w) * g.stride_h - g.pad_h, x0 = (rem % g.out_w) * g.stride_w - g.pad_w;
-            // X1 and |T(p)|: lane t4 takes taps t4, t4 + 4, ...; the 4 lanes of the row add up.
-            int x1 = 0, cnt = 0;
-            for (int t = t4; t < taps; t += 4) {
-                const int ky = t / g.kw, kx = t - ky * g.kw, iy = y0 + ky, ix = x0 + kx;
-                if (pin && iy >= 0 && ix >= 0 && iy < g.in_h && ix < g.in_w) {
-                    ++cnt;
-                    const u32* xp = X + (((i64)n * g.in_h + iy) * g.in_w + ix) * g.words;
-                    for (int w = 0; w < g.words; ++w) x1 += __popc(__ldg(xp + w));
+            if (p >= npix) continue;
+            const int x1 = rx1[rl];
+            const u32 inside = rin[rl];
+            const int cnt = g.zero_pad ? __popc(inside) : taps;
+            // F1 of this row's 2 NT channels: the full sums, or at a border (zero padding) the
+            // sums over the taps inside the image.
+            int f1v[C::NT][2];
+            if (g.zero_pad && cnt < taps) {
+#pragma unroll
+                for (int nt = 0; nt < C::NT; ++nt) f1v[nt][0] = f1v[nt][1] = 0;
+                for (u32 m = inside; m != 0u; m &= m - 1u) {
+                    const int t = __ffs(m) - 1;
+#pragma unroll
+                    for (int nt = 0; nt < C::NT; ++nt) {
+                        f1v[nt][0] += fp[tc_col<C>(nt)][t];
+                        f1v[nt][1] += fp[tc_col<C>(nt) + 1][t];
+                    }
+                }
+            } else {
+#pragma unroll
+                for (int nt = 0; nt < C::NT; ++nt) {
+                    f1v[nt][0] = fall[tc_col<C>(nt)];
+                    f1v[nt][1] = fall[tc_col<C>(nt) + 1];
                 }
             }
-            x1 += __shfl_xor_sync(0xffffffffu, x1, 1);
-            x1 += __shfl_xor_sync(0xffffffffu, x1, 2);
-            cnt += __shfl_xor_sync(0xffffffffu, cnt, 1);
-            cnt += __shfl_xor_sync(0xffffffffu, cnt, 2);
-            if (!pin) continue;
-            const bool border = g.zero_pad && cnt < taps;
-            if (!g.zero_pad) cnt = taps;
 #pragma unroll
             for (int nt = 0; nt < C::NT; ++nt) {
+                const int cl0 = tc_col<C>(nt), o0 = col0 + cl0;
+                if (o0 >= g.c_out) continue;
+                float y2[2];
 #pragma unroll
                 for (int e = 0; e < 2; ++e) {
-                    const int cl = tc_col<C>(nt) + e, o = col0 + cl;
-                    if (o >= g.c_out) continue;
-                    int f1 = fall[cl];
-                    if (border) {
-                        f1 = 0;
-                        for (int t = 0; t < taps; ++t) {
-                            const int ky = t / g.kw, kx = t - ky * g.kw, iy = y0 + ky, ix = x0 + kx;
-                            if (iy >= 0 && ix >= 0 && iy < g.in_h && ix < g.in_w) f1 += fp[cl][t];
-                        }
-                    }
+                    const int cl = cl0 + e;
+                    const int f1 = f1v[nt][e];
                     const int dot = cnt * g.c_in - 2 * x1 - 2 * f1 + 4 * acc[mt][nt][2 * h + e];
-                    float y = __fmul_rn(__ldg(alpha + o), (float)dot);
-                    if (bias != nullptr) y = __fadd_rn(y, __ldg(bias + o));
-                    if (mode == 0) {
-                        Y[(i64)p * g.c_out + o] = y;
-                    } else if (y < __ldg(thresholds + o)) {
-                        atomicOr(&obits[rl][cl >> 5], 1u << (cl & 31));
-                    }
+                    float y = __fmul_rn(ca[nt][e], (float)dot);
+                    if (bias != nullptr) y = __fadd_rn(y, cb[nt][e]);
+                    y2[e] = y;
+                    if (mode != 0 && o0 + e < g.c_out && y < ct[nt][e]) atomicOr(&obits[rl][cl >> 5], 1u << (cl & 31));
                 }
+                if (mode == 0) tc_store2(Y + (i64)p * g.c_out + o0, y2[0], y2[1], o0 + 1 < g.c_out, pair != 0);
             }
         }
     }
@@ -373,8 +405,9 @@ typedef TcCfg<64, 64, 2, 2, 4> TcS;
 #define XNOR_TC(CFG, CW)                                                                                                 \
     extern "C" __global__ void __launch_bounds__(CFG::THREADS)                                                           \
         xnor_tc_##CFG##_w##CW(ConvGeom g, const u32* X, const u32* F, const float* alpha, const float* bias,             \
-                              const float* thresholds, float* Y, u32* Ybits, int mode, int kps, u32* ws, u32* tickets) { \
-        xnor_tc_body<CFG, CW>(g, X, F, alpha, bias, thresholds, Y, Ybits, mode, kps, ws, tickets);                       \
+                              const float* thresholds, float* Y, u32* Ybits, int mode, int pair, int kps, u32* ws,       \
+                              u32* tickets) {                                                                            \
+        xnor_tc_body<CFG, CW>(g, X, F, alpha, bias, thresholds, Y, Ybits, mode, pair, kps, ws, tickets);                 \
     }
 XNOR_TC(TcL, 1)
 XNOR_TC(TcL, 2)

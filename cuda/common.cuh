@@ -251,7 +251,7 @@ __device__ __forceinline__ void tc_frag_b_nmajor(u32 (&b)[4], u32 base, int n0, 
 template <int STAGES, class Load, class Compute>
 __device__ __forceinline__ void tc_pipeline(int kt0, int kt1, Load&& load, Compute&& compute) {
     const int n = kt1 - kt0;
-#pragma unroll
+#pragma unroll 1  // one copy of the loader in the prologue (code size), the loop below has the other
     for (int s = 0; s < STAGES - 1; ++s) {
         if (s < n) load(s, kt0 + s);
         tc_cp_commit();

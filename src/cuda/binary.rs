@@ -111,6 +111,11 @@ fn xnor_launch(
         }
     };
     let mut split = split;
+    // Two f32 outputs per store (tensor-core kernel): even c_out and an 8-byte aligned Y.
+    let pair: i32 = match &out {
+        XnorOut::F32(y) => (g.c_out % 2 == 0 && be.aligned(sl::<f32>(op, "Y", y)?, 8)) as i32,
+        XnorOut::Bits { .. } => 0,
+    };
     let null: u64 = 0;
     let mode: i32 = match out {
         XnorOut::F32(_) => 0,
@@ -138,11 +143,11 @@ fn xnor_launch(
     }
     lb.arg(&mode);
     if let Some((kps, ws, tickets)) = split.as_mut() {
-        lb.arg(&*kps).arg(ws).arg(tickets);
+        lb.arg(&pair).arg(&*kps).arg(ws).arg(tickets);
     }
     // SAFETY: arguments match `xnor_conv` / `xnor_tc_*` in cuda/binary.cu (null pointers only
     // where the mode does not read them); every buffer length of their contract was checked
-    // above; for the tensor-core kernel the plan keeps taps <= XT_MAX_TAPS and cw | words, X and F
+    // above; pair stores only with c_out even and Y 8-byte aligned; for the tensor-core kernel the plan keeps taps <= XT_MAX_TAPS and cw | words, X and F
     // are aligned to cw words (checked above), the grid is (ceil(c_out / BN), ceil(npix / BM),
     // splits) with non-empty splits (checked above), workspace and zeroed tickets are sized by
     // `TcPlan::workspace` and the dynamic shared memory is the tile's 4 stages.
