@@ -212,6 +212,12 @@ pub(crate) mod check {
         Ok(())
     }
 
+    /// Fails unless `alpha` and `beta` are finite.
+    pub fn alpha_beta(op: &'static str, alpha: f32, beta: f32) -> Result<()> {
+        finite(op, "alpha", alpha)?;
+        finite(op, "beta", beta)
+    }
+
     /// Fails unless `f` is finite.
     pub fn finite(op: &'static str, what: &str, f: f32) -> Result<()> {
         if !f.is_finite() {

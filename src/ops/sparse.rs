@@ -51,19 +51,31 @@ impl Device {
         check::float(op, "A", a.dtype())
     }
 
+    /// The two dense operands of a sparse product, `first` `[r1, N]` and `second` `[r2, N]`
+    /// (N = the first's columns): both on this device and in the sparse matrix's dtype.
+    fn check_pair(
+        &self,
+        op: &'static str,
+        dtype: DType,
+        first: (&'static str, &Tensor, usize),
+        second: (&'static str, &Tensor, usize),
+    ) -> Result<()> {
+        let ((n1, t1, r1), (n2, t2, r2)) = (first, second);
+        self.owns(op, n1, &t1.buf)?;
+        self.owns(op, n2, &t2.buf)?;
+        check::dims(op, n1, t1, r1, t1.cols)?;
+        check::dims(op, n2, t2, r2, t1.cols)?;
+        check::dtype(op, n1, t1.dtype(), dtype)?;
+        check::dtype(op, n2, t2.dtype(), dtype)
+    }
+
     /// `C = alpha * A * B + beta * C` with A `[M,K]` CSR, B `[K,N]`, C `[M,N]`, all one float
     /// dtype (f16 accumulates in f32).
     pub fn spmm(&self, a: &DeviceCsr, b: &Tensor, c: &mut Tensor, alpha: f32, beta: f32) -> Result<()> {
         const OP: &str = "spmm";
         self.check_csr(OP, a)?;
-        self.owns(OP, "B", &b.buf)?;
-        self.owns(OP, "C", &c.buf)?;
-        check::dims(OP, "B", b, a.cols, b.cols)?;
-        check::dims(OP, "C", c, a.rows, b.cols)?;
-        check::dtype(OP, "B", b.dtype(), a.dtype())?;
-        check::dtype(OP, "C", c.dtype(), a.dtype())?;
-        check::finite(OP, "alpha", alpha)?;
-        check::finite(OP, "beta", beta)?;
+        self.check_pair(OP, a.dtype(), ("B", b, a.cols), ("C", c, a.rows))?;
+        check::alpha_beta(OP, alpha, beta)?;
         self.backend().spmm(Checked::new(), a, b, c, alpha, beta)
     }
 
@@ -72,12 +84,7 @@ impl Device {
     pub fn spmm_t(&self, a: &DeviceCsr, b: &Tensor, c: &mut Tensor) -> Result<()> {
         const OP: &str = "spmm_t";
         self.check_csr(OP, a)?;
-        self.owns(OP, "B", &b.buf)?;
-        self.owns(OP, "C", &c.buf)?;
-        check::dims(OP, "B", b, a.rows, b.cols)?;
-        check::dims(OP, "C", c, a.cols, b.cols)?;
-        check::dtype(OP, "B", b.dtype(), a.dtype())?;
-        check::dtype(OP, "C", c.dtype(), a.dtype())?;
+        self.check_pair(OP, a.dtype(), ("B", b, a.rows), ("C", c, a.cols))?;
         self.backend().spmm_t(Checked::new(), a, b, c)
     }
 
@@ -87,14 +94,8 @@ impl Device {
     pub fn sddmm(&self, a: &mut DeviceCsr, x: &Tensor, y: &Tensor, alpha: f32, beta: f32) -> Result<()> {
         const OP: &str = "sddmm";
         self.check_csr(OP, a)?;
-        self.owns(OP, "X", &x.buf)?;
-        self.owns(OP, "Y", &y.buf)?;
-        check::dims(OP, "X", x, a.rows, x.cols)?;
-        check::dims(OP, "Y", y, a.cols, x.cols)?;
-        check::dtype(OP, "X", x.dtype(), a.dtype())?;
-        check::dtype(OP, "Y", y.dtype(), a.dtype())?;
-        check::finite(OP, "alpha", alpha)?;
-        check::finite(OP, "beta", beta)?;
+        self.check_pair(OP, a.dtype(), ("X", x, a.rows), ("Y", y, a.cols))?;
+        check::alpha_beta(OP, alpha, beta)?;
         self.backend().sddmm(Checked::new(), a, x, y, alpha, beta)
     }
 }
@@ -138,14 +139,8 @@ impl Device {
         // upload_sparse24 makes all of A's buffers together, on one device.
         self.owns(OP, "A", &a.values)?;
         check::float(OP, "A", a.dtype())?;
-        self.owns(OP, "B", &b.buf)?;
-        self.owns(OP, "C", &c.buf)?;
-        check::dims(OP, "B", b, a.cols, b.cols)?;
-        check::dims(OP, "C", c, a.rows, b.cols)?;
-        check::dtype(OP, "B", b.dtype(), a.dtype())?;
-        check::dtype(OP, "C", c.dtype(), a.dtype())?;
-        check::finite(OP, "alpha", alpha)?;
-        check::finite(OP, "beta", beta)?;
+        self.check_pair(OP, a.dtype(), ("B", b, a.cols), ("C", c, a.rows))?;
+        check::alpha_beta(OP, alpha, beta)?;
         self.backend().spmm_24(Checked::new(), a, b, c, alpha, beta)
     }
 }
