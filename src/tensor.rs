@@ -138,8 +138,9 @@ pub struct DeviceCsr {
     /// `nnz` u32: position in `values` of each transposed entry.
     pub(crate) t_perm: Buffer,
     /// `nnz` values in CSC order, `t_values[q] = values[t_perm[q]]`: `spmm_t` reads them
-    /// without the gather. Kept equal to the gathered `values` by every op that writes
-    /// `values` (`sddmm` refreshes it after its update).
+    /// without the gather (CPU, CUDA). Kept equal to the gathered `values` by those backends'
+    /// `sddmm`. The wgpu backend neither reads nor refreshes it: its `spmm_t` gathers through
+    /// `t_perm` on every call, so on wgpu this copy may be stale and must not be read.
     pub(crate) t_values: Buffer,
     /// `cols` u32 column ids sorted by decreasing column length.
     pub(crate) t_row_order: Buffer,

@@ -5,9 +5,9 @@ use cudarc::driver::{DeviceRepr, PushKernelArg};
 
 use super::backend::{drv, float_dispatch, i32_arg, sl, sl_mut, CudaBackend, KernelFloat};
 use super::plan::{xnor_path, TcPlan, XnorPath, XT_MAX_TAPS};
-use super::sparse::expect_len;
 use crate::error::{Error, Result};
 use crate::formats::binary::{Conv2dParams, PadMode};
+use crate::tensor::expect_len;
 use crate::tensor::*;
 
 /// Geometry of the XNOR kernel (`ConvGeom` in cuda/binary.cu, same field order).

@@ -6,8 +6,8 @@ use std::any::Any;
 
 use super::backend::{drv, float_dispatch, i32_arg, sl, sl_mut, CudaBackend, KernelFloat};
 use super::plan::{lowrank_linear_path, lowrank_reconstruct_path, lowrank_tc_shapes, LowRankPath, TcPlan, LRS_B};
-use super::sparse::expect_len;
 use crate::error::{Error, Result};
+use crate::tensor::expect_len;
 use crate::tensor::*;
 use half::f16;
 

@@ -5,8 +5,8 @@ use cudarc::driver::PushKernelArg;
 
 use super::backend::{drv, float_dispatch, i32_arg, sl, sl_mut, CudaBackend, KernelFloat};
 use super::plan::{int4_wants_mma_layout, w4a16_path, w8a8_path, TcPlan, W4a16Path, W8a8Path, GEMV_ROWS};
-use super::sparse::expect_len;
 use crate::error::{Error, Result};
+use crate::tensor::expect_len;
 use crate::tensor::*;
 
 /// Largest K for which the int32 accumulation of int8 products cannot overflow

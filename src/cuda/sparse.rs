@@ -14,7 +14,7 @@ use half::f16;
 /// Threads per block of the sparse kernels (`__launch_bounds__(128)`).
 const BLOCK: usize = 128;
 
-pub(crate) use crate::tensor::expect_len;
+use crate::tensor::expect_len;
 use crate::tensor::expect_min_len;
 
 fn check_csr(op: &'static str, a: &DeviceCsr) -> Result<()> {
