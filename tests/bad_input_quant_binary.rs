@@ -1,8 +1,7 @@
 //! Every bad-input class of the quantized and binary families' public constructors and ops
 //! returns the documented error variant with a message that names the problem (never a panic).
-mod common;
 
-use common::expect;
+use crate::common::expect;
 use slimgemm::formats::binary::{Conv2dParams, PadMode};
 use slimgemm::formats::quant::{quantize_gguf_q4_0, quantize_gguf_q4_k};
 use slimgemm::formats::{BinaryFilter, BinaryWeights, BitMatrix, Int4Weights, Int8Matrix, Int8Weights, Matrix};

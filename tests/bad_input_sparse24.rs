@@ -2,9 +2,9 @@
 //! must return the right `Error` variant with a message that says what was expected, never
 //! panic and never allocate absurd sizes.
 
-mod common;
+use crate::common;
 
-use common::expect;
+use crate::common::expect;
 
 use slimgemm::formats::{Matrix, Sparse24};
 use slimgemm::{f16, DType, Device};

@@ -2,9 +2,8 @@
 //! DLMC `.smtx` parser and the `Device` ops: each must return the right `Error` variant with
 //! a message that says what was expected, never panic and never allocate absurd sizes.
 
-mod common;
 
-use common::expect;
+use crate::common::expect;
 use std::io::Write;
 
 use slimgemm::formats::sparse::{load_smtx_pattern, parse_smtx};

@@ -7,9 +7,8 @@
 //! times an f32 alpha, rounded once in both formulations); `xnor_conv2d` is compared at
 //! `slimgemm::compare::tolerance(F32)` = 2e-4 relative (the reference rounds `alpha * dot`
 //! and `+ bias` separately, the float formulation once).
-mod common;
 
-use common::RAGGED;
+use crate::common::RAGGED;
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use slimgemm::compare::{errors, tolerance};

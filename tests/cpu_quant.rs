@@ -6,9 +6,8 @@
 //! they are compared bit for bit; `gemm_w4a16` is compared with the dequantize-then-matmul
 //! formulation (`naive::gemm_w4a16`, f64) at `slimgemm::compare::tolerance(dtype)` (f32 2e-4,
 //! f16 1e-2, relative to the largest reference magnitude); converters are checked exactly.
-mod common;
 
-use common::RAGGED;
+use crate::common::RAGGED;
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use slimgemm::compare::{errors, tolerance};

@@ -3,7 +3,7 @@
 //! caller's stream (skips without a GPU), and no panic without a driver.
 #![cfg(feature = "cuda")]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

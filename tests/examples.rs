@@ -4,7 +4,7 @@
 //! claims: the layers are close to the float layer, the training losses go down, the binary
 //! block and the bring-your-own runs match the CPU reference.
 
-mod common;
+use crate::common;
 
 #[allow(dead_code)]
 #[path = "../examples/quickstart.rs"]

@@ -572,7 +572,7 @@ fn bad_safetensors_bytes_never_panic() {
 }
 
 /// Regenerates the checkpoint fuzz seeds (the input layout of fuzz/fuzz_targets/checkpoint.rs):
-/// `SLIMGEMM_WRITE_SEEDS=fuzz/corpus cargo test --no-default-features --test formats_checkpoint -- --ignored write_fuzz_seeds`.
+/// `SLIMGEMM_WRITE_SEEDS=fuzz/corpus cargo test --features hf --no-default-features --test library -- --ignored write_fuzz_seeds`.
 #[test]
 #[ignore]
 fn write_fuzz_seeds() {

@@ -3,10 +3,9 @@
 //! reference dequantizers (bit for bit), the encoders against ggml's reference quantizers
 //! (golden bytes), and every bad-file class (a clear error, never a panic).
 
-mod gguf_util;
 
 #[allow(unused_imports)]
-use gguf_util::*;
+use crate::gguf_util::*;
 #[allow(unused_imports)]
 use half::f16;
 #[allow(unused_imports)]

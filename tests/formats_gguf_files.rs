@@ -1,10 +1,9 @@
 //! GGUF encoders against ggml golden bytes, every bad-file class, the optional Python `gguf`
 //! cross-check and the fuzz regressions (the reader and the types are in `formats_gguf.rs`).
 
-mod gguf_util;
 
 #[allow(unused_imports)]
-use gguf_util::*;
+use crate::gguf_util::*;
 #[allow(unused_imports)]
 use half::f16;
 #[allow(unused_imports)]
@@ -402,7 +401,7 @@ wr.write_header_to_file(); wr.write_kv_data_to_file(); wr.write_tensors_to_file(
 }
 
 /// Regenerates the GGUF fuzz seeds: `SLIMGEMM_WRITE_SEEDS=fuzz/corpus cargo test
-/// --no-default-features --test formats_gguf -- --ignored write_fuzz_seeds`.
+/// --no-default-features --test library -- --ignored write_fuzz_seeds`.
 #[test]
 #[ignore]
 fn write_fuzz_seeds() {

@@ -5,9 +5,9 @@
 //! `alpha_j sign(x) . sign(w_j)`), judged with `slimgemm::compare::tolerance(out dtype)`.
 //! Also: `bytes_on_device`, `format`, reuse across token counts, and bad inputs.
 
-mod common;
+use crate::common;
 
-use common::expect;
+use crate::common::expect;
 use slimgemm::formats::quant::{quantize_gguf_q4_k, quantize_gguf_q8_0};
 use slimgemm::formats::{
     BinaryWeights, Csr, GgmlType, GgufFile, GgufTensor, GgufWriter, GptqFormat, Int4Weights, Int8Matrix, Int8Weights, LowRank, Matrix,

@@ -6,9 +6,9 @@
 //! each of dX, dU, dV judged separately with `slimgemm::compare::tolerance(dtype)`; and every
 //! class of bad operand.
 
-mod common;
+use crate::common;
 
-use common::expect;
+use crate::common::expect;
 use slimgemm::formats::{LowRank, Matrix};
 use slimgemm::{f16, DType, Device, Error, Float, Result, Tensor};
 

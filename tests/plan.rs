@@ -4,7 +4,7 @@
 //! `PlannedLinear` computes what the planner's error model says, the written model (feature
 //! `hf`) reloads and reproduces the measured errors, and bad input is a clear error.
 
-mod common;
+use crate::common;
 
 use slimgemm::formats::{LowRank, Matrix};
 use slimgemm::plan::{

@@ -4,7 +4,7 @@
 //! ragged lists plus shapes that hit every N residue and tile edge). GPU tests skip with a
 //! printed reason where the backend is absent.
 
-mod common;
+use crate::common;
 
 use slimgemm::formats::{Matrix, Sparse24};
 use slimgemm::wgpu::{BoundsChecks, WgpuOptions};

@@ -3,7 +3,7 @@
 //! spmm_t, compared with the dense formulation of the updated matrix (f32 and f16, ragged
 //! shapes, empty rows, beta = 0 and beta != 0, and a second round).
 
-mod common;
+use crate::common;
 
 use slimgemm::formats::{Csr, Matrix};
 use slimgemm::{f16, Device, Float};

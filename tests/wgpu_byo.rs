@@ -4,7 +4,7 @@
 //! `slimgemm::compare::tolerance(F32)`). Also checks that badly sized or badly flagged
 //! buffers are rejected with errors.
 #![cfg(feature = "wgpu")]
-mod common;
+use crate::common;
 
 use slimgemm::compare::{errors, tolerance};
 use slimgemm::formats::{Csr, Matrix};

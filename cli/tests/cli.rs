@@ -3,6 +3,13 @@
 //! of `slimgemm::compare::tolerance` per dtype and exact comparison for int8 quantization and
 //! bit outputs), a tiny `bench` must print rows and write its roofline chart, and
 //! `check-kernels` must compile every kernel or say clearly that NVRTC is missing.
+//!
+//! The crate's one test binary: the vendor baselines, `compress` and `scripts/gpu-check.sh`
+//! are modules of it (cli/Cargo.toml names this target).
+
+mod baselines;
+mod compress;
+mod gpu_check;
 
 use std::process::Command;
 
