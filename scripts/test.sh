@@ -82,4 +82,4 @@ if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
 fi
 
 # 4. Every test (dev profile: opt-level 1, dependencies optimized).
-cargo test --workspace --all-features "$@"
+cargo test --workspace --features hf "$@"

@@ -121,3 +121,48 @@ fn cuda_timer_is_cuda_events() {
     assert_eq!(times.len(), 5);
     assert!(times.iter().all(|t| t.is_finite() && *t >= 0.0), "{times:?}");
 }
+
+/// `with_cuda_view` lends part of a caller's slice as an op input without copying: the result
+/// matches the CPU, the caller's slice is intact and still owned by the caller afterwards
+/// (read back, then freed by cudarc once), and a view that does not fit is an error.
+#[test]
+fn cuda_view_lends_a_slice_without_copy_or_free() {
+    let Some(gpu) = common::cuda_device() else { return };
+    let stream = gpu.as_cuda().expect("a CUDA device").stream().clone();
+    let (m, k, n, offset) = (23, 17, 5, 13);
+    let a = Csr::<f32>::random(m, k, 0.3, 3).unwrap();
+    let b = Matrix::<f32>::random(k, n, 4).unwrap();
+    // The caller's slice: `offset` elements of something else, then B, then more.
+    let mut host = vec![7.0f32; offset];
+    host.extend_from_slice(&b.data);
+    host.extend_from_slice(&[9.0; 11]);
+    let slice = stream.clone_htod(&host).unwrap();
+    let da = gpu.upload_csr(&a).unwrap();
+    let got = gpu
+        .with_cuda_view(&slice, offset, k, n, |db| {
+            assert_eq!((db.rows(), db.cols()), (k, n));
+            let mut dc = gpu.zeros(m, n, DType::F32)?;
+            gpu.spmm(&da, db, &mut dc, 1.0, 0.0)?;
+            gpu.download_matrix::<f32>(&dc)
+        })
+        .unwrap();
+    let cpu = Device::cpu();
+    let mut want = cpu.zeros(m, n, DType::F32).unwrap();
+    cpu.spmm(&cpu.upload_csr(&a).unwrap(), &cpu.upload_matrix(&b).unwrap(), &mut want, 1.0, 0.0).unwrap();
+    let e = slimgemm::compare::errors(&got.data, &cpu.download_matrix::<f32>(&want).unwrap().data);
+    assert!(e.max_rel <= slimgemm::compare::tolerance(DType::F32), "view spmm: {e:?}");
+    // Still the caller's memory, unchanged.
+    assert_eq!(stream.clone_dtoh(&slice).unwrap(), host);
+
+    // Views that do not fit, and an error returned from inside: errors, the slice untouched.
+    let len = host.len();
+    for (off, rows, cols) in [(len, 1, 1), (0, len + 1, 1), (usize::MAX, 1, 1), (1, usize::MAX, 2), (0, 0, 3)] {
+        let r = gpu.with_cuda_view(&slice, off, rows, cols, |_| Ok(()));
+        assert!(matches!(r, Err(Error::Shape { .. })), "view ({off}, {rows}, {cols}) must be a shape error: {r:?}");
+    }
+    let r: slimgemm::Result<()> = gpu.with_cuda_view(&slice, 0, 2, 3, |_| Err(Error::backend("test", "inner failure")));
+    assert!(r.is_err());
+    assert_eq!(stream.clone_dtoh(&slice).unwrap(), host);
+    // On a device that is not CUDA: unavailable.
+    assert!(matches!(cpu.with_cuda_view(&slice, 0, 1, 1, |_| Ok(())), Err(Error::Unavailable { .. })));
+}

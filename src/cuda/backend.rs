@@ -220,8 +220,7 @@ impl std::fmt::Debug for CudaBackend {
 /// Fails with [`Error::Unavailable`] unless the CUDA driver library can be loaded. cudarc
 /// loads it lazily and panics if it is absent, so this runs before any cudarc driver call.
 pub(crate) fn probe_driver() -> Result<()> {
-    // SAFETY: `is_culib_present` only dlopens candidate names of the driver library and drops them.
-    if unsafe { cudarc::driver::sys::is_culib_present() } {
+    if super::libs::culib_present("cuda") {
         Ok(())
     } else {
         let ld = std::env::var("LD_LIBRARY_PATH").unwrap_or_default();

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use cudarc::driver::{CudaSlice, CudaStream};
+use cudarc::driver::{CudaSlice, CudaStream, DevicePtr};
 
 use super::backend::{CudaBackend, CudaElement, CudaStorage};
 use crate::device::Device;
@@ -47,6 +47,79 @@ impl Device {
     ) -> Result<crate::Tensor> {
         let buf = self.wrap_cuda_slice(slice)?;
         self.tensor_from_buffer(buf, rows, cols)
+    }
+}
+
+impl Device {
+    /// Lends `slice[offset .. offset + rows * cols]`, memory the caller keeps owning (a
+    /// framework's tensor, say), to `f` as a `[rows, cols]` tensor of this device, without
+    /// copying. The tensor lives only for the call and slimgemm never frees the borrowed
+    /// memory: it is released from the tensor when `f` returns, fails or panics. Because `f`
+    /// gets the tensor by reference, it can only be read (an op's input); outputs are
+    /// slimgemm's own tensors, which [`Buffer::into_cuda_slice`] hands over without a copy.
+    ///
+    /// The slice must belong to this device's CUDA context; work queued on it is ordered with
+    /// slimgemm's stream through cudarc's events (a pending write is waited for, and the read
+    /// is recorded for later writers).
+    pub fn with_cuda_view<T, R>(
+        &self,
+        slice: &CudaSlice<T>,
+        offset: usize,
+        rows: usize,
+        cols: usize,
+        f: impl FnOnce(&crate::Tensor) -> Result<R>,
+    ) -> Result<R>
+    where
+        T: CudaElement + crate::dtype::Float,
+    {
+        const OP: &str = "with_cuda_view";
+        let be =
+            self.as_cuda().ok_or_else(|| Error::unavailable("cuda", format!("{OP}: device `{}` is not a CUDA device", self.name())))?;
+        if slice.context() != be.context() {
+            return Err(Error::backend("cuda", format!("{OP}: the slice belongs to another CUDA context than this device's")));
+        }
+        let len = crate::formats::checked_elems(OP, "view", &[rows, cols])?;
+        offset.checked_add(len).filter(|&e| e <= slice.len()).ok_or_else(|| {
+            Error::shape(OP, format!("view [{offset}, {offset} + {rows} x {cols}) does not fit the slice of {} elements", slice.len()))
+        })?;
+        let byte_offset = offset
+            .checked_mul(std::mem::size_of::<T>())
+            .and_then(|b| u64::try_from(b).ok())
+            .ok_or_else(|| Error::shape(OP, format!("offset {offset} overflows a device address")))?;
+        // `_read` records, when dropped after `f` has queued its kernels, that this stream read
+        // the slice, so the owner's later writes wait for them.
+        let (base, _read) = slice.device_ptr(be.stream());
+        // SAFETY: `base + byte_offset` points into a live allocation of this device's context
+        // (checked above) holding at least `len` elements of `T` from there (`offset +
+        // len <= slice.len()`), and `slice` is borrowed for the whole call, so the memory outlives the
+        // alias. The alias never frees it: `Lent::drop` leaks it on every path, unwinding
+        // included, and `f` only gets `&Tensor`, which cannot move the alias out.
+        let alias = unsafe { be.stream().upgrade_device_ptr::<T>(base + byte_offset, len) };
+        // Infallible from here to the guard: no path may drop the alias.
+        let buf = self.wrap_storage(Storage::Cuda(T::wrap(alias)), T::DTYPE, len);
+        let lent = Lent::<T> { tensor: std::mem::ManuallyDrop::new(crate::Tensor { buf, rows, cols }), _t: std::marker::PhantomData };
+        f(&lent.tensor)
+    }
+}
+
+/// A tensor over borrowed CUDA memory: dropping it gives up the memory without freeing it.
+struct Lent<T: CudaElement> {
+    tensor: std::mem::ManuallyDrop<crate::Tensor>,
+    _t: std::marker::PhantomData<T>,
+}
+
+impl<T: CudaElement> Drop for Lent<T> {
+    fn drop(&mut self) {
+        // SAFETY: `tensor` is taken exactly once, here, and never used again.
+        let t = unsafe { std::mem::ManuallyDrop::take(&mut self.tensor) };
+        match t.into_buffer().into_cuda_slice::<T>() {
+            // Waits for the reads queued on it, then forgets the pointer.
+            Ok(alias) => {
+                alias.leak();
+            }
+            // Unreachable (the buffer was made from a `CudaSlice<T>`); never free it.
+            Err(buf) => std::mem::forget(buf),
+        }
     }
 }
 

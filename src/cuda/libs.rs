@@ -19,17 +19,40 @@ pub const CUDA_LIBRARIES: &[(&str, &str)] = &[
     ("cudnn", "cuDNN"),
 ];
 
-/// Every file name tried for a library, in cudarc's order (duplicates removed). Built with
-/// cudarc's `cuda-13000` bindings this is `lib<stem>.so`, then Windows-style variants, then
-/// `lib<stem>.so.13`, `.12`, `.11`, `.10`, `.9`, `.1`: CUDA 13 and 12 libraries both load.
+/// Every file name tried for a library, in the order of cudarc's loader with CUDA 13
+/// bindings: `lib<stem>.so`, then Windows-style variants, then `lib<stem>.so.13`, `.12`,
+/// `.11`, `.10`, `.9`, `.1`: CUDA 13 and 12 libraries both load. (slimgemm's own list: cudarc
+/// has one only in its `dynamic-loading` mode, and a build with candle's `cuda` links
+/// dynamically instead.)
 pub fn library_names(stem: &str) -> Vec<String> {
-    let mut v: Vec<String> = Vec::new();
-    for n in cudarc::get_lib_name_candidates(stem) {
-        if !v.contains(&n) {
-            v.push(n);
+    use std::env::consts::{DLL_PREFIX as P, DLL_SUFFIX as S};
+    let bits = if cfg!(target_pointer_width = "32") { "32" } else { "64" };
+    let mut v: Vec<String> = vec![format!("{P}{stem}{S}"), format!("{P}{stem}{bits}{S}")];
+    for major in ["13", "12", "11", "10", "9"] {
+        v.push(format!("{P}{stem}{bits}_{major}{S}"));
+    }
+    v.push(format!("{P}{stem}{bits}_130{S}"));
+    v.push(format!("{P}{stem}{bits}_13_0{S}"));
+    for major in ["13", "12", "11", "10", "9", "1"] {
+        v.push(format!("{P}{stem}{S}.{major}"));
+    }
+    let mut unique: Vec<String> = Vec::with_capacity(v.len());
+    for n in v {
+        if !unique.contains(&n) {
+            unique.push(n);
         }
     }
-    v
+    unique
+}
+
+/// True if the dynamic loader opens one of [`library_names`] (opened and closed again, as
+/// cudarc's `is_culib_present` does, in whatever linking mode cudarc was built).
+pub(crate) fn culib_present(stem: &str) -> bool {
+    library_names(stem).iter().any(|n| {
+        // SAFETY: loading a CUDA library runs its initializers, which is what cudarc's own
+        // load by the same name does; no symbol is used and the handle is dropped at once.
+        unsafe { libloading::Library::new(n) }.is_ok()
+    })
 }
 
 /// The names of [`library_names`] a Linux library can have (`lib<stem>.so`, `lib<stem>.so.N`),
@@ -314,14 +337,7 @@ fn load_companions(dir: &std::path::Path, stem: &str) {
 #[cfg(not(target_os = "linux"))]
 fn search_and_load(stem: &str, _names: &[String], _dirs: &[String]) -> Option<String> {
     // Elsewhere only cudarc's own search by name.
-    let present = match stem {
-        // SAFETY: `is_culib_present` only dlopens candidate names and drops them.
-        "nvrtc" => unsafe { nvsys::is_culib_present() },
-        // SAFETY: as above.
-        "cuda" => unsafe { cudarc::driver::sys::is_culib_present() },
-        _ => false,
-    };
-    present.then(|| stem.to_string())
+    culib_present(stem).then(|| stem.to_string())
 }
 
 /// A CUDA version number as the driver and toolkit encode it (`1000 major + 10 minor`, e.g.
@@ -333,8 +349,7 @@ pub fn decode_cuda_version(v: i32) -> (i32, i32) {
 /// The CUDA version the driver supports (`cuDriverGetVersion`, which needs no `cuInit` and no
 /// GPU), or why it cannot be read (no driver library).
 pub fn driver_version() -> Result<(i32, i32)> {
-    // SAFETY: `is_culib_present` only dlopens candidate names of the driver library.
-    if !unsafe { cudarc::driver::sys::is_culib_present() } {
+    if !culib_present("cuda") {
         let s = find_library("cuda");
         return Err(Error::unavailable("cuda", format!("no CUDA driver: {}", s.not_found())));
     }

@@ -78,10 +78,7 @@ pub(crate) fn unavailable_nvrtc() -> Error {
 /// Searches the usual folders itself ([`find_library`]) when the dynamic loader finds none.
 pub(crate) fn nvrtc_present() -> bool {
     static PRESENT: OnceLock<bool> = OnceLock::new();
-    *PRESENT.get_or_init(|| {
-        // SAFETY: `is_culib_present` only tries to dlopen candidate library names and drops them.
-        find_library("nvrtc").found.is_some() && unsafe { nvsys::is_culib_present() }
-    })
+    *PRESENT.get_or_init(|| find_library("nvrtc").found.is_some() && super::libs::culib_present("nvrtc"))
 }
 
 /// The version `(major, minor)` of the NVRTC library loaded (`nvrtcVersion`), loading it
