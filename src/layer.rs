@@ -45,8 +45,10 @@
 //! `y^T = W x^T` between two device transposes (x to `x^T [in, tokens]`, then
 //! `y^T [out, tokens]` to y), each one memory-bound pass over the activations (a 32 x 32
 //! tiled transpose in workgroup / shared memory on wgpu and CUDA, a copy loop on the CPU).
-//! The SpMM kernels read B row by row along the token dimension and are tuned for that layout,
-//! so a transposed-operand variant would only move the same data movement into them. To skip
+//! Why not an SpMM that reads x as it is: every stored value `W[j, k]` multiplies row `k` of B,
+//! which the `spmm` / `spmm_24` kernels load as consecutive (vector) elements along the token
+//! dimension; in x that row is a column, `tokens` elements `in` apart, so each load would be
+//! uncoalesced, once per stored value, instead of once per element in the transpose. To skip
 //! both passes, keep activations feature-major (`[in, tokens]`) and call [`Device::spmm`]
 //! directly, as `examples/sparse_training.rs` does.
 
