@@ -1,11 +1,12 @@
-//! Quickstart: one dense weight compressed six ways, each run as a `Linear` layer on the best
-//! device (CUDA, else wgpu, else the CPU), compared with the dense layer; then one raw op.
+//! Quickstart: one dense weight as a `Linear` layer in every format (dense, then compressed
+//! seven ways) on the best device (CUDA, else wgpu, else the CPU), compared with the dense layer
+//! computed on the host; then one raw op.
 //!
 //! ```sh
 //! cargo run --release --example quickstart
 //! ```
 
-use slimgemm::formats::{BinaryWeights, Csr, Int4Weights, Int8Matrix, Int8Weights, LowRank, Matrix};
+use slimgemm::formats::{BinaryWeights, Csr, Int4Weights, Int8Matrix, Int8Weights, LowRank, Matrix, Sparse24};
 use slimgemm::{DType, Device, LayerFormat, Linear, Result, Weight};
 
 /// One row of the quickstart's table.
@@ -30,7 +31,7 @@ fn dense_linear(x: &Matrix<f32>, w: &Matrix<f32>, b: &[f32]) -> Vec<f32> {
     y
 }
 
-/// Runs the six layers and the raw `spmm` on `dev`; returns one row per layer.
+/// Runs the eight layers and the raw `spmm` on `dev`; returns one row per layer.
 pub fn run(dev: &Device) -> Result<Vec<Row>> {
     let (out, inp, tokens) = (256, 512, 8);
     // A weight [out, in] that is close to low-rank plus noise, as trained weights often are.
@@ -45,7 +46,9 @@ pub fn run(dev: &Device) -> Result<Vec<Row>> {
     let dx = dev.upload_matrix(&x)?;
 
     let weights: Vec<Weight> = vec![
+        w.clone().into(),                                   // the dense weight itself (dense GEMM)
         Csr::from_dense(&w, 0.9)?.into(),                   // magnitude pruning to 90% zeros
+        Sparse24::prune_24(&w)?.into(),                     // 2:4: the larger two of every four
         LowRank::from_dense(&w, 32)?.into(),                // truncated SVD, rank 32
         Int8Matrix::quantize_rows(&w)?.into(),              // int8 per output channel (W8A8)
         Int4Weights::quantize(&w, 128, true)?.into(),       // int4, groups of 128 (W4A16)
@@ -53,7 +56,6 @@ pub fn run(dev: &Device) -> Result<Vec<Row>> {
         BinaryWeights::from_f32(out, inp, &w.data)?.into(), // signs + XNOR-Net alpha
     ];
     println!("{:8} {:>9} {:>10}", "format", "bytes", "rel. err");
-    println!("{:8} {:>9} {:>10}", "dense", out * inp * 4, "-");
     let mut rows = Vec::new();
     for weight in weights {
         let layer = Linear::new(dev, weight, Some(&bias), DType::F32)?;

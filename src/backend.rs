@@ -250,7 +250,25 @@ pub trait BinaryOps: Core {
     }
 }
 
-/// The interface of a backend: [`Core`] plus one trait per op family. Callers use
+/// The internal kernels of [`crate::Linear`] that are not ops (no [`Op`] entry, no public
+/// `Device` method): a transpose and a dense linear layer, implemented by each backend in its
+/// `layer.rs` (`cpu/`, `wgpu/`, `cuda/`). The defaults return [`Error::Unsupported`].
+/// Operands were validated by the crate (`src/ops/layer.rs`): every buffer belongs to this
+/// device and holds exactly its tensor's elements, shapes and dtypes agree.
+pub trait LayerOps: Core {
+    /// `out = x^T`, bit-exact (a copy of every element's bits); x `[rows, cols]`, out
+    /// `[cols, rows]`, one float dtype.
+    fn transpose(&self, _ok: Checked, _x: &Tensor, _out: &mut Tensor) -> Result<()> {
+        Err(Error::Unsupported { op: "transpose", msg: format!("the {} backend has no device transpose", self.kind().name()) })
+    }
+    /// `y = x W^T + bias`; x `[b,k]`, W `[n,k]`, bias `[1,n]`, y `[b,n]` (overwritten), one
+    /// float dtype; sums accumulate in f32 or wider.
+    fn dense_linear(&self, _ok: Checked, _w: &Tensor, _x: &Tensor, _bias: Option<&Tensor>, _y: &mut Tensor) -> Result<()> {
+        Err(Error::Unsupported { op: "dense_linear", msg: format!("the {} backend has no dense GEMM", self.kind().name()) })
+    }
+}
+
+/// The interface of a backend: [`Core`], one trait per op family and [`LayerOps`]. Callers use
 /// [`crate::Device`], which validates every operand once (shapes, dtypes, ownership, sizes)
 /// and then calls the backend with a [`Checked`] token that code outside this crate cannot
 /// make, so a backend may rely on the invariants documented on each method. It must still
@@ -258,9 +276,9 @@ pub trait BinaryOps: Core {
 ///
 /// Sealed: implemented only by this crate's backends (their storage is the closed enum
 /// [`crate::tensor::Storage`]).
-pub trait Backend: SparseOps + LowRankOps + QuantOps + BinaryOps {}
+pub trait Backend: SparseOps + LowRankOps + QuantOps + BinaryOps + LayerOps {}
 
-impl<T: SparseOps + LowRankOps + QuantOps + BinaryOps> Backend for T {}
+impl<T: SparseOps + LowRankOps + QuantOps + BinaryOps + LayerOps> Backend for T {}
 
 /// Implements [`Core`] and the family traits (all defaults) for an uninhabited stand-in
 /// backend: the dummies of backends that are compiled out.
@@ -294,6 +312,7 @@ macro_rules! dummy_backend {
         impl $crate::backend::LowRankOps for $t {}
         impl $crate::backend::QuantOps for $t {}
         impl $crate::backend::BinaryOps for $t {}
+        impl $crate::backend::LayerOps for $t {}
     };
 }
 #[allow(unused_imports)]

@@ -80,6 +80,7 @@ fn every_launched_kernel_exists() {
             }
         }
         want.push(("binary", format!("binarize_pack_{t}")));
+        want.push(("layer", format!("transpose_{t}")));
         want.push(("sparse", format!("csr_gather_{t}")));
         for v in [1, 4] {
             for w in [4, 8, 16, 32] {

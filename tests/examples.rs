@@ -52,16 +52,23 @@ fn quickstart_runs() {
         let rows = quickstart::run(&dev).unwrap();
         assert_eq!(rows.iter().map(|r| r.format).collect::<Vec<_>>(), LayerFormat::ALL.to_vec());
         for r in &rows {
-            // The weight is low-rank plus noise: int8 and rank 32 are close, int4 coarser;
-            // pruning 90% of it and binarizing it (activations too) lose most of it.
+            // The weight is low-rank plus noise: the dense layer is exact, int8 and rank 32
+            // are close, int4 coarser; pruning half or 90% of it and binarizing it
+            // (activations too) lose most of it.
             let bound = match r.format {
+                LayerFormat::Dense => 1e-4,
                 LayerFormat::Int8 | LayerFormat::Int8WeightOnly => 0.03,
                 LayerFormat::LowRank => 0.1,
                 LayerFormat::Int4 => 0.2,
-                LayerFormat::Csr | LayerFormat::Binary => 2.0,
+                LayerFormat::Csr | LayerFormat::Sparse24 | LayerFormat::Binary => 2.0,
             };
             assert!(r.rel_err < bound, "{}: {:?}", dev.name(), r);
-            assert!(r.bytes < 256 * 512 * 4, "{r:?}");
+            // Every compressed layer is smaller than the dense weight; the dense one is it
+            // and its bias.
+            match r.format {
+                LayerFormat::Dense => assert_eq!(r.bytes, (256 * 512 + 256) * 4, "{r:?}"),
+                _ => assert!(r.bytes < 256 * 512 * 4, "{r:?}"),
+            }
         }
     }
 }

@@ -1,9 +1,12 @@
-//! The compressed linear layer (`slimgemm::Linear`): every format x dtype x bias on the CPU
-//! device and on wgpu (lavapipe here) against a dense host reference computed in this file
-//! in f64 from the format's own definition (densified CSR, `U V^T`, dequantized int4, int8
-//! `(sx_i sw_j) sum q q` with x quantized by the documented per-token rule, XNOR-Net
-//! `alpha_j sign(x) . sign(w_j)`), judged with `slimgemm::compare::tolerance(out dtype)`.
-//! Also: `bytes_on_device`, `format`, reuse across token counts, and bad inputs.
+//! The compressed linear layer (`slimgemm::Linear`): every format (dense and 2:4 included) x
+//! dtype x bias x ragged shapes (tokens 1, primes, sizes no tile divides) on every backend
+//! present (the CPU, wgpu on lavapipe here, CUDA where a GPU exists) against a dense host
+//! reference computed in this file in f64 from the format's own definition (the dense weight,
+//! densified CSR and 2:4, `U V^T`, dequantized int4, int8 `(sx_i sw_j) sum q q` with x
+//! quantized by the documented per-token rule, XNOR-Net `alpha_j sign(x) . sign(w_j)`), judged
+//! with `slimgemm::compare::tolerance(out dtype)`. Also: `bytes_on_device`, `format`, format
+//! names, reuse across token counts, and bad inputs. (The device transpose the CSR and 2:4
+//! layers run is crate-private; its direct test is in `src/ops/layer.rs`.)
 
 use crate::common;
 
@@ -11,16 +14,33 @@ use crate::common::expect;
 use slimgemm::formats::quant::{quantize_gguf_q4_k, quantize_gguf_q8_0};
 use slimgemm::formats::{
     BinaryWeights, Csr, GgmlType, GgufFile, GgufTensor, GgufWriter, GptqFormat, Int4Weights, Int8Matrix, Int8Weights, LowRank, Matrix,
+    Sparse24,
 };
 use slimgemm::{f16, DType, Device, Float, LayerFormat, Linear, Weight};
 
-const OUT: usize = 37;
-const IN: usize = 96;
+/// `(out, in)` of the layers checked on every backend: a prime `out` with `in` a multiple of
+/// every group size (all formats), and `in` a multiple of 4 only (every format but the
+/// group-wise int4 / weight-only int8, which need groups of 32), neither a tile multiple.
+const SHAPES: [(usize, usize); 2] = [(37, 96), (29, 52)];
+/// Token counts, in this order on one layer: 1, primes, a non-tile size, and a repeat (the
+/// bias column is re-made when the count changes).
+const TOKENS: [usize; 5] = [1, 7, 33, 61, 7];
+
+/// True if `format` takes a `[_, inp]` weight as [`weight`] builds it.
+fn fits(format: LayerFormat, inp: usize) -> bool {
+    match format {
+        LayerFormat::Int4 | LayerFormat::Int8WeightOnly => inp % 32 == 0,
+        LayerFormat::Sparse24 => inp % 4 == 0,
+        _ => true,
+    }
+}
 
 fn weight(format: LayerFormat, w: &Matrix<f32>) -> Weight {
     match format {
+        LayerFormat::Dense => w.clone().into(),
         LayerFormat::Csr => Csr::from_dense(w, 0.8).unwrap().into(),
-        LayerFormat::LowRank => LowRank::from_dense(w, 7).unwrap().into(),
+        LayerFormat::Sparse24 => Sparse24::prune_24(w).unwrap().into(),
+        LayerFormat::LowRank => LowRank::from_dense(w, 7.min(w.rows).min(w.cols)).unwrap().into(),
         LayerFormat::Int8 => Int8Matrix::quantize_rows(w).unwrap().into(),
         LayerFormat::Int4 => Int4Weights::quantize(w, 32, false).unwrap().into(),
         LayerFormat::Int8WeightOnly => Int8Weights::quantize(w, 32).unwrap().into(),
@@ -42,7 +62,9 @@ fn reference(weight: &Weight, x: &Matrix<f32>, bias: Option<&[f32]>, dtype: DTyp
     let (out, inp) = weight.shape();
     // Effective weight and effective activations.
     let (w, xe): (Matrix<f32>, Matrix<f32>) = match weight {
+        Weight::Dense(m) => (round(dtype, m), x.clone()),
         Weight::Csr(a) => (round(dtype, &a.to_dense()), x.clone()),
+        Weight::Sparse24(a) => (round(dtype, &a.to_dense()), x.clone()),
         Weight::LowRank(lr) => {
             let (u, v) = (round(dtype, &lr.u_matrix()), round(dtype, &lr.v_matrix()));
             (LowRank::new(lr.m, lr.n, lr.r, u.data, v.data).unwrap().to_dense().unwrap(), x.clone())
@@ -84,19 +106,25 @@ fn upload<T: Float>(dev: &Device, x: &Matrix<f32>) -> slimgemm::Tensor {
 }
 
 fn check_device(dev: &Device) {
-    let w = Matrix::<f32>::random(OUT, IN, 1).unwrap();
-    let bias = Matrix::<f32>::random(1, OUT, 2).unwrap().data;
-    for format in LayerFormat::ALL {
+    for (out, inp) in SHAPES {
+        check_shape(dev, out, inp);
+    }
+}
+
+fn check_shape(dev: &Device, out: usize, inp: usize) {
+    let w = Matrix::<f32>::random(out, inp, 1).unwrap();
+    let bias = Matrix::<f32>::random(1, out, 2).unwrap().data;
+    for format in LayerFormat::ALL.into_iter().filter(|&f| fits(f, inp)) {
         let wt = weight(format, &w);
         for dtype in [DType::F32, DType::F16] {
             for with_bias in [false, true] {
                 let b = with_bias.then_some(&bias[..]);
                 let layer = Linear::new(dev, wt.clone(), b, dtype).unwrap();
                 assert_eq!(layer.format(), format);
-                assert_eq!((layer.out_features(), layer.in_features(), layer.dtype(), layer.has_bias()), (OUT, IN, dtype, with_bias));
+                assert_eq!((layer.out_features(), layer.in_features(), layer.dtype(), layer.has_bias()), (out, inp, dtype, with_bias));
                 // The same layer serves several token counts (the bias column is re-made).
-                for (s, tokens) in [1, 7, 33, 7].into_iter().enumerate() {
-                    let x = round(dtype, &Matrix::<f32>::random(tokens, IN, 10 + s as u64).unwrap());
+                for (s, tokens) in TOKENS.into_iter().enumerate() {
+                    let x = round(dtype, &Matrix::<f32>::random(tokens, inp, 10 + s as u64).unwrap());
                     let dx = match dtype {
                         DType::F16 => upload::<f16>(dev, &x),
                         _ => upload::<f32>(dev, &x),
@@ -105,7 +133,7 @@ fn check_device(dev: &Device) {
                     assert_eq!(y.dtype(), layer.out_dtype());
                     let got = dev.download_f32(&y).unwrap();
                     let want = reference(&wt, &x, b, dtype);
-                    let what = format!("{} {format} {dtype} bias={with_bias} tokens={tokens}", dev.kind().name());
+                    let what = format!("{} {format} [{out}, {inp}] {dtype} bias={with_bias} tokens={tokens}", dev.kind().name());
                     common::assert_close(&what, &got, &want, layer.out_dtype());
                 }
             }
@@ -126,11 +154,12 @@ fn file_weights() -> Vec<(&'static str, Weight)> {
     let f = GgufFile::from_bytes(wr.to_bytes().unwrap()).unwrap();
     let q4k = Weight::try_from(f.load("q4k").unwrap()).unwrap();
     let q8 = Weight::try_from(f.load("q8_0").unwrap()).unwrap();
-    assert_eq!((q4k.format(), q8.format()), (LayerFormat::Int4, LayerFormat::Int8WeightOnly));
-    expect(Weight::try_from(f.load("dense").unwrap()), "Format", &["dense [24, 256] GGUF tensor", "LowRank::from_dense"]);
+    let dense = Weight::try_from(f.load("dense").unwrap()).unwrap();
+    assert_eq!((q4k.format(), q8.format(), dense.format()), (LayerFormat::Int4, LayerFormat::Int8WeightOnly, LayerFormat::Dense));
+    assert_eq!(dense.shape(), (n, k));
     let GgufTensor::Int4(q4k_w) = f.load("q4k").unwrap() else { panic!("Q4_K loads as int4") };
     let perm: Vec<u32> = (0..k as u32).map(|c| (c * 97) % k as u32).collect(); // 97 is odd: a permutation
-    let mut v = vec![("q4_K", q4k), ("q8_0", q8), ("q4_K + perm", q4k_w.with_perm(perm).unwrap().into())];
+    let mut v = vec![("q4_K", q4k), ("q8_0", q8), ("q4_K + perm", q4k_w.with_perm(perm).unwrap().into()), ("dense F32", dense)];
     // GPTQ act-order: K = 128 in groups of 32, N = 16; g_idx a fixed non-monotone assignment.
     let (n, k, g) = (16usize, 128usize, 32usize);
     let mut s = 12345u32;
@@ -183,9 +212,12 @@ fn every_format_on_cpu() {
 #[cfg(feature = "wgpu")]
 #[test]
 fn every_format_on_wgpu() {
-    let Some(dev) = common::wgpu_device() else { return };
-    check_device(&dev);
-    check_file_weights(&dev);
+    // With naga's bounds checks and without (as release builds run the trusted kernels).
+    for checks in [common::Checks::Checked, common::Checks::Unchecked] {
+        let Some(dev) = common::wgpu_device_with(checks) else { return };
+        check_device(&dev);
+        check_file_weights(&dev);
+    }
 }
 
 #[test]
@@ -222,7 +254,20 @@ fn bytes_on_device_and_out_dtype() {
     let bin = Linear::new(&dev, BinaryWeights::from_f32(64, 128, &w.data).unwrap(), Some(&bias), DType::F16).unwrap();
     assert_eq!((bin.dtype(), bin.out_dtype()), (DType::F16, DType::F32));
     assert_eq!(bin.bytes_on_device(), (64 * 128 / 8 + 64 * 4 + 64 * 4) as u64);
-    assert_eq!(LayerFormat::ALL.map(|f| f.name()), ["csr", "lowrank", "int8", "int4", "int8wo", "binary"]);
+    assert_eq!(LayerFormat::ALL.map(|f| f.name()), ["dense", "csr", "sparse24", "lowrank", "int8", "int4", "int8wo", "binary"]);
+    for f in LayerFormat::ALL {
+        assert_eq!(f.name().parse::<LayerFormat>().unwrap(), f);
+        assert_eq!(f.to_string().to_uppercase().parse::<LayerFormat>().unwrap(), f);
+    }
+    assert_eq!("2:4".parse::<LayerFormat>().unwrap(), LayerFormat::Sparse24);
+    expect("dense24".parse::<LayerFormat>(), "Format", &["no layer format named `dense24`", "dense, csr, sparse24"]);
+    // Dense: the values in the layer dtype.
+    assert_eq!(bytes(w.clone().into(), DType::F32), dense_f32);
+    assert_eq!(bytes(w.clone().into(), DType::F16), dense_f32 / 2);
+    // 2:4: half the values in the layer dtype + one u32 of metadata per row and 32 columns.
+    let s24 = || Sparse24::prune_24(&w).unwrap();
+    assert_eq!(bytes(s24().into(), DType::F32), (64 * 64 * 4 + 64 * 4 * 4) as u64);
+    assert_eq!(bytes(s24().into(), DType::F16), (64 * 64 * 2 + 64 * 4 * 4) as u64);
     // Weight-only int8: one byte per weight + one f32 scale per group of 32.
     assert_eq!(bytes(Int8Weights::quantize(&w, 32).unwrap().into(), DType::F32), (64 * 128 + 64 * 4 * 4) as u64);
     // Q4_K (float minimums): nibbles + f32 scale and f32 minimum per group of 32 (+ the 4-byte
@@ -249,6 +294,12 @@ fn bad_inputs() {
     expect(Linear::new(&dev, bad_lr, None, DType::F32), "Shape", &["U has 3 elements"]);
     let bad_q = Int8Matrix { rows: 8, cols: 32, q: vec![0; 8 * 32], scales: vec![f32::INFINITY; 8] };
     expect(Linear::new(&dev, bad_q, None, DType::F32), "Format", &["must be finite"]);
+    let mut bad_dense = w.clone();
+    bad_dense.data[37] = f32::NAN;
+    expect(Linear::new(&dev, bad_dense, None, DType::F32), "Format", &["dense weight", "w[1, 5] = NaN is not finite"]);
+    let short = Matrix::<f32> { rows: 8, cols: 32, data: vec![0.0; 255] };
+    expect(Linear::new(&dev, short, None, DType::F32), "Shape", &["dense weight data has 255 elements, expected 8x32 = 256"]);
+    expect(Linear::new(&dev, Sparse24::<f32>::random(8, 32, 1).unwrap(), Some(&[0.0; 9]), DType::F16), "Shape", &["bias has 9 values"]);
 
     for format in LayerFormat::ALL {
         let layer = Linear::new(&dev, weight(format, &w), None, DType::F32).unwrap();

@@ -20,6 +20,7 @@ macro_rules! with_float {
 }
 
 pub mod binary;
+pub mod layer;
 pub mod lowrank;
 pub mod quant;
 pub mod sparse;

@@ -16,6 +16,8 @@ mod byo;
 #[cfg(all(test, feature = "cuda"))]
 mod emulate;
 #[cfg(feature = "cuda")]
+mod layer;
+#[cfg(feature = "cuda")]
 mod libs;
 #[cfg(feature = "cuda")]
 mod lowrank;

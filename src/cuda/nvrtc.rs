@@ -50,6 +50,7 @@ pub const KERNEL_SOURCES: &[(&str, &str)] = &[
     ("quant", include_str!("../../cuda/quant.cu")),
     ("quant_tc", include_str!("../../cuda/quant_tc.cu")),
     ("binary", include_str!("../../cuda/binary.cu")),
+    ("layer", include_str!("../../cuda/layer.cu")),
 ];
 
 /// A compiled kernel family: CUBIN for the exact arch when NVRTC produced one, and the PTX.

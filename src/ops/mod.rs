@@ -1,7 +1,9 @@
 //! The public ops, one file per family: each uploads its host formats and validates its
-//! operands once before calling the backend. [`Op`] names every op.
+//! operands once before calling the backend. [`Op`] names every op. `layer.rs` holds the
+//! crate-private kernels behind [`crate::Linear`] (a transpose, a dense GEMM), which are not ops.
 
 pub mod binary;
+mod layer;
 pub mod lowrank;
 pub mod quant;
 pub mod sparse;

@@ -34,14 +34,13 @@ pub trait DenseReference {
 /// `(out, in, dtype)`.
 type ShapeKey = (usize, usize, DType);
 
-/// The library's own dense paths, through [`PlannedLinear::forward`] like every candidate:
-/// identity-factor low rank (see [`PlannedLinear::new`]) and CSR with every value kept; the
-/// faster of the two (by median) is the reference. slimgemm has no dense GEMM: on a GPU a
-/// vendor GEMM (cuBLAS) is faster than both, which the CLI's `--dense baseline` measures.
+/// The library's own dense layer: a [`Linear`] holding the dense weight (the library's dense
+/// GEMM, see [`crate::layer`]), timed through [`Linear::forward`] like every candidate. On a
+/// GPU a vendor GEMM (cuBLAS) is usually faster, which the CLI's `--dense baseline` measures.
 #[derive(Debug, Default)]
 pub struct LibraryDense {
-    /// The layers of the last shape timed: `(out, in, dtype)`, identity low rank, dense CSR.
-    last: Option<(ShapeKey, Vec<(String, PlannedLinear)>)>,
+    /// The layer of the last shape timed: `(out, in, dtype)` and the dense layer.
+    last: Option<(ShapeKey, Linear)>,
     inputs: HashMap<(usize, usize, DType), Tensor>,
 }
 
@@ -54,7 +53,7 @@ impl LibraryDense {
 
 impl DenseReference for LibraryDense {
     fn describe(&self) -> String {
-        "library dense: the faster of identity-factor lowrank_linear and CSR with every value kept, through forward".into()
+        "library dense: the dense Linear layer (the library's dense GEMM), through forward".into()
     }
 
     fn time(&mut self, dev: &Device, out: usize, inp: usize, tokens: usize, dtype: DType, timing: &Timing) -> Result<DenseTime> {
@@ -62,34 +61,15 @@ impl DenseReference for LibraryDense {
         if self.last.as_ref().map(|l| l.0) != Some(key) {
             self.last = None; // free the previous shape's buffers first
             let w = Matrix::<f32>::random(out, inp, 0x5eed)?;
-            let mut layers = Vec::new();
-            let mut errors = Vec::new();
-            match PlannedLinear::new(dev, &PlannedWeight::Dense(w.clone()), None, dtype) {
-                Ok(l) => layers.push((format!("identity-factor lowrank_linear (r = {})", out.min(inp)), l)),
-                Err(e) => errors.push(format!("identity-factor low rank: {e}")),
-            }
-            match Csr::from_dense(&w, 0.0).and_then(|c| PlannedLinear::new(dev, &PlannedWeight::Csr(c), None, dtype)) {
-                Ok(l) => layers.push(("CSR with every value kept (spmm)".to_string(), l)),
-                Err(e) => errors.push(format!("dense CSR: {e}")),
-            }
-            if layers.is_empty() {
-                return Err(Error::backend(
-                    dev.kind().name(),
-                    format!("no library dense path runs a {out}x{inp} layer: {}", errors.join("; ")),
-                ));
-            }
-            self.last = Some((key, layers));
+            let layer = Linear::new(dev, w, None, dtype).map_err(|e| {
+                Error::backend(dev.kind().name(), format!("the library's dense layer does not run a {out}x{inp} layer: {e}"))
+            })?;
+            self.last = Some((key, layer));
         }
         let x = input(&mut self.inputs, dev, tokens, inp, dtype, 0x1dea)?;
-        let layers = &self.last.as_ref().map(|l| &l.1).ok_or_else(|| Error::backend("cpu", "LibraryDense: layers missing"))?;
-        let mut best: Option<DenseTime> = None;
-        for (what, layer) in layers.iter() {
-            let s = timing.measure(dev, &mut || layer.forward(x).map(drop))?;
-            if best.as_ref().is_none_or(|b| s < b.seconds) {
-                best = Some(DenseTime { seconds: s, what: format!("library dense: {what}") });
-            }
-        }
-        best.ok_or_else(|| Error::backend("cpu", "LibraryDense: nothing timed"))
+        let layer = &self.last.as_ref().map(|l| &l.1).ok_or_else(|| Error::backend("cpu", "LibraryDense: layer missing"))?;
+        let seconds = timing.measure(dev, &mut || layer.forward(x).map(drop))?;
+        Ok(DenseTime { seconds, what: "library dense: dense Linear (dense GEMM)".into() })
     }
 }
 

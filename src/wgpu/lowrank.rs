@@ -71,16 +71,16 @@ wgsl_params! {
 /// A strided operand: for A, element `(row i, depth k)` at `i * si + k * sk`; for B,
 /// element `(depth k, column j)` at `k * si + j * sk`.
 #[derive(Clone, Copy)]
-struct Operand<'a> {
-    buf: &'a wgpu::Buffer,
-    si: u32,
-    sk: u32,
-    f16: bool,
+pub(super) struct Operand<'a> {
+    pub(super) buf: &'a wgpu::Buffer,
+    pub(super) si: u32,
+    pub(super) sk: u32,
+    pub(super) f16: bool,
 }
 
 /// `C[m, n] = alpha * A B (+ bias) + beta * C`, C f32 row-major with leading dimension `n`.
 #[allow(clippy::too_many_arguments)]
-fn gemm<'a>(
+pub(super) fn gemm<'a>(
     op: &'static str,
     (m, n, k): (usize, usize, usize),
     a: Operand<'a>,
@@ -146,7 +146,7 @@ fn gemm<'a>(
 
 /// The output of a GEMM-based op: f32 written directly, f16 through an f32 scratch of
 /// `count` elements and the pack pass (two values share an output word).
-fn output<'a>(be: &WgpuBackend, label: &str, dst: &'a wgpu::Buffer, count: usize, f16: bool) -> Result<Output<'a>> {
+pub(super) fn output<'a>(be: &WgpuBackend, label: &str, dst: &'a wgpu::Buffer, count: usize, f16: bool) -> Result<Output<'a>> {
     if f16 {
         Output::packed(be, label, dst, count, 1.0, 0.0)
     } else {

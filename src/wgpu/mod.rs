@@ -17,6 +17,8 @@
 //! - `pack.rs`: the f16 pack pass shared by the op families;
 //! - one file per op family (`sparse.rs`, `lowrank.rs`, `quant.rs`, `binary.rs`) whose kernels
 //!   live in `shaders/<family>.wgsl`.
+//! - `layer.rs`: the kernels behind [`crate::Linear`] that are not ops (a tiled transpose in
+//!   `shaders/layer.wgsl`, the dense layer on the strided GEMM of `shaders/lowrank.wgsl`).
 
 #[cfg(not(feature = "wgpu"))]
 mod dummy;
@@ -33,6 +35,8 @@ mod byo;
 mod context;
 #[cfg(feature = "wgpu")]
 mod dispatch;
+#[cfg(feature = "wgpu")]
+mod layer;
 #[cfg(feature = "wgpu")]
 mod lowrank;
 #[cfg(feature = "wgpu")]

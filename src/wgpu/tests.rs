@@ -5,10 +5,10 @@ use wgpu::naga;
 
 use super::dispatch::WgslParams;
 use super::pipeline::Shader;
-use super::{binary, lowrank, pack, quant, sparse};
+use super::{binary, layer, lowrank, pack, quant, sparse};
 
 /// Every shader module the backend can create.
-fn all_shaders() -> [&'static Shader; 8] {
+fn all_shaders() -> [&'static Shader; 10] {
     [
         &sparse::SPARSE[0],
         &sparse::SPARSE[1],
@@ -18,6 +18,8 @@ fn all_shaders() -> [&'static Shader; 8] {
         &quant::QUANT_MANUAL_DOT,
         &binary::BINARY,
         &pack::PACK,
+        &layer::LAYER[0],
+        &layer::LAYER[1],
     ]
 }
 
@@ -91,4 +93,7 @@ fn params_agree_with_wgsl() {
     agrees::<binary::BinarizeParams>(&binary::BINARY);
     agrees::<binary::XParams>(&binary::BINARY);
     agrees::<pack::PackParams>(&pack::PACK);
+    for s in &layer::LAYER {
+        agrees::<layer::TransposeParams>(s);
+    }
 }

@@ -22,8 +22,8 @@ use super::{num, print_table, progress};
 /// Which dense layer the speedups are relative to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DenseRef {
-    /// The library's own dense paths through `forward` (identity-factor low rank or CSR with
-    /// every value kept, whichever is faster): the same code path as the candidates.
+    /// The library's own dense layer through `forward` (a dense `Linear`, the library's dense
+    /// GEMM): the same code path as the candidates.
     Library,
     /// The bench's dense GEMM baseline: cuBLAS SGEMM / HGEMM on CUDA, the WGSL dense GEMM on
     /// wgpu, faer (one thread) on the CPU; kernel time only.
@@ -471,7 +471,7 @@ fn report(rows: &[Row], args: &Args, dev: &Device, note: Option<&str>, planner: 
         "calibration": match &args.calib { Some(p) => p.display().to_string(), None => format!("gaussian N(0,1), {} tokens", args.calib_tokens) },
         "dense_reference": planner.dense_references()[0],
         "extra_dense_references": planner.dense_references()[1..].to_vec(),
-        "times_are": "median seconds of forward (PlannedLinear / Linear::forward as a user calls it, output allocation and host transposes included) per token count",
+        "times_are": "median seconds of forward (PlannedLinear / Linear::forward as a user calls it, output allocation and, for CSR and 2:4, the device transposes included) per token count",
         "layers": layers,
         "copied_tensors": n_tensors - rows.len(),
         "totals": {
