@@ -1,6 +1,6 @@
 //! slimgemm's compressed layers as [candle](https://github.com/huggingface/candle) ops.
 //!
-//! [`SlimLinear`] holds a [`slimgemm::Linear`] (a weight in any slimgemm format: CSR,
+//! [`SlimLinear`] holds a [`slimgemm::Linear`] (a weight in any slimgemm format: dense, CSR, 2:4,
 //! low-rank, int8, int4 from GPTQ/AWQ/GGUF, int8 weight-only, binary, with an optional bias)
 //! and runs it on candle tensors as a [`CustomOp1`]; it is also a candle [`Module`], so it can
 //! stand where a model had `candle_nn::Linear`:
