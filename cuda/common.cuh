@@ -315,6 +315,17 @@ __device__ __forceinline__ void tc_pipeline(int kt0, int kt1, Load&& load, Compu
     tc_cp_wait<0>();
 }
 
+// Zeroes a thread's accumulators acc[MT][NT][4] (float or int).
+template <int MT, int NT, typename A>
+__device__ __forceinline__ void tc_zero(A (&acc)[MT][NT][4]) {
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[mt][nt][e] = (A)0;
+}
+
 __device__ __forceinline__ u32 tc_bits(float v) { return __float_as_uint(v); }
 __device__ __forceinline__ u32 tc_bits(int v) { return (u32)v; }
 __device__ __forceinline__ void tc_unbits(u32 b, float& v) { v = __uint_as_float(b); }
@@ -354,12 +365,7 @@ __device__ __forceinline__ bool tc_splitk_reduce(A (&acc)[MT][NT][4], u32* __res
     if (!tc_last) return false;
     __threadfence();
     A sum[MT][NT][4];
-#pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-        for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) sum[mt][nt][e] = (A)0;
+    tc_zero(sum);
     for (int s = 0; s < splits; ++s) {
         const uint4* p = reinterpret_cast<const uint4*>(ws) + ((i64)tile * splits + s) * (FR * THREADS);
 #pragma unroll

@@ -20,12 +20,7 @@ __device__ __forceinline__ void w8a8_tc_body(int m, int n, int k, int stride, co
 #if __CUDA_ARCH__ >= 800
     extern __shared__ __align__(128) unsigned char w8_smem[];
     int acc[C::MT][C::NT][4];
-#pragma unroll
-    for (int a = 0; a < C::MT; ++a)
-#pragma unroll
-        for (int b = 0; b < C::NT; ++b)
-#pragma unroll
-            for (int c = 0; c < 4; ++c) acc[a][b][c] = 0;
+    tc_zero(acc);
     const int row0 = blockIdx.y * C::BM, col0 = blockIdx.x * C::BN;
     const int ktiles = (k + 63) >> 6;
     const int kt0 = blockIdx.z * kps, kt1 = min(ktiles, kt0 + kps);
@@ -157,12 +152,7 @@ __device__ __forceinline__ void w4a16_mma_body(int m, int n, int k, int group, c
     const int gshift = __ffs(group) - 1;  // group is 32, 64 or 128
     const u32 sbase = tc_smem_u32(w4_smem);
     float acc[C::MT][C::NT][4];
-#pragma unroll
-    for (int a = 0; a < C::MT; ++a)
-#pragma unroll
-        for (int b = 0; b < C::NT; ++b)
-#pragma unroll
-            for (int c = 0; c < 4; ++c) acc[a][b][c] = 0.f;
+    tc_zero(acc);
 
     auto load = [&](int buf, int kt) {
         const u32 sa = sbase + buf * C::STAGE_BYTES, sb = sa + C::A_BYTES, ssz = sb + C::B_BYTES;
