@@ -10,39 +10,26 @@
 // (column, value) pairs are fetched SW at a time, one per lane (coalesced), and broadcast
 // with __shfl_sync; accumulation is f32.
 
-// Contract (checked on the host before every launch):
-//   indptr: rows + 1 entries, monotone, indptr[rows] = nnz; indices: nnz entries < k (the
-//   number of rows of B); values: nnz; row_order: a permutation of 0..rows; B: k * n;
-//   C: rows * n. V == 4 only if n % 4 == 0 and B is aligned to 4 elements. blockDim.x is a
-//   multiple of 32, grid.y = ceil(n / (SW * V)).
-template <typename T, int V, int SW>
-__device__ __forceinline__ void spmm_body(int rows, int n, const u32* __restrict__ indptr, const u32* __restrict__ indices,
-                                          const T* __restrict__ values, const u32* __restrict__ row_order,
-                                          const T* __restrict__ B, T* __restrict__ C, float alpha, float beta) {
-    const int lane = threadIdx.x & (SW - 1);
-    const int slot = (int)((blockIdx.x * (u64)blockDim.x + threadIdx.x) / SW);
-    if (slot >= rows) return;  // whole sub-warp leaves together (shuffles use its mask only)
-    const u32 mask = subwarp_mask(SW);
-    const int row = (int)__ldg(row_order + slot);
-    const int col0 = ((int)blockIdx.y * SW + lane) * V;
-    const bool active = col0 < n;
-    const int start = (int)__ldg(indptr + row);
-    const int end = (int)__ldg(indptr + row + 1);
+// One output row of a sub-warp SpMM: the row's stored entries [p_begin, p_end) are fetched SW
+// at a time, one per lane (fetch(p, col, val), coalesced), broadcast with __shfl_sync and
+// accumulated in f32 as val * B[col, col0 .. col0 + V) by the active lanes (col0 < n); then
+// C[row, col0 .. col0 + V) = alpha acc + beta C (beta == 0: C is not read).
+template <typename T, int V, int SW, typename Col, class Fetch>
+__device__ __forceinline__ void spmm_row(int p_begin, int p_end, Fetch&& fetch, u32 mask, int lane, bool active,
+                                         const T* __restrict__ B, T* __restrict__ C, int row, int n, int col0, float alpha,
+                                         float beta) {
     float acc[V];
 #pragma unroll
     for (int v = 0; v < V; ++v) acc[v] = 0.f;
-    for (int p0 = start; p0 < end; p0 += SW) {
+    for (int p0 = p_begin; p0 < p_end; p0 += SW) {
         const int p = p0 + lane;
-        u32 col = 0;
+        Col col = 0;
         float val = 0.f;
-        if (p < end) {
-            col = __ldg(indices + p);
-            val = ldg(values + p);
-        }
-        const int cnt = min(SW, end - p0);
+        if (p < p_end) fetch(p, col, val);
+        const int cnt = min(SW, p_end - p0);
 #pragma unroll 4
         for (int t = 0; t < cnt; ++t) {
-            const u32 c = __shfl_sync(mask, col, t, SW);
+            const Col c = __shfl_sync(mask, col, t, SW);
             const float a = __shfl_sync(mask, val, t, SW);
             if (active) {
                 const T* brow = B + (u64)c * (u64)n + col0;
@@ -67,6 +54,33 @@ __device__ __forceinline__ void spmm_body(int rows, int n, const u32* __restrict
             crow[v] = from_f32<T>(o);
         }
     }
+}
+
+// Contract (checked on the host before every launch):
+//   indptr: rows + 1 entries, monotone, indptr[rows] = nnz; indices: nnz entries < k (the
+//   number of rows of B); values: nnz; row_order: a permutation of 0..rows; B: k * n;
+//   C: rows * n. V == 4 only if n % 4 == 0 and B is aligned to 4 elements. blockDim.x is a
+//   multiple of 32, grid.y = ceil(n / (SW * V)).
+template <typename T, int V, int SW>
+__device__ __forceinline__ void spmm_body(int rows, int n, const u32* __restrict__ indptr, const u32* __restrict__ indices,
+                                          const T* __restrict__ values, const u32* __restrict__ row_order,
+                                          const T* __restrict__ B, T* __restrict__ C, float alpha, float beta) {
+    const int lane = threadIdx.x & (SW - 1);
+    const int slot = (int)((blockIdx.x * (u64)blockDim.x + threadIdx.x) / SW);
+    if (slot >= rows) return;  // whole sub-warp leaves together (shuffles use its mask only)
+    const u32 mask = subwarp_mask(SW);
+    const int row = (int)__ldg(row_order + slot);
+    const int col0 = ((int)blockIdx.y * SW + lane) * V;
+    const bool active = col0 < n;
+    const int start = (int)__ldg(indptr + row);
+    const int end = (int)__ldg(indptr + row + 1);
+    spmm_row<T, V, SW, u32>(
+        start, end,
+        [&](int p, u32& col, float& val) {
+            col = __ldg(indices + p);
+            val = ldg(values + p);
+        },
+        mask, lane, active, B, C, row, n, col0, alpha, beta);
 }
 
 // spmm: C[rows, n] = alpha * A * B + beta * C (beta == 0: C is not read). spmm_t runs it
@@ -264,47 +278,15 @@ __device__ __forceinline__ void spmm24_body(int rows, int k, int n, const T* __r
     const int half = k >> 1;
     const T* vrow = values + (u64)row * (u64)half;
     const u32* mrow = meta + (u64)row * (u64)((k + 31) >> 5);
-    float acc[V];
-#pragma unroll
-    for (int v = 0; v < V; ++v) acc[v] = 0.f;
-    for (int p0 = 0; p0 < half; p0 += SW) {
-        const int p = p0 + lane;
-        int col = 0;
-        float val = 0.f;
-        if (p < half) {
+    spmm_row<T, V, SW, int>(
+        0, half,
+        [&](int p, int& col, float& val) {
             val = ldg(vrow + p);
             const int g = p >> 1;
             const u32 nib = (__ldg(mrow + (g >> 3)) >> (4 * (g & 7))) & 0xFu;
             col = 4 * g + (int)((p & 1) ? ((nib >> 2) & 3u) : (nib & 3u));
-        }
-        const int cnt = min(SW, half - p0);
-#pragma unroll 4
-        for (int t = 0; t < cnt; ++t) {
-            const int c = __shfl_sync(mask, col, t, SW);
-            const float a = __shfl_sync(mask, val, t, SW);
-            if (active) {
-                const T* brow = B + (u64)c * (u64)n + col0;
-                if (V == 4) {
-                    float b[4];
-                    load4(brow, b);
-#pragma unroll
-                    for (int v = 0; v < 4 && v < V; ++v) acc[v] = fmaf(a, b[v], acc[v]);
-                } else {
-                    acc[0] = fmaf(a, ldg(brow), acc[0]);
-                }
-            }
-        }
-    }
-    if (!active) return;
-    T* crow = C + (u64)row * (u64)n + col0;
-#pragma unroll
-    for (int v = 0; v < V; ++v) {
-        if (col0 + v < n) {
-            float o = alpha * acc[v];
-            if (beta != 0.f) o = fmaf(beta, to_f32(crow[v]), o);
-            crow[v] = from_f32<T>(o);
-        }
-    }
+        },
+        mask, lane, active, B, C, row, n, col0, alpha, beta);
 }
 
 #define SPMM24_KERNEL(T, TN, V, SW)                                                                                       \
