@@ -2,7 +2,6 @@
 //! DLMC `.smtx` parser and the `Device` ops: each must return the right `Error` variant with
 //! a message that says what was expected, never panic and never allocate absurd sizes.
 
-
 use crate::common::expect;
 use std::io::Write;
 

@@ -3,7 +3,6 @@
 //! reference dequantizers (bit for bit), the encoders against ggml's reference quantizers
 //! (golden bytes), and every bad-file class (a clear error, never a panic).
 
-
 #[allow(unused_imports)]
 use crate::gguf_util::*;
 #[allow(unused_imports)]

@@ -1,7 +1,6 @@
 //! GGUF encoders against ggml golden bytes, every bad-file class, the optional Python `gguf`
 //! cross-check and the fuzz regressions (the reader and the types are in `formats_gguf.rs`).
 
-
 #[allow(unused_imports)]
 use crate::gguf_util::*;
 #[allow(unused_imports)]

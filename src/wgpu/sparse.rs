@@ -18,7 +18,8 @@ pub(super) static SPARSE: [Shader; 2] =
 
 /// The 2:4 SpMM kernels, f32 and f16 variants of one source; trusted: the bounds argument is
 /// at the top of the file and `spmm_24` checks every buffer.
-pub(super) static SPARSE24: [Shader; 2] = Shader::dtype_variants("sparse24", &[S24Params::WGSL], include_str!("../../shaders/sparse24.wgsl"));
+pub(super) static SPARSE24: [Shader; 2] =
+    Shader::dtype_variants("sparse24", &[S24Params::WGSL], include_str!("../../shaders/sparse24.wgsl"));
 
 wgsl_params! {
     /// Parameters of the `spmm24_*` kernels (`S24Params` in `shaders/sparse24.wgsl`).
