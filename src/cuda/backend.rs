@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use cudarc::driver::sys::{CUdevice_attribute as Attr, CUevent_flags};
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DeviceRepr, DriverError, LaunchConfig, ValidAsZeroBits,
+    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DeviceRepr, DriverError, LaunchArgs, LaunchConfig,
+    PushKernelArg, ValidAsZeroBits,
 };
 use half::f16;
 
@@ -139,6 +140,17 @@ impl KernelFloat for f32 {
 }
 impl KernelFloat for f16 {
     const SUFFIX: &'static str = "f16";
+}
+
+/// The kernel argument of an absent optional buffer: a null device pointer (the kernels test it).
+pub(crate) static NULL_PTR: u64 = 0;
+
+/// Pushes an optional buffer argument: its slice, or [`NULL_PTR`].
+pub(crate) fn arg_opt<'a, T>(lb: &mut LaunchArgs<'a>, s: Option<&'a CudaSlice<T>>) {
+    match s {
+        Some(s) => lb.arg(s),
+        None => lb.arg(&NULL_PTR),
+    };
 }
 
 /// The typed slice behind a buffer of this backend; checks the dtype and that the
