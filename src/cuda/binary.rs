@@ -1,6 +1,6 @@
 //! CUDA launchers of the binary ops (kernels in `cuda/binary.cu`).
 
-use crate::backend::{BinaryOps, Checked};
+use crate::backend::{BinaryOps, BitsOut, Checked};
 use cudarc::driver::{DeviceRepr, PushKernelArg};
 
 use super::backend::{arg_opt, drv, float_dispatch, i32_arg, sl, sl_mut, CudaBackend, KernelFloat, NULL_PTR};
@@ -218,15 +218,8 @@ impl BinaryOps for CudaBackend {
         xnor_launch(be, OP, g, &x.data, &f.bits, &f.alpha, Some(&f.bias), XnorOut::F32(&mut y.buf))
     }
 
-    fn xnor_conv2d_bits(
-        &self,
-        _: Checked,
-        x: &DeviceBits,
-        f: &DeviceBinaryFilter,
-        p: &Conv2dParams,
-        thresholds: &Buffer,
-        out: &mut DeviceBits,
-    ) -> Result<()> {
+    fn xnor_conv2d_bits(&self, _: Checked, x: &DeviceBits, f: &DeviceBinaryFilter, p: &Conv2dParams, o: BitsOut<'_>) -> Result<()> {
+        let BitsOut { thresholds, out } = o;
         let be = self;
         const OP: &str = "xnor_conv2d_bits";
         let g = geom(OP, x, f, p)?;

@@ -1,6 +1,6 @@
 //! CUDA launchers of the low-rank ops (kernels in `cuda/lowrank.cu`).
 
-use crate::backend::{Checked, LowRankOps};
+use crate::backend::{Checked, LowRankGrads, LowRankOps};
 use cudarc::driver::{CudaSlice, PushKernelArg};
 use std::any::Any;
 
@@ -259,17 +259,15 @@ fn reconstruct_typed<T: KernelFloat>(be: &CudaBackend, lr: &DeviceLowRank, w: &m
 
 /// The backward pass as five launches of the strided GEMM: `P = X V` and `Q = dY U` into f32
 /// scratch (`[b, r]`, small), then `dX = Q V^T`, `dU = dY^T P + beta dU`, `dV = X^T Q + beta dV`.
-#[allow(clippy::too_many_arguments)]
 fn backward_typed<T: KernelFloat>(
     be: &CudaBackend,
     lr: &DeviceLowRank,
     x: &Tensor,
     dy: &Tensor,
-    dx: Option<&mut Tensor>,
-    du: &mut Tensor,
-    dv: &mut Tensor,
+    g: LowRankGrads<'_>,
     beta: f32,
 ) -> Result<()> {
+    let LowRankGrads { dx, du, dv } = g;
     const OP: &str = "lowrank_backward";
     check_factors(OP, lr)?;
     let (b, n, r, m) = (x.rows, lr.n, lr.r, lr.m);
@@ -351,17 +349,7 @@ impl LowRankOps for CudaBackend {
         gemm::<f32, f32, f32>(be, OP, (n, r, r), Operand { s: vs, s0: r, s1: 1 }, Operand { s: &gram, s0: r, s1: 1 }, dvs, c, 1.0, None)
     }
 
-    fn lowrank_backward(
-        &self,
-        _: Checked,
-        lr: &DeviceLowRank,
-        x: &Tensor,
-        dy: &Tensor,
-        dx: Option<&mut Tensor>,
-        du: &mut Tensor,
-        dv: &mut Tensor,
-        beta: f32,
-    ) -> Result<()> {
-        float_dispatch!("lowrank_backward", "the factors", lr.dtype(), backward_typed(self, lr, x, dy, dx, du, dv, beta))
+    fn lowrank_backward(&self, _: Checked, lr: &DeviceLowRank, x: &Tensor, dy: &Tensor, g: LowRankGrads<'_>, beta: f32) -> Result<()> {
+        float_dispatch!("lowrank_backward", "the factors", lr.dtype(), backward_typed(self, lr, x, dy, g, beta))
     }
 }
