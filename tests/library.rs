@@ -27,6 +27,7 @@ mod spmm_t_cached;
 
 // Model files.
 mod formats_checkpoint;
+mod formats_checkpoint_errors;
 mod formats_gguf;
 mod formats_gguf_files;
 
