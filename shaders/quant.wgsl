@@ -490,6 +490,37 @@ fn gemm_wo_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
 // cache; gathered through perm when PERM).
 var<workgroup> h_red: array<f32, 2048>;
 
+// Reduces the MS partial sums of every lane through h_red and writes the workgroup's 8
+// columns of its MS rows (the epilogue of gemm_w8a8_gemv). Called by every invocation.
+fn h_gemv_epilogue(acc: ptr<function, array<f32, 8>>, lid: u32, row0: u32, blk: u32) {
+    let lane = lid & 31u;
+    for (var r = 0u; r < MS; r++) {
+        h_red[r * 256u + lid] = (*acc)[r];
+    }
+    workgroupBarrier();
+    for (var s = 16u; s > 0u; s >>= 1u) {
+        if lane < s {
+            for (var r = 0u; r < MS; r++) {
+                h_red[r * 256u + lid] += h_red[r * 256u + lid + s];
+            }
+        }
+        workgroupBarrier();
+    }
+    if lid < 8u * MS {
+        let r = lid >> 3u;
+        let jc = (lid & 7u) * y_step();
+        let row = row0 + r;
+        let c = blk * 8u + jc;
+        if row < gp.m && jc < 8u && c < gp.n {
+            var v = vec2<f32>(h_red[r * 256u + jc * 32u], 0.0);
+            if YF16 {
+                v.y = h_red[r * 256u + (jc + 1u) * 32u];
+            }
+            store_y(row, c, v);
+        }
+    }
+}
+
 @compute @workgroup_size(256)
 fn gemm_wo_gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
@@ -527,31 +558,5 @@ fn gemm_wo_gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
             }
         }
     }
-    // The epilogue of gemm_w8a8_gemv: reduce the MS partial sums of every lane through h_red,
-    // write the workgroup's 8 columns of its MS rows.
-    for (var r = 0u; r < MS; r++) {
-        h_red[r * 256u + lid] = acc[r];
-    }
-    workgroupBarrier();
-    for (var s = 16u; s > 0u; s >>= 1u) {
-        if lane < s {
-            for (var r = 0u; r < MS; r++) {
-                h_red[r * 256u + lid] += h_red[r * 256u + lid + s];
-            }
-        }
-        workgroupBarrier();
-    }
-    if lid < 8u * MS {
-        let r = lid >> 3u;
-        let jc = (lid & 7u) * y_step();
-        let row = row0 + r;
-        let c = blk * 8u + jc;
-        if row < gp.m && jc < 8u && c < gp.n {
-            var v = vec2<f32>(h_red[r * 256u + jc * 32u], 0.0);
-            if YF16 {
-                v.y = h_red[r * 256u + (jc + 1u) * 32u];
-            }
-            store_y(row, c, v);
-        }
-    }
+    h_gemv_epilogue(&acc, lid, row0, blk);
 }
