@@ -10,6 +10,34 @@
 // (column, value) pairs are fetched SW at a time, one per lane (coalesced), and broadcast
 // with __shfl_sync; accumulation is f32.
 
+// The sub-warp kernel variants, K(T, TN, V, SW) for each: f32 and f16, V in {1, 4}, sub-warp
+// width SW in {8, 16, 32} (and 4 with SUBWARP_VARIANTS_W4).
+#define SUBWARP_VARIANTS(K)                                                                        \
+    K(float, f32, 1, 8) K(float, f32, 1, 16) K(float, f32, 1, 32) K(float, f32, 4, 8) K(float, f32, 4, 16) \
+    K(float, f32, 4, 32) K(h16, f16, 1, 8) K(h16, f16, 1, 16) K(h16, f16, 1, 32) K(h16, f16, 4, 8)      \
+    K(h16, f16, 4, 16) K(h16, f16, 4, 32)
+#define SUBWARP_VARIANTS_W4(K) K(float, f32, 1, 4) K(float, f32, 4, 4) K(h16, f16, 1, 4) K(h16, f16, 4, 4) SUBWARP_VARIANTS(K)
+
+// acc + a[0..4) . b[0..4) as four FMAs in order (4-element vector loads, alignment as load4).
+template <typename T>
+__device__ __forceinline__ float fma_dot4(const T* a, const T* b, float acc) {
+    float x[4], y[4];
+    load4(a, x);
+    load4(b, y);
+    acc = fmaf(x[0], y[0], acc);
+    acc = fmaf(x[1], y[1], acc);
+    acc = fmaf(x[2], y[2], acc);
+    return fmaf(x[3], y[3], acc);
+}
+
+// The SDDMM epilogue of entry p: values[p] = alpha * dot + beta * values[p] (beta == 0: not read).
+template <typename T>
+__device__ __forceinline__ void sddmm_store(T* __restrict__ values, int p, float dot, float alpha, float beta) {
+    float o = alpha * dot;
+    if (beta != 0.f) o = fmaf(beta, to_f32(values[p]), o);
+    values[p] = from_f32<T>(o);
+}
+
 // One output row of a sub-warp SpMM: the row's stored entries [p_begin, p_end) are fetched SW
 // at a time, one per lane (fetch(p, col, val), coalesced), broadcast with __shfl_sync and
 // accumulated in f32 as val * B[col, col0 .. col0 + V) by the active lanes (col0 < n); then
@@ -93,18 +121,7 @@ __device__ __forceinline__ void spmm_body(int rows, int n, const u32* __restrict
         spmm_body<T, V, SW>(rows, n, indptr, indices, values, row_order, B, C, alpha, beta);                             \
     }
 
-SPMM_KERNELS(float, f32, 1, 8)
-SPMM_KERNELS(float, f32, 1, 16)
-SPMM_KERNELS(float, f32, 1, 32)
-SPMM_KERNELS(float, f32, 4, 8)
-SPMM_KERNELS(float, f32, 4, 16)
-SPMM_KERNELS(float, f32, 4, 32)
-SPMM_KERNELS(h16, f16, 1, 8)
-SPMM_KERNELS(h16, f16, 1, 16)
-SPMM_KERNELS(h16, f16, 1, 32)
-SPMM_KERNELS(h16, f16, 4, 8)
-SPMM_KERNELS(h16, f16, 4, 16)
-SPMM_KERNELS(h16, f16, 4, 32)
+SUBWARP_VARIANTS(SPMM_KERNELS)
 
 // sddmm: for every stored (i, j) of A[rows, cols]: a_ij = alpha * X[i,:].Y[j,:] + beta * a_ij
 // (beta == 0: the old value is not read). One sub-warp per row of A (row_order swizzle); the
@@ -131,24 +148,14 @@ __device__ __forceinline__ void sddmm_body(int rows, int k, const u32* __restric
         float acc = 0.f;
         for (int kk = lane * V; kk < k; kk += SW * V) {
             if (V == 4) {
-                float a[4], b[4];
-                load4(xrow + kk, a);
-                load4(yrow + kk, b);
-                acc = fmaf(a[0], b[0], acc);
-                acc = fmaf(a[1], b[1], acc);
-                acc = fmaf(a[2], b[2], acc);
-                acc = fmaf(a[3], b[3], acc);
+                acc = fma_dot4(xrow + kk, yrow + kk, acc);
             } else {
                 acc = fmaf(ldg(xrow + kk), ldg(yrow + kk), acc);
             }
         }
 #pragma unroll
         for (int off = SW / 2; off > 0; off >>= 1) acc += __shfl_xor_sync(mask, acc, off, SW);
-        if (lane == 0) {
-            float o = alpha * acc;
-            if (beta != 0.f) o = fmaf(beta, to_f32(values[p]), o);
-            values[p] = from_f32<T>(o);
-        }
+        if (lane == 0) sddmm_store(values, p, acc, alpha, beta);
     }
 }
 
@@ -159,18 +166,7 @@ __device__ __forceinline__ void sddmm_body(int rows, int k, const u32* __restric
         sddmm_body<T, V, SW>(rows, k, indptr, indices, row_order, X, Y, values, alpha, beta);                            \
     }
 
-SDDMM_KERNEL(float, f32, 1, 8)
-SDDMM_KERNEL(float, f32, 1, 16)
-SDDMM_KERNEL(float, f32, 1, 32)
-SDDMM_KERNEL(float, f32, 4, 8)
-SDDMM_KERNEL(float, f32, 4, 16)
-SDDMM_KERNEL(float, f32, 4, 32)
-SDDMM_KERNEL(h16, f16, 1, 8)
-SDDMM_KERNEL(h16, f16, 1, 16)
-SDDMM_KERNEL(h16, f16, 1, 32)
-SDDMM_KERNEL(h16, f16, 4, 8)
-SDDMM_KERNEL(h16, f16, 4, 16)
-SDDMM_KERNEL(h16, f16, 4, 32)
+SUBWARP_VARIANTS(SDDMM_KERNEL)
 
 // sddmm_nz: lanes over non-zeros, for short dot products (small K). One sub-warp of SW lanes
 // per row (row_order swizzle); lane l computes the whole dot products of entries start + l,
@@ -194,22 +190,12 @@ __device__ __forceinline__ void sddmm_nz_body(int rows, int k, const u32* __rest
         float acc = 0.f;
         if (V == 4) {
 #pragma unroll 4
-            for (int kk = 0; kk < k; kk += 4) {
-                float a[4], b[4];
-                load4(xrow + kk, a);
-                load4(yrow + kk, b);
-                acc = fmaf(a[0], b[0], acc);
-                acc = fmaf(a[1], b[1], acc);
-                acc = fmaf(a[2], b[2], acc);
-                acc = fmaf(a[3], b[3], acc);
-            }
+            for (int kk = 0; kk < k; kk += 4) acc = fma_dot4(xrow + kk, yrow + kk, acc);
         } else {
 #pragma unroll 4
             for (int kk = 0; kk < k; ++kk) acc = fmaf(ldg(xrow + kk), ldg(yrow + kk), acc);
         }
-        float o = alpha * acc;
-        if (beta != 0.f) o = fmaf(beta, to_f32(values[p]), o);
-        values[p] = from_f32<T>(o);
+        sddmm_store(values, p, acc, alpha, beta);
     }
 }
 
@@ -220,22 +206,7 @@ __device__ __forceinline__ void sddmm_nz_body(int rows, int k, const u32* __rest
         sddmm_nz_body<T, V, SW>(rows, k, indptr, indices, row_order, X, Y, values, alpha, beta);                         \
     }
 
-SDDMM_NZ_KERNEL(float, f32, 1, 4)
-SDDMM_NZ_KERNEL(float, f32, 1, 8)
-SDDMM_NZ_KERNEL(float, f32, 1, 16)
-SDDMM_NZ_KERNEL(float, f32, 1, 32)
-SDDMM_NZ_KERNEL(float, f32, 4, 4)
-SDDMM_NZ_KERNEL(float, f32, 4, 8)
-SDDMM_NZ_KERNEL(float, f32, 4, 16)
-SDDMM_NZ_KERNEL(float, f32, 4, 32)
-SDDMM_NZ_KERNEL(h16, f16, 1, 4)
-SDDMM_NZ_KERNEL(h16, f16, 1, 8)
-SDDMM_NZ_KERNEL(h16, f16, 1, 16)
-SDDMM_NZ_KERNEL(h16, f16, 1, 32)
-SDDMM_NZ_KERNEL(h16, f16, 4, 4)
-SDDMM_NZ_KERNEL(h16, f16, 4, 8)
-SDDMM_NZ_KERNEL(h16, f16, 4, 16)
-SDDMM_NZ_KERNEL(h16, f16, 4, 32)
+SUBWARP_VARIANTS_W4(SDDMM_NZ_KERNEL)
 
 // csr_gather: dst[q] = src[perm[q]] for q < nnz (refreshes the CSC-ordered values that spmm_t
 // reads after sddmm rewrote the CSR values). Contract: perm has nnz entries < nnz, src and
@@ -296,18 +267,7 @@ __device__ __forceinline__ void spmm24_body(int rows, int k, int n, const T* __r
         spmm24_body<T, V, SW>(rows, k, n, values, meta, B, C, alpha, beta);                                              \
     }
 
-SPMM24_KERNEL(float, f32, 1, 8)
-SPMM24_KERNEL(float, f32, 1, 16)
-SPMM24_KERNEL(float, f32, 1, 32)
-SPMM24_KERNEL(float, f32, 4, 8)
-SPMM24_KERNEL(float, f32, 4, 16)
-SPMM24_KERNEL(float, f32, 4, 32)
-SPMM24_KERNEL(h16, f16, 1, 8)
-SPMM24_KERNEL(h16, f16, 1, 16)
-SPMM24_KERNEL(h16, f16, 1, 32)
-SPMM24_KERNEL(h16, f16, 4, 8)
-SPMM24_KERNEL(h16, f16, 4, 16)
-SPMM24_KERNEL(h16, f16, 4, 32)
+SUBWARP_VARIANTS(SPMM24_KERNEL)
 
 // Sparse tensor-core kernel (sm_80+, f16 in and out, f32 accumulation):
 // mma.sp::ordered_metadata m16n8k32 (PTX ISA "warp-level matrix multiply with sparse A").
