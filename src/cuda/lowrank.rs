@@ -319,34 +319,15 @@ impl LowRankOps for CudaBackend {
         let us = sl::<f32>(OP, "U", &lr.u.buf)?;
         let vs = sl::<f32>(OP, "V", &lr.v.buf)?;
         let mut gram = be.scratch_f32(r * r)?;
-        // G = V^T V: A(p,i) = V[i*r + p], B(i,q) = V[i*r + q]; then dU += c U G.
-        gemm::<f32, f32, f32>(
-            be,
-            OP,
-            (r, r, n),
-            Operand { s: vs, s0: 1, s1: r },
-            Operand { s: vs, s0: r, s1: 1 },
-            &mut gram,
-            1.0,
-            0.0,
-            None,
-        )?;
-        let dus = sl_mut::<f32>(OP, "dU", &mut du.buf)?;
-        gemm::<f32, f32, f32>(be, OP, (m, r, r), Operand { s: us, s0: r, s1: 1 }, Operand { s: &gram, s0: r, s1: 1 }, dus, c, 1.0, None)?;
-        // G = U^T U; dV += c V G.
-        gemm::<f32, f32, f32>(
-            be,
-            OP,
-            (r, r, m),
-            Operand { s: us, s0: 1, s1: r },
-            Operand { s: us, s0: r, s1: 1 },
-            &mut gram,
-            1.0,
-            0.0,
-            None,
-        )?;
-        let dvs = sl_mut::<f32>(OP, "dV", &mut dv.buf)?;
-        gemm::<f32, f32, f32>(be, OP, (n, r, r), Operand { s: vs, s0: r, s1: 1 }, Operand { s: &gram, s0: r, s1: 1 }, dvs, c, 1.0, None)
+        // dU += c U (V^T V), then dV += c V (U^T U): G = g^T g with A(p,i) = g[i*r + p],
+        // B(i,q) = g[i*r + q] (g of g_rows rows), then d += c f G (f of f_rows rows).
+        for (g, g_rows, f, f_rows, d, what) in [(vs, n, us, m, &mut du.buf, "dU"), (us, m, vs, n, &mut dv.buf, "dV")] {
+            let (g_t, g_op) = (Operand { s: g, s0: 1, s1: r }, Operand { s: g, s0: r, s1: 1 });
+            gemm::<f32, f32, f32>(be, OP, (r, r, g_rows), g_t, g_op, &mut gram, 1.0, 0.0, None)?;
+            let (f_op, gram_op) = (Operand { s: f, s0: r, s1: 1 }, Operand { s: &gram, s0: r, s1: 1 });
+            gemm::<f32, f32, f32>(be, OP, (f_rows, r, r), f_op, gram_op, sl_mut::<f32>(OP, what, d)?, c, 1.0, None)?;
+        }
+        Ok(())
     }
 
     fn lowrank_backward(&self, _: Checked, lr: &DeviceLowRank, x: &Tensor, dy: &Tensor, g: LowRankGrads<'_>, beta: f32) -> Result<()> {

@@ -52,12 +52,18 @@ fn transpose_scales(format: &'static str, scales: &[f32], groups: usize, n: usiz
     Ok(out)
 }
 
+/// The shape rules of every converter: `group` in 32, 64, 128 dividing `k`, `n` a multiple of
+/// 8, `n * k` elements addressable.
+fn check_layer(op: &'static str, k: usize, n: usize, group: usize) -> Result<()> {
+    check_group(op, k, group)?;
+    check_n8(op, n)?;
+    crate::formats::checked_elems(op, "weight", &[n, k]).map(|_| ())
+}
+
 /// The f16 scales `[k / group, n]` of a converter as f32, after its shape checks; rejects inf /
 /// NaN (naming the f16 value).
 fn f16_scales(op: &'static str, format: &'static str, scales: &[f16], k: usize, n: usize, group: usize) -> Result<Vec<f32>> {
-    check_group(op, k, group)?;
-    check_n8(op, n)?;
-    crate::formats::checked_elems(op, "weight", &[n, k])?;
+    check_layer(op, k, n, group)?;
     check_len(op, &format!("{format} scales"), scales.len(), k / group * n, "[k/group, n]")?;
     if let Some(p) = scales.iter().position(|s| !s.is_finite()) {
         return Err(Error::format(format, format!("scale [{}, {}] is {} (scales must be finite)", p / n, p % n, scales[p])));
@@ -127,9 +133,7 @@ fn gptq_core(
     format: GptqFormat,
     allow_act_order: bool,
 ) -> Result<Int4Weights> {
-    check_group(op, k, group)?;
-    check_n8(op, n)?;
-    crate::formats::checked_elems(op, "weight", &[n, k])?;
+    check_layer(op, k, n, group)?;
     let groups = k / group;
     check_len(op, "GPTQ qweight", qweight.len(), k / 8 * n, "[k/8, n]")?;
     check_len(op, "GPTQ qzeros", qzeros.len(), groups * (n / 8), "[k/group, n/8]")?;
@@ -190,9 +194,7 @@ fn gptq_core(
 }
 
 fn awq_core(op: &'static str, qweight: &[i32], qzeros: &[i32], scales: &[f32], k: usize, n: usize, group: usize) -> Result<Int4Weights> {
-    check_group(op, k, group)?;
-    check_n8(op, n)?;
-    crate::formats::checked_elems(op, "weight", &[n, k])?;
+    check_layer(op, k, n, group)?;
     let groups = k / group;
     let nw = n / 8;
     check_len(op, "AWQ qweight", qweight.len(), k * nw, "[k, n/8]")?;
