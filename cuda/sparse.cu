@@ -38,6 +38,20 @@ __device__ __forceinline__ void sddmm_store(T* __restrict__ values, int p, float
     values[p] = from_f32<T>(o);
 }
 
+// The CSR row of the calling sub-warp: row_order[slot] with slot = global thread / SW, and its
+// stored entries [start, end). False past `rows` (the whole sub-warp leaves together: shuffles
+// use its mask only).
+template <int SW>
+__device__ __forceinline__ bool subwarp_csr_row(int rows, const u32* __restrict__ row_order, const u32* __restrict__ indptr, int& row,
+                                                int& start, int& end) {
+    const int slot = (int)((blockIdx.x * (u64)blockDim.x + threadIdx.x) / SW);
+    if (slot >= rows) return false;
+    row = (int)__ldg(row_order + slot);
+    start = (int)__ldg(indptr + row);
+    end = (int)__ldg(indptr + row + 1);
+    return true;
+}
+
 // One output row of a sub-warp SpMM: the row's stored entries [p_begin, p_end) are fetched SW
 // at a time, one per lane (fetch(p, col, val), coalesced), broadcast with __shfl_sync and
 // accumulated in f32 as val * B[col, col0 .. col0 + V) by the active lanes (col0 < n); then
@@ -94,14 +108,11 @@ __device__ __forceinline__ void spmm_body(int rows, int n, const u32* __restrict
                                           const T* __restrict__ values, const u32* __restrict__ row_order,
                                           const T* __restrict__ B, T* __restrict__ C, float alpha, float beta) {
     const int lane = threadIdx.x & (SW - 1);
-    const int slot = (int)((blockIdx.x * (u64)blockDim.x + threadIdx.x) / SW);
-    if (slot >= rows) return;  // whole sub-warp leaves together (shuffles use its mask only)
+    int row, start, end;
+    if (!subwarp_csr_row<SW>(rows, row_order, indptr, row, start, end)) return;
     const u32 mask = subwarp_mask(SW);
-    const int row = (int)__ldg(row_order + slot);
     const int col0 = ((int)blockIdx.y * SW + lane) * V;
     const bool active = col0 < n;
-    const int start = (int)__ldg(indptr + row);
-    const int end = (int)__ldg(indptr + row + 1);
     spmm_row<T, V, SW, u32>(
         start, end,
         [&](int p, u32& col, float& val) {
@@ -135,12 +146,9 @@ __device__ __forceinline__ void sddmm_body(int rows, int k, const u32* __restric
                                            const u32* __restrict__ row_order, const T* __restrict__ X,
                                            const T* __restrict__ Y, T* __restrict__ values, float alpha, float beta) {
     const int lane = threadIdx.x & (SW - 1);
-    const int slot = (int)((blockIdx.x * (u64)blockDim.x + threadIdx.x) / SW);
-    if (slot >= rows) return;
+    int row, start, end;
+    if (!subwarp_csr_row<SW>(rows, row_order, indptr, row, start, end)) return;
     const u32 mask = subwarp_mask(SW);
-    const int row = (int)__ldg(row_order + slot);
-    const int start = (int)__ldg(indptr + row);
-    const int end = (int)__ldg(indptr + row + 1);
     const T* xrow = X + (u64)row * (u64)k;
     for (int p = start; p < end; ++p) {
         const u32 j = __ldg(indices + p);
@@ -179,11 +187,8 @@ __device__ __forceinline__ void sddmm_nz_body(int rows, int k, const u32* __rest
                                               const u32* __restrict__ row_order, const T* __restrict__ X,
                                               const T* __restrict__ Y, T* __restrict__ values, float alpha, float beta) {
     const int lane = threadIdx.x & (SW - 1);
-    const int slot = (int)((blockIdx.x * (u64)blockDim.x + threadIdx.x) / SW);
-    if (slot >= rows) return;
-    const int row = (int)__ldg(row_order + slot);
-    const int start = (int)__ldg(indptr + row);
-    const int end = (int)__ldg(indptr + row + 1);
+    int row, start, end;
+    if (!subwarp_csr_row<SW>(rows, row_order, indptr, row, start, end)) return;
     const T* xrow = X + (u64)row * (u64)k;
     for (int p = start + lane; p < end; p += SW) {
         const T* yrow = Y + (u64)__ldg(indices + p) * (u64)k;
