@@ -1,6 +1,6 @@
 //! Hugging Face GPTQ / AWQ checkpoints: single-file and sharded folders written with the
 //! `safetensors` crate, GPTQ v1 and v2 zeros, act-order, AWQ, dense tensors and biases, each
-//! dequantization against an independent float formulation (tests/common/checkpoint.rs). The
+//! dequantization against an independent float formulation (tests/checkpoint_util). The
 //! bad checkpoint classes are in `formats_checkpoint_errors`.
 #![cfg(feature = "hf")]
 
@@ -13,7 +13,7 @@ use slimgemm::formats::quant::GptqFormat;
 use slimgemm::formats::{Int4Weights, Matrix};
 use slimgemm::Device;
 
-use crate::common::checkpoint::*;
+use crate::checkpoint_util::*;
 
 // ------------------------------------------------------------------ good checkpoints
 

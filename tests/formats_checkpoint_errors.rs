@@ -8,7 +8,7 @@ use half::{bf16, f16};
 use safetensors::Dtype;
 use slimgemm::formats::checkpoint::{Checkpoint, QuantConfig};
 
-use crate::common::checkpoint::*;
+use crate::checkpoint_util::*;
 
 // ------------------------------------------------------------------ bad checkpoints
 

@@ -3,9 +3,6 @@
 
 use slimgemm::Device;
 
-#[cfg(feature = "hf")]
-pub mod checkpoint;
-
 /// True when a variable asks for a backend to be present (CI sets these in `.ci/run`).
 fn required(var: &str) -> bool {
     std::env::var(var).map(|v| v == "1").unwrap_or(false)

@@ -1,6 +1,8 @@
 //! Helpers of the checkpoint tests (`formats_checkpoint`, `formats_checkpoint_errors`):
 //! safetensors tensors written with the `safetensors` crate, a quantized layer in plain arrays
 //! with its GPTQ / AWQ encodings and an independent float dequantization, error matching.
+#![cfg(feature = "hf")]
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
