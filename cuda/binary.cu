@@ -293,12 +293,7 @@ __device__ __forceinline__ void xnor_tc_body(const ConvGeom& g, const u32* __res
         }
     };
     int acc[C::MT][C::NT][4];
-#pragma unroll
-    for (int a = 0; a < C::MT; ++a)
-#pragma unroll
-        for (int b = 0; b < C::NT; ++b)
-#pragma unroll
-            for (int c = 0; c < 4; ++c) acc[a][b][c] = 0;
+    tc_zero(acc);
     auto compute = [&](int buf, int) {
         const u32 sa = sbase + buf * C::STAGE_BYTES, sb = sa + C::A_BYTES;
 #pragma unroll

@@ -94,6 +94,54 @@ __device__ __forceinline__ void tile_fma_4x4(float (&acc)[4][4], const float (*A
     }
 }
 
+// Y = X W^T (X m x k, Y m x n, row-major) on CUDA cores, one 64 x 64 output tile per block of 256
+// threads (4 x 4 outputs per thread, tile_fma_4x4), K in steps of 32 (k a multiple of 32). Each
+// step, thread (lr = tid / 4, lq = tid % 4) stages X row i0 + lr at columns c0 = k0 + 8 lq .. + 8
+// as f32 through load_x(i0 + lr, c0, x[8]) (zeros past m), and stage_w(k0, Ws) fills
+// Ws[kk][c] = W[j0 + c][k0 + kk] for the whole tile (zeros past n). grid = (ceil(n / 64),
+// ceil(m / 64)), blockDim.x = 256.
+template <typename T, class LoadX, class StageW>
+__device__ __forceinline__ void xwt_tile64(int m, int n, int k, LoadX&& load_x, StageW&& stage_w, T* __restrict__ Y) {
+    __shared__ float Xs[32][64 + 4];
+    __shared__ float Ws[32][64 + 4];
+    const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
+    const int i0 = blockIdx.y * 64, j0 = blockIdx.x * 64;
+    const int lr = tid >> 2, lq = tid & 3;  // X loader: row lr, 8-element quarter lq
+    float acc[4][4];
+#pragma unroll
+    for (int r = 0; r < 4; ++r)
+#pragma unroll
+        for (int c = 0; c < 4; ++c) acc[r][c] = 0.f;
+    for (int k0 = 0; k0 < k; k0 += 32) {
+        float xv[8];
+        if (i0 + lr < m) {
+            load_x(i0 + lr, k0 + lq * 8, xv);
+        } else {
+#pragma unroll
+            for (int e = 0; e < 8; ++e) xv[e] = 0.f;
+        }
+#pragma unroll
+        for (int e = 0; e < 8; ++e) Xs[lq * 8 + e][lr] = xv[e];
+        stage_w(k0, Ws);
+        __syncthreads();
+        tile_fma_4x4<32>(acc, Xs, Ws, ty, tx);
+        __syncthreads();
+    }
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+        const int i = i0 + ty + 16 * r;
+        if (i >= m) continue;
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+            const int j = j0 + tx + 16 * c;
+            if (j < n) Y[(i64)i * n + j] = from_f32<T>(acc[r][c]);
+        }
+    }
+}
+
+// The int8 GEMM epilogue: (sx * sw) * acc, as the CPU (no FMA contraction).
+__device__ __forceinline__ float w8a8_out(float sx, float sw, int acc) { return __fmul_rn(__fmul_rn(sx, sw), (float)acc); }
+
 // =====================================================================================
 // Tensor-core main loop (sm_80+), shared by the int8 GEMM (IMMA m16n8k32 s8), the int4
 // weight-only GEMM and the f16 low-rank GEMMs (HMMA m16n8k16, f32 accumulation).
@@ -267,6 +315,17 @@ __device__ __forceinline__ void tc_pipeline(int kt0, int kt1, Load&& load, Compu
     tc_cp_wait<0>();
 }
 
+// Zeroes a thread's accumulators acc[MT][NT][4] (float or int).
+template <int MT, int NT, typename A>
+__device__ __forceinline__ void tc_zero(A (&acc)[MT][NT][4]) {
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[mt][nt][e] = (A)0;
+}
+
 __device__ __forceinline__ u32 tc_bits(float v) { return __float_as_uint(v); }
 __device__ __forceinline__ u32 tc_bits(int v) { return (u32)v; }
 __device__ __forceinline__ void tc_unbits(u32 b, float& v) { v = __uint_as_float(b); }
@@ -306,12 +365,7 @@ __device__ __forceinline__ bool tc_splitk_reduce(A (&acc)[MT][NT][4], u32* __res
     if (!tc_last) return false;
     __threadfence();
     A sum[MT][NT][4];
-#pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-        for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) sum[mt][nt][e] = (A)0;
+    tc_zero(sum);
     for (int s = 0; s < splits; ++s) {
         const uint4* p = reinterpret_cast<const uint4*>(ws) + ((i64)tile * splits + s) * (FR * THREADS);
 #pragma unroll

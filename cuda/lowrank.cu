@@ -324,12 +324,7 @@ __device__ __forceinline__ void hgemm_tc_body(int M, int N, int K, const h16* __
 #if __CUDA_ARCH__ >= 800
     extern __shared__ __align__(128) unsigned char hg_smem[];
     float acc[C::MT][C::NT][4];
-#pragma unroll
-    for (int a = 0; a < C::MT; ++a)
-#pragma unroll
-        for (int b = 0; b < C::NT; ++b)
-#pragma unroll
-            for (int c = 0; c < 4; ++c) acc[a][b][c] = 0.f;
+    tc_zero(acc);
     const int row0 = blockIdx.y * C::BM, col0 = blockIdx.x * C::BN;
     const int ktiles = (K + 31) >> 5;
     const int kt0 = blockIdx.z * kps, kt1 = min(ktiles, kt0 + kps);

@@ -1,6 +1,6 @@
 // slimgemm quantized kernels: quantize_rows_i8, gemm_w8a8 (int8 tensor cores through
-// mma.sync m16n8k32 on sm_80+, __dp4a elsewhere and for small M), gemm_w4a16 (int4 weights
-// dequantized in registers, never to global memory).
+// mma.sync m16n8k32 on sm_80+, __dp4a elsewhere and for small M), gemm_w4a16 and gemm_w8a16
+// (int4 / int8 weights dequantized in registers, never to global memory).
 
 // quantize_rows_i8: one block per row. amax by warp shuffles + a shared-memory block
 // reduction; then q = round_half_away(x * (127 / amax)) clamped to [-127, 127], exactly as the
@@ -63,10 +63,6 @@ __device__ __forceinline__ int4 mask_tail16(int4 v, int valid) {
         w[i] = (int)((u32)w[i] & m);
     }
     return make_int4(w[0], w[1], w[2], w[3]);
-}
-
-__device__ __forceinline__ float w8a8_out(float sx, float sw, int acc) {
-    return __fmul_rn(__fmul_rn(sx, sw), (float)acc);  // (sx * sw) * acc, as the CPU
 }
 
 // gemm_w8a8, small M (and every M before sm_80): Y[i, j] = (sx_i sw_j) sum_k Xq[i,k] Wq[j,k].
@@ -187,11 +183,7 @@ __device__ __forceinline__ void w8a8_mma_body(int m, int n, int k, int stride, c
 #pragma unroll
         for (int mt = 0; mt < 2; ++mt)
 #pragma unroll
-            for (int nt = 0; nt < 4; ++nt)
-                asm volatile(
-                    "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                    : "+r"(acc[mt][nt][0]), "+r"(acc[mt][nt][1]), "+r"(acc[mt][nt][2]), "+r"(acc[mt][nt][3])
-                    : "r"(af[mt][0]), "r"(af[mt][1]), "r"(af[mt][2]), "r"(af[mt][3]), "r"(bf[nt][0]), "r"(bf[nt][1]));
+            for (int nt = 0; nt < 4; ++nt) tc_mma_s8(acc[mt][nt], af[mt], bf[nt][0], bf[nt][1]);
         __syncthreads();
     }
 #pragma unroll
@@ -223,167 +215,13 @@ extern "C" __global__ void __launch_bounds__(128) w8a8_mma_f16(int m, int n, int
     w8a8_mma_body<h16>(m, n, k, stride, Xq, sx, Wq, sw, Y);
 }
 
-// In-register int4 dequantization: OR-ing a nibble into the mantissa of 2^23 (0x4B000000)
-// gives the float 2^23 + q exactly (the f32 form of Marlin's 0x6400 f16 exponent trick; the
-// shift / and / or compile to one LOP3 with a shift); subtracting (2^23 + z) yields q - z
-// exactly, with no int-to-float conversion.
-__device__ __forceinline__ float nib_minus_z(u32 word, int e, float magic_z) {
-    return __int_as_float(0x4B000000 | ((word >> (4 * e)) & 0xFu)) - magic_z;
-}
-
-// 8 consecutive elements as f32 (f32: two float4; f16: one 16-byte load). Host checks
-// alignment (rows are multiples of 32 elements long since group | k).
-__device__ __forceinline__ void load8(const float* p, float out[8]) {
-    load4(p, out);
-    load4(p + 4, out + 4);
-}
-__device__ __forceinline__ void load8(const h16* p, float out[8]) {
-    const uint4 v = __ldg(reinterpret_cast<const uint4*>(p));
-    const u32 w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-        out[2 * i] = h16_bits_to_f32((unsigned short)(w[i] & 0xffffu));
-        out[2 * i + 1] = h16_bits_to_f32((unsigned short)(w[i] >> 16));
-    }
-}
-
-// gemm_w4a16, small M: Y[i, j] = sum_k X[i,k] (q[j,k] - z[j,g]) s[j,g], g = k / group.
-// One warp per output column j and up to 8 rows (grid.y = ceil(m / 8)); each lane takes 32
-// consecutive k (one 16-byte load of 4 packed words, always inside one group since group is a
-// multiple of 32), dequantizes in registers, accumulates sum x (q - z) in f32 and scales once
-// per 32 elements; warp reduction at the end.
-// Contract: X m * k, qweight n * k / 8 u32, scales / zeros n * (k / group), Y m * n,
-// k % group == 0, group in {32, 64, 128}, X and qweight 16-byte aligned.
-template <typename T>
-__device__ __forceinline__ void w4a16_gemv_body(int m, int n, int k, int group, const T* __restrict__ X,
-                                                const u32* __restrict__ qw, const float* __restrict__ scales,
-                                                const u32* __restrict__ zeros, T* __restrict__ Y) {
-    const int j = (int)((blockIdx.x * (u64)blockDim.x + threadIdx.x) >> 5);
-    const int lane = threadIdx.x & 31;
-    if (j >= n) return;  // whole warp
-    const int i0 = blockIdx.y * 8;
-    const int rows = min(8, m - i0);
-    const int groups = k / group;
-    float acc[8];
-#pragma unroll
-    for (int i = 0; i < 8; ++i) acc[i] = 0.f;
-    const uint4* wrow = reinterpret_cast<const uint4*>(qw + (i64)j * (k / 8));
-    const int chunks = k / 32;
-    for (int c = lane; c < chunks; c += 32) {
-        const uint4 wv = __ldg(wrow + c);
-        const u32 words[4] = {wv.x, wv.y, wv.z, wv.w};
-        const int gi = (c * 32) / group;
-        const float s = __ldg(scales + (i64)j * groups + gi);
-        const float magic_z = 8388608.0f + (float)__ldg(zeros + (i64)j * groups + gi);
-        float part[8];
-#pragma unroll
-        for (int i = 0; i < 8; ++i) part[i] = 0.f;
-#pragma unroll
-        for (int wi = 0; wi < 4; ++wi) {
-            float d[8];
-#pragma unroll
-            for (int e = 0; e < 8; ++e) d[e] = nib_minus_z(words[wi], e, magic_z);
-#pragma unroll
-            for (int i = 0; i < 8; ++i) {
-                if (i < rows) {
-                    float x[8];
-                    load8(X + (i64)(i0 + i) * k + c * 32 + wi * 8, x);
-#pragma unroll
-                    for (int e = 0; e < 8; ++e) part[i] = fmaf(x[e], d[e], part[i]);
-                }
-            }
-        }
-#pragma unroll
-        for (int i = 0; i < 8; ++i) acc[i] = fmaf(s, part[i], acc[i]);
-    }
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-#pragma unroll
-        for (int off = 16; off > 0; off >>= 1) acc[i] += __shfl_xor_sync(0xffffffffu, acc[i], off);
-    }
-    if (lane == 0) {
-#pragma unroll
-        for (int i = 0; i < 8; ++i)
-            if (i < rows) Y[(i64)(i0 + i) * n + j] = from_f32<T>(acc[i]);
-    }
-}
-
-// gemm_w4a16, larger M: 64 x 64 output tile per block of 256 threads (4 x 4 per thread), K in
-// steps of 32 (inside one group): the X tile goes to shared memory as f32, the packed weight
-// tile is dequantized in registers by its loader and staged on chip (never to global memory).
-// Contract: as w4a16_gemv; grid = (ceil(n / 64), ceil(m / 64)).
-template <typename T>
-__device__ __forceinline__ void w4a16_tile_body(int m, int n, int k, int group, const T* __restrict__ X,
-                                                const u32* __restrict__ qw, const float* __restrict__ scales,
-                                                const u32* __restrict__ zeros, T* __restrict__ Y) {
-    __shared__ float Xs[32][64 + 4];
-    __shared__ float Ws[32][64 + 4];
-    const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
-    const int i0 = blockIdx.y * 64, j0 = blockIdx.x * 64;
-    const int groups = k / group;
-    const int lr = tid >> 2, lq = tid & 3;  // loader: row / column lr, 8-element quarter lq
-    float acc[4][4];
-#pragma unroll
-    for (int r = 0; r < 4; ++r)
-#pragma unroll
-        for (int c = 0; c < 4; ++c) acc[r][c] = 0.f;
-    for (int k0 = 0; k0 < k; k0 += 32) {
-        float xv[8];
-        if (i0 + lr < m) {
-            load8(X + (i64)(i0 + lr) * k + k0 + lq * 8, xv);
-        } else {
-#pragma unroll
-            for (int e = 0; e < 8; ++e) xv[e] = 0.f;
-        }
-#pragma unroll
-        for (int e = 0; e < 8; ++e) Xs[lq * 8 + e][lr] = xv[e];
-        float wv[8];
-        if (j0 + lr < n) {
-            const int j = j0 + lr;
-            const u32 word = __ldg(qw + (i64)j * (k / 8) + k0 / 8 + lq);
-            const int gi = k0 / group;
-            const float s = __ldg(scales + (i64)j * groups + gi);
-            const float magic_z = 8388608.0f + (float)__ldg(zeros + (i64)j * groups + gi);
-#pragma unroll
-            for (int e = 0; e < 8; ++e) wv[e] = __fmul_rn(nib_minus_z(word, e, magic_z), s);
-        } else {
-#pragma unroll
-            for (int e = 0; e < 8; ++e) wv[e] = 0.f;
-        }
-#pragma unroll
-        for (int e = 0; e < 8; ++e) Ws[lq * 8 + e][lr] = wv[e];
-        __syncthreads();
-        tile_fma_4x4<32>(acc, Xs, Ws, ty, tx);
-        __syncthreads();
-    }
-#pragma unroll
-    for (int r = 0; r < 4; ++r) {
-        const int i = i0 + ty + 16 * r;
-        if (i >= m) continue;
-#pragma unroll
-        for (int c = 0; c < 4; ++c) {
-            const int j = j0 + tx + 16 * c;
-            if (j < n) Y[(i64)i * n + j] = from_f32<T>(acc[r][c]);
-        }
-    }
-}
-
-#define W4A16_KERNELS(T, TN)                                                                                              \
-    extern "C" __global__ void __launch_bounds__(256) w4a16_gemv_##TN(int m, int n, int k, int group, const T* X,       \
-                                                                     const u32* qw, const float* scales,                \
-                                                                     const u32* zeros, T* Y) {                          \
-        w4a16_gemv_body<T>(m, n, k, group, X, qw, scales, zeros, Y);                                                     \
-    }                                                                                                                    \
-    extern "C" __global__ void __launch_bounds__(256) w4a16_tile_##TN(int m, int n, int k, int group, const T* X,       \
-                                                                     const u32* qw, const float* scales,                \
-                                                                     const u32* zeros, T* Y) {                          \
-        w4a16_tile_body<T>(m, n, k, group, X, qw, scales, zeros, Y);                                                     \
-    }
-W4A16_KERNELS(float, f32)
-W4A16_KERNELS(h16, f16)
-
-// ======================================================================================// gemm_w4a16 on the weight forms that model files hold (the plain zero-point form keeps
-// w4a16_gemv / w4a16_tile above; these are separate kernels so that those stay untouched):
+// =============================================================================================
+// Weight-only GEMMs: gemm_w4a16 (int4 codes with zero points or float minimums, optionally in
+// GPTQ act-order) and gemm_w8a16 (int8 codes, GGUF Q8_0 and the like). Y[i, j] =
+// sum_k X[i, k] w[j, k] with w dequantized in registers, never to global memory. One GEMV body
+// (small M) and one tile body (larger M) serve every form; what differs is the weight decoder
+// (W4Dec, W8Dec below) and, with PERM, the gather of X through perm.
+//
 // - MINS (GGUF Q4_K): w = q * s - min, computed as one f32 multiply then one subtract
 //   (__fmul_rn / __fsub_rn: nothing is contracted into an FMA), so every dequantized weight is
 //   bit-identical to the CPU's Int4Weights::dequant and to ggml's dequantize_row_q4_K;
@@ -394,12 +232,123 @@ W4A16_KERNELS(h16, f16)
 //   small and cache-resident (the GEMV re-reads them from L1/L2 for every column; the tiled
 //   kernel gathers each X element once per 64 output columns). The cost is scalar instead of
 //   vector loads of X plus reading perm (k u32, shared by every row of the block).
-// Contract (both paths): as w4a16_gemv / w4a16_tile, plus perm k u32 (a permutation of 0..k,
-// 16-byte aligned) when PERM, mins n * (k / group) f32 when MINS (zeros is then unused, and
-// when not PERM so is perm; the host passes some valid pointer for each unused one).
+//
+// Contract (every form): X m * k, Y m * n, scales n * (k / group) f32, k % group == 0, group in
+// {32, 64, 128}, X and the codes 16-byte aligned; w4a16: qweight n * k / 8 u32, zeros
+// n * (k / group) u32, plus perm k u32 (a permutation of 0..k, 16-byte aligned) when PERM, mins
+// n * (k / group) f32 when MINS (zeros is then unused, and when not PERM so is perm; the host
+// passes some valid pointer for each unused one); w8a16: q n * k int8 (rows of k bytes, a
+// multiple of 32). GEMV: grid.y = ceil(m / 8), grid.x * 8 warps >= n; tile: grid =
+// (ceil(n / 64), ceil(m / 64)); blockDim.x = 256.
+
+// In-register int4 dequantization: OR-ing a nibble into the mantissa of 2^23 (0x4B000000)
+// gives the float 2^23 + q exactly (the f32 form of Marlin's 0x6400 f16 exponent trick; the
+// shift / and / or compile to one LOP3 with a shift); subtracting (2^23 + z) yields q - z
+// exactly, with no int-to-float conversion.
+__device__ __forceinline__ float nib_minus_z(u32 word, int e, float magic_z) {
+    return __int_as_float(0x4B000000 | ((word >> (4 * e)) & 0xFu)) - magic_z;
+}
 
 // Nibble e of `word` as a float (exact, through the 2^23 mantissa trick of nib_minus_z).
 __device__ __forceinline__ float nib_f(u32 word, int e) { return nib_minus_z(word, e, 8388608.0f); }
+
+// Signed byte e of `word` as a float, exactly: flipping the sign bit maps q to q + 128 in
+// 0..255, OR-ed into the mantissa of 2^23, minus 2^23 + 128 (no int-to-float conversion).
+__device__ __forceinline__ float i8_f(u32 word, int e) {
+    return __int_as_float(0x4B000000 | (((word ^ 0x80808080u) >> (8 * e)) & 0xFFu)) - 8388736.0f;
+}
+
+// A weight decoder reads row j of the codes in chunks of 32 consecutive stored columns (a chunk
+// lies inside one group since the group is a multiple of 32):
+// - row(j): the codes of row j as 16-byte vectors (hoisted out of the GEMV's loop);
+// - chunk(wrow, j, c): the codes of chunk c of that row with its group's scale s and offset;
+// - part8(ch, wi, d): the 8 weights of columns 32 c + 8 wi .. + 8 as the GEMV sums them:
+//   unscaled (q - z, or q) when SCALE_ONCE (sum x (q - z), scaled once per chunk: fmaf(s, part,
+//   acc)), else fully dequantized (q * s - min, the sum added as is);
+// - tile8(j, k0, lq, w): the 8 weights of columns k0 + 8 lq .. + 8 fully dequantized with the
+//   CPU's rounding ((q - z) * s, q * s - min, q * s), for the tile loader.
+
+// int4 codes, 8 per u32 (nibble e = column 8 w + e), zero points (MINS false) or minimums.
+template <bool MINS>
+struct W4Dec {
+    const u32* qw;
+    const float* scales;
+    const u32* zeros;
+    const float* mins;
+    int k, group, groups;
+    static constexpr bool SCALE_ONCE = !MINS;
+    struct Chunk {
+        u32 words[4];
+        float s, off;  // off: the minimum (MINS) or 2^23 + z (nib_minus_z)
+    };
+    __device__ __forceinline__ const uint4* row(int j) const { return reinterpret_cast<const uint4*>(qw + (i64)j * (k / 8)); }
+    __device__ __forceinline__ Chunk chunk(const uint4* wrow, int j, int c) const {
+        const uint4 wv = __ldg(wrow + c);
+        const i64 gi = (i64)j * groups + (c * 32) / group;
+        Chunk ch;
+        ch.words[0] = wv.x; ch.words[1] = wv.y; ch.words[2] = wv.z; ch.words[3] = wv.w;
+        ch.s = __ldg(scales + gi);
+        ch.off = MINS ? __ldg(mins + gi) : 8388608.0f + (float)__ldg(zeros + gi);
+        return ch;
+    }
+    __device__ __forceinline__ void part8(const Chunk& ch, int wi, float d[8]) const {
+#pragma unroll
+        for (int e = 0; e < 8; ++e)
+            d[e] = MINS ? __fsub_rn(__fmul_rn(nib_f(ch.words[wi], e), ch.s), ch.off) : nib_minus_z(ch.words[wi], e, ch.off);
+    }
+    __device__ __forceinline__ void tile8(int j, int k0, int lq, float w[8]) const {
+        const u32 word = __ldg(qw + (i64)j * (k / 8) + k0 / 8 + lq);
+        const i64 gi = (i64)j * groups + k0 / group;
+        const float s = __ldg(scales + gi);
+        if (MINS) {
+            const float mn = __ldg(mins + gi);
+#pragma unroll
+            for (int e = 0; e < 8; ++e) w[e] = __fsub_rn(__fmul_rn(nib_f(word, e), s), mn);
+        } else {
+            const float magic_z = 8388608.0f + (float)__ldg(zeros + gi);
+#pragma unroll
+            for (int e = 0; e < 8; ++e) w[e] = __fmul_rn(nib_minus_z(word, e, magic_z), s);
+        }
+    }
+};
+
+// int8 codes, one byte per column (rows of k bytes), w = q * s.
+struct W8Dec {
+    const signed char* Wq;
+    const float* scales;
+    int k, group, groups;
+    static constexpr bool SCALE_ONCE = true;
+    struct Chunk {
+        u32 words[8];
+        float s;
+    };
+    __device__ __forceinline__ const uint4* row(int j) const { return reinterpret_cast<const uint4*>(Wq + (i64)j * k); }
+    __device__ __forceinline__ Chunk chunk(const uint4* wrow, int j, int c) const {
+        const uint4 w0 = __ldg(wrow + 2 * c), w1 = __ldg(wrow + 2 * c + 1);
+        Chunk ch;
+        ch.words[0] = w0.x; ch.words[1] = w0.y; ch.words[2] = w0.z; ch.words[3] = w0.w;
+        ch.words[4] = w1.x; ch.words[5] = w1.y; ch.words[6] = w1.z; ch.words[7] = w1.w;
+        ch.s = __ldg(scales + (i64)j * groups + (c * 32) / group);
+        return ch;
+    }
+    __device__ __forceinline__ void part8(const Chunk& ch, int wp, float d[8]) const {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            d[e] = i8_f(ch.words[2 * wp], e);
+            d[4 + e] = i8_f(ch.words[2 * wp + 1], e);
+        }
+    }
+    __device__ __forceinline__ void tile8(int j, int k0, int lq, float w[8]) const {
+        // 8 codes = 8 bytes at a multiple of 8 bytes (rows are k bytes, k % 32 == 0).
+        const uint2 v = __ldg(reinterpret_cast<const uint2*>(Wq + (i64)j * k + k0 + lq * 8));
+        const float s = __ldg(scales + (i64)j * groups + k0 / group);
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            w[e] = __fmul_rn(i8_f(v.x, e), s);
+            w[4 + e] = __fmul_rn(i8_f(v.y, e), s);
+        }
+    }
+};
 
 // The 8 X-column indices perm[c0 .. c0 + 8) (c0 a multiple of 8: two aligned 16-byte loads).
 __device__ __forceinline__ void load_idx8(const u32* __restrict__ perm, int c0, u32 idx[8]) {
@@ -417,35 +366,28 @@ __device__ __forceinline__ void load_x8(const T* __restrict__ xr, const u32 idx[
 #pragma unroll
         for (int e = 0; e < 8; ++e) x[e] = ldg(xr + idx[e]);
     } else {
-        load8(xr + c0, x);
+        vload8(xr + c0, x);
     }
 }
 
-// Small M: the structure of w4a16_gemv (one warp per output column, up to 8 rows, 32
-// consecutive stored columns per lane and step). Zero points: sum x (q - z), scaled once per
-// 32 elements; minimums: each weight dequantized in full (q * s - min) before the FMA.
-template <typename T, bool MINS, bool PERM>
-__device__ __forceinline__ void w4a16x_gemv_body(int m, int n, int k, int group, const T* __restrict__ X,
-                                                 const u32* __restrict__ perm, const u32* __restrict__ qw,
-                                                 const float* __restrict__ scales, const u32* __restrict__ zeros,
-                                                 const float* __restrict__ mins, T* __restrict__ Y) {
+// Small M: one warp per output column j and up to 8 rows (grid.y = ceil(m / 8)); each lane
+// takes one chunk (32 consecutive stored columns) per step, decodes it in registers and
+// accumulates in f32 (see part8); warp reduction at the end.
+template <typename T, bool PERM, class D>
+__device__ __forceinline__ void wo_gemv_body(int m, int n, int k, const T* __restrict__ X, const u32* __restrict__ perm, const D& dec,
+                                             T* __restrict__ Y) {
     const int j = (int)((blockIdx.x * (u64)blockDim.x + threadIdx.x) >> 5);
     const int lane = threadIdx.x & 31;
     if (j >= n) return;  // whole warp
     const int i0 = blockIdx.y * 8;
     const int rows = min(8, m - i0);
-    const int groups = k / group;
     float acc[8];
 #pragma unroll
     for (int i = 0; i < 8; ++i) acc[i] = 0.f;
-    const uint4* wrow = reinterpret_cast<const uint4*>(qw + (i64)j * (k / 8));
+    const uint4* wrow = dec.row(j);
     const int chunks = k / 32;
     for (int c = lane; c < chunks; c += 32) {
-        const uint4 wv = __ldg(wrow + c);
-        const u32 words[4] = {wv.x, wv.y, wv.z, wv.w};
-        const i64 gi = (i64)j * groups + (c * 32) / group;
-        const float s = __ldg(scales + gi);
-        const float off = MINS ? __ldg(mins + gi) : 8388608.0f + (float)__ldg(zeros + gi);
+        const typename D::Chunk ch = dec.chunk(wrow, j, c);
         float part[8];
 #pragma unroll
         for (int i = 0; i < 8; ++i) part[i] = 0.f;
@@ -453,9 +395,7 @@ __device__ __forceinline__ void w4a16x_gemv_body(int m, int n, int k, int group,
         for (int wi = 0; wi < 4; ++wi) {
             const int c0 = c * 32 + wi * 8;
             float d[8];
-#pragma unroll
-            for (int e = 0; e < 8; ++e)
-                d[e] = MINS ? __fsub_rn(__fmul_rn(nib_f(words[wi], e), s), off) : nib_minus_z(words[wi], e, off);
+            dec.part8(ch, wi, d);
             u32 idx[8];
             if (PERM) load_idx8(perm, c0, idx);
 #pragma unroll
@@ -469,7 +409,7 @@ __device__ __forceinline__ void w4a16x_gemv_body(int m, int n, int k, int group,
             }
         }
 #pragma unroll
-        for (int i = 0; i < 8; ++i) acc[i] = MINS ? acc[i] + part[i] : fmaf(s, part[i], acc[i]);
+        for (int i = 0; i < 8; ++i) acc[i] = D::SCALE_ONCE ? fmaf(ch.s, part[i], acc[i]) : acc[i] + part[i];
     }
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
@@ -483,232 +423,60 @@ __device__ __forceinline__ void w4a16x_gemv_body(int m, int n, int k, int group,
     }
 }
 
-// Larger M: the structure of w4a16_tile (64 x 64 output tile, 256 threads, K steps of 32
-// inside one group); the X loader gathers through perm, the W loader dequantizes the full
-// weight (zero points: (q - z) * s; minimums: q * s - min) into shared memory.
-template <typename T, bool MINS, bool PERM>
-__device__ __forceinline__ void w4a16x_tile_body(int m, int n, int k, int group, const T* __restrict__ X,
-                                                 const u32* __restrict__ perm, const u32* __restrict__ qw,
-                                                 const float* __restrict__ scales, const u32* __restrict__ zeros,
-                                                 const float* __restrict__ mins, T* __restrict__ Y) {
-    __shared__ float Xs[32][64 + 4];
-    __shared__ float Ws[32][64 + 4];
-    const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
-    const int i0 = blockIdx.y * 64, j0 = blockIdx.x * 64;
-    const int groups = k / group;
-    const int lr = tid >> 2, lq = tid & 3;  // loader: row / column lr, 8-element quarter lq
-    float acc[4][4];
-#pragma unroll
-    for (int r = 0; r < 4; ++r)
-#pragma unroll
-        for (int c = 0; c < 4; ++c) acc[r][c] = 0.f;
-    for (int k0 = 0; k0 < k; k0 += 32) {
-        const int c0 = k0 + lq * 8;
-        float xv[8];
-        if (i0 + lr < m) {
+// Larger M: the 64 x 64 tile of xwt_tile64 (common.cuh); X staged as f32 (gathered through perm
+// when PERM), each W loader dequantizes 8 codes of one weight row into shared memory (tile8).
+template <typename T, bool PERM, class D>
+__device__ __forceinline__ void wo_tile_body(int m, int n, int k, const T* __restrict__ X, const u32* __restrict__ perm, const D& dec,
+                                             T* __restrict__ Y) {
+    const int lr = threadIdx.x >> 2, lq = threadIdx.x & 3, j = blockIdx.x * 64 + lr;
+    xwt_tile64(
+        m, n, k,
+        [&](int i, int c0, float xv[8]) {
             u32 idx[8];
             if (PERM) load_idx8(perm, c0, idx);
-            load_x8<T, PERM>(X + (i64)(i0 + lr) * k, idx, c0, xv);
-        } else {
-#pragma unroll
-            for (int e = 0; e < 8; ++e) xv[e] = 0.f;
-        }
-#pragma unroll
-        for (int e = 0; e < 8; ++e) Xs[lq * 8 + e][lr] = xv[e];
-        float wv[8];
-        if (j0 + lr < n) {
-            const int j = j0 + lr;
-            const u32 word = __ldg(qw + (i64)j * (k / 8) + k0 / 8 + lq);
-            const i64 gi = (i64)j * groups + k0 / group;
-            const float s = __ldg(scales + gi);
-            if (MINS) {
-                const float mn = __ldg(mins + gi);
-#pragma unroll
-                for (int e = 0; e < 8; ++e) wv[e] = __fsub_rn(__fmul_rn(nib_f(word, e), s), mn);
+            load_x8<T, PERM>(X + (i64)i * k, idx, c0, xv);
+        },
+        [&](int k0, float (*Ws)[68]) {
+            float wv[8];
+            if (j < n) {
+                dec.tile8(j, k0, lq, wv);
             } else {
-                const float magic_z = 8388608.0f + (float)__ldg(zeros + gi);
 #pragma unroll
-                for (int e = 0; e < 8; ++e) wv[e] = __fmul_rn(nib_minus_z(word, e, magic_z), s);
+                for (int e = 0; e < 8; ++e) wv[e] = 0.f;
             }
-        } else {
 #pragma unroll
-            for (int e = 0; e < 8; ++e) wv[e] = 0.f;
-        }
-#pragma unroll
-        for (int e = 0; e < 8; ++e) Ws[lq * 8 + e][lr] = wv[e];
-        __syncthreads();
-        tile_fma_4x4<32>(acc, Xs, Ws, ty, tx);
-        __syncthreads();
-    }
-#pragma unroll
-    for (int r = 0; r < 4; ++r) {
-        const int i = i0 + ty + 16 * r;
-        if (i >= m) continue;
-#pragma unroll
-        for (int c = 0; c < 4; ++c) {
-            const int j = j0 + tx + 16 * c;
-            if (j < n) Y[(i64)i * n + j] = from_f32<T>(acc[r][c]);
-        }
-    }
+            for (int e = 0; e < 8; ++e) Ws[lq * 8 + e][lr] = wv[e];
+        },
+        Y);
 }
 
-// w4a16_{mins,perm,mins_perm}_{gemv,tile}_{f32,f16}: one signature for every form.
+// w4a16_{gemv,tile}_{f32,f16} (zero points), w4a16_{mins,perm,mins_perm}_{gemv,tile}_{f32,f16}
+// (one signature for every model-file form) and w8a16_{gemv,tile}_{f32,f16}.
+#define W4A16_KERNEL(PATH, T, TN)                                                                                        \
+    extern "C" __global__ void __launch_bounds__(256) w4a16_##PATH##_##TN(int m, int n, int k, int group, const T* X,     \
+                                                                         const u32* qw, const float* scales,              \
+                                                                         const u32* zeros, T* Y) {                        \
+        wo_##PATH##_body<T, false>(m, n, k, X, nullptr, W4Dec<false>{qw, scales, zeros, nullptr, k, group, k / group}, Y); \
+    }
 #define W4A16X_KERNEL(PATH, FORM, MINS, PERM, T, TN)                                                                  \
     extern "C" __global__ void __launch_bounds__(256) w4a16_##FORM##_##PATH##_##TN(                                  \
         int m, int n, int k, int group, const T* X, const u32* perm, const u32* qw, const float* scales,              \
         const u32* zeros, const float* mins, T* Y) {                                                                 \
-        w4a16x_##PATH##_body<T, MINS, PERM>(m, n, k, group, X, perm, qw, scales, zeros, mins, Y);                    \
+        wo_##PATH##_body<T, PERM>(m, n, k, X, perm, W4Dec<MINS>{qw, scales, zeros, mins, k, group, k / group}, Y);    \
     }
-#define W4A16X_FORMS(PATH, T, TN)                         \
+#define W8A16_KERNEL(PATH, T, TN)                                                                                       \
+    extern "C" __global__ void __launch_bounds__(256) w8a16_##PATH##_##TN(int m, int n, int k, int group, const T* X,    \
+                                                                         const signed char* Wq, const float* scales,     \
+                                                                         T* Y) {                                         \
+        wo_##PATH##_body<T, false>(m, n, k, X, nullptr, W8Dec{Wq, scales, k, group, k / group}, Y);                      \
+    }
+#define WO_KERNELS(PATH, T, TN)                           \
+    W4A16_KERNEL(PATH, T, TN)                             \
     W4A16X_KERNEL(PATH, mins, true, false, T, TN)         \
     W4A16X_KERNEL(PATH, perm, false, true, T, TN)         \
-    W4A16X_KERNEL(PATH, mins_perm, true, true, T, TN)
-W4A16X_FORMS(gemv, float, f32)
-W4A16X_FORMS(gemv, h16, f16)
-W4A16X_FORMS(tile, float, f32)
-W4A16X_FORMS(tile, h16, f16)
-
-// =============================================================================================
-// gemm_w8a16 (weight-only int8, GGUF Q8_0 and the like): Y[i, j] = sum_k X[i,k] q[j,k] s[j,g],
-// g = k / group, int8 codes dequantized in registers, never to memory.
-
-// Signed byte e of `word` as a float, exactly: flipping the sign bit maps q to q + 128 in
-// 0..255, OR-ed into the mantissa of 2^23, minus 2^23 + 128 (no int-to-float conversion).
-__device__ __forceinline__ float i8_f(u32 word, int e) {
-    return __int_as_float(0x4B000000 | (((word ^ 0x80808080u) >> (8 * e)) & 0xFFu)) - 8388736.0f;
-}
-
-// Small M: one warp per output column j and up to 8 rows (grid.y = ceil(m / 8)); each lane
-// takes 32 consecutive k per step (two 16-byte loads of codes, inside one group since the
-// group is a multiple of 32), accumulates sum x q in f32 and scales once per 32 elements; warp
-// reduction at the end.
-// Contract: X m * k, q n * k int8, scales n * (k / group) f32, Y m * n; k % group == 0, group
-// in {32, 64, 128}; X and q 16-byte aligned (rows of q are k bytes, a multiple of 32).
-template <typename T>
-__device__ __forceinline__ void w8a16_gemv_body(int m, int n, int k, int group, const T* __restrict__ X,
-                                                const signed char* __restrict__ Wq, const float* __restrict__ scales,
-                                                T* __restrict__ Y) {
-    const int j = (int)((blockIdx.x * (u64)blockDim.x + threadIdx.x) >> 5);
-    const int lane = threadIdx.x & 31;
-    if (j >= n) return;  // whole warp
-    const int i0 = blockIdx.y * 8;
-    const int rows = min(8, m - i0);
-    const int groups = k / group;
-    float acc[8];
-#pragma unroll
-    for (int i = 0; i < 8; ++i) acc[i] = 0.f;
-    const uint4* wrow = reinterpret_cast<const uint4*>(Wq + (i64)j * k);
-    const int chunks = k / 32;
-    for (int c = lane; c < chunks; c += 32) {
-        const uint4 w0 = __ldg(wrow + 2 * c), w1 = __ldg(wrow + 2 * c + 1);
-        const u32 words[8] = {w0.x, w0.y, w0.z, w0.w, w1.x, w1.y, w1.z, w1.w};
-        const float s = __ldg(scales + (i64)j * groups + (c * 32) / group);
-        float part[8];
-#pragma unroll
-        for (int i = 0; i < 8; ++i) part[i] = 0.f;
-#pragma unroll
-        for (int wp = 0; wp < 4; ++wp) {
-            float d[8];
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                d[e] = i8_f(words[2 * wp], e);
-                d[4 + e] = i8_f(words[2 * wp + 1], e);
-            }
-#pragma unroll
-            for (int i = 0; i < 8; ++i) {
-                if (i < rows) {
-                    float x[8];
-                    load8(X + (i64)(i0 + i) * k + c * 32 + wp * 8, x);
-#pragma unroll
-                    for (int e = 0; e < 8; ++e) part[i] = fmaf(x[e], d[e], part[i]);
-                }
-            }
-        }
-#pragma unroll
-        for (int i = 0; i < 8; ++i) acc[i] = fmaf(s, part[i], acc[i]);
-    }
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-#pragma unroll
-        for (int off = 16; off > 0; off >>= 1) acc[i] += __shfl_xor_sync(0xffffffffu, acc[i], off);
-    }
-    if (lane == 0) {
-#pragma unroll
-        for (int i = 0; i < 8; ++i)
-            if (i < rows) Y[(i64)(i0 + i) * n + j] = from_f32<T>(acc[i]);
-    }
-}
-
-// Larger M: 64 x 64 output tile per block of 256 threads (4 x 4 per thread), K in steps of 32
-// (inside one group): X staged as f32, each loader dequantizes 8 codes of one weight row
-// (q * s, the CPU's rounding) into shared memory.
-// Contract: as w8a16_gemv; grid = (ceil(n / 64), ceil(m / 64)).
-template <typename T>
-__device__ __forceinline__ void w8a16_tile_body(int m, int n, int k, int group, const T* __restrict__ X,
-                                                const signed char* __restrict__ Wq, const float* __restrict__ scales,
-                                                T* __restrict__ Y) {
-    __shared__ float Xs[32][64 + 4];
-    __shared__ float Ws[32][64 + 4];
-    const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
-    const int i0 = blockIdx.y * 64, j0 = blockIdx.x * 64;
-    const int groups = k / group;
-    const int lr = tid >> 2, lq = tid & 3;
-    float acc[4][4];
-#pragma unroll
-    for (int r = 0; r < 4; ++r)
-#pragma unroll
-        for (int c = 0; c < 4; ++c) acc[r][c] = 0.f;
-    for (int k0 = 0; k0 < k; k0 += 32) {
-        float xv[8];
-        if (i0 + lr < m) {
-            load8(X + (i64)(i0 + lr) * k + k0 + lq * 8, xv);
-        } else {
-#pragma unroll
-            for (int e = 0; e < 8; ++e) xv[e] = 0.f;
-        }
-#pragma unroll
-        for (int e = 0; e < 8; ++e) Xs[lq * 8 + e][lr] = xv[e];
-        float wv[8];
-        if (j0 + lr < n) {
-            const int j = j0 + lr;
-            // 8 codes = 8 bytes at a multiple of 8 bytes (rows are k bytes, k % 32 == 0).
-            const uint2 v = __ldg(reinterpret_cast<const uint2*>(Wq + (i64)j * k + k0 + lq * 8));
-            const float s = __ldg(scales + (i64)j * groups + k0 / group);
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                wv[e] = __fmul_rn(i8_f(v.x, e), s);
-                wv[4 + e] = __fmul_rn(i8_f(v.y, e), s);
-            }
-        } else {
-#pragma unroll
-            for (int e = 0; e < 8; ++e) wv[e] = 0.f;
-        }
-#pragma unroll
-        for (int e = 0; e < 8; ++e) Ws[lq * 8 + e][lr] = wv[e];
-        __syncthreads();
-        tile_fma_4x4<32>(acc, Xs, Ws, ty, tx);
-        __syncthreads();
-    }
-#pragma unroll
-    for (int r = 0; r < 4; ++r) {
-        const int i = i0 + ty + 16 * r;
-        if (i >= m) continue;
-#pragma unroll
-        for (int c = 0; c < 4; ++c) {
-            const int j = j0 + tx + 16 * c;
-            if (j < n) Y[(i64)i * n + j] = from_f32<T>(acc[r][c]);
-        }
-    }
-}
-
-#define W8A16_KERNELS(T, TN)                                                                                              \
-    extern "C" __global__ void __launch_bounds__(256) w8a16_gemv_##TN(int m, int n, int k, int group, const T* X,       \
-                                                                     const signed char* Wq, const float* scales, T* Y) { \
-        w8a16_gemv_body<T>(m, n, k, group, X, Wq, scales, Y);                                                            \
-    }                                                                                                                    \
-    extern "C" __global__ void __launch_bounds__(256) w8a16_tile_##TN(int m, int n, int k, int group, const T* X,       \
-                                                                     const signed char* Wq, const float* scales, T* Y) { \
-        w8a16_tile_body<T>(m, n, k, group, X, Wq, scales, Y);                                                            \
-    }
-W8A16_KERNELS(float, f32)
-W8A16_KERNELS(h16, f16)
+    W4A16X_KERNEL(PATH, mins_perm, true, true, T, TN)     \
+    W8A16_KERNEL(PATH, T, TN)
+WO_KERNELS(gemv, float, f32)
+WO_KERNELS(gemv, h16, f16)
+WO_KERNELS(tile, float, f32)
+WO_KERNELS(tile, h16, f16)

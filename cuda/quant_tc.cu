@@ -3,10 +3,6 @@
 // on the fragment-ordered weights of formats::int4_mma (plus the f32-activation kernels that
 // read that layout on CUDA cores).
 
-__device__ __forceinline__ float w8a8_scale_out(float sx, float sw, int acc) {
-    return __fmul_rn(__fmul_rn(sx, sw), (float)acc);  // (sx * sw) * acc, as the CPU
-}
-
 // gemm_w8a8 on the multistage tensor-core main loop (common.cuh, sm_80+): IMMA m16n8k32,
 // exact int32 accumulation, cp.async stages of 64 K-bytes, ldmatrix fragments; split-K over
 // blockIdx.z (k-tiles [z kps, (z + 1) kps)) with the partials added exactly by the last block
@@ -24,12 +20,7 @@ __device__ __forceinline__ void w8a8_tc_body(int m, int n, int k, int stride, co
 #if __CUDA_ARCH__ >= 800
     extern __shared__ __align__(128) unsigned char w8_smem[];
     int acc[C::MT][C::NT][4];
-#pragma unroll
-    for (int a = 0; a < C::MT; ++a)
-#pragma unroll
-        for (int b = 0; b < C::NT; ++b)
-#pragma unroll
-            for (int c = 0; c < 4; ++c) acc[a][b][c] = 0;
+    tc_zero(acc);
     const int row0 = blockIdx.y * C::BM, col0 = blockIdx.x * C::BN;
     const int ktiles = (k + 63) >> 6;
     const int kt0 = blockIdx.z * kps, kt1 = min(ktiles, kt0 + kps);
@@ -57,8 +48,8 @@ __device__ __forceinline__ void w8a8_tc_body(int m, int n, int k, int stride, co
                 const int j = col0 + tc_col<C>(nt);
                 if (j >= n) continue;
                 const bool two = j + 1 < n;
-                const float v0 = w8a8_scale_out(si, swj[nt][0], acc[mt][nt][2 * h]);
-                const float v1 = w8a8_scale_out(si, swj[nt][1], acc[mt][nt][2 * h + 1]);
+                const float v0 = w8a8_out(si, swj[nt][0], acc[mt][nt][2 * h]);
+                const float v1 = w8a8_out(si, swj[nt][1], acc[mt][nt][2 * h + 1]);
                 tc_store2(Y + (i64)i * n + j, v0, v1, two, pair != 0);
             }
         }
@@ -161,12 +152,7 @@ __device__ __forceinline__ void w4a16_mma_body(int m, int n, int k, int group, c
     const int gshift = __ffs(group) - 1;  // group is 32, 64 or 128
     const u32 sbase = tc_smem_u32(w4_smem);
     float acc[C::MT][C::NT][4];
-#pragma unroll
-    for (int a = 0; a < C::MT; ++a)
-#pragma unroll
-        for (int b = 0; b < C::NT; ++b)
-#pragma unroll
-            for (int c = 0; c < 4; ++c) acc[a][b][c] = 0.f;
+    tc_zero(acc);
 
     auto load = [&](int buf, int kt) {
         const u32 sa = sbase + buf * C::STAGE_BYTES, sb = sa + C::A_BYTES, ssz = sb + C::B_BYTES;
@@ -363,73 +349,43 @@ __device__ __forceinline__ void w4a16_frag_gemv_body(int m, int n, int k, int gr
     }
 }
 
-// Larger M: 64 x 64 output tile per block of 256 threads (4 x 4 per thread), K in steps of 32:
-// each thread loads one word of the block's two 512-byte fragment blocks and writes its 8
-// dequantized codes to their (feature, column) places of the shared tile; then the FMA tile of
-// common.cuh. Contract: as w4a16_frag_gemv (X 16-byte aligned); grid = (n_pad / 64,
+// Larger M: the 64 x 64 tile of xwt_tile64 (common.cuh), K in steps of 32: each thread loads
+// one word of the block's two 512-byte fragment blocks and writes its 8 dequantized codes to
+// their (feature, column) places of the shared tile. Contract: as w4a16_frag_gemv (X 16-byte aligned); grid = (n_pad / 64,
 // ceil(m / 64)), blockDim.x = 256.
 __device__ __forceinline__ void w4a16_frag_tile_body(int m, int n, int k, int group, const float* __restrict__ X,
                                                      const u32* __restrict__ qw, const float* __restrict__ scales,
                                                      const u32* __restrict__ zeros, float* __restrict__ Y) {
-    __shared__ float Xs[32][64 + 4];
-    __shared__ float Ws[32][64 + 4];
-    const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
-    const int nb = blockIdx.x, i0 = blockIdx.y * 64, j0 = nb * 64;
+    const int tid = threadIdx.x;
+    const int nb = blockIdx.x, j0 = nb * 64;
     const int steps = k >> 4, groups = k / group;
-    const int lr = tid >> 2, lq = tid & 3;  // X loader: row lr, 8-element quarter lq
     // Code loader: step half sh, lane, word w of the 2 x 128 words.
     const int sh = tid >> 7, lane = (tid >> 2) & 31, w = tid & 3;
     const int g = lane >> 2, t = lane & 3;
-    int c0 = 0, c1 = 0;  // the word's two columns (tiles 2w and 2w + 1, column g)
-    c0 = (2 * w) * 8 + g;
-    c1 = (2 * w + 1) * 8 + g;
-    float acc[4][4];
+    const int c0 = (2 * w) * 8 + g, c1 = (2 * w + 1) * 8 + g;  // the word's two columns (tiles 2w and 2w + 1, column g)
+    xwt_tile64(
+        m, n, k, [&](int i, int xc, float xv[8]) { vload8(X + (i64)i * k + xc, xv); },
+        [&](int k0, float (*Ws)[68]) {
+            const int gi = k0 / group;
+            const u32 word = __ldg(qw + (((i64)nb * steps + (k0 >> 4) + sh) * 32 + lane) * 4 + w);
+            float s0 = 0.f, s1 = 0.f, z0 = 8388608.0f, z1 = 8388608.0f;
+            if (j0 + c0 < n) {
+                s0 = __ldg(scales + (i64)(j0 + c0) * groups + gi);
+                z0 += (float)__ldg(zeros + (i64)(j0 + c0) * groups + gi);
+            }
+            if (j0 + c1 < n) {
+                s1 = __ldg(scales + (i64)(j0 + c1) * groups + gi);
+                z1 += (float)__ldg(zeros + (i64)(j0 + c1) * groups + gi);
+            }
 #pragma unroll
-    for (int r = 0; r < 4; ++r)
-#pragma unroll
-        for (int c = 0; c < 4; ++c) acc[r][c] = 0.f;
-    for (int k0 = 0; k0 < k; k0 += 32) {
-        float xv[8];
-        if (i0 + lr < m) {
-            vload8(X + (i64)(i0 + lr) * k + k0 + lq * 8, xv);
-        } else {
-#pragma unroll
-            for (int e = 0; e < 8; ++e) xv[e] = 0.f;
-        }
-#pragma unroll
-        for (int e = 0; e < 8; ++e) Xs[lq * 8 + e][lr] = xv[e];
-        const int gi = k0 / group;
-        const u32 word = __ldg(qw + (((i64)nb * steps + (k0 >> 4) + sh) * 32 + lane) * 4 + w);
-        float s0 = 0.f, s1 = 0.f, z0 = 8388608.0f, z1 = 8388608.0f;
-        if (j0 + c0 < n) {
-            s0 = __ldg(scales + (i64)(j0 + c0) * groups + gi);
-            z0 += (float)__ldg(zeros + (i64)(j0 + c0) * groups + gi);
-        }
-        if (j0 + c1 < n) {
-            s1 = __ldg(scales + (i64)(j0 + c1) * groups + gi);
-            z1 += (float)__ldg(zeros + (i64)(j0 + c1) * groups + gi);
-        }
-#pragma unroll
-        for (int i = 0; i < 8; ++i) {
-            const bool second = (i >> 1) & 1;
-            const int kk = sh * 16 + 2 * t + (i >> 2) + 8 * (i & 1);
-            const float q = __int_as_float(0x4B000000 | ((word >> (4 * i)) & 0xFu));
-            Ws[kk][second ? c1 : c0] = __fmul_rn(q - (second ? z1 : z0), second ? s1 : s0);
-        }
-        __syncthreads();
-        tile_fma_4x4<32>(acc, Xs, Ws, ty, tx);
-        __syncthreads();
-    }
-#pragma unroll
-    for (int r = 0; r < 4; ++r) {
-        const int i = i0 + ty + 16 * r;
-        if (i >= m) continue;
-#pragma unroll
-        for (int c = 0; c < 4; ++c) {
-            const int j = j0 + tx + 16 * c;
-            if (j < n) Y[(i64)i * n + j] = acc[r][c];
-        }
-    }
+            for (int i = 0; i < 8; ++i) {
+                const bool second = (i >> 1) & 1;
+                const int kk = sh * 16 + 2 * t + (i >> 2) + 8 * (i & 1);
+                const float q = __int_as_float(0x4B000000 | ((word >> (4 * i)) & 0xFu));
+                Ws[kk][second ? c1 : c0] = __fmul_rn(q - (second ? z1 : z0), second ? s1 : s0);
+            }
+        },
+        Y);
 }
 
 extern "C" __global__ void __launch_bounds__(256) w4a16_frag_gemv_f32(int m, int n, int k, int group, const float* X, const u32* qw,

@@ -10,39 +10,68 @@
 // (column, value) pairs are fetched SW at a time, one per lane (coalesced), and broadcast
 // with __shfl_sync; accumulation is f32.
 
-// Contract (checked on the host before every launch):
-//   indptr: rows + 1 entries, monotone, indptr[rows] = nnz; indices: nnz entries < k (the
-//   number of rows of B); values: nnz; row_order: a permutation of 0..rows; B: k * n;
-//   C: rows * n. V == 4 only if n % 4 == 0 and B is aligned to 4 elements. blockDim.x is a
-//   multiple of 32, grid.y = ceil(n / (SW * V)).
-template <typename T, int V, int SW>
-__device__ __forceinline__ void spmm_body(int rows, int n, const u32* __restrict__ indptr, const u32* __restrict__ indices,
-                                          const T* __restrict__ values, const u32* __restrict__ row_order,
-                                          const T* __restrict__ B, T* __restrict__ C, float alpha, float beta) {
-    const int lane = threadIdx.x & (SW - 1);
+// The sub-warp kernel variants, K(T, TN, V, SW) for each: f32 and f16, V in {1, 4}, sub-warp
+// width SW in {8, 16, 32} (and 4 with SUBWARP_VARIANTS_W4).
+#define SUBWARP_VARIANTS(K)                                                                        \
+    K(float, f32, 1, 8) K(float, f32, 1, 16) K(float, f32, 1, 32) K(float, f32, 4, 8) K(float, f32, 4, 16) \
+    K(float, f32, 4, 32) K(h16, f16, 1, 8) K(h16, f16, 1, 16) K(h16, f16, 1, 32) K(h16, f16, 4, 8)      \
+    K(h16, f16, 4, 16) K(h16, f16, 4, 32)
+#define SUBWARP_VARIANTS_W4(K) K(float, f32, 1, 4) K(float, f32, 4, 4) K(h16, f16, 1, 4) K(h16, f16, 4, 4) SUBWARP_VARIANTS(K)
+
+// acc + a[0..4) . b[0..4) as four FMAs in order (4-element vector loads, alignment as load4).
+template <typename T>
+__device__ __forceinline__ float fma_dot4(const T* a, const T* b, float acc) {
+    float x[4], y[4];
+    load4(a, x);
+    load4(b, y);
+    acc = fmaf(x[0], y[0], acc);
+    acc = fmaf(x[1], y[1], acc);
+    acc = fmaf(x[2], y[2], acc);
+    return fmaf(x[3], y[3], acc);
+}
+
+// The SDDMM epilogue of entry p: values[p] = alpha * dot + beta * values[p] (beta == 0: not read).
+template <typename T>
+__device__ __forceinline__ void sddmm_store(T* __restrict__ values, int p, float dot, float alpha, float beta) {
+    float o = alpha * dot;
+    if (beta != 0.f) o = fmaf(beta, to_f32(values[p]), o);
+    values[p] = from_f32<T>(o);
+}
+
+// The CSR row of the calling sub-warp: row_order[slot] with slot = global thread / SW, and its
+// stored entries [start, end). False past `rows` (the whole sub-warp leaves together: shuffles
+// use its mask only).
+template <int SW>
+__device__ __forceinline__ bool subwarp_csr_row(int rows, const u32* __restrict__ row_order, const u32* __restrict__ indptr, int& row,
+                                                int& start, int& end) {
     const int slot = (int)((blockIdx.x * (u64)blockDim.x + threadIdx.x) / SW);
-    if (slot >= rows) return;  // whole sub-warp leaves together (shuffles use its mask only)
-    const u32 mask = subwarp_mask(SW);
-    const int row = (int)__ldg(row_order + slot);
-    const int col0 = ((int)blockIdx.y * SW + lane) * V;
-    const bool active = col0 < n;
-    const int start = (int)__ldg(indptr + row);
-    const int end = (int)__ldg(indptr + row + 1);
+    if (slot >= rows) return false;
+    row = (int)__ldg(row_order + slot);
+    start = (int)__ldg(indptr + row);
+    end = (int)__ldg(indptr + row + 1);
+    return true;
+}
+
+// One output row of a sub-warp SpMM: the row's stored entries [p_begin, p_end) are fetched SW
+// at a time, one per lane (fetch(p, col, val), coalesced), broadcast with __shfl_sync and
+// accumulated in f32 as val * B[col, col0 .. col0 + V) by the active lanes (col0 < n); then
+// C[row, col0 .. col0 + V) = alpha acc + beta C (beta == 0: C is not read).
+template <typename T, int V, int SW, typename Col, class Fetch>
+__device__ __forceinline__ void spmm_row(int p_begin, int p_end, Fetch&& fetch, u32 mask, int lane, bool active,
+                                         const T* __restrict__ B, T* __restrict__ C, int row, int n, int col0, float alpha,
+                                         float beta) {
     float acc[V];
 #pragma unroll
     for (int v = 0; v < V; ++v) acc[v] = 0.f;
-    for (int p0 = start; p0 < end; p0 += SW) {
+    for (int p0 = p_begin; p0 < p_end; p0 += SW) {
         const int p = p0 + lane;
-        u32 col = 0;
+        Col col = 0;
         float val = 0.f;
-        if (p < end) {
-            col = __ldg(indices + p);
-            val = ldg(values + p);
-        }
-        const int cnt = min(SW, end - p0);
+        if (p < p_end) fetch(p, col, val);
+        const int cnt = min(SW, p_end - p0);
 #pragma unroll 4
         for (int t = 0; t < cnt; ++t) {
-            const u32 c = __shfl_sync(mask, col, t, SW);
+            const Col c = __shfl_sync(mask, col, t, SW);
             const float a = __shfl_sync(mask, val, t, SW);
             if (active) {
                 const T* brow = B + (u64)c * (u64)n + col0;
@@ -69,6 +98,30 @@ __device__ __forceinline__ void spmm_body(int rows, int n, const u32* __restrict
     }
 }
 
+// Contract (checked on the host before every launch):
+//   indptr: rows + 1 entries, monotone, indptr[rows] = nnz; indices: nnz entries < k (the
+//   number of rows of B); values: nnz; row_order: a permutation of 0..rows; B: k * n;
+//   C: rows * n. V == 4 only if n % 4 == 0 and B is aligned to 4 elements. blockDim.x is a
+//   multiple of 32, grid.y = ceil(n / (SW * V)).
+template <typename T, int V, int SW>
+__device__ __forceinline__ void spmm_body(int rows, int n, const u32* __restrict__ indptr, const u32* __restrict__ indices,
+                                          const T* __restrict__ values, const u32* __restrict__ row_order,
+                                          const T* __restrict__ B, T* __restrict__ C, float alpha, float beta) {
+    const int lane = threadIdx.x & (SW - 1);
+    int row, start, end;
+    if (!subwarp_csr_row<SW>(rows, row_order, indptr, row, start, end)) return;
+    const u32 mask = subwarp_mask(SW);
+    const int col0 = ((int)blockIdx.y * SW + lane) * V;
+    const bool active = col0 < n;
+    spmm_row<T, V, SW, u32>(
+        start, end,
+        [&](int p, u32& col, float& val) {
+            col = __ldg(indices + p);
+            val = ldg(values + p);
+        },
+        mask, lane, active, B, C, row, n, col0, alpha, beta);
+}
+
 // spmm: C[rows, n] = alpha * A * B + beta * C (beta == 0: C is not read). spmm_t runs it
 // over the CSC transpose: t_indptr (cols + 1), t_indices (nnz, < rows of A = rows of B),
 // t_values (the values in CSC order), t_row_order (a permutation of 0..cols).
@@ -79,18 +132,7 @@ __device__ __forceinline__ void spmm_body(int rows, int n, const u32* __restrict
         spmm_body<T, V, SW>(rows, n, indptr, indices, values, row_order, B, C, alpha, beta);                             \
     }
 
-SPMM_KERNELS(float, f32, 1, 8)
-SPMM_KERNELS(float, f32, 1, 16)
-SPMM_KERNELS(float, f32, 1, 32)
-SPMM_KERNELS(float, f32, 4, 8)
-SPMM_KERNELS(float, f32, 4, 16)
-SPMM_KERNELS(float, f32, 4, 32)
-SPMM_KERNELS(h16, f16, 1, 8)
-SPMM_KERNELS(h16, f16, 1, 16)
-SPMM_KERNELS(h16, f16, 1, 32)
-SPMM_KERNELS(h16, f16, 4, 8)
-SPMM_KERNELS(h16, f16, 4, 16)
-SPMM_KERNELS(h16, f16, 4, 32)
+SUBWARP_VARIANTS(SPMM_KERNELS)
 
 // sddmm: for every stored (i, j) of A[rows, cols]: a_ij = alpha * X[i,:].Y[j,:] + beta * a_ij
 // (beta == 0: the old value is not read). One sub-warp per row of A (row_order swizzle); the
@@ -104,12 +146,9 @@ __device__ __forceinline__ void sddmm_body(int rows, int k, const u32* __restric
                                            const u32* __restrict__ row_order, const T* __restrict__ X,
                                            const T* __restrict__ Y, T* __restrict__ values, float alpha, float beta) {
     const int lane = threadIdx.x & (SW - 1);
-    const int slot = (int)((blockIdx.x * (u64)blockDim.x + threadIdx.x) / SW);
-    if (slot >= rows) return;
+    int row, start, end;
+    if (!subwarp_csr_row<SW>(rows, row_order, indptr, row, start, end)) return;
     const u32 mask = subwarp_mask(SW);
-    const int row = (int)__ldg(row_order + slot);
-    const int start = (int)__ldg(indptr + row);
-    const int end = (int)__ldg(indptr + row + 1);
     const T* xrow = X + (u64)row * (u64)k;
     for (int p = start; p < end; ++p) {
         const u32 j = __ldg(indices + p);
@@ -117,24 +156,14 @@ __device__ __forceinline__ void sddmm_body(int rows, int k, const u32* __restric
         float acc = 0.f;
         for (int kk = lane * V; kk < k; kk += SW * V) {
             if (V == 4) {
-                float a[4], b[4];
-                load4(xrow + kk, a);
-                load4(yrow + kk, b);
-                acc = fmaf(a[0], b[0], acc);
-                acc = fmaf(a[1], b[1], acc);
-                acc = fmaf(a[2], b[2], acc);
-                acc = fmaf(a[3], b[3], acc);
+                acc = fma_dot4(xrow + kk, yrow + kk, acc);
             } else {
                 acc = fmaf(ldg(xrow + kk), ldg(yrow + kk), acc);
             }
         }
 #pragma unroll
         for (int off = SW / 2; off > 0; off >>= 1) acc += __shfl_xor_sync(mask, acc, off, SW);
-        if (lane == 0) {
-            float o = alpha * acc;
-            if (beta != 0.f) o = fmaf(beta, to_f32(values[p]), o);
-            values[p] = from_f32<T>(o);
-        }
+        if (lane == 0) sddmm_store(values, p, acc, alpha, beta);
     }
 }
 
@@ -145,18 +174,7 @@ __device__ __forceinline__ void sddmm_body(int rows, int k, const u32* __restric
         sddmm_body<T, V, SW>(rows, k, indptr, indices, row_order, X, Y, values, alpha, beta);                            \
     }
 
-SDDMM_KERNEL(float, f32, 1, 8)
-SDDMM_KERNEL(float, f32, 1, 16)
-SDDMM_KERNEL(float, f32, 1, 32)
-SDDMM_KERNEL(float, f32, 4, 8)
-SDDMM_KERNEL(float, f32, 4, 16)
-SDDMM_KERNEL(float, f32, 4, 32)
-SDDMM_KERNEL(h16, f16, 1, 8)
-SDDMM_KERNEL(h16, f16, 1, 16)
-SDDMM_KERNEL(h16, f16, 1, 32)
-SDDMM_KERNEL(h16, f16, 4, 8)
-SDDMM_KERNEL(h16, f16, 4, 16)
-SDDMM_KERNEL(h16, f16, 4, 32)
+SUBWARP_VARIANTS(SDDMM_KERNEL)
 
 // sddmm_nz: lanes over non-zeros, for short dot products (small K). One sub-warp of SW lanes
 // per row (row_order swizzle); lane l computes the whole dot products of entries start + l,
@@ -169,33 +187,20 @@ __device__ __forceinline__ void sddmm_nz_body(int rows, int k, const u32* __rest
                                               const u32* __restrict__ row_order, const T* __restrict__ X,
                                               const T* __restrict__ Y, T* __restrict__ values, float alpha, float beta) {
     const int lane = threadIdx.x & (SW - 1);
-    const int slot = (int)((blockIdx.x * (u64)blockDim.x + threadIdx.x) / SW);
-    if (slot >= rows) return;
-    const int row = (int)__ldg(row_order + slot);
-    const int start = (int)__ldg(indptr + row);
-    const int end = (int)__ldg(indptr + row + 1);
+    int row, start, end;
+    if (!subwarp_csr_row<SW>(rows, row_order, indptr, row, start, end)) return;
     const T* xrow = X + (u64)row * (u64)k;
     for (int p = start + lane; p < end; p += SW) {
         const T* yrow = Y + (u64)__ldg(indices + p) * (u64)k;
         float acc = 0.f;
         if (V == 4) {
 #pragma unroll 4
-            for (int kk = 0; kk < k; kk += 4) {
-                float a[4], b[4];
-                load4(xrow + kk, a);
-                load4(yrow + kk, b);
-                acc = fmaf(a[0], b[0], acc);
-                acc = fmaf(a[1], b[1], acc);
-                acc = fmaf(a[2], b[2], acc);
-                acc = fmaf(a[3], b[3], acc);
-            }
+            for (int kk = 0; kk < k; kk += 4) acc = fma_dot4(xrow + kk, yrow + kk, acc);
         } else {
 #pragma unroll 4
             for (int kk = 0; kk < k; ++kk) acc = fmaf(ldg(xrow + kk), ldg(yrow + kk), acc);
         }
-        float o = alpha * acc;
-        if (beta != 0.f) o = fmaf(beta, to_f32(values[p]), o);
-        values[p] = from_f32<T>(o);
+        sddmm_store(values, p, acc, alpha, beta);
     }
 }
 
@@ -206,22 +211,7 @@ __device__ __forceinline__ void sddmm_nz_body(int rows, int k, const u32* __rest
         sddmm_nz_body<T, V, SW>(rows, k, indptr, indices, row_order, X, Y, values, alpha, beta);                         \
     }
 
-SDDMM_NZ_KERNEL(float, f32, 1, 4)
-SDDMM_NZ_KERNEL(float, f32, 1, 8)
-SDDMM_NZ_KERNEL(float, f32, 1, 16)
-SDDMM_NZ_KERNEL(float, f32, 1, 32)
-SDDMM_NZ_KERNEL(float, f32, 4, 4)
-SDDMM_NZ_KERNEL(float, f32, 4, 8)
-SDDMM_NZ_KERNEL(float, f32, 4, 16)
-SDDMM_NZ_KERNEL(float, f32, 4, 32)
-SDDMM_NZ_KERNEL(h16, f16, 1, 4)
-SDDMM_NZ_KERNEL(h16, f16, 1, 8)
-SDDMM_NZ_KERNEL(h16, f16, 1, 16)
-SDDMM_NZ_KERNEL(h16, f16, 1, 32)
-SDDMM_NZ_KERNEL(h16, f16, 4, 4)
-SDDMM_NZ_KERNEL(h16, f16, 4, 8)
-SDDMM_NZ_KERNEL(h16, f16, 4, 16)
-SDDMM_NZ_KERNEL(h16, f16, 4, 32)
+SUBWARP_VARIANTS_W4(SDDMM_NZ_KERNEL)
 
 // csr_gather: dst[q] = src[perm[q]] for q < nnz (refreshes the CSC-ordered values that spmm_t
 // reads after sddmm rewrote the CSR values). Contract: perm has nnz entries < nnz, src and
@@ -264,47 +254,15 @@ __device__ __forceinline__ void spmm24_body(int rows, int k, int n, const T* __r
     const int half = k >> 1;
     const T* vrow = values + (u64)row * (u64)half;
     const u32* mrow = meta + (u64)row * (u64)((k + 31) >> 5);
-    float acc[V];
-#pragma unroll
-    for (int v = 0; v < V; ++v) acc[v] = 0.f;
-    for (int p0 = 0; p0 < half; p0 += SW) {
-        const int p = p0 + lane;
-        int col = 0;
-        float val = 0.f;
-        if (p < half) {
+    spmm_row<T, V, SW, int>(
+        0, half,
+        [&](int p, int& col, float& val) {
             val = ldg(vrow + p);
             const int g = p >> 1;
             const u32 nib = (__ldg(mrow + (g >> 3)) >> (4 * (g & 7))) & 0xFu;
             col = 4 * g + (int)((p & 1) ? ((nib >> 2) & 3u) : (nib & 3u));
-        }
-        const int cnt = min(SW, half - p0);
-#pragma unroll 4
-        for (int t = 0; t < cnt; ++t) {
-            const int c = __shfl_sync(mask, col, t, SW);
-            const float a = __shfl_sync(mask, val, t, SW);
-            if (active) {
-                const T* brow = B + (u64)c * (u64)n + col0;
-                if (V == 4) {
-                    float b[4];
-                    load4(brow, b);
-#pragma unroll
-                    for (int v = 0; v < 4 && v < V; ++v) acc[v] = fmaf(a, b[v], acc[v]);
-                } else {
-                    acc[0] = fmaf(a, ldg(brow), acc[0]);
-                }
-            }
-        }
-    }
-    if (!active) return;
-    T* crow = C + (u64)row * (u64)n + col0;
-#pragma unroll
-    for (int v = 0; v < V; ++v) {
-        if (col0 + v < n) {
-            float o = alpha * acc[v];
-            if (beta != 0.f) o = fmaf(beta, to_f32(crow[v]), o);
-            crow[v] = from_f32<T>(o);
-        }
-    }
+        },
+        mask, lane, active, B, C, row, n, col0, alpha, beta);
 }
 
 #define SPMM24_KERNEL(T, TN, V, SW)                                                                                       \
@@ -314,18 +272,7 @@ __device__ __forceinline__ void spmm24_body(int rows, int k, int n, const T* __r
         spmm24_body<T, V, SW>(rows, k, n, values, meta, B, C, alpha, beta);                                              \
     }
 
-SPMM24_KERNEL(float, f32, 1, 8)
-SPMM24_KERNEL(float, f32, 1, 16)
-SPMM24_KERNEL(float, f32, 1, 32)
-SPMM24_KERNEL(float, f32, 4, 8)
-SPMM24_KERNEL(float, f32, 4, 16)
-SPMM24_KERNEL(float, f32, 4, 32)
-SPMM24_KERNEL(h16, f16, 1, 8)
-SPMM24_KERNEL(h16, f16, 1, 16)
-SPMM24_KERNEL(h16, f16, 1, 32)
-SPMM24_KERNEL(h16, f16, 4, 8)
-SPMM24_KERNEL(h16, f16, 4, 16)
-SPMM24_KERNEL(h16, f16, 4, 32)
+SUBWARP_VARIANTS(SPMM24_KERNEL)
 
 // Sparse tensor-core kernel (sm_80+, f16 in and out, f32 accumulation):
 // mma.sp::ordered_metadata m16n8k32 (PTX ISA "warp-level matrix multiply with sparse A").

@@ -273,6 +273,17 @@ def md(s):
 def short(s, n=300):
     s = md(s)
     return s if len(s) <= n else s[:n] + " ... (in full in info.txt)"
+def ran(prefix, names, skipped):
+    """(name, status) of each step `prefix-name` that ran; a skipped one gets the report lines
+    skipped(name, why) instead, one that never started nothing."""
+    for name in names:
+        st = status.get(f"{prefix}-{name}")
+        if st is None:
+            continue
+        if st[1] == "skipped":
+            L.extend(skipped(name, md(st[4])))
+            continue
+        yield name, st
 
 failures, incomplete = [], []
 L = []
@@ -307,13 +318,7 @@ L.append("")
 # Verify
 L.append("## Verify (every op x dtype vs the CPU reference)")
 L.append("")
-for be in ["cuda", "wgpu"]:
-    st = status.get(f"verify-{be}")
-    if st is None:
-        continue
-    if st[1] == "skipped":
-        L.append(f"- **{be}: skipped**: {md(st[4])}")
-        continue
+for be, st in ran("verify", ["cuda", "wgpu"], lambda be, why: [f"- **{be}: skipped**: {why}"]):
     rows = jsonl(f"verify-{be}.jsonl")
     bad = [r for r in rows if not r.get("pass")]
     L.append(f"- **{be}**: {len(rows) - len(bad)} of {len(rows)} rows pass (step: {st[1]}, {st[2]} s)")
@@ -343,13 +348,7 @@ L.append("")
 L.append("| tool | status | errors | verify rows pass | note |")
 L.append("|---|---|---|---|---|")
 import re
-for tool in ["memcheck", "racecheck"]:
-    st = status.get(f"sanitizer-{tool}")
-    if st is None:
-        continue
-    if st[1] == "skipped":
-        L.append(f"| {tool} | skipped | - | - | {md(st[4])} |")
-        continue
+for tool, st in ran("sanitizer", ["memcheck", "racecheck"], lambda tool, why: [f"| {tool} | skipped | - | - | {why} |"]):
     log = read(f"sanitizer-{tool}.log")
     errs = [int(x) for x in re.findall(r"ERROR SUMMARY:\s*(\d+)\s+error", log)]
     race = re.findall(r"RACECHECK SUMMARY:\s*(\d+) hazards? displayed \((\d+) errors?, (\d+) warnings?\)", log)
@@ -383,16 +382,7 @@ L.append("## Bench")
 L.append("")
 L.append("Ratios are baseline time / slimgemm time (> 1: slimgemm is faster), measured in the same run.")
 L.append("")
-for suite in ["quick", "full", "dlmc"]:
-    st = status.get(f"bench-{suite}")
-    if st is None:
-        continue
-    if st[1] == "skipped":
-        L.append(f"### {suite}: skipped")
-        L.append("")
-        L.append(md(st[4]))
-        L.append("")
-        continue
+for suite, st in ran("bench", ["quick", "full", "dlmc"], lambda suite, why: [f"### {suite}: skipped", "", why, ""]):
     rows = jsonl(f"bench-{suite}.jsonl")
     data = [r for r in rows if r.get("kind") == "row"]
     errs = [r for r in rows if "error" in r and r.get("kind") is None]

@@ -1,4 +1,4 @@
-// Quantized kernels: per-row int8 quantization, W8A8 int8 GEMM, W4A16 weight-only int4 GEMM.
+// Quantized kernels: per-row int8 quantization, W8A8 int8 GEMM, W4A16 / W8A16 weight-only GEMMs.
 //
 // Conventions (shared by every entry point below):
 // - Float tensors are bound as raw 32-bit words. f32 element i is `bitcast<f32>(w[i])`; f16
@@ -291,23 +291,28 @@ fn gemm_w8a8_gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
 }
 
 // ---------------------------------------------------------------------------------------------
-// gemm_w4a16: Y = X dequant(W)^T, W [n, k] int4 (8 nibbles per u32 along K), group-wise
-// scales (f32) and offsets, k a multiple of the group size (32, 64 or 128), in the forms of
-// the overrides below (each distinct set is its own pipeline, so the unused branches fold
-// away):
-// - MINS = false: integer zero points (u32), dequant(q) = (q - z) * s;
+// Weight-only GEMMs, Y = X dequant(W)^T with W [n, k] quantized along K in groups (k a multiple
+// of the group size: 32, 64 or 128) with f32 scales, in the forms of the overrides below (each
+// distinct set is its own pipeline, so the unused branches fold away):
+// - gemm_w4a16 (W8 = false): int4 codes, 8 nibbles per u32 along K;
+//   MINS = false: integer zero points (u32), dequant(q) = (q - z) * s;
 //   MINS = true: float minimums (GGUF Q4_K; the f32 bits bound where the zero points go),
 //   dequant(q) = q * s - min (one multiply then one subtract in the source; WGSL does not
 //   forbid a platform from fusing them, so unlike CUDA this path is not guaranteed
 //   bit-identical to the CPU's dequantization, only within the harness's tolerance);
-// - PERM = true: act-order weights, stored column c multiplies X's column perm[c]: the X loads
+//   PERM = true: act-order weights, stored column c multiplies X's column perm[c]: the X loads
 //   gather through perm (binding 6, k entries, a permutation of 0..k validated at upload);
-//   with PERM = false the host binds some other buffer there, which is never read.
+//   with PERM = false the host binds some other buffer there, which is never read;
+// - gemm_w8a16 (W8 = true): int8 codes, 4 per u32 along K (rows are k bytes, a multiple of 32,
+//   so whole vec4s), dequant(q) = q * s in f32, as the CPU; binding 4 (zero points) and 6
+//   (perm) are not read (the host binds the scales there); MINS / PERM stay false.
+// A chunk is 32 consecutive codes of one row (one vec4 of int4 codes, two of int8 codes),
+// always inside one group; sub-chunk wi (< 4) is its 8 codes from 8 wi.
 // X is bound as vec4<u32> (k is a multiple of 32, so every buffer is a whole number of vec4s).
-// gemm_w8a16 (below) uses the same bindings with int8 codes in place of the nibbles.
 
 override MINS: bool = false;
 override PERM: bool = false;
+override W8: bool = false;
 
 @group(0) @binding(1) var<storage, read> h_x: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> h_qw: array<vec4<u32>>;
@@ -351,15 +356,28 @@ fn h_x8(row: u32, c0: u32) -> array<vec4<f32>, 2> {
     return out;
 }
 
-// The offset of group g: its zero point, or (MINS) its minimum. In bounds: g < n * k / group.
+// Vec4 `half` (0, or 1 for int8) of chunk c of code row j. In bounds: j < n, c < k / 32 (int4
+// rows are k / 32 vec4s, int8 rows k / 16).
+fn h_qvec(j: u32, c: u32, half: u32) -> vec4<u32> {
+    if W8 {
+        return h_qw[j * (gp.k / 16u) + 2u * c + half];
+    }
+    return h_qw[j * (gp.k / 32u) + c];
+}
+
+// The offset of group g: its zero point, or (MINS) its minimum; none for int8. In bounds:
+// g < n * k / group.
 fn h_offset(g: u32) -> f32 {
+    if W8 {
+        return 0.0;
+    }
     if MINS {
         return bitcast<f32>(h_zeros[g]);
     }
     return f32(h_zeros[g]);
 }
 
-// The dequantized code q of a group with scale s and offset off.
+// The dequantized int4 code q of a group with scale s and offset off.
 fn h_dequant(q: u32, s: f32, off: f32) -> f32 {
     if MINS {
         return f32(q) * s - off;
@@ -367,12 +385,34 @@ fn h_dequant(q: u32, s: f32, off: f32) -> f32 {
     return (f32(q) - off) * s;
 }
 
+// The 4 signed bytes of a word as floats, lowest byte first (sign-extending shifts).
+fn i8x4(w: u32) -> vec4<f32> {
+    return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(w) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u));
+}
+
+// The 8 dequantized weights of sub-chunk wi, whose codes are in q (int4: the chunk's vec4;
+// int8: the chunk's vec4 wi / 2), in column order.
+fn h_deq8(q: vec4<u32>, wi: u32, s: f32, off: f32) -> array<vec4<f32>, 2> {
+    var w: array<vec4<f32>, 2>;
+    if W8 {
+        w[0] = i8x4(q[(wi & 1u) * 2u]) * s;
+        w[1] = i8x4(q[(wi & 1u) * 2u + 1u]) * s;
+    } else {
+        let qw = q[wi];
+        for (var e = 0u; e < 4u; e++) {
+            w[0][e] = h_dequant((qw >> (4u * e)) & 0xfu, s, off);
+            w[1][e] = h_dequant((qw >> (4u * e + 16u)) & 0xfu, s, off);
+        }
+    }
+    return w;
+}
+
 // Tiled path: 64 x 64 output tile per 16 x 16 workgroup, 4 x 4 per invocation, K steps of
-// 32 (one vec4 of qweight per weight row, always inside one group). The packed weight words
-// are unpacked with shifts and dequantized in registers, then staged in workgroup memory as
-// f32 for the whole tile (each weight is dequantized once per workgroup, never to global
-// memory). X is staged as f32 (gathered through perm when PERM: once per 64 output columns).
-// Both tiles are K-major: 32 x 16 vec4 = 8 KiB each.
+// 32 (one chunk per weight row, always inside one group). The codes are unpacked with shifts
+// and dequantized in registers, then staged in workgroup memory as f32 for the whole tile
+// (each weight is dequantized once per workgroup, never to global memory). X is staged as f32
+// (gathered through perm when PERM: once per 64 output columns). Both tiles are K-major:
+// 32 x 16 vec4 = 8 KiB each.
 var<workgroup> h_xs: array<vec4<f32>, 512>;
 var<workgroup> h_ws: array<vec4<f32>, 512>;
 
@@ -398,8 +438,8 @@ fn h_tile_step(acc: ptr<function, array<vec4<f32>, 4>>, ty: u32, tx: u32) {
 }
 
 @compute @workgroup_size(16, 16)
-fn gemm_w4a16_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                    @builtin(local_invocation_id) lid3: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn gemm_wo_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_id) lid3: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let m = gp.m;
     let n = gp.n;
     let k = gp.k;
@@ -413,12 +453,11 @@ fn gemm_w4a16_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
     let tx = lid3.x;
     let ty = lid3.y;
     // Loaders: X row lid / 4 (clamped), 8 consecutive k at (lid % 4) * 8; W column lid / 4
-    // (clamped), word lid % 4 of the step's vec4.
+    // (clamped), sub-chunk lid % 4 of the step's chunk.
     let lr = lid >> 2u;
     let lq = lid & 3u;
     let xrow = min(bm + lr, m - 1u);
     let wcol = min(bn + lr, n - 1u);
-    let kw8 = k / 8u; // qweight words per row (multiple of 4)
     var acc: array<vec4<f32>, 4>;
     for (var i = 0u; i < 4u; i++) {
         acc[i] = vec4<f32>(0.0);
@@ -427,13 +466,11 @@ fn gemm_w4a16_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
     for (var ks = 0u; ks < ksteps; ks++) {
         // X: 8 elements of row xrow from stored column ks * 32 + lq * 8 (+ 8 <= k: in bounds).
         h_stage_x(xrow, ks * 32u + lq * 8u, lq * 8u, lr);
-        // W: word lq of the step (8 nibbles), in bounds: wcol < n, ks * 4 + lq < k / 8.
-        let qv = h_qw[(wcol * kw8 + ks * 4u) >> 2u][lq];
+        // W: sub-chunk lq of chunk ks of row wcol (in bounds: wcol < n, ks < k / 32).
         let g = wcol * gp.sx4 + (ks * 32u) / gp.group; // sx4 = groups per row
-        let s = h_scales[g];
-        let off = h_offset(g);
+        let wv = h_deq8(h_qvec(wcol, ks, lq >> 1u), lq, h_scales[g], h_offset(g));
         for (var e = 0u; e < 8u; e++) {
-            h_ws[(lq * 8u + e) * 16u + (lr >> 2u)][lr & 3u] = h_dequant((qv >> (4u * e)) & 0xfu, s, off);
+            h_ws[(lq * 8u + e) * 16u + (lr >> 2u)][lr & 3u] = wv[e >> 2u][e & 3u];
         }
         workgroupBarrier();
         h_tile_step(&acc, ty, tx);
@@ -448,9 +485,9 @@ fn gemm_w4a16_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
 }
 
 // GEMV path for small M: as gemm_w8a8_gemv, one output column per 32 lanes, each lane takes
-// 32-element K chunks (one vec4 of qweight, inside one group), dequantizes in registers and
-// multiplies MS rows of X read straight from global memory (shared by the 8 columns of the
-// workgroup through the cache; gathered through perm when PERM).
+// one chunk per step (inside one group), dequantizes in registers and multiplies MS rows of X
+// read straight from global memory (shared by the 8 columns of the workgroup through the
+// cache; gathered through perm when PERM).
 var<workgroup> h_red: array<f32, 2048>;
 
 // Reduces the MS partial sums of every lane through h_red and writes the workgroup's 8
@@ -485,8 +522,8 @@ fn h_gemv_epilogue(acc: ptr<function, array<f32, 8>>, lid: u32, row0: u32, blk: 
 }
 
 @compute @workgroup_size(256)
-fn gemm_w4a16_gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                   @builtin(local_invocation_index) lid: u32) {
+fn gemm_wo_gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
     let m = gp.m;
     let n = gp.n;
     let k = gp.k;
@@ -504,126 +541,20 @@ fn gemm_w4a16_gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
         acc[r] = 0.0;
     }
     for (var c = lane; c < chunks; c += 32u) {
-        let qv = h_qw[j * chunks + c]; // row j has k / 32 vec4s: in bounds
+        let qa = h_qvec(j, c, 0u);
+        var qb = qa;
+        if W8 {
+            qb = h_qvec(j, c, 1u);
+        }
         let g = j * gp.sx4 + (c * 32u) / gp.group;
         let s = h_scales[g];
         let off = h_offset(g);
         for (var wi = 0u; wi < 4u; wi++) {
-            let qw = qv[wi];
-            var wv0: vec4<f32>;
-            var wv1: vec4<f32>;
-            for (var e = 0u; e < 4u; e++) {
-                wv0[e] = h_dequant((qw >> (4u * e)) & 0xfu, s, off);
-                wv1[e] = h_dequant((qw >> (4u * e + 16u)) & 0xfu, s, off);
-            }
+            let wv = h_deq8(select(qa, qb, wi >= 2u), wi, s, off);
             for (var r = 0u; r < MS; r++) {
                 let row = min(row0 + r, m - 1u);
                 let xv = h_x8(row, c * 32u + wi * 8u); // c * 32 + wi * 8 + 8 <= k: in bounds
-                acc[r] += dot(xv[0], wv0) + dot(xv[1], wv1);
-            }
-        }
-    }
-    h_gemv_epilogue(&acc, lid, row0, blk);
-}
-
-// ---------------------------------------------------------------------------------------------
-// gemm_w8a16: Y = X dequant(W)^T, W [n, k] int8 codes (4 per u32 along K, bound as
-// vec4<u32> at h_qw: rows are k bytes, a multiple of 32, so whole vec4s), group-wise f32
-// scales at h_scales (h_zeros and h_perm are not read; the host binds the scales there);
-// dequant(q) = q * s in f32, as the CPU. MINS / PERM stay false.
-
-// The 4 signed bytes of a word as floats, lowest byte first (sign-extending shifts).
-fn i8x4(w: u32) -> vec4<f32> {
-    return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(w) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u));
-}
-
-// Tiled path: as gemm_w4a16_tiled; the W loader takes 8 codes (two words) of its column.
-@compute @workgroup_size(16, 16)
-fn gemm_w8a16_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                    @builtin(local_invocation_id) lid3: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let m = gp.m;
-    let n = gp.n;
-    let k = gp.k;
-    let tiles_n = (n + 63u) / 64u;
-    let tile = wg.x + wg.y * nwg.x;
-    if tile >= tiles_n * ((m + 63u) / 64u) {
-        return; // uniform per workgroup
-    }
-    let bm = (tile / tiles_n) * 64u;
-    let bn = (tile % tiles_n) * 64u;
-    let tx = lid3.x;
-    let ty = lid3.y;
-    let lr = lid >> 2u;
-    let lq = lid & 3u;
-    let xrow = min(bm + lr, m - 1u);
-    let wcol = min(bn + lr, n - 1u);
-    var acc: array<vec4<f32>, 4>;
-    for (var i = 0u; i < 4u; i++) {
-        acc[i] = vec4<f32>(0.0);
-    }
-    let ksteps = k / 32u;
-    for (var ks = 0u; ks < ksteps; ks++) {
-        let k0 = ks * 32u + lq * 8u;
-        h_stage_x(xrow, k0, lq * 8u, lr);
-        // W: codes k0 .. k0 + 8 of row wcol = words w, w + 1 with w = (wcol * k + k0) / 4 even
-        // (wcol * k is a multiple of 32, k0 of 8), so both lie in vec4 w / 4. In bounds:
-        // wcol < n and k0 + 8 <= k.
-        let w = (wcol * k + k0) >> 2u;
-        let qv = h_qw[w >> 2u];
-        let lo = qv[w & 3u];
-        let hi = qv[(w & 3u) + 1u];
-        let s = h_scales[wcol * gp.sx4 + (ks * 32u) / gp.group];
-        let w0 = i8x4(lo) * s;
-        let w1 = i8x4(hi) * s;
-        for (var e = 0u; e < 4u; e++) {
-            h_ws[(lq * 8u + e) * 16u + (lr >> 2u)][lr & 3u] = w0[e];
-            h_ws[(lq * 8u + 4u + e) * 16u + (lr >> 2u)][lr & 3u] = w1[e];
-        }
-        workgroupBarrier();
-        h_tile_step(&acc, ty, tx);
-        workgroupBarrier();
-    }
-    for (var i = 0u; i < 4u; i++) {
-        let r = bm + 4u * ty + i;
-        if r < m {
-            store4(acc[i], r, bn + 4u * tx);
-        }
-    }
-}
-
-// GEMV path for small M: as gemm_w4a16_gemv; a lane's 32-element chunk is two vec4s of codes.
-@compute @workgroup_size(256)
-fn gemm_w8a16_gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                   @builtin(local_invocation_index) lid: u32) {
-    let m = gp.m;
-    let n = gp.n;
-    let k = gp.k;
-    let blk = wg.x + wg.y * nwg.x;
-    if blk * 8u >= n {
-        return; // uniform per workgroup
-    }
-    let row0 = wg.z * MS;
-    let lane = lid & 31u;
-    let grp = lid >> 5u;
-    let j = min(blk * 8u + grp, n - 1u); // clamped: in bounds, stored only if < n
-    let chunks = k / 32u;
-    var acc: array<f32, 8>;
-    for (var r = 0u; r < 8u; r++) {
-        acc[r] = 0.0;
-    }
-    for (var c = lane; c < chunks; c += 32u) {
-        // Row j is k / 16 vec4s; chunk c is vec4s 2c, 2c + 1 of it: in bounds.
-        let qa = h_qw[j * (k / 16u) + 2u * c];
-        let qb = h_qw[j * (k / 16u) + 2u * c + 1u];
-        let s = h_scales[j * gp.sx4 + (c * 32u) / gp.group];
-        for (var wp = 0u; wp < 4u; wp++) {
-            let q = select(qb, qa, wp < 2u);
-            let wv0 = i8x4(q[(wp & 1u) * 2u]) * s;
-            let wv1 = i8x4(q[(wp & 1u) * 2u + 1u]) * s;
-            for (var r = 0u; r < MS; r++) {
-                let row = min(row0 + r, m - 1u);
-                let xv = h_x8(row, c * 32u + wp * 8u);
-                acc[r] += dot(xv[0], wv0) + dot(xv[1], wv1);
+                acc[r] += dot(xv[0], wv[0]) + dot(xv[1], wv[1]);
             }
         }
     }

@@ -22,6 +22,27 @@ impl Checked {
     }
 }
 
+/// The outputs of [`LowRankOps::lowrank_backward`].
+#[derive(Debug)]
+pub struct LowRankGrads<'a> {
+    /// `dX = dY U V^T` (`[b, n]`, overwritten), or `None` to skip it.
+    pub dx: Option<&'a mut Tensor>,
+    /// `dU` (`[m, r]`).
+    pub du: &'a mut Tensor,
+    /// `dV` (`[n, r]`).
+    pub dv: &'a mut Tensor,
+}
+
+/// The output of [`BinaryOps::xnor_conv2d_bits`]: the per-channel thresholds and the packed
+/// bits they produce.
+#[derive(Debug)]
+pub struct BitsOut<'a> {
+    /// `c_out` f32 thresholds.
+    pub thresholds: &'a Buffer,
+    /// The bit-packed output.
+    pub out: &'a mut DeviceBits,
+}
+
 /// Which backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BackendKind {
@@ -161,20 +182,17 @@ pub trait LowRankOps: Core {
         Err(Error::unsupported(self.kind(), Op::FrobeniusDecay))
     }
     /// Gradients of `Y = X V U^T` (U `[m,r]`, V `[n,r]`) for X `[b,n]` and dY `[b,m]`:
-    /// `dX = dY U V^T` (`[b,n]`, overwritten; skipped when `dx` is `None`),
+    /// `dX = dY U V^T` (`[b,n]`, overwritten; skipped when `g.dx` is `None`),
     /// `dU = dY^T (X V) + beta * dU` (`[m,r]`), `dV = X^T (dY U) + beta * dV` (`[n,r]`).
     /// `beta = 0` overwrites dU and dV without reading them; `beta = 1` accumulates. One float
     /// dtype for every operand; `X V` and `dY U` are kept in f32, every sum accumulates in f32.
-    #[allow(clippy::too_many_arguments)]
     fn lowrank_backward(
         &self,
         _ok: Checked,
         _lr: &DeviceLowRank,
         _x: &Tensor,
         _dy: &Tensor,
-        _dx: Option<&mut Tensor>,
-        _du: &mut Tensor,
-        _dv: &mut Tensor,
+        _g: LowRankGrads<'_>,
         _beta: f32,
     ) -> Result<()> {
         Err(Error::unsupported(self.kind(), Op::LowrankBackward))
@@ -236,16 +254,9 @@ pub trait BinaryOps: Core {
     fn xnor_conv2d(&self, _ok: Checked, _x: &DeviceBits, _f: &DeviceBinaryFilter, _p: &Conv2dParams, _y: &mut Tensor) -> Result<()> {
         Err(Error::unsupported(self.kind(), Op::XnorConv2d))
     }
-    /// As [`BinaryOps::xnor_conv2d`] but writes bits: bit 1 (-1) where `y < threshold_o`, else 0.
-    fn xnor_conv2d_bits(
-        &self,
-        _ok: Checked,
-        _x: &DeviceBits,
-        _f: &DeviceBinaryFilter,
-        _p: &Conv2dParams,
-        _thresholds: &Buffer,
-        _out: &mut DeviceBits,
-    ) -> Result<()> {
+    /// As [`BinaryOps::xnor_conv2d`] but writes bits: bit 1 (-1) where `y < threshold_o`, else 0
+    /// (`o.thresholds`: `c_out` f32; `o.out`: `[batch*out_h*out_w, c_out]` bits).
+    fn xnor_conv2d_bits(&self, _ok: Checked, _x: &DeviceBits, _f: &DeviceBinaryFilter, _p: &Conv2dParams, _o: BitsOut<'_>) -> Result<()> {
         Err(Error::unsupported(self.kind(), Op::XnorConv2dBits))
     }
 }

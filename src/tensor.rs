@@ -5,6 +5,16 @@
 
 use crate::dtype::DType;
 
+/// `pub fn field(&self) -> T { self.field }` for each listed (documented) field of a device
+/// handle: the handles keep their fields private to the crate and expose them read-only.
+macro_rules! field_getters {
+    ($ty:ident { $($(#[$doc:meta])* $field:ident: $t:ty,)* }) => {
+        impl $ty {
+            $($(#[$doc])* pub fn $field(&self) -> $t { self.$field })*
+        }
+    };
+}
+
 /// Backend-specific storage behind a [`Buffer`] (candle's pattern: one variant per backend,
 /// uninhabited where the backend is not compiled in).
 #[derive(Debug)]
@@ -37,14 +47,15 @@ pub struct Buffer {
     pub(crate) device_id: u64,
 }
 
+field_getters!(Buffer {
+    /// Number of elements.
+    len: usize,
+});
+
 impl Buffer {
     /// Element type.
     pub fn dtype(&self) -> DType {
         self.dtype
-    }
-    /// Number of elements.
-    pub fn len(&self) -> usize {
-        self.len
     }
     /// True if the buffer holds no element.
     pub fn is_empty(&self) -> bool {
@@ -90,15 +101,14 @@ pub struct Tensor {
     pub(crate) cols: usize,
 }
 
-impl Tensor {
+field_getters!(Tensor {
     /// Number of rows.
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
+    rows: usize,
     /// Number of columns.
-    pub fn cols(&self) -> usize {
-        self.cols
-    }
+    cols: usize,
+});
+
+impl Tensor {
     /// Element type.
     pub fn dtype(&self) -> DType {
         self.buf.dtype
@@ -150,6 +160,19 @@ pub struct DeviceCsr {
     pub(crate) max_col_nnz: usize,
 }
 
+field_getters!(DeviceCsr {
+    /// Number of rows (M).
+    rows: usize,
+    /// Number of columns (K).
+    cols: usize,
+    /// Number of stored values.
+    nnz: usize,
+    /// Stored values of the longest row.
+    max_row_nnz: usize,
+    /// Stored values of the longest column.
+    max_col_nnz: usize,
+});
+
 impl DeviceCsr {
     /// Checks every buffer's length against the pattern (the kernels' contract).
     #[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
@@ -163,18 +186,6 @@ impl DeviceCsr {
         expect_min_len(op, "A.t_perm", &self.t_perm, self.nnz)?;
         expect_len(op, "A.t_row_order", &self.t_row_order, self.cols)
     }
-    /// Number of rows (M).
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-    /// Number of columns (K).
-    pub fn cols(&self) -> usize {
-        self.cols
-    }
-    /// Number of stored values.
-    pub fn nnz(&self) -> usize {
-        self.nnz
-    }
     /// Value type.
     pub fn dtype(&self) -> DType {
         self.values.dtype
@@ -182,14 +193,6 @@ impl DeviceCsr {
     /// The values buffer.
     pub fn values(&self) -> &Buffer {
         &self.values
-    }
-    /// Stored values of the longest row.
-    pub fn max_row_nnz(&self) -> usize {
-        self.max_row_nnz
-    }
-    /// Stored values of the longest column.
-    pub fn max_col_nnz(&self) -> usize {
-        self.max_col_nnz
     }
 }
 
@@ -226,15 +229,14 @@ pub(crate) struct DeviceSparse24Mma {
     pub(crate) k_steps: usize,
 }
 
-impl DeviceSparse24 {
+field_getters!(DeviceSparse24 {
     /// Number of rows (M).
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
+    rows: usize,
     /// Number of columns (K, a multiple of 4).
-    pub fn cols(&self) -> usize {
-        self.cols
-    }
+    cols: usize,
+});
+
+impl DeviceSparse24 {
     /// Value type.
     pub fn dtype(&self) -> DType {
         self.values.dtype
@@ -263,19 +265,16 @@ pub struct DeviceLowRank {
     pub(crate) v: Tensor,
 }
 
-impl DeviceLowRank {
+field_getters!(DeviceLowRank {
     /// Rows of W.
-    pub fn m(&self) -> usize {
-        self.m
-    }
+    m: usize,
     /// Columns of W.
-    pub fn n(&self) -> usize {
-        self.n
-    }
+    n: usize,
     /// Rank.
-    pub fn r(&self) -> usize {
-        self.r
-    }
+    r: usize,
+});
+
+impl DeviceLowRank {
     /// Element type.
     pub fn dtype(&self) -> DType {
         self.u.dtype()
@@ -303,19 +302,16 @@ pub struct DeviceInt8Matrix {
     pub(crate) scales: Buffer,
 }
 
-impl DeviceInt8Matrix {
+field_getters!(DeviceInt8Matrix {
     /// Number of rows.
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
+    rows: usize,
     /// Number of logical columns (K).
-    pub fn cols(&self) -> usize {
-        self.cols
-    }
+    cols: usize,
     /// Row stride in elements (multiple of 16).
-    pub fn stride(&self) -> usize {
-        self.stride
-    }
+    stride: usize,
+});
+
+impl DeviceInt8Matrix {
     /// The `rows * stride` i8 buffer (row padding included).
     pub fn q_buffer(&self) -> &Buffer {
         &self.q
@@ -358,23 +354,18 @@ pub(crate) struct DeviceInt4Mma {
     pub(crate) sz: Buffer,
 }
 
-impl DeviceInt4Weights {
+field_getters!(DeviceInt4Weights {
     /// Output channels.
-    pub fn n(&self) -> usize {
-        self.n
-    }
+    n: usize,
     /// Input features.
-    pub fn k(&self) -> usize {
-        self.k
-    }
+    k: usize,
     /// Group size.
-    pub fn group(&self) -> usize {
-        self.group
-    }
+    group: usize,
     /// True if every zero point is 8 (always false in the float-minimum form).
-    pub fn symmetric(&self) -> bool {
-        self.symmetric
-    }
+    symmetric: bool,
+});
+
+impl DeviceInt4Weights {
     /// True if the codes are stored in the tensor-core fragment order (built at upload by
     /// backends that asked for it; [`crate::Device::download_int4`] still returns the user's
     /// layout).
@@ -407,20 +398,14 @@ pub struct DeviceInt8Weights {
     pub(crate) scales: Buffer,
 }
 
-impl DeviceInt8Weights {
+field_getters!(DeviceInt8Weights {
     /// Output channels.
-    pub fn n(&self) -> usize {
-        self.n
-    }
+    n: usize,
     /// Input features.
-    pub fn k(&self) -> usize {
-        self.k
-    }
+    k: usize,
     /// Group size.
-    pub fn group(&self) -> usize {
-        self.group
-    }
-}
+    group: usize,
+});
 
 /// A bit-packed {-1,+1} matrix `[rows, cols]` on a device (LCE convention), `words =
 /// ceil(cols / 32)` u32 per row. An NHWC tensor has `rows = n*h*w`, `cols = c`.
@@ -433,20 +418,14 @@ pub struct DeviceBits {
     pub(crate) data: Buffer,
 }
 
-impl DeviceBits {
+field_getters!(DeviceBits {
     /// Number of rows.
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
+    rows: usize,
     /// Number of bits per row.
-    pub fn cols(&self) -> usize {
-        self.cols
-    }
+    cols: usize,
     /// Words per row.
-    pub fn words(&self) -> usize {
-        self.words
-    }
-}
+    words: usize,
+});
 
 /// Binary linear weights `[n, k]` with per-output-channel `alpha` on a device.
 #[derive(Debug)]
@@ -479,25 +458,15 @@ pub struct DeviceBinaryFilter {
     pub(crate) bias: Buffer,
 }
 
-impl DeviceBinaryFilter {
+field_getters!(DeviceBinaryFilter {
     /// Output channels.
-    pub fn c_out(&self) -> usize {
-        self.c_out
-    }
+    c_out: usize,
     /// Kernel height.
-    pub fn kh(&self) -> usize {
-        self.kh
-    }
+    kh: usize,
     /// Kernel width.
-    pub fn kw(&self) -> usize {
-        self.kw
-    }
+    kw: usize,
     /// Input channels.
-    pub fn c_in(&self) -> usize {
-        self.c_in
-    }
+    c_in: usize,
     /// Words per tap.
-    pub fn words(&self) -> usize {
-        self.words
-    }
-}
+    words: usize,
+});

@@ -3,17 +3,10 @@
 //! reference dequantizers (bit for bit), the encoders against ggml's reference quantizers
 //! (golden bytes), and every bad-file class (a clear error, never a panic).
 
-#[allow(unused_imports)]
 use crate::gguf_util::*;
-#[allow(unused_imports)]
 use half::f16;
-#[allow(unused_imports)]
-use slimgemm::formats::gguf::{dequantize_gguf, GgmlType, GgufArray, GgufFile, GgufTensor, GgufValue, GgufWriter};
-#[allow(unused_imports)]
-use slimgemm::formats::quant::{quantize_gguf_q4_0, quantize_gguf_q4_k, quantize_gguf_q8_0};
-#[allow(unused_imports)]
+use slimgemm::formats::gguf::{dequantize_gguf, GgmlType, GgufFile, GgufTensor, GgufValue, GgufWriter};
 use slimgemm::formats::{Int4Offsets, Int4Weights, Int8Weights, Matrix};
-#[allow(unused_imports)]
 use slimgemm::{Device, Error};
 
 // ------------------------------------------------------------------ the small hand file

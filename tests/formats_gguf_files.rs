@@ -1,18 +1,12 @@
 //! GGUF encoders against ggml golden bytes, every bad-file class, the optional Python `gguf`
 //! cross-check and the fuzz regressions (the reader and the types are in `formats_gguf.rs`).
 
-#[allow(unused_imports)]
 use crate::gguf_util::*;
-#[allow(unused_imports)]
 use half::f16;
-#[allow(unused_imports)]
-use slimgemm::formats::gguf::{dequantize_gguf, GgmlType, GgufArray, GgufFile, GgufTensor, GgufValue, GgufWriter};
-#[allow(unused_imports)]
+use slimgemm::formats::gguf::{GgmlType, GgufArray, GgufFile, GgufTensor, GgufValue, GgufWriter};
 use slimgemm::formats::quant::{quantize_gguf_q4_0, quantize_gguf_q4_k, quantize_gguf_q8_0};
-#[allow(unused_imports)]
-use slimgemm::formats::{Int4Offsets, Int4Weights, Int8Weights, Matrix};
-#[allow(unused_imports)]
-use slimgemm::{Device, Error};
+use slimgemm::formats::{Int4Weights, Int8Weights, Matrix};
+use slimgemm::Error;
 
 // ------------------------------------------------------------------ encoders
 

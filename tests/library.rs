@@ -3,6 +3,7 @@
 //! and names the two test targets). Each module is one file of `tests/`, named by what it
 //! covers; `cargo test --test library cpu_sparse::` runs one of them.
 
+mod checkpoint_util;
 mod common;
 mod gguf_util;
 
@@ -27,6 +28,7 @@ mod spmm_t_cached;
 
 // Model files.
 mod formats_checkpoint;
+mod formats_checkpoint_errors;
 mod formats_gguf;
 mod formats_gguf_files;
 

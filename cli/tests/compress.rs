@@ -23,6 +23,14 @@ fn slimgemm(args: &[&str]) -> Output {
     Command::new(bin).args(args).output().expect("the slimgemm binary runs")
 }
 
+/// `slimgemm compress <model> <flags> --out <out>`.
+fn compress(model: &Path, flags: &[&str], out: &Path) -> Output {
+    let mut args = vec!["compress", model.to_str().unwrap()];
+    args.extend_from_slice(flags);
+    args.extend(["--out", out.to_str().unwrap()]);
+    slimgemm(&args)
+}
+
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("slimgemm-compress-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -131,24 +139,11 @@ fn compress_small_model_cpu_size() {
     let model = dir.join("model.safetensors");
     small_model(&model);
     let out = dir.join("out");
-    let o = slimgemm(&[
-        "compress",
-        model.to_str().unwrap(),
-        "--budget",
-        "0.02",
-        "--objective",
-        "size",
-        "--backend",
-        "cpu",
-        "--tokens",
-        "1,8",
-        "--calib-tokens",
-        "32",
-        "--iters",
-        "3",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = compress(
+        &model,
+        &["--budget", "0.02", "--objective", "size", "--backend", "cpu", "--tokens", "1,8", "--calib-tokens", "32", "--iters", "3"],
+        &out,
+    );
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "compress failed: {}\n{stdout}", stderr(&o));
     for s in ["enc.lowrank.weight", "lowrank(r=6)", "TOTAL", "t@8", "say nothing about GPU speed", "picks:"] {
@@ -209,24 +204,11 @@ fn compress_small_model_wgpu_speed() {
     let model = dir.join("model.safetensors");
     small_model(&model);
     let out = dir.join("out");
-    let o = slimgemm(&[
-        "compress",
-        model.to_str().unwrap(),
-        "--budget",
-        "0.05",
-        "--backend",
-        "wgpu",
-        "--tokens",
-        "4",
-        "--formats",
-        "all",
-        "--dense",
-        "baseline",
-        "--iters",
-        "3",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = compress(
+        &model,
+        &["--budget", "0.05", "--backend", "wgpu", "--tokens", "4", "--formats", "all", "--dense", "baseline", "--iters", "3"],
+        &out,
+    );
     assert!(o.status.success(), "compress failed: {}", stderr(&o));
     let r = report(&out);
     assert_eq!(r["device"]["backend"], "wgpu");
@@ -257,18 +239,7 @@ fn compress_sharded_folder_round_trips() {
     let index = serde_json::json!({"weight_map": {"a.weight": "model-00001-of-00002.safetensors", "b.weight": "model-00002-of-00002.safetensors", "b.bias": "model-00002-of-00002.safetensors"}});
     std::fs::write(src.join("model.safetensors.index.json"), index.to_string()).unwrap();
     let out = dir.join("out");
-    let o = slimgemm(&[
-        "compress",
-        src.to_str().unwrap(),
-        "--budget",
-        "0.1",
-        "--backend",
-        "cpu",
-        "--tokens",
-        "2",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = compress(&src, &["--budget", "0.1", "--backend", "cpu", "--tokens", "2"], &out);
     assert!(o.status.success(), "{}", stderr(&o));
     for f in
         ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json", "report.json", "plot.svg"]
@@ -294,20 +265,7 @@ fn compress_with_calibration_file() {
         &[f32s("enc.gauss.weight", &[16, 256], &gaussian(16, 256, 9)), f32s("width192", &[8, 192], &gaussian(8, 192, 10))],
     );
     let out = dir.join("out");
-    let o = slimgemm(&[
-        "compress",
-        model.to_str().unwrap(),
-        "--budget",
-        "0.05",
-        "--backend",
-        "cpu",
-        "--tokens",
-        "1",
-        "--calib",
-        calib.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = compress(&model, &["--budget", "0.05", "--backend", "cpu", "--tokens", "1", "--calib", calib.to_str().unwrap()], &out);
     assert!(o.status.success(), "{}", stderr(&o));
     let r = report(&out);
     let c = |n: &str| layer(&r, n)["calibration"].as_str().unwrap().to_string();

@@ -3,7 +3,7 @@
 #[allow(unused_imports)]
 use super::filter_dims;
 use super::{s, sm};
-use crate::backend::{BinaryOps, Checked};
+use crate::backend::{BinaryOps, BitsOut, Checked};
 #[allow(unused_imports)]
 use crate::dtype::DType;
 use crate::error::Result;
@@ -113,15 +113,8 @@ impl BinaryOps for super::CpuBackend {
         xnor_conv2d(s(&x.data), filter_dims(f), s(&f.bits), s(&f.alpha), s(&f.bias), p, sm(&mut y.buf));
         Ok(())
     }
-    fn xnor_conv2d_bits(
-        &self,
-        _: Checked,
-        x: &DeviceBits,
-        f: &DeviceBinaryFilter,
-        p: &Conv2dParams,
-        thresholds: &Buffer,
-        out: &mut DeviceBits,
-    ) -> Result<()> {
+    fn xnor_conv2d_bits(&self, _: Checked, x: &DeviceBits, f: &DeviceBinaryFilter, p: &Conv2dParams, o: BitsOut<'_>) -> Result<()> {
+        let BitsOut { thresholds, out } = o;
         let mut y = vec![0f32; out.rows * f.c_out];
         xnor_conv2d(s(&x.data), filter_dims(f), s(&f.bits), s(&f.alpha), s(&f.bias), p, &mut y);
         threshold_pack(out.rows, f.c_out, &y, s(thresholds), sm(&mut out.data));

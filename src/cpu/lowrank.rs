@@ -3,7 +3,7 @@
 #[allow(unused_imports)]
 use super::filter_dims;
 use super::{s, sm};
-use crate::backend::{Checked, LowRankOps};
+use crate::backend::{Checked, LowRankGrads, LowRankOps};
 #[allow(unused_imports)]
 use crate::dtype::DType;
 use crate::error::Result;
@@ -174,17 +174,8 @@ impl LowRankOps for super::CpuBackend {
         frobenius_decay(lr.m, lr.n, lr.r, s(&lr.u.buf), s(&lr.v.buf), c, sm(&mut du.buf), sm(&mut dv.buf));
         Ok(())
     }
-    fn lowrank_backward(
-        &self,
-        _: Checked,
-        lr: &DeviceLowRank,
-        x: &Tensor,
-        dy: &Tensor,
-        dx: Option<&mut Tensor>,
-        du: &mut Tensor,
-        dv: &mut Tensor,
-        beta: f32,
-    ) -> Result<()> {
+    fn lowrank_backward(&self, _: Checked, lr: &DeviceLowRank, x: &Tensor, dy: &Tensor, g: LowRankGrads<'_>, beta: f32) -> Result<()> {
+        let LowRankGrads { dx, du, dv } = g;
         with_float!(lr.dtype(), T => backward::<T>(
             lr.m,
             lr.n,

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use cudarc::driver::sys::{CUdevice_attribute as Attr, CUevent_flags};
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DeviceRepr, DriverError, LaunchConfig, ValidAsZeroBits,
+    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DeviceRepr, DriverError, LaunchArgs, LaunchConfig,
+    PushKernelArg, ValidAsZeroBits,
 };
 use half::f16;
 
@@ -139,6 +140,17 @@ impl KernelFloat for f32 {
 }
 impl KernelFloat for f16 {
     const SUFFIX: &'static str = "f16";
+}
+
+/// The kernel argument of an absent optional buffer: a null device pointer (the kernels test it).
+pub(crate) static NULL_PTR: u64 = 0;
+
+/// Pushes an optional buffer argument: its slice, or [`NULL_PTR`].
+pub(crate) fn arg_opt<'a, T>(lb: &mut LaunchArgs<'a>, s: Option<&'a CudaSlice<T>>) {
+    match s {
+        Some(s) => lb.arg(s),
+        None => lb.arg(&NULL_PTR),
+    };
 }
 
 /// The typed slice behind a buffer of this backend; checks the dtype and that the
@@ -405,10 +417,7 @@ impl CudaBackend {
         smem: u32,
     ) -> Result<(CudaFunction, LaunchConfig)> {
         let f = self.function(family, name)?;
-        let limit = self.info.max_smem_optin.max(self.info.max_smem_block);
-        if smem > limit {
-            return Err(Error::shape(op, format!("{smem} bytes of shared memory exceed this device's {limit} per block")));
-        }
+        let cfg = self.launch_config(op, grid, block, smem, self.info.max_smem_optin.max(self.info.max_smem_block))?;
         if smem > 48 * 1024 {
             let mut set = self.smem_optin.lock().map_err(|_| Error::backend("cuda", "shared-memory cache lock poisoned"))?;
             if set.get(name).is_none_or(|&s| s < smem) {
@@ -417,22 +426,18 @@ impl CudaBackend {
                 set.insert(name.to_string(), smem);
             }
         }
-        let g = [grid.0.max(1), grid.1.max(1), grid.2.max(1)];
-        for (d, (&v, &max)) in g.iter().zip(&self.info.max_grid).enumerate() {
-            if v as u64 > max as u64 {
-                return Err(Error::shape(
-                    op,
-                    format!("grid dimension {d} = {v} exceeds this device's limit {max}; the problem is too large for one launch"),
-                ));
-            }
-        }
-        let cfg = LaunchConfig { grid_dim: (g[0] as u32, g[1] as u32, g[2] as u32), block_dim: (block, 1, 1), shared_mem_bytes: smem };
         Ok((f, cfg))
     }
 
     /// A launch configuration, checking the grid against the device's limits and the
     /// shared memory against the per-block limit.
     pub(crate) fn cfg(&self, op: &'static str, grid: (usize, usize, usize), block: u32, smem: u32) -> Result<LaunchConfig> {
+        self.launch_config(op, grid, block, smem, self.info.max_smem_block)
+    }
+
+    /// A launch configuration whose grid fits the device's limits and whose dynamic shared
+    /// memory is at most `smem_limit` bytes.
+    fn launch_config(&self, op: &'static str, grid: (usize, usize, usize), block: u32, smem: u32, smem_limit: u32) -> Result<LaunchConfig> {
         let g = [grid.0.max(1), grid.1.max(1), grid.2.max(1)];
         for (d, (&v, &max)) in g.iter().zip(&self.info.max_grid).enumerate() {
             if v as u64 > max as u64 {
@@ -442,11 +447,8 @@ impl CudaBackend {
                 ));
             }
         }
-        if smem > self.info.max_smem_block {
-            return Err(Error::shape(
-                op,
-                format!("{smem} bytes of shared memory exceed this device's {} per block", self.info.max_smem_block),
-            ));
+        if smem > smem_limit {
+            return Err(Error::shape(op, format!("{smem} bytes of shared memory exceed this device's {smem_limit} per block")));
         }
         Ok(LaunchConfig { grid_dim: (g[0] as u32, g[1] as u32, g[2] as u32), block_dim: (block, 1, 1), shared_mem_bytes: smem })
     }

@@ -1,9 +1,9 @@
 //! CUDA launchers of the binary ops (kernels in `cuda/binary.cu`).
 
-use crate::backend::{BinaryOps, Checked};
+use crate::backend::{BinaryOps, BitsOut, Checked};
 use cudarc::driver::{DeviceRepr, PushKernelArg};
 
-use super::backend::{drv, float_dispatch, i32_arg, sl, sl_mut, CudaBackend, KernelFloat};
+use super::backend::{arg_opt, drv, float_dispatch, i32_arg, sl, sl_mut, CudaBackend, KernelFloat, NULL_PTR};
 use super::plan::{xnor_path, TcPlan, XnorPath, XT_MAX_TAPS};
 use crate::error::{Error, Result};
 use crate::formats::binary::{Conv2dParams, PadMode};
@@ -116,21 +116,17 @@ fn xnor_launch(
         XnorOut::F32(y) => (g.c_out % 2 == 0 && be.aligned(sl::<f32>(op, "Y", y)?, 8)) as i32,
         XnorOut::Bits { .. } => 0,
     };
-    let null: u64 = 0;
     let mode: i32 = match out {
         XnorOut::F32(_) => 0,
         XnorOut::Bits { .. } => 1,
     };
     let mut lb = be.stream().launch_builder(&func);
     lb.arg(&g).arg(sl::<u32>(op, "X", x)?).arg(sl::<u32>(op, "filter", f)?).arg(sl::<f32>(op, "alpha", alpha)?);
-    match bias {
-        Some(b) => lb.arg(sl::<f32>(op, "bias", b)?),
-        None => lb.arg(&null),
-    };
+    arg_opt(&mut lb, bias.map(|b| sl::<f32>(op, "bias", b)).transpose()?);
     match out {
         XnorOut::F32(y) => {
             expect_len(op, "Y", y, npix * u(g.c_out))?;
-            lb.arg(&null).arg(sl_mut::<f32>(op, "Y", y)?).arg(&null);
+            lb.arg(&NULL_PTR).arg(sl_mut::<f32>(op, "Y", y)?).arg(&NULL_PTR);
         }
         XnorOut::Bits { thresholds, out } => {
             if bias.is_none() {
@@ -138,7 +134,7 @@ fn xnor_launch(
             }
             expect_len(op, "thresholds", thresholds, u(g.c_out))?;
             expect_len(op, "out", out, npix * u(g.out_words))?;
-            lb.arg(sl::<f32>(op, "thresholds", thresholds)?).arg(&null).arg(sl_mut::<u32>(op, "out", out)?);
+            lb.arg(sl::<f32>(op, "thresholds", thresholds)?).arg(&NULL_PTR).arg(sl_mut::<u32>(op, "out", out)?);
         }
     }
     lb.arg(&mode);
@@ -222,15 +218,8 @@ impl BinaryOps for CudaBackend {
         xnor_launch(be, OP, g, &x.data, &f.bits, &f.alpha, Some(&f.bias), XnorOut::F32(&mut y.buf))
     }
 
-    fn xnor_conv2d_bits(
-        &self,
-        _: Checked,
-        x: &DeviceBits,
-        f: &DeviceBinaryFilter,
-        p: &Conv2dParams,
-        thresholds: &Buffer,
-        out: &mut DeviceBits,
-    ) -> Result<()> {
+    fn xnor_conv2d_bits(&self, _: Checked, x: &DeviceBits, f: &DeviceBinaryFilter, p: &Conv2dParams, o: BitsOut<'_>) -> Result<()> {
+        let BitsOut { thresholds, out } = o;
         let be = self;
         const OP: &str = "xnor_conv2d_bits";
         let g = geom(OP, x, f, p)?;

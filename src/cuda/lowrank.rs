@@ -1,10 +1,10 @@
 //! CUDA launchers of the low-rank ops (kernels in `cuda/lowrank.cu`).
 
-use crate::backend::{Checked, LowRankOps};
+use crate::backend::{Checked, LowRankGrads, LowRankOps};
 use cudarc::driver::{CudaSlice, PushKernelArg};
 use std::any::Any;
 
-use super::backend::{drv, float_dispatch, i32_arg, sl, sl_mut, CudaBackend, KernelFloat};
+use super::backend::{arg_opt, drv, float_dispatch, i32_arg, sl, sl_mut, CudaBackend, KernelFloat};
 use super::plan::{lowrank_linear_path, lowrank_reconstruct_path, lowrank_tc_shapes, LowRankPath, TcPlan, LRS_B};
 use crate::error::{Error, Result};
 use crate::tensor::expect_len;
@@ -43,13 +43,9 @@ pub(crate) fn gemm<TA: KernelFloat, TB: KernelFloat, TC: KernelFloat>(
     let cfg = be.cfg(op, (n.div_ceil(64), m.div_ceil(64), 1), 256, 0)?;
     let (mi, ni, ki) = (i32_arg(op, "M", m)?, i32_arg(op, "N", n)?, i32_arg(op, "K", k)?);
     let (sai, sak, sbk, sbj) = (a.s0 as i64, a.s1 as i64, b.s0 as i64, b.s1 as i64);
-    let null: u64 = 0;
     let mut lb = be.stream().launch_builder(&f);
     lb.arg(&mi).arg(&ni).arg(&ki).arg(a.s).arg(&sai).arg(&sak).arg(b.s).arg(&sbk).arg(&sbj).arg(c).arg(&alpha).arg(&beta);
-    match bias {
-        Some(x) => lb.arg(x),
-        None => lb.arg(&null),
-    };
+    arg_opt(&mut lb, bias);
     // SAFETY: arguments match `gemm_*` in cuda/lowrank.cu (a null bias is a zero pointer the
     // kernel tests); the extents of A, B, C and bias were checked above.
     unsafe { lb.launch(cfg) }.map_err(drv(op))?;
@@ -104,13 +100,9 @@ pub(crate) fn hgemm_tc(
     let pair = (n % 2 == 0 && be.aligned(c, 4)) as i32;
     let (mi, ni, ki) = (i32_arg(op, "M", m)?, i32_arg(op, "N", n)?, i32_arg(op, "K", k)?);
     let (lda, ldb, kps) = (i32_arg(op, "lda", a.ld)?, i32_arg(op, "ldb", b.ld)?, i32_arg(op, "k-tiles per split", plan.kps)?);
-    let null: u64 = 0;
     let mut lb = be.stream().launch_builder(&f);
     lb.arg(&mi).arg(&ni).arg(&ki).arg(a.s).arg(&lda).arg(b.s).arg(&ldb).arg(c).arg(&alpha).arg(&beta);
-    match bias {
-        Some(x) => lb.arg(x),
-        None => lb.arg(&null),
-    };
+    arg_opt(&mut lb, bias);
     lb.arg(&kps).arg(&pair).arg(&mut ws).arg(&mut tickets);
     // SAFETY: arguments match `hgemm_tc_*` in cuda/lowrank.cu; pitches (multiples of 8, >= the
     // row length), extents of A, B, C and bias, and the 16-byte alignment of A and B were
@@ -159,13 +151,9 @@ fn linear_typed<T: KernelFloat>(be: &CudaBackend, lr: &DeviceLowRank, x: &Tensor
             let cfg = be.cfg(OP, (grid, 1, 1), 256, smem as u32)?;
             let (bi, ni, ri, mi, ci) =
                 (i32_arg(OP, "b", b)?, i32_arg(OP, "n", n)?, i32_arg(OP, "r", r)?, i32_arg(OP, "m", m)?, i32_arg(OP, "cols", cols)?);
-            let null: u64 = 0;
             let mut lb = be.stream().launch_builder(&f);
             lb.arg(&bi).arg(&ni).arg(&ri).arg(&mi).arg(&ci).arg(xs).arg(vs).arg(us);
-            match bs {
-                Some(s) => lb.arg(s),
-                None => lb.arg(&null),
-            };
+            arg_opt(&mut lb, bs);
             lb.arg(ys);
             // SAFETY: arguments match `lowrank_small_*` in cuda/lowrank.cu; X, U, V, Y and bias
             // lengths were checked above, the plan chose this kernel only for b <= LR_MAXB with
@@ -236,13 +224,9 @@ fn linear_split<T: KernelFloat>(
     let name = format!("lowrank_tu{}_{}", if vec { "_vec" } else { "" }, T::SUFFIX);
     let f = be.function("lowrank", &name)?;
     let cfg = be.cfg(OP, (tu_grid, bchunks, 1), 256, (LRS_B * r * 4) as u32)?;
-    let null: u64 = 0;
     let mut lb = be.stream().launch_builder(&f);
     lb.arg(&bi).arg(&ri).arg(&mi).arg(&coli).arg(&t).arg(us);
-    match bs {
-        Some(s) => lb.arg(s),
-        None => lb.arg(&null),
-    };
+    arg_opt(&mut lb, bs);
     lb.arg(ys);
     // SAFETY: arguments match `lowrank_tu*` in cuda/lowrank.cu; T holds b * r f32, U m * r, Y
     // b * m and bias m elements (checked by the caller); the vector kernel only with r % 8 == 0
@@ -275,17 +259,15 @@ fn reconstruct_typed<T: KernelFloat>(be: &CudaBackend, lr: &DeviceLowRank, w: &m
 
 /// The backward pass as five launches of the strided GEMM: `P = X V` and `Q = dY U` into f32
 /// scratch (`[b, r]`, small), then `dX = Q V^T`, `dU = dY^T P + beta dU`, `dV = X^T Q + beta dV`.
-#[allow(clippy::too_many_arguments)]
 fn backward_typed<T: KernelFloat>(
     be: &CudaBackend,
     lr: &DeviceLowRank,
     x: &Tensor,
     dy: &Tensor,
-    dx: Option<&mut Tensor>,
-    du: &mut Tensor,
-    dv: &mut Tensor,
+    g: LowRankGrads<'_>,
     beta: f32,
 ) -> Result<()> {
+    let LowRankGrads { dx, du, dv } = g;
     const OP: &str = "lowrank_backward";
     check_factors(OP, lr)?;
     let (b, n, r, m) = (x.rows, lr.n, lr.r, lr.m);
@@ -337,47 +319,18 @@ impl LowRankOps for CudaBackend {
         let us = sl::<f32>(OP, "U", &lr.u.buf)?;
         let vs = sl::<f32>(OP, "V", &lr.v.buf)?;
         let mut gram = be.scratch_f32(r * r)?;
-        // G = V^T V: A(p,i) = V[i*r + p], B(i,q) = V[i*r + q]; then dU += c U G.
-        gemm::<f32, f32, f32>(
-            be,
-            OP,
-            (r, r, n),
-            Operand { s: vs, s0: 1, s1: r },
-            Operand { s: vs, s0: r, s1: 1 },
-            &mut gram,
-            1.0,
-            0.0,
-            None,
-        )?;
-        let dus = sl_mut::<f32>(OP, "dU", &mut du.buf)?;
-        gemm::<f32, f32, f32>(be, OP, (m, r, r), Operand { s: us, s0: r, s1: 1 }, Operand { s: &gram, s0: r, s1: 1 }, dus, c, 1.0, None)?;
-        // G = U^T U; dV += c V G.
-        gemm::<f32, f32, f32>(
-            be,
-            OP,
-            (r, r, m),
-            Operand { s: us, s0: 1, s1: r },
-            Operand { s: us, s0: r, s1: 1 },
-            &mut gram,
-            1.0,
-            0.0,
-            None,
-        )?;
-        let dvs = sl_mut::<f32>(OP, "dV", &mut dv.buf)?;
-        gemm::<f32, f32, f32>(be, OP, (n, r, r), Operand { s: vs, s0: r, s1: 1 }, Operand { s: &gram, s0: r, s1: 1 }, dvs, c, 1.0, None)
+        // dU += c U (V^T V), then dV += c V (U^T U): G = g^T g with A(p,i) = g[i*r + p],
+        // B(i,q) = g[i*r + q] (g of g_rows rows), then d += c f G (f of f_rows rows).
+        for (g, g_rows, f, f_rows, d, what) in [(vs, n, us, m, &mut du.buf, "dU"), (us, m, vs, n, &mut dv.buf, "dV")] {
+            let (g_t, g_op) = (Operand { s: g, s0: 1, s1: r }, Operand { s: g, s0: r, s1: 1 });
+            gemm::<f32, f32, f32>(be, OP, (r, r, g_rows), g_t, g_op, &mut gram, 1.0, 0.0, None)?;
+            let (f_op, gram_op) = (Operand { s: f, s0: r, s1: 1 }, Operand { s: &gram, s0: r, s1: 1 });
+            gemm::<f32, f32, f32>(be, OP, (f_rows, r, r), f_op, gram_op, sl_mut::<f32>(OP, what, d)?, c, 1.0, None)?;
+        }
+        Ok(())
     }
 
-    fn lowrank_backward(
-        &self,
-        _: Checked,
-        lr: &DeviceLowRank,
-        x: &Tensor,
-        dy: &Tensor,
-        dx: Option<&mut Tensor>,
-        du: &mut Tensor,
-        dv: &mut Tensor,
-        beta: f32,
-    ) -> Result<()> {
-        float_dispatch!("lowrank_backward", "the factors", lr.dtype(), backward_typed(self, lr, x, dy, dx, du, dv, beta))
+    fn lowrank_backward(&self, _: Checked, lr: &DeviceLowRank, x: &Tensor, dy: &Tensor, g: LowRankGrads<'_>, beta: f32) -> Result<()> {
+        float_dispatch!("lowrank_backward", "the factors", lr.dtype(), backward_typed(self, lr, x, dy, g, beta))
     }
 }

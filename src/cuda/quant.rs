@@ -1,7 +1,7 @@
 //! CUDA launchers of the quantized ops (kernels in `cuda/quant.cu`).
 
 use crate::backend::{Checked, QuantOps};
-use cudarc::driver::PushKernelArg;
+use cudarc::driver::{LaunchConfig, PushKernelArg};
 
 use super::backend::{drv, float_dispatch, i32_arg, sl, sl_mut, CudaBackend, KernelFloat};
 use super::plan::{int4_wants_mma_layout, w4a16_path, w8a8_path, TcPlan, W4a16Path, W8a8Path, GEMV_ROWS};
@@ -144,21 +144,34 @@ fn w4a16_typed<T: KernelFloat>(be: &CudaBackend, x: &Tensor, w: &DeviceInt4Weigh
         W4a16Path::Tile => (format!("w4a16_tile_{}", T::SUFFIX), be.cfg(OP, (n.div_ceil(64), m.div_ceil(64), 1), 256, 0)?),
         p => return Err(Error::backend("cuda", format!("{OP}: plan {p:?} needs the tensor-core layout"))),
     };
-    let f = be.function("quant", &name)?;
-    let (mi, ni, ki, gi) = (i32_arg(OP, "M", m)?, i32_arg(OP, "N", n)?, i32_arg(OP, "K", k)?, i32_arg(OP, "group", group)?);
+    // SAFETY: `w4a16_{gemv,tile}_*` in cuda/quant.cu have the zero-point signature; group | K,
+    // every length and the 16-byte alignment of the vector-loaded buffers were checked above.
+    unsafe { launch_zero_point::<T>(be, OP, ("quant", &name), cfg, x, w, y) }
+}
+
+/// Launches kernel `name` of a family with the zero-point int4 signature `(m, n, k, group, X,
+/// qweight, scales, zeros, Y)`: `w4a16_{gemv,tile}_*` (cuda/quant.cu) and
+/// `w4a16_frag_{gemv,tile}_f32` (cuda/quant_tc.cu), on `x`, `w` and `y`.
+///
+/// # Safety
+/// The caller has checked every length, alignment and the grid of that kernel's contract.
+unsafe fn launch_zero_point<T: KernelFloat>(
+    be: &CudaBackend,
+    op: &'static str,
+    (family, name): (&'static str, &str),
+    cfg: LaunchConfig,
+    x: &Tensor,
+    w: &DeviceInt4Weights,
+    y: &mut Tensor,
+) -> Result<()> {
+    let f = be.function(family, name)?;
+    let (mi, ni, ki, gi) = (i32_arg(op, "M", x.rows)?, i32_arg(op, "N", w.n)?, i32_arg(op, "K", w.k)?, i32_arg(op, "group", w.group)?);
+    let (xs, qw) = (sl::<T>(op, "X", &x.buf)?, sl::<u32>(op, "qweight", &w.qweight)?);
+    let (scales, zeros) = (sl::<f32>(op, "scales", &w.scales)?, sl::<u32>(op, "zeros", &w.zeros)?);
     let mut lb = be.stream().launch_builder(&f);
-    lb.arg(&mi)
-        .arg(&ni)
-        .arg(&ki)
-        .arg(&gi)
-        .arg(xs)
-        .arg(qw)
-        .arg(sl::<f32>(OP, "scales", &w.scales)?)
-        .arg(sl::<u32>(OP, "zeros", &w.zeros)?)
-        .arg(sl_mut::<T>(OP, "Y", &mut y.buf)?);
-    // SAFETY: arguments match `w4a16_*` in cuda/quant.cu; group | K, every length and the
-    // 16-byte alignment of the vector-loaded buffers were checked above.
-    unsafe { lb.launch(cfg) }.map_err(drv(OP))?;
+    lb.arg(&mi).arg(&ni).arg(&ki).arg(&gi).arg(xs).arg(qw).arg(scales).arg(zeros).arg(sl_mut::<T>(op, "Y", &mut y.buf)?);
+    // SAFETY: the arguments follow the signature above; the caller's contract covers the rest.
+    unsafe { lb.launch(cfg) }.map_err(drv(op))?;
     Ok(())
 }
 
@@ -321,22 +334,11 @@ fn w4a16_mma_typed<T: KernelFloat>(be: &CudaBackend, x: &Tensor, w: &DeviceInt4W
         return Err(Error::backend("cuda", format!("{OP}: {name} takes f32 activations")));
     }
     let cfg = be.cfg(OP, grid, 256, 0)?;
-    let f = be.function("quant_tc", name)?;
-    let mut lb = be.stream().launch_builder(&f);
-    lb.arg(&mi)
-        .arg(&ni)
-        .arg(&ki)
-        .arg(&gi)
-        .arg(xs)
-        .arg(qw)
-        .arg(sl::<f32>(OP, "scales", &w.scales)?)
-        .arg(sl::<u32>(OP, "zeros", &w.zeros)?)
-        .arg(sl_mut::<T>(OP, "Y", &mut y.buf)?);
-    // SAFETY: arguments match `w4a16_frag_*_f32` in cuda/quant_tc.cu (T is f32, checked
-    // above); group | K, every length (fragment words n_pad * K / 8) and the 16-byte alignment
-    // of X and the words were checked above; the grid covers n_pad / 64 column blocks and M.
-    unsafe { lb.launch(cfg) }.map_err(drv(OP))?;
-    Ok(())
+    // SAFETY: `w4a16_frag_*_f32` in cuda/quant_tc.cu have the zero-point signature (T is f32,
+    // checked above); group | K, every length (fragment words n_pad * K / 8) and the 16-byte
+    // alignment of X and the words were checked above; the grid covers n_pad / 64 column
+    // blocks and M.
+    unsafe { launch_zero_point::<T>(be, OP, ("quant_tc", name), cfg, x, w, y) }
 }
 
 impl QuantOps for CudaBackend {

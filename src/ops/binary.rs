@@ -1,6 +1,6 @@
 //! Binary ops: `binarize_pack`, `xnor_gemm`, `xnor_conv2d`.
 
-use crate::backend::Checked;
+use crate::backend::{BitsOut, Checked};
 use crate::device::{check, Device};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -122,6 +122,6 @@ impl Device {
         if out.rows != out_pixels || out.cols != f.c_out {
             return Err(Error::shape(OP, format!("out is [{}, {}] bits, expected [{out_pixels}, {}]", out.rows, out.cols, f.c_out)));
         }
-        self.backend().xnor_conv2d_bits(Checked::new(), x, f, p, thresholds, out)
+        self.backend().xnor_conv2d_bits(Checked::new(), x, f, p, BitsOut { thresholds, out })
     }
 }

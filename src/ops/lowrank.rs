@@ -1,6 +1,6 @@
 //! Low-rank ops: `lowrank_linear`, `lowrank_reconstruct`, `frobenius_decay`, `lowrank_backward`.
 
-use crate::backend::Checked;
+use crate::backend::{Checked, LowRankGrads};
 use crate::device::{check, Device};
 use crate::dtype::{DType, Float};
 use crate::error::Result;
@@ -124,6 +124,6 @@ impl Device {
             check::dtype(OP, "dX", dx.dtype(), d)?;
         }
         check::finite(OP, "beta", beta)?;
-        self.backend().lowrank_backward(Checked::new(), lr, x, dy, dx, du, dv, beta)
+        self.backend().lowrank_backward(Checked::new(), lr, x, dy, LowRankGrads { dx, du, dv }, beta)
     }
 }

@@ -8,7 +8,7 @@
 use super::context::WgpuBackend;
 use super::dispatch::{expect_len, linear, u32_param, wgsl_params, Bind, Dispatch, Groups, WgslParams};
 use super::pipeline::{Shader, PRELUDE};
-use crate::backend::{BinaryOps, Checked};
+use crate::backend::{BinaryOps, BitsOut, Checked};
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::formats::binary::{Conv2dParams, PadMode};
@@ -194,15 +194,8 @@ impl BinaryOps for WgpuBackend {
         be.run(OP, &[d])
     }
 
-    fn xnor_conv2d_bits(
-        &self,
-        _: Checked,
-        x: &DeviceBits,
-        f: &DeviceBinaryFilter,
-        p: &Conv2dParams,
-        thresholds: &Buffer,
-        out: &mut DeviceBits,
-    ) -> Result<()> {
+    fn xnor_conv2d_bits(&self, _: Checked, x: &DeviceBits, f: &DeviceBinaryFilter, p: &Conv2dParams, o: BitsOut<'_>) -> Result<()> {
+        let BitsOut { thresholds, out } = o;
         let be = self;
         const OP: &str = "xnor_conv2d_bits";
         let (params, pixels) = conv_params(OP, x, f, p)?;

@@ -1,7 +1,7 @@
 //! Low-rank ops on wgpu: `lowrank_linear`, `lowrank_reconstruct`, `frobenius_decay`,
 //! `lowrank_backward` (kernels in `shaders/lowrank.wgsl`).
 
-use crate::backend::{Checked, LowRankOps};
+use crate::backend::{Checked, LowRankGrads, LowRankOps};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::tensor::{DeviceLowRank, Tensor};
@@ -277,17 +277,8 @@ impl LowRankOps for WgpuBackend {
         be.run(OP, &ds)
     }
 
-    fn lowrank_backward(
-        &self,
-        _: Checked,
-        lr: &DeviceLowRank,
-        x: &Tensor,
-        dy: &Tensor,
-        dx: Option<&mut Tensor>,
-        du: &mut Tensor,
-        dv: &mut Tensor,
-        beta: f32,
-    ) -> Result<()> {
+    fn lowrank_backward(&self, _: Checked, lr: &DeviceLowRank, x: &Tensor, dy: &Tensor, g: LowRankGrads<'_>, beta: f32) -> Result<()> {
+        let LowRankGrads { dx, du, dv } = g;
         let be = self;
         const OP: &str = "lowrank_backward";
         let f16 = is_f16(OP, lr.dtype())?;

@@ -1,9 +1,10 @@
 //! Quantized ops on wgpu: `quantize_rows_i8`, `gemm_w8a8`, `gemm_w4a16`, `gemm_w8a16`
 //! (kernels in `shaders/quant.wgsl`).
 //!
-//! `gemm_w4a16` takes every int4 form through the overrides `MINS` (float minimums, GGUF
+//! `gemm_w4a16` and `gemm_w8a16` share two kernels (`gemm_wo_gemv`, `gemm_wo_tiled`) and take
+//! every weight form through the overrides `W8` (int8 codes), `MINS` (float minimums, GGUF
 //! Q4_K) and `PERM` (act-order: the X loads gather through `perm`, binding 6); each
-//! combination is its own pipeline, so the plain form runs the same code as before.
+//! combination is its own pipeline, so the unused branches fold away.
 //!
 //! Paths: the GEMMs run a GEMV-style kernel for M <= 16 (32 lanes per output column along K,
 //! W streamed once per block of up to 8 rows) and a 64 x 64 tiled kernel otherwise. f16
@@ -144,6 +145,46 @@ fn gemm_path(be: &WgpuBackend, gemv: &'static str, tiled: &'static str, m: usize
     }
 }
 
+/// Launches `gemm_w4a16` / `gemm_w8a16` (the `gemm_wo_*` kernels) on X `[m, k]` and the
+/// checked weight buffers `[codes, scales, offsets (binding 4), perm (binding 6)]` of an
+/// `[n, k]` weight with group size `group` in the `form` (overrides `MINS`, `PERM`, `W8`).
+fn weight_only(
+    be: &WgpuBackend,
+    op: &'static str,
+    x: &Tensor,
+    y: &Tensor,
+    (n, k, group): (usize, usize, usize),
+    form: &[(&'static str, f64)],
+    [codes, scales, offsets, perm]: [&wgpu::Buffer; 4],
+) -> Result<()> {
+    let m = x.rows;
+    expect_len(op, "Y", &y.buf, m * n)?;
+    u32_param(op, "outputs", m * n)?;
+    u32_param(op, "X elements", m * k)?;
+    u32_param(op, "weights", n * k)?;
+    let params = GemmParams {
+        m: u32_param(op, "M", m)?,
+        n: u32_param(op, "N", n)?,
+        k: u32_param(op, "K", k)?,
+        sx4: u32_param(op, "groups per row", k / group)?,
+        group: u32_param(op, "group", group)?,
+        ..Default::default()
+    };
+    let (entry, groups, ms) = gemm_path(be, "gemm_wo_gemv", "gemm_wo_tiled", m, n);
+    let mut constants = vec![("XF16", flag(x.dtype() == DType::F16)), ("MS", ms as f64)];
+    constants.extend_from_slice(form);
+    let xb = be.buf(&x.buf)?;
+    let g = Gemm {
+        entry,
+        constants,
+        binds: vec![Bind::Read(xb), Bind::Read(codes), Bind::Read(scales), Bind::Read(offsets)],
+        tail: vec![Bind::Read(perm)],
+        params,
+        groups,
+    };
+    with_output(be, op, y, g)
+}
+
 impl QuantOps for WgpuBackend {
     fn quantize_rows_i8(&self, _: Checked, x: &Tensor, out: &mut DeviceInt8Matrix) -> Result<()> {
         let be = self;
@@ -228,30 +269,9 @@ impl QuantOps for WgpuBackend {
             }
             None => &w.scales,
         };
-        expect_len(OP, "Y", &y.buf, m * n)?;
-        u32_param(OP, "outputs", m * n)?;
-        u32_param(OP, "X elements", m * k)?;
-        u32_param(OP, "weights", n * k)?;
-        let params = GemmParams {
-            m: u32_param(OP, "M", m)?,
-            n: u32_param(OP, "N", n)?,
-            k: u32_param(OP, "K", k)?,
-            sx4: u32_param(OP, "groups per row", groups_per_row)?,
-            group: u32_param(OP, "group", w.group)?,
-            ..Default::default()
-        };
-        let (entry, groups, ms) = gemm_path(be, "gemm_w4a16_gemv", "gemm_w4a16_tiled", m, n);
-        let xf16 = x.dtype() == DType::F16;
-        let (xb, qw, sc, off, pb) = (be.buf(&x.buf)?, be.buf(&w.qweight)?, be.buf(&w.scales)?, be.buf(offsets)?, be.buf(perm)?);
-        let g = Gemm {
-            entry,
-            constants: vec![("XF16", flag(xf16)), ("MS", ms as f64), ("MINS", flag(w.mins.is_some())), ("PERM", flag(w.perm.is_some()))],
-            binds: vec![Bind::Read(xb), Bind::Read(qw), Bind::Read(sc), Bind::Read(off)],
-            tail: vec![Bind::Read(pb)],
-            params,
-            groups,
-        };
-        with_output(be, OP, y, g)
+        let (qw, sc, off, pb) = (be.buf(&w.qweight)?, be.buf(&w.scales)?, be.buf(offsets)?, be.buf(perm)?);
+        let form = [("MINS", flag(w.mins.is_some())), ("PERM", flag(w.perm.is_some()))];
+        weight_only(be, OP, x, y, (n, k, w.group), &form, [qw, sc, off, pb])
     }
 
     fn gemm_w8a16(&self, _: Checked, x: &Tensor, w: &DeviceInt8Weights, y: &mut Tensor) -> Result<()> {
@@ -263,29 +283,8 @@ impl QuantOps for WgpuBackend {
         expect_len(OP, "X", &x.buf, m * k)?;
         expect_len(OP, "q", &w.q, n * k)?;
         expect_len(OP, "scales", &w.scales, n * groups_per_row)?;
-        expect_len(OP, "Y", &y.buf, m * n)?;
-        u32_param(OP, "outputs", m * n)?;
-        u32_param(OP, "X elements", m * k)?;
-        u32_param(OP, "weights", n * k)?;
-        let params = GemmParams {
-            m: u32_param(OP, "M", m)?,
-            n: u32_param(OP, "N", n)?,
-            k: u32_param(OP, "K", k)?,
-            sx4: u32_param(OP, "groups per row", groups_per_row)?,
-            group: u32_param(OP, "group", w.group)?,
-            ..Default::default()
-        };
-        let (entry, groups, ms) = gemm_path(be, "gemm_w8a16_gemv", "gemm_w8a16_tiled", m, n);
-        let (xb, q, sc) = (be.buf(&x.buf)?, be.buf(&w.q)?, be.buf(&w.scales)?);
-        let g = Gemm {
-            entry,
-            constants: vec![("XF16", flag(x.dtype() == DType::F16)), ("MS", ms as f64)],
-            // Bindings 4 and 6 (zero points and perm of gemm_w4a16) are not read: the scales.
-            binds: vec![Bind::Read(xb), Bind::Read(q), Bind::Read(sc), Bind::Read(sc)],
-            tail: vec![Bind::Read(sc)],
-            params,
-            groups,
-        };
-        with_output(be, OP, y, g)
+        let (q, sc) = (be.buf(&w.q)?, be.buf(&w.scales)?);
+        // Bindings 4 and 6 (zero points and perm of gemm_w4a16) are not read: the scales.
+        weight_only(be, OP, x, y, (n, k, w.group), &[("W8", 1.0)], [q, sc, sc, sc])
     }
 }

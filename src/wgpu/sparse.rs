@@ -16,11 +16,10 @@ use super::pipeline::{for_dtype, Shader};
 pub(super) static SPARSE: [Shader; 2] =
     Shader::dtype_variants("sparse", &[SpmmParams::WGSL, SddmmParams::WGSL], include_str!("../../shaders/sparse.wgsl"));
 
-/// The 2:4 SpMM kernels (f32 and f16 entry points in one file, prelude in front); trusted:
-/// the bounds argument is at the top of the file and `spmm_24` checks every buffer.
-pub(super) static SPARSE24: Shader =
-    Shader::family("sparse24", "", &[super::pipeline::PRELUDE], include_str!("../../shaders/sparse24.wgsl"))
-        .with_params(&[S24Params::WGSL]);
+/// The 2:4 SpMM kernels, f32 and f16 variants of one source; trusted: the bounds argument is
+/// at the top of the file and `spmm_24` checks every buffer.
+pub(super) static SPARSE24: [Shader; 2] =
+    Shader::dtype_variants("sparse24", &[S24Params::WGSL], include_str!("../../shaders/sparse24.wgsl"));
 
 wgsl_params! {
     /// Parameters of the `spmm24_*` kernels (`S24Params` in `shaders/sparse24.wgsl`).
@@ -284,23 +283,23 @@ impl SparseOps for WgpuBackend {
         let values = be.buf(&a.values)?;
         let meta = be.buf(&a.meta)?;
         let bb = be.buf(&b.buf)?;
-        let entry = match a.values.dtype() {
-            DType::F32 if n % 4 == 0 => "spmm24_f32_v4",
-            DType::F32 => "spmm24_f32_s",
-            DType::F16 if n % 4 == 0 => "spmm24_f16_v4",
-            DType::F16 if n % 2 == 0 => "spmm24_f16_s",
-            DType::F16 => "spmm24_f16_odd",
-            d => return Err(Error::dtype(OP, format!("values of {d}"))),
+        let dtype = a.values.dtype();
+        let shader = for_dtype(&SPARSE24, OP, "values", dtype)?;
+        // f16 with odd N: an output word may straddle two rows (the f32 scratch below).
+        let entry = match (n % 4, n % 2, dtype) {
+            (0, _, _) => "spmm24_v4",
+            (_, 0, _) | (_, _, DType::F32) => "spmm24_words",
+            _ => "spmm24_elem",
         };
         let dispatch = |out, params| Dispatch {
-            shader: &SPARSE24,
+            shader,
             entry,
             constants: constants(),
             binds: vec![Bind::Read(values), Bind::Read(meta), Bind::Read(bb), Bind::Write(out)],
             params,
             groups: Groups::Linear(groups),
         };
-        if entry != "spmm24_f16_odd" {
+        if entry != "spmm24_elem" {
             let cb = be.buf(&c.buf)?;
             return be.run(OP, &[dispatch(cb, params(alpha, beta, (beta == 0.0) as u32))]);
         }

@@ -8,11 +8,12 @@ use super::pipeline::Shader;
 use super::{binary, layer, lowrank, pack, quant, sparse};
 
 /// Every shader module the backend can create.
-fn all_shaders() -> [&'static Shader; 10] {
+fn all_shaders() -> [&'static Shader; 11] {
     [
         &sparse::SPARSE[0],
         &sparse::SPARSE[1],
-        &sparse::SPARSE24,
+        &sparse::SPARSE24[0],
+        &sparse::SPARSE24[1],
         &lowrank::LOWRANK,
         &quant::QUANT,
         &quant::QUANT_MANUAL_DOT,

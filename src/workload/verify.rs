@@ -29,6 +29,23 @@ pub struct VerifyRow {
     pub error: Option<String>,
 }
 
+impl VerifyRow {
+    /// The row of `w` on `dev` before any result: NaN errors, not passing, no error message.
+    pub fn pending(dev: &Device, w: &Workload) -> VerifyRow {
+        VerifyRow {
+            op: w.op(),
+            dtype: w.dtype_name(),
+            shape: w.shape(),
+            backend: dev.kind().name(),
+            max_abs_err: f64::NAN,
+            max_rel_err: f64::NAN,
+            tol: prepare::tolerance(w),
+            pass: false,
+            error: None,
+        }
+    }
+}
+
 /// What a result is compared with: the CPU backend is checked against the independent dense
 /// formulations ([`prepare::naive`]), every other backend against the CPU reference.
 pub fn expected(kind: BackendKind, w: &Workload) -> Result<Vec<f32>> {
@@ -40,28 +57,17 @@ pub fn expected(kind: BackendKind, w: &Workload) -> Result<Vec<f32>> {
 
 /// Runs `w` once on `dev` and compares its output with `want` (from [`expected`]).
 pub fn verify_case(dev: &Device, w: &Workload, want: &[f32]) -> VerifyRow {
-    let tol = prepare::tolerance(w);
     let got = prepare::prepare(dev, w).and_then(|mut p| {
         p.run()?;
         p.output()
     });
-    let mut row = VerifyRow {
-        op: w.op(),
-        dtype: w.dtype_name(),
-        shape: w.shape(),
-        backend: dev.kind().name(),
-        max_abs_err: f64::NAN,
-        max_rel_err: f64::NAN,
-        tol,
-        pass: false,
-        error: None,
-    };
+    let mut row = VerifyRow::pending(dev, w);
     match got {
         Ok(got) => {
             let e = crate::compare::errors(&got, want);
             row.max_abs_err = e.max_abs;
             row.max_rel_err = e.max_rel;
-            row.pass = e.max_rel <= tol;
+            row.pass = e.max_rel <= row.tol;
         }
         Err(e) => row.error = Some(e.to_string()),
     }

@@ -1,16 +1,9 @@
 //! Helpers shared by the GGUF test files.
 #![allow(dead_code)]
 
-#[allow(unused_imports)]
 use half::f16;
-#[allow(unused_imports)]
-use slimgemm::formats::gguf::{dequantize_gguf, GgmlType, GgufArray, GgufFile, GgufTensor, GgufValue, GgufWriter};
-#[allow(unused_imports)]
-use slimgemm::formats::quant::{quantize_gguf_q4_0, quantize_gguf_q4_k, quantize_gguf_q8_0};
-#[allow(unused_imports)]
-use slimgemm::formats::{Int4Offsets, Int4Weights, Int8Weights, Matrix};
-#[allow(unused_imports)]
-use slimgemm::{Device, Error};
+use slimgemm::formats::gguf::{GgufArray, GgufValue};
+use slimgemm::Error;
 
 // ------------------------------------------------------------------ helpers
 

@@ -52,6 +52,25 @@ fn transpose_scales(format: &'static str, scales: &[f32], groups: usize, n: usiz
     Ok(out)
 }
 
+/// The shape rules of every converter: `group` in 32, 64, 128 dividing `k`, `n` a multiple of
+/// 8, `n * k` elements addressable.
+fn check_layer(op: &'static str, k: usize, n: usize, group: usize) -> Result<()> {
+    check_group(op, k, group)?;
+    check_n8(op, n)?;
+    crate::formats::checked_elems(op, "weight", &[n, k]).map(|_| ())
+}
+
+/// The f16 scales `[k / group, n]` of a converter as f32, after its shape checks; rejects inf /
+/// NaN (naming the f16 value).
+fn f16_scales(op: &'static str, format: &'static str, scales: &[f16], k: usize, n: usize, group: usize) -> Result<Vec<f32>> {
+    check_layer(op, k, n, group)?;
+    check_len(op, &format!("{format} scales"), scales.len(), k / group * n, "[k/group, n]")?;
+    if let Some(p) = scales.iter().position(|s| !s.is_finite()) {
+        return Err(Error::format(format, format!("scale [{}, {}] is {} (scales must be finite)", p / n, p % n, scales[p])));
+    }
+    Ok(scales.iter().map(|s| s.to_f32()).collect())
+}
+
 /// How a GPTQ checkpoint stores its zero points in `qzeros`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GptqFormat {
@@ -114,9 +133,7 @@ fn gptq_core(
     format: GptqFormat,
     allow_act_order: bool,
 ) -> Result<Int4Weights> {
-    check_group(op, k, group)?;
-    check_n8(op, n)?;
-    crate::formats::checked_elems(op, "weight", &[n, k])?;
+    check_layer(op, k, n, group)?;
     let groups = k / group;
     check_len(op, "GPTQ qweight", qweight.len(), k / 8 * n, "[k/8, n]")?;
     check_len(op, "GPTQ qzeros", qzeros.len(), groups * (n / 8), "[k/group, n/8]")?;
@@ -177,9 +194,7 @@ fn gptq_core(
 }
 
 fn awq_core(op: &'static str, qweight: &[i32], qzeros: &[i32], scales: &[f32], k: usize, n: usize, group: usize) -> Result<Int4Weights> {
-    check_group(op, k, group)?;
-    check_n8(op, n)?;
-    crate::formats::checked_elems(op, "weight", &[n, k])?;
+    check_layer(op, k, n, group)?;
     let groups = k / group;
     let nw = n / 8;
     check_len(op, "AWQ qweight", qweight.len(), k * nw, "[k, n/8]")?;
@@ -229,14 +244,7 @@ impl Int4Weights {
         group: usize,
     ) -> Result<Int4Weights> {
         const OP: &str = "Int4Weights::from_gptq";
-        check_group(OP, k, group)?;
-        check_n8(OP, n)?;
-        crate::formats::checked_elems(OP, "weight", &[n, k])?;
-        check_len(OP, "GPTQ scales", scales.len(), k / group * n, "[k/group, n]")?;
-        if let Some(p) = scales.iter().position(|s| !s.is_finite()) {
-            return Err(Error::format("GPTQ", format!("scale [{}, {}] is {} (scales must be finite)", p / n, p % n, scales[p])));
-        }
-        let scales: Vec<f32> = scales.iter().map(|s| s.to_f32()).collect();
+        let scales = f16_scales(OP, "GPTQ", scales, k, n, group)?;
         gptq_core(OP, qweight, qzeros, &scales, g_idx, k, n, group, GptqFormat::V1, false)
     }
 
@@ -331,14 +339,7 @@ impl Int4Weights {
     /// Requires `group` in 32, 64, 128 dividing `k`, and `n` a multiple of 8.
     pub fn from_awq(qweight: &[i32], qzeros: &[i32], scales: &[f16], k: usize, n: usize, group: usize) -> Result<Int4Weights> {
         const OP: &str = "Int4Weights::from_awq";
-        check_group(OP, k, group)?;
-        check_n8(OP, n)?;
-        crate::formats::checked_elems(OP, "weight", &[n, k])?;
-        check_len(OP, "AWQ scales", scales.len(), k / group * n, "[k/group, n]")?;
-        if let Some(p) = scales.iter().position(|s| !s.is_finite()) {
-            return Err(Error::format("AWQ", format!("scale [{}, {}] is {} (scales must be finite)", p / n, p % n, scales[p])));
-        }
-        let scales: Vec<f32> = scales.iter().map(|s| s.to_f32()).collect();
+        let scales = f16_scales(OP, "AWQ", scales, k, n, group)?;
         awq_core(OP, qweight, qzeros, &scales, k, n, group)
     }
 

@@ -186,6 +186,11 @@ pub(super) fn blas_lowrank(
 
 ffi_guard!(LtPref, lt::cublasLtMatmulPreference_t, "cublasLtMatmulPreferenceCreate", |h| cudarc::cublaslt::result::destroy_matmul_pref(h));
 
+/// A cuBLASLt attribute value as the (pointer, size) pair the setters read.
+fn attr<T>(v: &T) -> (*const c_void, usize) {
+    (v as *const T as *const c_void, std::mem::size_of::<T>())
+}
+
 /// `Y_i32 [m, n_pad] = Xq [m, k_pad] Wq [n_pad, k_pad]^T` with cuBLASLt (int8 in, int32
 /// accumulate and out, alpha 1, beta 0; the per-row scales are not applied). IMMA wants
 /// leading dimensions and M, K multiples of 4: K is padded to 16 and N to 4 with zeros.
@@ -238,16 +243,12 @@ pub(super) fn imma(stream: &Arc<CudaStream>, m: usize, n: usize, k: usize) -> Re
     );
     // CUBLAS_OP_T (= 1, a 32-bit cublasOperation_t) on A: the "TN" format IMMA requires.
     let op_t: i32 = 1;
+    let (p, len) = attr(&op_t);
     // SAFETY: `desc` is live; the attribute is a 4-byte cublasOperation_t read from `op_t`.
     unsafe {
-        cudarc::cublaslt::result::set_matmul_desc_attribute(
-            desc.0,
-            lt::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_TRANSA,
-            &op_t as *const i32 as *const c_void,
-            std::mem::size_of::<i32>(),
-        )
-        .map_err(|e| err("cublasLtMatmulDescSetAttribute(TRANSA)", e))?;
+        cudarc::cublaslt::result::set_matmul_desc_attribute(desc.0, lt::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_TRANSA, p, len)
     }
+    .map_err(|e| err("cublasLtMatmulDescSetAttribute(TRANSA)", e))?;
     // Column-major views of the row-major data:
     // A = Wq as k_pad x n_pad (ld k_pad), op(A) = A^T is n_pad x k_pad;
     // B = Xq as k_pad x m (ld k_pad); C = Y^T as n_pad x m (ld n_pad) = row-major Y [m, n_pad].
@@ -261,14 +262,15 @@ pub(super) fn imma(stream: &Arc<CudaStream>, m: usize, n: usize, k: usize) -> Re
     let lc = layout(lt::cudaDataType::CUDA_R_32I, np, m, np)?;
     let pref = LtPref(cudarc::cublaslt::result::create_matmul_pref().map_err(|e| err("cublasLtMatmulPreferenceCreate", e))?);
     let ws = work_size as u64;
+    let (p, len) = attr(&ws);
     // SAFETY: live preference; the attribute is a u64 read from `ws`; all descriptors are
     // live for the heuristic query, which writes only its own result.
     let heur = unsafe {
         cudarc::cublaslt::result::set_matmul_pref_attribute(
             pref.0,
             lt::cublasLtMatmulPreferenceAttributes_t::CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-            &ws as *const u64 as *const c_void,
-            std::mem::size_of::<u64>(),
+            p,
+            len,
         )
         .map_err(|e| err("cublasLtMatmulPreferenceSetAttribute", e))?;
         cudarc::cublaslt::result::get_matmul_algo_heuristic(handle.0, desc.0, la.0, lb.0, lc.0, lc.0, pref.0)

@@ -155,59 +155,24 @@ impl SparseBaseline {
         // call is the size query, which writes only to `size`).
         unsafe {
             let h = self.handle.0;
+            // SpMM / SDDMM and their size queries take the same arguments but the last.
+            macro_rules! spmm {
+                ($f:ident, $last:expr) => {
+                    sp::$f(h, self.op_a, self.op_b, a, self.csr.desc.0 as _, self.dn1.0 as _, b, self.dn2.0, ct, SPMM_ALG, $last)
+                };
+            }
+            macro_rules! sddmm {
+                ($f:ident, $last:expr) => {
+                    sp::$f(h, self.op_a, self.op_b, a, self.dn1.0 as _, self.dn2.0 as _, b, self.csr.desc.0, ct, SDDMM_ALG, $last)
+                };
+            }
+            const SPMM_ALG: sp::cusparseSpMMAlg_t = sp::cusparseSpMMAlg_t::CUSPARSE_SPMM_ALG_DEFAULT;
+            const SDDMM_ALG: sp::cusparseSDDMMAlg_t = sp::cusparseSDDMMAlg_t::CUSPARSE_SDDMM_ALG_DEFAULT;
             let st = match (self.sddmm, size) {
-                (false, Some(s)) => sp::cusparseSpMM_bufferSize(
-                    h,
-                    self.op_a,
-                    self.op_b,
-                    a,
-                    self.csr.desc.0 as _,
-                    self.dn1.0 as _,
-                    b,
-                    self.dn2.0,
-                    ct,
-                    sp::cusparseSpMMAlg_t::CUSPARSE_SPMM_ALG_DEFAULT,
-                    s,
-                ),
-                (false, None) => sp::cusparseSpMM(
-                    h,
-                    self.op_a,
-                    self.op_b,
-                    a,
-                    self.csr.desc.0 as _,
-                    self.dn1.0 as _,
-                    b,
-                    self.dn2.0,
-                    ct,
-                    sp::cusparseSpMMAlg_t::CUSPARSE_SPMM_ALG_DEFAULT,
-                    work,
-                ),
-                (true, Some(s)) => sp::cusparseSDDMM_bufferSize(
-                    h,
-                    self.op_a,
-                    self.op_b,
-                    a,
-                    self.dn1.0 as _,
-                    self.dn2.0 as _,
-                    b,
-                    self.csr.desc.0,
-                    ct,
-                    sp::cusparseSDDMMAlg_t::CUSPARSE_SDDMM_ALG_DEFAULT,
-                    s,
-                ),
-                (true, None) => sp::cusparseSDDMM(
-                    h,
-                    self.op_a,
-                    self.op_b,
-                    a,
-                    self.dn1.0 as _,
-                    self.dn2.0 as _,
-                    b,
-                    self.csr.desc.0,
-                    ct,
-                    sp::cusparseSDDMMAlg_t::CUSPARSE_SDDMM_ALG_DEFAULT,
-                    work,
-                ),
+                (false, Some(s)) => spmm!(cusparseSpMM_bufferSize, s),
+                (false, None) => spmm!(cusparseSpMM, work),
+                (true, Some(s)) => sddmm!(cusparseSDDMM_bufferSize, s),
+                (true, None) => sddmm!(cusparseSDDMM, work),
             };
             st.result().map_err(|e| err(if self.sddmm { "cusparseSDDMM" } else { "cusparseSpMM" }, e))
         }
