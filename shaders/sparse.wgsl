@@ -237,13 +237,20 @@ fn spmm_elem(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wi
 // - Row split: with `splits > 1` the grid is blocks x splits, and workgroup (block, s) takes
 //   segment s of each of its rows (segments of `size` entries, a multiple of re, size *
 //   splits >= len), so a row longer than one workgroup's share is spread over workgroups.
-//   Workgroups whose rows have nothing in their segment leave after one uniform load.
+//   The splits of one block are adjacent in the grid (longest rows first). The round count
+//   is the longest segment among the workgroup's rows (lane 0, then workgroupUniformLoad),
+//   so it does not depend on the order of rows; workgroups whose rows have nothing in their
+//   segment leave after that load.
 // - K runs in chunks of SD_KC: per chunk the workgroup stages the X slice of each of its rows
 //   (rpw x SD_KC, shared by that row's lanes: a broadcast read) and the Y slices of the round's
 //   re * rpw entries (SD_E x SD_KC, loaded coalesced: consecutive invocations read consecutive
 //   k of one Y row), then every lane runs SD_KC x SD_EPI FMAs out of workgroup memory with no
 //   branch (dead entries were staged as zeros). The Y tile rows are padded to SD_YP words so
-//   that lanes reading consecutive entries hit distinct banks.
+//   that lanes reading consecutive entries hit distinct banks. Workgroup memory: about
+//   14 KiB (under the 16 KiB default limit). Global traffic: each Y row once per entry (as
+//   any SDDMM), each X slice once per row, round and chunk.
+// - f16: values share words, so the dots go to an f32 scratch (`raw`) and the pack pass
+//   applies alpha and beta; f32 writes alpha * dot + beta * old in place.
 //
 // Bounds: lpr * rpw == SD_WG (host), so slot = li >> log_lpr < rpw <= SD_WG and every staged
 // entry q < SD_E has q >> log_re < rpw; a lane's entries slot * re + t + j * lpr < rpw * re ==
