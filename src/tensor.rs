@@ -147,10 +147,9 @@ pub struct DeviceCsr {
     pub(crate) t_indices: Buffer,
     /// `nnz` u32: position in `values` of each transposed entry.
     pub(crate) t_perm: Buffer,
-    /// `nnz` values in CSC order, `t_values[q] = values[t_perm[q]]`: `spmm_t` reads them
-    /// without the gather (CPU, CUDA). Kept equal to the gathered `values` by those backends'
-    /// `sddmm`. The wgpu backend neither reads nor refreshes it: its `spmm_t` gathers through
-    /// `t_perm` on every call, so on wgpu this copy may be stale and must not be read.
+    /// `nnz` values in CSC order, `t_values[q] = values[t_perm[q]]`, made at upload: the GPU
+    /// backends' `spmm_t` (CUDA, wgpu) reads them in order, without a gather per call. Every
+    /// backend's `sddmm` (the one op that writes `values`) refreshes this copy after writing.
     pub(crate) t_values: Buffer,
     /// `cols` u32 column ids sorted by decreasing column length.
     pub(crate) t_row_order: Buffer,

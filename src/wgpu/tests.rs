@@ -86,6 +86,7 @@ fn params_agree_with_wgsl() {
     for s in &sparse::SPARSE {
         agrees::<sparse::SpmmParams>(s);
         agrees::<sparse::SddmmParams>(s);
+        agrees::<sparse::GatherParams>(s);
     }
     agrees::<lowrank::GemmParams>(&lowrank::LOWRANK);
     agrees::<lowrank::FusedParams>(&lowrank::LOWRANK);

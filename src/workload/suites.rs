@@ -39,6 +39,23 @@ pub fn skewed(m: usize, k: usize, seed: u64) -> Result<Csr<f32>> {
     Csr::from_mask(&dense, &mask)
 }
 
+/// A pattern `[lengths.len(), k]` whose row `i` holds exactly `lengths[i]` values (columns
+/// `(7 i + j) mod k`, `j < lengths[i] <= k`): rows at the boundaries of the kernels' tiles.
+pub fn rows_of(lengths: &[usize], k: usize, seed: u64) -> Result<Csr<f32>> {
+    let m = lengths.len();
+    let dense = crate::formats::Matrix::<f32>::random(m, k, seed)?;
+    let mut mask = vec![false; m * k];
+    for (i, &len) in lengths.iter().enumerate() {
+        if len > k {
+            return Err(crate::Error::shape("rows_of", format!("row {i} of {len} values in {k} columns")));
+        }
+        for j in 0..len {
+            mask[i * k + (7 * i + j) % k] = true;
+        }
+    }
+    Csr::from_mask(&dense, &mask)
+}
+
 /// `beta` of the verify rows that accumulate into their output.
 pub const BETA: f32 = 0.5;
 
@@ -95,6 +112,23 @@ pub fn verify_cases() -> Result<Vec<Workload>> {
         v.push(Workload::Spmm { a: a.clone(), n: 68, dtype, beta: BETA });
         v.push(Workload::SpmmT { a: a.clone(), n: 33, dtype });
         v.push(Workload::Sddmm { a: a.clone(), k: 65, dtype, beta: 0.0 });
+    }
+    // Rows at the boundaries of the WGSL sddmm schedule (`sddmm_plan`, src/wgpu/sparse.rs):
+    // a whole workgroup per row with rows of one round (128) exactly, one more and one less;
+    // a lane per row with rows of exactly one round (2); one row split into 8 segments of
+    // exactly 4 rounds among rows of one value; two rows split 3 ways to fill the GPU, the short
+    // one inside the first segment; and a matrix without stored values.
+    let mut split = vec![1; 64];
+    split[0] = 2048;
+    let boundary: [(Vec<usize>, usize, usize); 5] =
+        [(vec![129, 128, 127, 0], 130, 16), (vec![2; 65], 9, 33), (split, 2100, 20), (vec![1500, 40], 1600, 17), (vec![0; 5], 7, 3)];
+    for (i, (lengths, cols, k)) in boundary.into_iter().enumerate() {
+        let a = rows_of(&lengths, cols, 130 + i as u64)?;
+        for dtype in FLOATS {
+            v.push(Workload::Spmm { a: a.clone(), n: k, dtype, beta: BETA });
+            v.push(Workload::SpmmT { a: a.clone(), n: k, dtype });
+            v.push(Workload::Sddmm { a: a.clone(), k, dtype, beta: BETA });
+        }
     }
     // 2:4 structured sparsity: (m, k, n), K a multiple of 4 but mostly not of 32 or 64 (the
     // tensor-core kernel's K padding), N odd, even, and a multiple of 8 (its vector path).
