@@ -84,6 +84,16 @@ pub(crate) fn expect_len(op: &'static str, what: &str, b: &Buffer, want: usize) 
     Ok(())
 }
 
+/// The element count of a transpose of `x` (`[rows, cols]`) into `out`, after checking that
+/// both buffers hold exactly that many elements (the launchers' contract for `transpose`).
+pub(crate) fn transpose_len(op: &'static str, x: &Tensor, out: &Tensor) -> crate::Result<usize> {
+    let (rows, cols) = (x.rows, x.cols);
+    let count = rows.checked_mul(cols).ok_or_else(|| crate::Error::shape(op, format!("[{rows}, {cols}] overflows usize")))?;
+    expect_len(op, "x", &x.buf, count)?;
+    expect_len(op, "out", &out.buf, count)?;
+    Ok(count)
+}
+
 /// Fails unless a buffer holds at least `want` elements (nnz-long arrays keep one unused
 /// element when `nnz == 0`; kernels only read positions that `indptr` names).
 pub(crate) fn expect_min_len(op: &'static str, what: &str, b: &Buffer, want: usize) -> crate::Result<()> {

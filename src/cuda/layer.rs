@@ -10,7 +10,7 @@ use super::lowrank::{gemm, hgemm_tc, Operand, TcOperand};
 use super::plan::lowrank_reconstruct_path;
 use crate::backend::{Checked, LayerOps};
 use crate::error::{Error, Result};
-use crate::tensor::{expect_len, Tensor};
+use crate::tensor::{expect_len, transpose_len, Tensor};
 
 /// Side of the square tile one block transposes (`tile[32][33]` in the kernel).
 const TILE: usize = 32;
@@ -18,9 +18,7 @@ const TILE: usize = 32;
 fn transpose_typed<T: KernelFloat>(be: &CudaBackend, x: &Tensor, out: &mut Tensor) -> Result<()> {
     const OP: &str = "transpose";
     let (rows, cols) = (x.rows, x.cols);
-    let count = rows.checked_mul(cols).ok_or_else(|| Error::shape(OP, format!("[{rows}, {cols}] overflows usize")))?;
-    expect_len(OP, "x", &x.buf, count)?;
-    expect_len(OP, "out", &out.buf, count)?;
+    let count = transpose_len(OP, x, out)?;
     i32_arg(OP, "elements", count)?;
     let (ri, ci) = (i32_arg(OP, "rows", rows)?, i32_arg(OP, "columns", cols)?);
     let tiles_c = cols.div_ceil(TILE);

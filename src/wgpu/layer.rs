@@ -5,7 +5,7 @@
 use crate::backend::{Checked, LayerOps};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::tensor::Tensor;
+use crate::tensor::{transpose_len, Tensor};
 
 use super::context::WgpuBackend;
 use super::dispatch::{expect_len, u32_param, wgsl_params, Bind, Dispatch, Groups, WgslParams};
@@ -42,9 +42,7 @@ impl LayerOps for WgpuBackend {
         const OP: &str = "transpose";
         let shader = for_dtype(&LAYER, OP, "x", x.dtype())?;
         let (rows, cols) = (x.rows, x.cols);
-        let count = rows.checked_mul(cols).ok_or_else(|| Error::shape(OP, format!("[{rows}, {cols}] overflows usize")))?;
-        expect_len(OP, "x", &x.buf, count)?;
-        expect_len(OP, "out", &out.buf, count)?;
+        let count = transpose_len(OP, x, out)?;
         u32_param(OP, "elements", count)?;
         let (r32, c32) = (u32_param(OP, "rows", rows)?, u32_param(OP, "columns", cols)?);
         // Both fit in u32 (count does), so the tile counts and their product fit in u64.
