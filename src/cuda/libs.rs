@@ -17,11 +17,12 @@ pub const CUDA_LIBRARIES: &[(&str, &str)] = &[
     ("cublasLt", "cuBLASLt"),
     ("cusparse", "cuSPARSE"),
     ("cudnn", "cuDNN"),
+    ("cusparseLt", "cuSPARSELt"),
 ];
 
 /// Every file name tried for a library, in the order of cudarc's loader with CUDA 13
 /// bindings: `lib<stem>.so`, then Windows-style variants, then `lib<stem>.so.13`, `.12`,
-/// `.11`, `.10`, `.9`, `.1`: CUDA 13 and 12 libraries both load. (slimgemm's own list: cudarc
+/// `.11`, `.10`, `.9`, `.1`, `.0` (cuSPARSELt's SONAME): CUDA 13 and 12 libraries both load. (slimgemm's own list: cudarc
 /// has one only in its `dynamic-loading` mode, and a build with candle's `cuda` links
 /// dynamically instead.)
 pub fn library_names(stem: &str) -> Vec<String> {
@@ -33,7 +34,7 @@ pub fn library_names(stem: &str) -> Vec<String> {
     }
     v.push(format!("{P}{stem}{bits}_130{S}"));
     v.push(format!("{P}{stem}{bits}_13_0{S}"));
-    for major in ["13", "12", "11", "10", "9", "1"] {
+    for major in ["13", "12", "11", "10", "9", "1", "0"] {
         v.push(format!("{P}{stem}{S}.{major}"));
     }
     let mut unique: Vec<String> = Vec::with_capacity(v.len());
@@ -421,6 +422,7 @@ mod tests {
         assert!(library_names("cusparse").iter().any(|s| s == "libcusparse.so.12"));
         assert!(library_names("cudnn").iter().any(|s| s == "libcudnn.so.9"));
         assert!(library_names("cuda").iter().any(|s| s == "libcuda.so.1"));
+        assert!(library_names("cusparseLt").iter().any(|s| s == "libcusparseLt.so.0"));
         let unix = unix_names("nvrtc", &n);
         assert!(unix.iter().all(|s| s == "libnvrtc.so" || s.starts_with("libnvrtc.so.")), "{unix:?}");
         assert!(unix.len() >= 7 && unix.len() < n.len(), "{unix:?} of {n:?}");

@@ -1,6 +1,7 @@
 //! CUDA baselines through cudarc's sys bindings: cuSPARSE (generic SpMM / SDDMM), cuBLAS
 //! (SGEMM with TF32 off, HGEMM with fp32 accumulation), cuBLASLt (int8 IMMA), cuDNN (fp16
-//! NHWC convolution) and a device-to-device copy.
+//! NHWC convolution) and a device-to-device copy; and cuSPARSELt (2:4 SpMMA, f16), which
+//! cudarc does not bind, through its C API loaded at run time (`cusparselt.rs`).
 //!
 //! Every library is probed with a plain `dlopen` (cudarc's `is_culib_present`) before cudarc
 //! touches it, because cudarc's dynamic loader panics when a library is absent; a missing
@@ -60,9 +61,11 @@ ffi_guard!(DnnConv, dnn::cudnnConvolutionDescriptor_t, "cudnnCreateConvolutionDe
 mod cublas;
 mod cudnn;
 mod cusparse;
+mod cusparselt;
 use cublas::{blas_gemm, blas_lowrank, blas_name, imma};
 use cudnn::cudnn_conv;
 use cusparse::{cusparse_sddmm, cusparse_spmm};
+use cusparselt::cusparselt_spmm24;
 
 fn err(what: &str, e: impl std::fmt::Debug) -> Error {
     Error::backend(NAME, format!("{what}: {e:?}"))
@@ -186,10 +189,10 @@ pub(crate) fn baselines(dev: &Device, w: &Workload) -> Vec<BaselineSlot> {
             let name = format!("cuSPARSE SDDMM CSR {}", dtype.name());
             out.push(slot(&name, cusparse_sddmm(&stream, &name, a, *k, *dtype)));
         }
-        Workload::Spmm24 { .. } => out.push(Err(Missing::new(
-            "cuSPARSELt 2:4 SpMMA",
-            "not wrapped (no cuSPARSELt bindings in cudarc); the dense cuBLAS SGEMM / HGEMM rows are the baseline",
-        ))),
+        Workload::Spmm24 { a, n, dtype, .. } => {
+            let name = format!("cuSPARSELt 2:4 SpMMA {}", dtype.name());
+            out.push(slot(&name, cusparselt_spmm24(&stream, &name, a, *n, *dtype)));
+        }
         Workload::LowrankLinear { m, n, r, batch, dtype } => {
             let name = match dtype {
                 DType::F16 => "cuBLAS HGEMM x2 (X V, then T U^T; fp32 accumulate)".to_string(),
