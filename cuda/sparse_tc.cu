@@ -13,7 +13,8 @@
 //   swizzled tile [BM][64 bytes] of the same stage (tc_kmajor_off), read with ldmatrix
 //   (tc_frag_a). Warp w owns rows w RPW .. w RPW + RPW - 1 of the tile; for each row it keeps
 //   a cursor into the row's CSR range that only moves forward (columns are sorted). Per row
-//   and k-tile (sptc_row_window): lane l reads entry cur + l (coalesced index and value loads);
+//   and k-tile (sptc_row_window): lane l holds entry cur + l (coalesced index and value loads,
+//   issued one k-tile ahead, right after the previous window moved the cursor);
 //   since the remaining columns are >= k0 and unique, the entries of the window are exactly
 //   the first cnt lanes; their columns form the presence mask P (redux.sync.or); lane c
 //   (column k0 + c) takes its value from lane popc(P & ((1 << c) - 1)) by one shuffle, or 0
@@ -76,24 +77,33 @@ __device__ __forceinline__ void spmm_tc_body(int M, int N, int K, const u32* __r
         cur[j] = i < M ? __ldg(indptr + i) : 0u;
         end[j] = i < M ? __ldg(indptr + i + 1) : 0u;
     }
-    float acc[C::MT][C::NT][4];
-    tc_zero(acc);
-
-    auto load = [&](int buf, int kt) {
-        const u32 sa = sbase + buf * C::STAGE_BYTES, sb = sa + C::A_BYTES;
-        tc_load_nmajor<C::BN, C::THREADS>(sb, B, N, kt * 32, K, col0, N);
-        const u32 k0 = (u32)kt * 32u;
-        u32 col[RPW];
-        unsigned short val[RPW];
+    // Entry cur + lane of each row (column, value bits), fetched one k-tile ahead: the loads
+    // for the next window are issued as soon as this window has moved the cursors, and are in
+    // flight during this step's mma work.
+    u32 col[RPW];
+    unsigned short val[RPW];
+    auto fetch = [&]() {
 #pragma unroll
-        for (int j = 0; j < RPW; ++j) {  // all loads first (independent), then the shuffles
+        for (int j = 0; j < RPW; ++j) {
             const u32 p = cur[j] + (u32)lane;
             const bool in = p < end[j];
             col[j] = in ? __ldg(indices + p) : 0xffffffffu;
             val[j] = in ? __ldg(vbits + p) : (unsigned short)0;
         }
+    };
+    fetch();
+    float acc[C::MT][C::NT][4];
+    tc_zero(acc);
+
+    // Called for kt = 0, 1, 2, ... in order (tc_pipeline), so the fetched entries are always
+    // those of window kt.
+    auto load = [&](int buf, int kt) {
+        const u32 sa = sbase + buf * C::STAGE_BYTES, sb = sa + C::A_BYTES;
+        tc_load_nmajor<C::BN, C::THREADS>(sb, B, N, kt * 32, K, col0, N);
+        const u32 k0 = (u32)kt * 32u;
 #pragma unroll
         for (int j = 0; j < RPW; ++j) cur[j] += sptc_row_window(sa, warp * RPW + j, col[j], val[j], k0, lane);
+        fetch();
     };
     auto compute = [&](int buf, int) {
         const u32 sa = sbase + buf * C::STAGE_BYTES, sb = sa + C::A_BYTES;

@@ -7,14 +7,14 @@
 //! Heuristic (all must hold): A is f16 and not transposed (`spmm`, never `spmm_t`); sm_80 or
 //! newer; `SLIMGEMM_KERNEL=simple` is not set; density `nnz / (M K) >= 0.2` (sparsity at most
 //! 80%); `N >= 64` (one block tile of columns), `N % 8 == 0` and B 16-byte aligned (the 16-byte
-//! cp.async of B rows); every size fits the kernel's i32 arguments; and the cost model: the
-//! tensor-core kernel does the dense work of its padded tiles, `ceil64(M) ceil32(K) ceil64(N)`
-//! multiply-adds, the CUDA-core kernel `nnz N`; f16 mma with f32 accumulation runs at about 16x
-//! the f32 FMA rate (A100, H100), of which the decompression and the gather-free but dense
-//! work leave about half, so the tensor-core kernel is chosen when its padded dense work is at
-//! most [`SPTC_ADVANTAGE`] = 8 times the CUDA-core kernel's `nnz N`. The density gate binds
-//! for large aligned shapes (density 0.2 = 5x the work); the cost model rejects shapes whose
-//! tiles are mostly padding (small M, ragged N just over a tile).
+//! cp.async of B rows); M, K, N and nnz fit the kernel's i32 arguments and the row blocks
+//! CUDA's grid.y limit; and the cost model: the tensor-core kernel does the dense work of its
+//! padded tiles, `ceil64(M) ceil32(K) ceil64(N)` multiply-adds, the CUDA-core kernel `nnz N`;
+//! f16 mma with f32 accumulation runs at about 16x the f32 FMA rate (A100, H100), of which
+//! the decompression leaves about half, so the tensor-core kernel is chosen when its padded
+//! dense work is at most [`SPTC_ADVANTAGE`] = 8 times `nnz N`. The density gate binds for
+//! large aligned shapes (density 0.2 = 5x the work); the cost model rejects shapes whose tiles
+//! are mostly padding (few rows, N just over a tile).
 
 use cudarc::driver::PushKernelArg;
 use half::f16;
@@ -38,6 +38,8 @@ const SPTC_SMEM: u32 = 4 * (64 * 64 + 32 * 64 * 2);
 const SPTC_MIN_N: usize = 64;
 /// The density gate: chosen only if `nnz * SPTC_DENSITY_INV >= M K` (density >= 0.2).
 const SPTC_DENSITY_INV: u128 = 5;
+/// The largest grid.y of a launch (the row blocks; CUDA's limit).
+const MAX_GRID_Y: usize = 65_535;
 /// How much more multiply-add work the tensor-core kernel may do than the CUDA-core kernel
 /// (padded dense tile work vs `nnz N`); see the module documentation.
 pub(crate) const SPTC_ADVANTAGE: u128 = 8;
@@ -72,7 +74,7 @@ fn up(x: usize, t: usize) -> u128 {
 
 /// True if `spmm` should run on `spmm_tc_f16` (the heuristic of the module documentation).
 pub(crate) fn spmm_tc_chosen(q: &SpmmTcQuery) -> bool {
-    let fits = [q.m, q.k, q.n, q.nnz].iter().all(|&v| v <= i32::MAX as usize);
+    let fits = [q.m, q.k, q.n, q.nnz].iter().all(|&v| v <= i32::MAX as usize) && q.m.div_ceil(SPTC_BM) <= MAX_GRID_Y;
     if !q.f16 || q.transposed || q.cc.0 < 8 || q.simple || !fits || !q.b_aligned {
         return false;
     }
@@ -175,6 +177,7 @@ mod tests {
             // 50% sparse but 10 rows in a 64-row tile: 6.4 x 2 = 12.8 > 8 times the work.
             SpmmTcQuery { m: 10, nnz: 1_000, ..base() },
             SpmmTcQuery { m: 1 << 31, nnz: 1 << 30, ..base() },
+            SpmmTcQuery { m: 64 * 65_536, k: 64, nnz: 64 * 65_536 * 32, ..base() },
         ];
         for q in rejected {
             assert!(!spmm_tc_chosen(&q), "{q:?}");
@@ -209,9 +212,10 @@ mod tests {
         r * 64 + ((c ^ ((r >> 1) & 3)) << 4)
     }
 
-    /// Host emulation of one k-tile of the A decompression of `spmm_tc_body` (the `load`
-    /// lambda and `sptc_row_window`) for one block: 4 warps x 16 rows, 32 lanes each; returns
-    /// the shared-memory A tile image and advances the cursors.
+    /// Host emulation of one k-tile of the A decompression of `spmm_tc_body` (`fetch`, the
+    /// `load` lambda and `sptc_row_window`) for one block: 4 warps x 16 rows, 32 lanes each;
+    /// returns the shared-memory A tile image and advances the cursors. (The kernel fetches the
+    /// entries one k-tile early, from the same cursors: nothing moves them in between.)
     fn decompress(indices: &[u32], vals: &[u16], cur: &mut [u32], end: &[u32], k0: u32) -> Vec<u8> {
         let mut tile = vec![0u8; SPTC_BM * 64];
         let mut written = vec![false; SPTC_BM * 64];
