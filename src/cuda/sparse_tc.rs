@@ -204,7 +204,7 @@ mod tests {
                 assert!(seen.iter().any(|&(sn, sb, _)| sn == n && sb == beta), "no row with N = {n}, beta != 0: {beta}");
             }
         }
-        assert!(seen.iter().map(|s| s.2).collect::<std::collections::BTreeSet<_>>().len() >= 2, "two patterns");
+        assert!(seen.iter().map(|s| s.2).collect::<std::collections::BTreeSet<_>>().len() >= 3, "three patterns");
     }
 
     /// `tc_kmajor_off(r, c)` of cuda/common.cuh.
