@@ -115,6 +115,7 @@ fn every_launched_kernel_exists() {
             want.push(("sparse", format!("spmm24_mma_{cfg}_{path}")));
         }
     }
+    want.push(("sparse_tc", "spmm_tc_f16".to_string()));
     for arch in ["sm_75", "sm_80"] {
         for (fam, _) in KERNEL_SOURCES {
             let ptx = match kernel_ptx(fam, arch) {
@@ -140,6 +141,14 @@ fn every_launched_kernel_exists() {
             }
             if *fam == "sparse" && arch == "sm_75" {
                 assert!(!ptx.contains("mma.sp"), "mma.sp must be guarded to sm_80+");
+            }
+            if *fam == "sparse_tc" && arch == "sm_80" {
+                for insn in ["mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32", "cp.async.cg.shared.global", "ldmatrix.sync.aligned"] {
+                    assert!(ptx.contains(insn), "the sm_80 CSR tensor-core SpMM must use `{insn}`");
+                }
+            }
+            if *fam == "sparse_tc" && arch == "sm_75" {
+                assert!(!ptx.contains("mma.sync") && !ptx.contains("cp.async"), "sparse_tc.cu must guard sm_80 code");
             }
             if *fam == "quant" && arch == "sm_75" {
                 assert!(!ptx.contains("mma.sync.aligned.m16n8k32"), "the m16n8k32 s8 mma must be guarded to sm_80+");

@@ -49,6 +49,7 @@ pub const KERNEL_SOURCES: &[(&str, &str)] = &[
     ("lowrank", include_str!("../../cuda/lowrank.cu")),
     ("quant", include_str!("../../cuda/quant.cu")),
     ("quant_tc", include_str!("../../cuda/quant_tc.cu")),
+    ("sparse_tc", include_str!("../../cuda/sparse_tc.cu")),
     ("binary", include_str!("../../cuda/binary.cu")),
     ("layer", include_str!("../../cuda/layer.cu")),
 ];

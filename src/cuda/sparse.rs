@@ -253,6 +253,9 @@ fn spmm24_mma(be: &CudaBackend, a: &DeviceSparse24, b: &Tensor, c: &mut Tensor, 
 impl SparseOps for CudaBackend {
     fn spmm(&self, _: Checked, a: &DeviceCsr, b: &Tensor, c: &mut Tensor, alpha: f32, beta: f32) -> Result<()> {
         let be = self;
+        if super::sparse_tc::try_spmm_tc(be, a, b, c, alpha, beta)? {
+            return Ok(()); // f16 at moderate sparsity: tensor cores (cuda/sparse_tc.cu)
+        }
         float_dispatch!("spmm", "A", a.dtype(), spmm_typed(be, a, b, c, alpha, beta, false))
     }
 

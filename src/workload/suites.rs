@@ -130,6 +130,24 @@ pub fn verify_cases() -> Result<Vec<Workload>> {
             v.push(Workload::Sddmm { a: a.clone(), k, dtype, beta: BETA });
         }
     }
+    // The CUDA tensor-core SpMM (f16, 20-50% dense, N >= 64 and a multiple of 8;
+    // src/cuda/sparse_tc.rs): M not a multiple of its 64 rows, K not of its 32, N = 64 and 136
+    // (not a multiple of 64), both betas; 60% and 75% sparse, and a pattern with a full row,
+    // every fifth row empty and the others about 45% full.
+    let full_row = {
+        let (m, k) = (131, 300);
+        let dense = crate::formats::Matrix::<f32>::random(m, k, 141)?;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(141);
+        let mask: Vec<bool> = (0..m * k).map(|p| p / k == 0 || (p / k % 5 != 1 && rng.random_range(0.0..1.0) < 0.45)).collect();
+        Csr::from_mask(&dense, &mask)?
+    };
+    for (a, ns) in [(sparse(200, 200, 0.6, 140)?, &[64, 136][..]), (full_row, &[64, 136]), (sparse(257, 520, 0.75, 142)?, &[64])] {
+        for &n in ns {
+            for beta in [0.0, BETA] {
+                v.push(Workload::Spmm { a: a.clone(), n, dtype: DType::F16, beta });
+            }
+        }
+    }
     // 2:4 structured sparsity: (m, k, n), K a multiple of 4 but mostly not of 32 or 64 (the
     // tensor-core kernel's K padding), N odd, even, and a multiple of 8 (its vector path).
     for (i, &(m, k, n)) in [
