@@ -163,6 +163,15 @@ pub struct DeviceCsr {
     pub(crate) t_values: Buffer,
     /// `cols` u32 column ids sorted by decreasing column length.
     pub(crate) t_row_order: Buffer,
+    /// The column indices narrowed to u16, two per u32 word (low half first), `ceil(nnz / 2)`
+    /// words (at least one): uploaded for the CUDA backend when `cols <= 65536` (its tiled
+    /// `spmm` reads them: half the index bytes); `None` otherwise. The u32 `indices` stay the
+    /// API's (download, `sddmm`, the other backends).
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub(crate) indices16: Option<Buffer>,
+    /// `t_indices` narrowed likewise (CUDA, `rows <= 65536`), for `spmm_t`.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub(crate) t_indices16: Option<Buffer>,
     /// Longest row.
     pub(crate) max_row_nnz: usize,
     /// Longest column.
@@ -193,7 +202,13 @@ impl DeviceCsr {
         expect_len(op, "A.t_indptr", &self.t_indptr, self.cols + 1)?;
         expect_min_len(op, "A.t_indices", &self.t_indices, self.nnz)?;
         expect_min_len(op, "A.t_perm", &self.t_perm, self.nnz)?;
-        expect_len(op, "A.t_row_order", &self.t_row_order, self.cols)
+        expect_len(op, "A.t_row_order", &self.t_row_order, self.cols)?;
+        for (what, b) in [("A.indices16", &self.indices16), ("A.t_indices16", &self.t_indices16)] {
+            if let Some(b) = b {
+                expect_min_len(op, what, b, self.nnz.div_ceil(2))?;
+            }
+        }
+        Ok(())
     }
     /// Value type.
     pub fn dtype(&self) -> DType {

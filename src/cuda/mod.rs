@@ -29,6 +29,8 @@ mod plan;
 mod quant;
 #[cfg(feature = "cuda")]
 mod sparse;
+#[cfg(feature = "cuda")]
+mod sparse_plan;
 
 #[cfg(feature = "cuda")]
 pub use backend::{describe_devices, CudaBackend, CudaElement, CudaStorage};
