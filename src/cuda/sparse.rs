@@ -1,6 +1,6 @@
-//! CUDA launchers of the sparse ops (kernels in `cuda/sparse.cu`): CSR `spmm`, `spmm_t`,
-//! `sddmm`, and the 2:4 `spmm_24` (sparse tensor cores for f16 from sm_80, a plain kernel
-//! otherwise or under `SLIMGEMM_KERNEL=simple`).
+//! CUDA launchers of the sparse ops (kernels in `cuda/sparse.cu`, the tiled CSR SpMM in
+//! `cuda/spmm.cu`): CSR `spmm`, `spmm_t`, `sddmm`, and the 2:4 `spmm_24` (sparse tensor cores
+//! for f16 from sm_80, a plain kernel otherwise or under `SLIMGEMM_KERNEL=simple`).
 
 use crate::backend::{Checked, SparseOps};
 use cudarc::driver::PushKernelArg;
@@ -73,7 +73,7 @@ fn spmm_typed<T: KernelFloat>(
         simple: simple_kernels_forced(),
     });
     let cfg = be.cfg(op, plan.grid(out_rows, n), BLOCK as u32, 0)?;
-    let f = be.function("sparse", &plan.name(T::SUFFIX))?;
+    let f = be.function(plan.module(), &plan.name(T::SUFFIX))?;
     let (rows_i, n_i) = (i32_arg(op, "rows", out_rows)?, i32_arg(op, "N", n)?);
     // The tiled kernel's prefetch addresses reach up to two tiles (4 SW entries each) past
     // the last entry: nnz + 2 tiles must fit in i32.
@@ -91,15 +91,15 @@ fn spmm_typed<T: KernelFloat>(
         lb.arg(indptr_s).arg(is);
     }
     lb.arg(vs).arg(order_s).arg(bs).arg(cs).arg(&alpha).arg(&beta);
-    // SAFETY: the arguments match `spmm_*` / `spmm_tiled_*` in cuda/sparse.cu in order and
-    // type (the u16 copy is passed as its u32 words: the same device pointer, read as
-    // `const unsigned short*`, ceil(nnz / 2) words = at least nnz halves, checked by
+    // SAFETY: the arguments match `spmm_*` (cuda/sparse.cu) / `spmm_tiled_*` (cuda/spmm.cu)
+    // in order and type (the u16 copy is passed as its u32 words: the same device pointer,
+    // read as `const unsigned short*`, ceil(nnz / 2) words = at least nnz halves, checked by
     // check_csr); the CSR pattern was validated at upload (monotone indptr, indices < cols;
     // the CSC transpose, its values, the row orders and the narrowed copies built from it);
     // every buffer length was checked above against the kernel's contract; the tiled
     // kernel's 4-entry vector loads of A are chosen only with the arrays it reads aligned
-    // (`spmm_plan` facts above), and V == 4 only with N % 4 == 0 and B aligned; nnz plus a
-    // two tiles fit in i32. So no thread indexes outside its buffers.
+    // (`spmm_plan` facts above), and V == 4 only with N % 4 == 0 and B aligned; nnz plus two
+    // tiles fits in i32. So no thread indexes outside its buffers.
     unsafe { lb.launch(cfg) }.map_err(drv(op))?;
     Ok(())
 }

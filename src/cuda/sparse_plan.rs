@@ -1,9 +1,11 @@
-//! Which CSR SpMM kernel `spmm` / `spmm_t` launch (cuda/sparse.cu): a pure function of N and
-//! the operands' alignment, unit-tested here together with a host emulation of the tiled
-//! kernel's tile arithmetic (reverse-offset alignment, masking, the element-wise last vector). The u16 index copy
-//! it reads is packed at upload (`ops::sparse::pack_u16`).
+//! Which CSR SpMM kernel `spmm` / `spmm_t` launch (`spmm_tiled_*` of cuda/spmm.cu or the
+//! simple `spmm_*` of cuda/sparse.cu): a pure function of N and the operands' alignment,
+//! unit-tested here together with a host emulation of the tiled kernel's tile arithmetic
+//! (reverse-offset alignment, masking, the element-wise last vector). The u16 index copy it
+//! reads is packed at upload (`ops::sparse::pack_u16`).
 
-/// Threads per block of the sparse kernels (`__launch_bounds__(128)`, `SPMM_TILED_BLOCK`).
+/// Threads per block of the sparse kernels (`__launch_bounds__(128)`; `SPMM_TILED_BLOCK` of
+/// cuda/spmm.cu).
 pub(crate) const BLOCK: usize = 128;
 
 /// Entries of a row that one lane of `spmm_tiled` stages with one vector load.
@@ -56,7 +58,16 @@ pub(crate) fn spmm_plan(f: SpmmFacts) -> SpmmPlan {
 }
 
 impl SpmmPlan {
-    /// The kernel's name in cuda/sparse.cu for dtype suffix `t` (`f32`, `f16`).
+    /// The kernel's module (NVRTC source): `spmm` (cuda/spmm.cu) or `sparse` (cuda/sparse.cu).
+    pub(crate) fn module(&self) -> &'static str {
+        if self.tiled {
+            "spmm"
+        } else {
+            "sparse"
+        }
+    }
+
+    /// The kernel's name in its module for dtype suffix `t` (`f32`, `f16`).
     pub(crate) fn name(&self, t: &str) -> String {
         let (v, sw) = (self.v, self.sw);
         if self.tiled {
@@ -101,7 +112,7 @@ mod tests {
     fn index_width_and_fallbacks() {
         let p = spmm_plan(SpmmFacts { idx16: false, ..facts(8) });
         assert!(p.tiled && !p.idx16);
-        assert_eq!(p.name("f32"), "spmm_tiled_f32_i32_v4_w8");
+        assert_eq!((p.module(), p.name("f32").as_str()), ("spmm", "spmm_tiled_f32_i32_v4_w8"));
         assert_eq!(spmm_plan(facts(8)).name("f16"), "spmm_tiled_f16_i16_v4_w8");
         // Simple kernel: forced, misaligned values, or no aligned index array.
         for f in [
@@ -111,7 +122,7 @@ mod tests {
         ] {
             let p = spmm_plan(f);
             assert!(!p.tiled && !p.idx16, "{f:?}");
-            assert_eq!(p.name("f32"), "spmm_f32_v4_w8");
+            assert_eq!((p.module(), p.name("f32").as_str()), ("sparse", "spmm_f32_v4_w8"));
         }
         // u32 misaligned but a u16 copy: still tiled, on u16.
         let p = spmm_plan(SpmmFacts { idx32_aligned: false, ..facts(5) });
@@ -121,7 +132,7 @@ mod tests {
     }
 
     /// The tiled kernel's arithmetic for one row [start, end) of a matrix of nnz entries, as
-    /// cuda/sparse.cu `spmm_tiled_body` / `spmm_fetch4` do it, with every global read of A
+    /// cuda/spmm.cu `spmm_tiled_body` / `spmm_fetch4` do it, with every global read of A
     /// recorded: (entry, vector?) and the entries that reach an FMA.
     fn emulate_row(start: usize, end: usize, nnz: usize, sw: usize, u: usize) -> (Vec<(usize, bool)>, Vec<usize>) {
         let tk = TILE_VEC * sw;

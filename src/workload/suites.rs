@@ -130,7 +130,7 @@ pub fn verify_cases() -> Result<Vec<Workload>> {
             v.push(Workload::Sddmm { a: a.clone(), k, dtype, beta: BETA });
         }
     }
-    // The CUDA tiled SpMM (cuda/sparse.cu `spmm_tiled`, plan in src/cuda/sparse_plan.rs):
+    // The CUDA tiled SpMM (cuda/spmm.cu `spmm_tiled`, plan in src/cuda/sparse_plan.rs):
     // rows longer than a tile (32, 64 or 128 entries) and at its boundaries, row starts at
     // every offset mod 4 (and 8), empty rows (also first and last); N = 1, odd, even but not a
     // multiple of 4, and multiples of 4 at each sub-warp width (8, 16, 32 lanes).
