@@ -164,13 +164,11 @@ pub struct DeviceCsr {
     /// `cols` u32 column ids sorted by decreasing column length.
     pub(crate) t_row_order: Buffer,
     /// The column indices narrowed to u16, two per u32 word (low half first), `ceil(nnz / 2)`
-    /// words (at least one): uploaded for the CUDA backend when `cols <= 65536` (its tiled
-    /// `spmm` reads them: half the index bytes); `None` otherwise. The u32 `indices` stay the
-    /// API's (download, `sddmm`, the other backends).
-    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    /// words (at least one): uploaded for the GPU backends when `cols <= 65536` (their `spmm`
+    /// reads them: half the index bytes; CUDA's simple kernel excepted); `None` otherwise and
+    /// on the CPU. The u32 `indices` stay the API's (download, `sddmm`, the CPU reference).
     pub(crate) indices16: Option<Buffer>,
-    /// `t_indices` narrowed likewise (CUDA, `rows <= 65536`), for `spmm_t`.
-    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    /// `t_indices` narrowed likewise (GPU, `rows <= 65536`), for `spmm_t`.
     pub(crate) t_indices16: Option<Buffer>,
     /// Longest row.
     pub(crate) max_row_nnz: usize,

@@ -9,7 +9,7 @@ use crate::tensor::{DeviceCsr, DeviceSparse24, DeviceSparse24Mma, Tensor};
 
 impl Device {
     /// Uploads a CSR matrix, with its transposed pattern (and its values in that order, for
-    /// `spmm_t`) and row orderings; on CUDA also u16 copies of the indices where they fit (at
+    /// `spmm_t`) and row orderings; on a GPU also u16 copies of the indices where they fit (at
     /// most 65536 columns, or rows for the transposed pattern): a quarter more index memory
     /// than the u32 arrays alone, half the index bytes each SpMM reads.
     pub fn upload_csr<T: Float>(&self, a: &Csr<T>) -> Result<DeviceCsr> {
@@ -22,10 +22,10 @@ impl Device {
         let t_row_order = order_by_length(&t.indptr);
         let max_row_nnz = a.indptr.windows(2).map(|w| (w[1] - w[0]) as usize).max().unwrap_or(0);
         let max_col_nnz = t.indptr.windows(2).map(|w| (w[1] - w[0]) as usize).max().unwrap_or(0);
-        // u16 copies of the indices for the CUDA tiled SpMM (indices < 65536: at most 65536
-        // columns, or rows for the transposed ones); the other backends read only the u32 ones.
+        // u16 copies of the indices for the GPU SpMMs (indices < 65536: at most 65536 columns,
+        // or rows for the transposed ones); the CPU reference reads only the u32 ones.
         let narrow = |indices: &[u32], bound: usize| -> Result<Option<crate::tensor::Buffer>> {
-            if self.kind() != BackendKind::Cuda || bound > 1 << 16 {
+            if self.kind() == BackendKind::Cpu || bound > 1 << 16 {
                 return Ok(None);
             }
             pack_u16(indices).map(|w| self.upload_slice(&w)).transpose()
