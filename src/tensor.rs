@@ -86,6 +86,7 @@ pub(crate) fn expect_len(op: &'static str, what: &str, b: &Buffer, want: usize) 
 
 /// The element count of a transpose of `x` (`[rows, cols]`) into `out`, after checking that
 /// both buffers hold exactly that many elements (the launchers' contract for `transpose`).
+#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
 pub(crate) fn transpose_len(op: &'static str, x: &Tensor, out: &Tensor) -> crate::Result<usize> {
     let (rows, cols) = (x.rows, x.cols);
     let count = rows.checked_mul(cols).ok_or_else(|| crate::Error::shape(op, format!("[{rows}, {cols}] overflows usize")))?;
