@@ -132,37 +132,45 @@ mod tests {
     }
 
     /// The tiled kernel's arithmetic for one row [start, end) of a matrix of nnz entries, as
-    /// cuda/spmm.cu `spmm_tiled_body` / `spmm_fetch4` do it, with every global read of A
-    /// recorded: (entry, vector?) and the entries that reach an FMA.
-    fn emulate_row(start: usize, end: usize, nnz: usize, sw: usize, u: usize) -> (Vec<(usize, bool)>, Vec<usize>) {
+    /// cuda/spmm.cu `spmm_tiled_body` / `spmm_fetch4` do it: each lane's prefetch registers
+    /// (the entry ids they hold; `None` for the zeros of an element-wise load past `end`), the
+    /// sub-warp's stage (lane l writes slots [4 l, 4 l + 4) every tile) and the U-entry steps
+    /// with their `ok` predicate. Returns every global read of A (entry, vector?) and the
+    /// staged entries that reach an FMA, in order.
+    fn emulate_row(start: usize, end: usize, nnz: usize, sw: usize, u: usize) -> (Vec<(usize, bool)>, Vec<Option<usize>>) {
         let tk = TILE_VEC * sw;
         let mut reads = Vec::new();
         let mut used = Vec::new();
         let base = start & !3;
         let last = if start < end { end } else { base };
-        // Lane l's fetch of entries [p, p + 4); the staged entry positions it fills.
-        let fetch = |p: usize, reads: &mut Vec<(usize, bool)>| {
+        // spmm_fetch4: lane registers for entries [p, p + 4).
+        let fetch = |p: usize, regs: &mut [Option<usize>; 4], reads: &mut Vec<(usize, bool)>| {
             if p + 4 <= nnz {
                 reads.push((p, true));
+                *regs = [Some(p), Some(p + 1), Some(p + 2), Some(p + 3)];
             } else {
-                for e in 0..4 {
+                for (e, r) in regs.iter_mut().enumerate() {
+                    *r = if p + e < end { Some(p + e) } else { None };
                     if p + e < end {
                         reads.push((p + e, false));
                     }
                 }
             }
         };
-        for lane in 0..sw {
+        let mut regs = vec![[None; 4]; sw];
+        for (lane, r) in regs.iter_mut().enumerate() {
             if base + 4 * lane < last {
-                fetch(base + 4 * lane, &mut reads);
+                fetch(base + 4 * lane, r, &mut reads);
             }
         }
+        let mut stage = vec![None; tk];
         let mut t0 = base;
         while t0 < last {
-            for lane in 0..sw {
+            for (lane, r) in regs.iter_mut().enumerate() {
+                stage[4 * lane..4 * lane + 4].copy_from_slice(r);
                 let pn = t0 + tk + 4 * lane;
                 if pn < end {
-                    fetch(pn, &mut reads);
+                    fetch(pn, r, &mut reads);
                 }
             }
             let lo = start.saturating_sub(t0);
@@ -172,7 +180,7 @@ mod tests {
                 for j in j0..j0 + u {
                     assert!(j < tk, "step reads past the stage");
                     if j >= lo && j < hi {
-                        used.push(t0 + j);
+                        used.push(stage[j]);
                     }
                 }
                 j0 += u;
@@ -190,7 +198,7 @@ mod tests {
                     for start in 0..nnz.min(40) {
                         for end in (start..=nnz).filter(|e| *e < start + 3 || *e + 3 > nnz || e % 7 == 0) {
                             let (reads, used) = emulate_row(start, end, nnz, sw, u);
-                            assert_eq!(used, (start..end).collect::<Vec<_>>(), "sw {sw} u {u} nnz {nnz} row [{start}, {end})");
+                            assert_eq!(used, (start..end).map(Some).collect::<Vec<_>>(), "sw {sw} u {u} nnz {nnz} row [{start}, {end})");
                             for &(p, vector) in &reads {
                                 if vector {
                                     assert!(p % 4 == 0 && p + 4 <= nnz, "vector at {p} of {nnz}");
