@@ -177,12 +177,8 @@ mod tests {
             let hi = (end - t0).min(tk);
             let mut j0 = lo & !(u - 1);
             while j0 < hi {
-                for j in j0..j0 + u {
-                    assert!(j < tk, "step reads past the stage");
-                    if j >= lo && j < hi {
-                        used.push(stage[j]);
-                    }
-                }
+                assert!(j0 + u <= tk, "step reads past the stage");
+                used.extend((j0..j0 + u).filter(|j| (lo..hi).contains(j)).map(|j| stage[j]));
                 j0 += u;
             }
             t0 += tk;
