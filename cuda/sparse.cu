@@ -8,7 +8,10 @@
 // sub-warps do similar work. Each lane owns V consecutive output columns (V = 4: float4 /
 // 4 x half vector loads of B when N % 4 == 0 and the pointers are aligned). The row's
 // (column, value) pairs are fetched SW at a time, one per lane (coalesced), and broadcast
-// with __shfl_sync; accumulation is f32.
+// with __shfl_sync; accumulation is f32. That is the simple spmm (spmm_<T>_v<V>_w<SW>); the
+// fast one, spmm_tiled (cuda/spmm.cu), stages the row in tiles with vector loads
+// (reverse-offset alignment), prefetches the next tile and issues many loads of B before its
+// FMAs.
 
 // The sub-warp kernel variants, K(T, TN, V, SW) for each: f32 and f16, V in {1, 4}, sub-warp
 // width SW in {8, 16, 32} (and 4 with SUBWARP_VARIANTS_W4).

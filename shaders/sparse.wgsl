@@ -25,12 +25,16 @@
 // upload), indptr monotone with indptr[m] == nnz, row_order a permutation of 0..m,
 // and the binding sizes of the op (checked before the launch).
 // Staging slots are slot * spr + q with slot < rpw and q < spr. Entry e of a row is read only
-// when e < len, so start + e < nnz. B columns and words are clamped to the last one before
-// loading, and outputs are written only for columns (words) < n (n / EPW) of rows < m. The f16
-// paths read word (e >> 1) of an array of ceil(count / 2) words.
+// when e < len, so start + e < nnz (in the u16 copy: word (start + e) >> 1 < ceil(nnz / 2)).
+// B columns and words are clamped to the last one before loading, and outputs are written
+// only for columns (words) < n (n / EPW) of rows < m. The f16 paths read word (e >> 1) of an
+// array of ceil(count / 2) words.
 
 const CAP: u32 = 256u;
 override WG: u32 = 64u;
+// SpMM only: 1 when `indices` is the u16 copy (DeviceCsr::indices16 / t_indices16: two per
+// word, low half first, ceil(nnz / 2) words), so entry e is half (e & 1) of word e >> 1.
+override IDX16: u32 = 0u;
 // Words per thread in spmm_words: 4 columns, EPW per word (the components of W4).
 const WPT: u32 = 4u / EPW;
 
@@ -85,6 +89,14 @@ fn group_maxlen(g: u32) -> u32 {
     return indptr[r0 + 1u] - indptr[r0];
 }
 
+// Column index of stored entry `e` (u32, or the u16 copy when IDX16 != 0).
+fn ld_index(e: u32) -> u32 {
+    if IDX16 != 0u {
+        return (indices[e >> 1u] >> (16u * (e & 1u))) & 0xffffu;
+    }
+    return indices[e];
+}
+
 // Element `e` of the stored values.
 fn ld_value(e: u32) -> f32 {
     return word_value(values[word_index(e, F16)], e, F16);
@@ -100,7 +112,7 @@ fn stage(r: RowInfo, base: u32, busy: bool) -> vec2<u32> {
             let e = base + q;
             if e < r.len {
                 s_val[r.slot * p.spr + q] = ld_value(r.start + e);
-                s_col[r.slot * p.spr + q] = indices[r.start + e];
+                s_col[r.slot * p.spr + q] = ld_index(r.start + e);
             }
         }
     }

@@ -285,7 +285,12 @@ fn bytes(b: &Buffer) -> u64 {
 }
 
 fn csr_bytes(a: &DeviceCsr) -> u64 {
-    [&a.indptr, &a.indices, &a.values, &a.row_order, &a.t_indptr, &a.t_indices, &a.t_perm, &a.t_row_order].into_iter().map(bytes).sum()
+    let copies = a.indices16.iter().chain(&a.t_indices16).map(bytes).sum::<u64>();
+    [&a.indptr, &a.indices, &a.values, &a.row_order, &a.t_indptr, &a.t_indices, &a.t_perm, &a.t_row_order]
+        .into_iter()
+        .map(bytes)
+        .sum::<u64>()
+        + copies
 }
 
 fn upload_csr_as(dev: &Device, a: &Csr<f32>, dtype: DType) -> Result<DeviceCsr> {
@@ -427,7 +432,8 @@ impl Linear {
     }
 
     /// Bytes the weight and bias occupy on the device, every buffer counted (for dense the
-    /// `out * in` values; for CSR also the transposed pattern and row orders made at upload;
+    /// `out * in` values; for CSR also the transposed pattern, row orders and u16 index copies
+    /// made at upload;
     /// for 2:4 the values, the metadata and the tensor-core copy where the backend made one;
     /// for int8 the row padding; for int4 the scales, zero points or minimums and the
     /// act-order permutation; for weight-only int8 the scales; for binary the alphas).

@@ -86,6 +86,7 @@ pub(crate) fn expect_len(op: &'static str, what: &str, b: &Buffer, want: usize) 
 
 /// The element count of a transpose of `x` (`[rows, cols]`) into `out`, after checking that
 /// both buffers hold exactly that many elements (the launchers' contract for `transpose`).
+#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
 pub(crate) fn transpose_len(op: &'static str, x: &Tensor, out: &Tensor) -> crate::Result<usize> {
     let (rows, cols) = (x.rows, x.cols);
     let count = rows.checked_mul(cols).ok_or_else(|| crate::Error::shape(op, format!("[{rows}, {cols}] overflows usize")))?;
@@ -163,6 +164,13 @@ pub struct DeviceCsr {
     pub(crate) t_values: Buffer,
     /// `cols` u32 column ids sorted by decreasing column length.
     pub(crate) t_row_order: Buffer,
+    /// The column indices narrowed to u16, two per u32 word (low half first), `ceil(nnz / 2)`
+    /// words (at least one): uploaded for the GPU backends when `cols <= 65536` (their `spmm`
+    /// reads them: half the index bytes; CUDA's simple kernel excepted); `None` otherwise and
+    /// on the CPU. The u32 `indices` stay the API's (download, `sddmm`, the CPU reference).
+    pub(crate) indices16: Option<Buffer>,
+    /// `t_indices` narrowed likewise (GPU, `rows <= 65536`), for `spmm_t`.
+    pub(crate) t_indices16: Option<Buffer>,
     /// Longest row.
     pub(crate) max_row_nnz: usize,
     /// Longest column.
@@ -193,7 +201,13 @@ impl DeviceCsr {
         expect_len(op, "A.t_indptr", &self.t_indptr, self.cols + 1)?;
         expect_min_len(op, "A.t_indices", &self.t_indices, self.nnz)?;
         expect_min_len(op, "A.t_perm", &self.t_perm, self.nnz)?;
-        expect_len(op, "A.t_row_order", &self.t_row_order, self.cols)
+        expect_len(op, "A.t_row_order", &self.t_row_order, self.cols)?;
+        for (what, b) in [("A.indices16", &self.indices16), ("A.t_indices16", &self.t_indices16)] {
+            if let Some(b) = b {
+                expect_min_len(op, what, b, self.nnz.div_ceil(2))?;
+            }
+        }
+        Ok(())
     }
     /// Value type.
     pub fn dtype(&self) -> DType {

@@ -63,6 +63,8 @@ fn every_launched_kernel_exists() {
         for v in [1, 4] {
             for w in [8, 16, 32] {
                 want.push(("sparse", format!("spmm_{t}_v{v}_w{w}")));
+                want.push(("spmm", format!("spmm_tiled_{t}_i32_v{v}_w{w}")));
+                want.push(("spmm", format!("spmm_tiled_{t}_i16_v{v}_w{w}")));
                 want.push(("sparse", format!("sddmm_{t}_v{v}_w{w}")));
                 want.push(("sparse", format!("spmm24_{t}_v{v}_w{w}")));
             }

@@ -30,6 +30,8 @@ mod quant;
 #[cfg(feature = "cuda")]
 mod sparse;
 #[cfg(feature = "cuda")]
+mod sparse_plan;
+#[cfg(feature = "cuda")]
 mod sparse_tc;
 
 #[cfg(feature = "cuda")]

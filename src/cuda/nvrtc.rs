@@ -46,6 +46,7 @@ pub(crate) const COMMON: &str = include_str!("../../cuda/common.cuh");
 /// Every kernel family source: `(name, text)`.
 pub const KERNEL_SOURCES: &[(&str, &str)] = &[
     ("sparse", include_str!("../../cuda/sparse.cu")),
+    ("spmm", include_str!("../../cuda/spmm.cu")),
     ("lowrank", include_str!("../../cuda/lowrank.cu")),
     ("quant", include_str!("../../cuda/quant.cu")),
     ("quant_tc", include_str!("../../cuda/quant_tc.cu")),

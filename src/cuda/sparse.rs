@@ -1,18 +1,16 @@
-//! CUDA launchers of the sparse ops (kernels in `cuda/sparse.cu`): CSR `spmm`, `spmm_t`,
-//! `sddmm`, and the 2:4 `spmm_24` (sparse tensor cores for f16 from sm_80, a plain kernel
-//! otherwise or under `SLIMGEMM_KERNEL=simple`).
+//! CUDA launchers of the sparse ops (kernels in `cuda/sparse.cu`, the tiled CSR SpMM in
+//! `cuda/spmm.cu`): CSR `spmm`, `spmm_t`, `sddmm`, and the 2:4 `spmm_24` (sparse tensor cores
+//! for f16 from sm_80, a plain kernel otherwise or under `SLIMGEMM_KERNEL=simple`).
 
 use crate::backend::{Checked, SparseOps};
 use cudarc::driver::PushKernelArg;
 
 use super::backend::{drv, float_dispatch, i32_arg, simple_kernels_forced, sl, sl_mut, CudaBackend, KernelFloat};
+use super::sparse_plan::{spmm_plan, subwarp, SpmmFacts, BLOCK, TILE_VEC};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::tensor::*;
 use half::f16;
-
-/// Threads per block of the sparse kernels (`__launch_bounds__(128)`).
-const BLOCK: usize = 128;
 
 use crate::tensor::expect_len;
 use crate::tensor::expect_min_len;
@@ -26,11 +24,6 @@ fn check_csr(op: &'static str, a: &DeviceCsr) -> Result<()> {
 /// rather than over K.
 const SDDMM_NZ_MAX_K: usize = 64;
 
-/// Sub-warp width for `units` work items per row: the next power of two, within 8..=32.
-pub(crate) fn subwarp(units: usize) -> usize {
-    units.next_power_of_two().clamp(8, 32)
-}
-
 /// Vector width: 4 when `n % 4 == 0` and every listed buffer is aligned to 4 elements.
 fn vec_width<T: KernelFloat>(be: &CudaBackend, n: usize, bufs: &[&cudarc::driver::CudaSlice<T>]) -> usize {
     let align = 4 * std::mem::size_of::<T>() as u64;
@@ -42,7 +35,9 @@ fn vec_width<T: KernelFloat>(be: &CudaBackend, n: usize, bufs: &[&cudarc::driver
 }
 
 /// `transposed == false`: C[M,N] = alpha A B + beta C (B `[K,N]`); `true`: C[K,N] = A^T B
-/// (B `[M,N]`): the same kernel over the CSC pattern and its cached values.
+/// (B `[M,N]`): the same kernel over the CSC pattern and its cached values. The kernel, its
+/// vector width and sub-warp come from `spmm_plan` (src/cuda/sparse_plan.rs): the tiled
+/// (Sputnik-style) kernel on u16 or u32 indices, or the simple one.
 fn spmm_typed<T: KernelFloat>(
     be: &CudaBackend,
     a: &DeviceCsr,
@@ -59,35 +54,52 @@ fn spmm_typed<T: KernelFloat>(
     let n = b.cols;
     expect_len(op, "B", &b.buf, b_rows * n)?;
     expect_len(op, "C", &c.buf, out_rows * n)?;
-    let bs = sl::<T>(op, "B", &b.buf)?;
-    let cs = sl_mut::<T>(op, "C", &mut c.buf)?;
-    let v = vec_width::<T>(be, n, &[bs]);
-    let sw = subwarp(n.div_ceil(v));
-    let grid = (out_rows.div_ceil(BLOCK / sw), n.div_ceil(sw * v), 1);
-    let cfg = be.cfg(op, grid, BLOCK as u32, 0)?;
-    let f = be.function("sparse", &format!("spmm_{}_v{v}_w{sw}", T::SUFFIX))?;
-    let (rows_i, n_i) = (i32_arg(op, "rows", out_rows)?, i32_arg(op, "N", n)?);
-    i32_arg(op, "nnz", a.nnz)?;
-    let (indptr, indices, values, order) = if transposed {
-        (&a.t_indptr, &a.t_indices, &a.t_values, &a.t_row_order)
+    let (indptr, indices, indices16, values, order) = if transposed {
+        (&a.t_indptr, &a.t_indices, &a.t_indices16, &a.t_values, &a.t_row_order)
     } else {
-        (&a.indptr, &a.indices, &a.values, &a.row_order)
+        (&a.indptr, &a.indices, &a.indices16, &a.values, &a.row_order)
     };
+    let bs = sl::<T>(op, "B", &b.buf)?;
+    let vs = sl::<T>(op, "A.values", values)?;
+    let is = sl::<u32>(op, "A.indices", indices)?;
+    let i16s = indices16.as_ref().map(|w| sl::<u32>(op, "A.indices16", w)).transpose()?;
+    let vec_bytes = (TILE_VEC * std::mem::size_of::<T>()) as u64;
+    let plan = spmm_plan(SpmmFacts {
+        n,
+        b_aligned: be.aligned(bs, vec_bytes),
+        values_aligned: be.aligned(vs, vec_bytes),
+        idx32_aligned: be.aligned(is, 16),
+        idx16: i16s.is_some_and(|w| be.aligned(w, 8)),
+        simple: simple_kernels_forced(),
+    });
+    let cfg = be.cfg(op, plan.grid(out_rows, n), BLOCK as u32, 0)?;
+    let f = be.function(plan.module(), &plan.name(T::SUFFIX))?;
+    let (rows_i, n_i) = (i32_arg(op, "rows", out_rows)?, i32_arg(op, "N", n)?);
+    // The tiled kernel's prefetch addresses reach up to two tiles (4 SW entries each) past
+    // the last entry: nnz + 2 tiles must fit in i32.
+    let nnz_i = i32_arg(op, "nnz", a.nnz)?;
+    i32_arg(op, "nnz + 2 tiles", a.nnz.saturating_add(2 * plan.tile()))?;
+    let order_s = sl::<u32>(op, "A.row_order", order)?;
+    let indptr_s = sl::<u32>(op, "A.indptr", indptr)?;
+    let cs = sl_mut::<T>(op, "C", &mut c.buf)?;
     let mut lb = be.stream().launch_builder(&f);
-    lb.arg(&rows_i)
-        .arg(&n_i)
-        .arg(sl::<u32>(op, "A.indptr", indptr)?)
-        .arg(sl::<u32>(op, "A.indices", indices)?)
-        .arg(sl::<T>(op, "A.values", values)?)
-        .arg(sl::<u32>(op, "A.row_order", order)?)
-        .arg(bs)
-        .arg(cs)
-        .arg(&alpha)
-        .arg(&beta);
-    // SAFETY: the arguments match `spmm_*` in cuda/sparse.cu in order and type; the CSR
-    // pattern was validated at upload (monotone indptr, indices < cols; the CSC transpose,
-    // its values and the row orders built from it) and every buffer length was checked
-    // above against the kernel's contract, so no thread indexes outside its buffers.
+    lb.arg(&rows_i).arg(&n_i);
+    if plan.tiled {
+        let idx = if plan.idx16 { i16s.ok_or_else(|| Error::backend("cuda", format!("{op}: A has no u16 indices")))? } else { is };
+        lb.arg(&nnz_i).arg(indptr_s).arg(idx);
+    } else {
+        lb.arg(indptr_s).arg(is);
+    }
+    lb.arg(vs).arg(order_s).arg(bs).arg(cs).arg(&alpha).arg(&beta);
+    // SAFETY: the arguments match `spmm_*` (cuda/sparse.cu) / `spmm_tiled_*` (cuda/spmm.cu)
+    // in order and type (the u16 copy is passed as its u32 words: the same device pointer,
+    // read as `const unsigned short*`, ceil(nnz / 2) words = at least nnz halves, checked by
+    // check_csr); the CSR pattern was validated at upload (monotone indptr, indices < cols;
+    // the CSC transpose, its values, the row orders and the narrowed copies built from it);
+    // every buffer length was checked above against the kernel's contract; the tiled
+    // kernel's 4-entry vector loads of A are chosen only with the arrays it reads aligned
+    // (`spmm_plan` facts above), and V == 4 only with N % 4 == 0 and B aligned; nnz plus two
+    // tiles fits in i32. So no thread indexes outside its buffers.
     unsafe { lb.launch(cfg) }.map_err(drv(op))?;
     Ok(())
 }

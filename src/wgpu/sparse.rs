@@ -192,6 +192,8 @@ struct SpmmArgs<'a> {
     b_rows: usize,
     indptr: &'a Buffer,
     indices: &'a Buffer,
+    /// The u16 copy of `indices` (two per word), read instead where present.
+    indices16: Option<&'a Buffer>,
     row_order: &'a Buffer,
     values: &'a Buffer,
     alpha: f32,
@@ -239,13 +241,16 @@ fn launch_spmm(be: &WgpuBackend, op: &'static str, a: &DeviceCsr, s: SpmmArgs<'_
     let params = if out.is_packed() { SpmmParams { alpha: 1.0, beta: 0.0, beta_zero: 1, ..params } } else { params };
     let binds = vec![
         Bind::Read(be.buf(s.indptr)?),
-        Bind::Read(be.buf(s.indices)?),
+        Bind::Read(be.buf(s.indices16.unwrap_or(s.indices))?),
         Bind::Read(be.buf(s.row_order)?),
         Bind::Read(be.buf(s.values)?),
         Bind::Read(be.buf(&b.buf)?),
         Bind::Write(out.target()),
     ];
-    let mut ds = vec![Dispatch { shader, entry, constants: constants(), binds, params: params.bytes(), groups: Groups::Linear(groups) }];
+    // IDX16: the kernel reads half (e & 1) of word e >> 1 (check_csr checked ceil(nnz / 2) words).
+    let mut constants = constants();
+    constants.push(("IDX16", s.indices16.is_some() as u32 as f64));
+    let mut ds = vec![Dispatch { shader, entry, constants, binds, params: params.bytes(), groups: Groups::Linear(groups) }];
     out.finish(op, &mut ds)?;
     be.run(op, &ds)
 }
@@ -257,6 +262,7 @@ impl SparseOps for WgpuBackend {
             b_rows: a.cols,
             indptr: &a.indptr,
             indices: &a.indices,
+            indices16: a.indices16.as_ref(),
             row_order: &a.row_order,
             values: &a.values,
             alpha,
@@ -273,6 +279,7 @@ impl SparseOps for WgpuBackend {
             b_rows: a.rows,
             indptr: &a.t_indptr,
             indices: &a.t_indices,
+            indices16: a.t_indices16.as_ref(),
             row_order: &a.t_row_order,
             values: &a.t_values,
             alpha: 1.0,

@@ -148,6 +148,29 @@ pub fn verify_cases() -> Result<Vec<Workload>> {
             }
         }
     }
+    // The CUDA tiled SpMM (cuda/spmm.cu `spmm_tiled`, plan in src/cuda/sparse_plan.rs):
+    // rows longer than a tile (32, 64 or 128 entries) and at its boundaries, row starts at
+    // every offset mod 4 (and 8), empty rows (also first and last); N = 1, odd, even but not a
+    // multiple of 4, and multiples of 4 at each sub-warp width (8, 16, 32 lanes).
+    let lengths = [0, 1, 2, 3, 4, 5, 6, 7, 0, 130, 257, 33, 31, 1, 0, 64, 65, 3, 129, 127, 128, 9, 0];
+    let tiles = rows_of(&lengths, 300, 140)?;
+    for (i, &n) in [1, 4, 6, 7, 33, 64, 68, 130].iter().enumerate() {
+        for dtype in FLOATS {
+            v.push(Workload::Spmm { a: tiles.clone(), n, dtype, beta: [0.0, BETA][i % 2] });
+            v.push(Workload::SpmmT { a: tiles.clone(), n, dtype });
+        }
+    }
+    // u32 and u16 indices: 70000 columns (spmm on u32, spmm_t on u16) and 70000 rows (spmm on
+    // u16 with mostly empty rows, spmm_t on u32 over 4 long columns).
+    for (i, &(m, k)) in [(4, 70000), (70000, 4)].iter().enumerate() {
+        let a = sparse(m, k, 0.999, 141 + i as u64)?;
+        for dtype in FLOATS {
+            for n in [8, 5] {
+                v.push(Workload::Spmm { a: a.clone(), n, dtype, beta: BETA });
+                v.push(Workload::SpmmT { a: a.clone(), n, dtype });
+            }
+        }
+    }
     // 2:4 structured sparsity: (m, k, n), K a multiple of 4 but mostly not of 32 or 64 (the
     // tensor-core kernel's K padding), N odd, even, and a multiple of 8 (its vector path).
     for (i, &(m, k, n)) in [
