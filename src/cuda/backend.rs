@@ -189,7 +189,9 @@ pub(crate) fn i32_arg(op: &'static str, what: &str, v: usize) -> Result<i32> {
 
 /// True when `SLIMGEMM_KERNEL=simple` (read once per process): ops that have a tensor-core
 /// kernel run their plain CUDA-core kernel instead (for comparison, and as a fallback).
-/// Honored by `spmm_24` (whose f16 op otherwise runs on sparse tensor cores from sm_80) and by
+/// Honored by `spmm_24` (whose f16 op otherwise runs on sparse tensor cores from sm_80), by
+/// `spmm` / `spmm_t` (the sub-warp kernel of cuda/sparse.cu instead of the tiled kernel of
+/// cuda/spmm.cu and the tensor-core kernel of cuda/sparse_tc.cu) and by
 /// every plan of `super::plan` (low-rank, quantized and binary ops: the kernels and the
 /// selection from before their fast paths); any other value, or none, chooses by
 /// architecture, shape and dtype.
