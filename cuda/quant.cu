@@ -167,7 +167,7 @@ extern "C" __global__ void __launch_bounds__(256) w8a8_gemv_f16(int m, int n, in
 // Every block re-quantizes its rows (X is small, L2-resident): plan::w8a8_dyn_plan sizes cols.
 // Contract: X m * k of T; Wq n * stride int8, 16-byte aligned, stride = 16 ceil(k / 16);
 // sw n; Y m * n of T; k <= 131071; blockDim.x = 256; grid = (ceil(n / cols), ceil(m / 8));
-// dynamic shared memory min(m, 8) * stride bytes (<= 48 KB).
+// dynamic shared memory min(m, 8) * stride bytes (<= 48 KB less the static 352 bytes).
 template <typename T>
 __device__ __forceinline__ void w8a8_dyn_gemv_body(int m, int n, int k, int stride, int cols, const T* __restrict__ X,
                                                    const signed char* __restrict__ Wq, const float* __restrict__ sw,

@@ -126,8 +126,9 @@ fn w8a8_tc<T: KernelFloat>(be: &CudaBackend, x: &DeviceInt8Matrix, w: &DeviceInt
 }
 
 /// Most dynamic shared memory of `w8a8_dyn_gemv` (its quantized rows of X): the default
-/// per-block limit, so no opt-in.
-const W8A8_DYN_SMEM: usize = 48 * 1024;
+/// per-block limit of 48 KB (no opt-in), less 512 bytes for the kernel's static shared memory
+/// (352 bytes of reductions and scales), which counts against the same limit.
+const W8A8_DYN_SMEM: usize = 48 * 1024 - 512;
 
 /// The fused launch of `gemm_w8a8_dyn`: `w8a8_dyn_gemv` with `cols` output columns per block,
 /// grid `(ceil(n / cols), ceil(m / 8))`, `smem` bytes of dynamic shared memory.
@@ -197,7 +198,8 @@ fn w8a8_dyn_typed<T: KernelFloat>(be: &CudaBackend, x: &Tensor, w: &DeviceInt8Ma
     // SAFETY: arguments match `w8a8_dyn_gemv_*` in cuda/quant.cu; X (m * k), W.q (n * stride,
     // stride = 16 ceil(K / 16), 16-byte aligned), W.scales (n) and Y (m * n) lengths and
     // K <= W8A8_MAX_K were checked above; the grid is (ceil(n / cols), ceil(m / 8)) with
-    // 256 threads and min(m, 8) * stride bytes of dynamic shared memory (<= 48 KB, the plan).
+    // 256 threads and min(m, 8) * stride bytes of dynamic shared memory (<= W8A8_DYN_SMEM: with
+    // the kernel's static shared memory within the default 48 KB).
     unsafe { lb.launch(cfg) }.map_err(drv(OP))?;
     Ok(())
 }
@@ -480,12 +482,13 @@ mod tests {
         assert_eq!(plan(&H200, 3, 4096, 4100), Some(W8a8DynPlan { cols: 16, smem: 3 * 4112 }));
         assert_eq!(plan(&T4, 1, 4096, 4096).map(|p| p.cols), Some(64));
         assert_eq!(plan(&H200, 1, 1, 1), Some(W8a8DynPlan { cols: 8, smem: 16 }));
-        // The shared-memory bound: 8 rows of 6144 bytes fit exactly, 8 of 8192 do not; one row
-        // of 48 KB does, one more 16-byte chunk does not.
-        assert_eq!(plan(&H200, 16, 17, 6144).map(|p| p.smem), Some(W8A8_DYN_SMEM));
+        // The shared-memory bound: 8 rows of 6080 bytes fit exactly, 8 of 6096 (or 8192) do
+        // not; one row of 48640 bytes does, one more 16-byte chunk does not.
+        assert_eq!(plan(&H200, 16, 17, 6080).map(|p| p.smem), Some(W8A8_DYN_SMEM));
+        assert_eq!(plan(&H200, 16, 17, 6096), None);
         assert_eq!(plan(&H200, 8, 33, 8192), None);
-        assert!(plan(&H200, 1, 33, 49152).is_some());
-        assert_eq!(plan(&H200, 1, 33, 49153), None);
+        assert!(plan(&H200, 1, 33, 48640).is_some());
+        assert_eq!(plan(&H200, 1, 33, 48641), None);
         // M > 16 and the simple kernels: two launches.
         assert_eq!(plan(&H200, 17, 4096, 4096), None);
         assert_eq!(plan(&SIMPLE, 1, 4096, 4096), None);

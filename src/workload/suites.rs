@@ -191,15 +191,15 @@ pub fn verify_cases() -> Result<Vec<Workload>> {
             v.push(Workload::GemmW8a8 { m, n, k, dtype });
         }
         // gemm_w8a8_dyn: M 1..16 (the fused GEMV on CUDA / WGSL) and 17, 64 (two launches); K a
-        // multiple of 16 or not (4100, 200, 33); odd N; (8, 33, 8192) and (16, 17, 6144): just
-        // over and at the 48 KB of quantized rows the fused CUDA kernel stages.
+        // multiple of 16 or not (4100, 200, 33); odd N; (8, 33, 8192) and (16, 17, 6080): over
+        // and at the most quantized rows (8 x 6080 bytes) the fused CUDA kernel stages.
         for &(m, n, k) in &[
             (1, 1, 1),
             (1, 4095, 4096),
             (3, 31, 4100),
             (8, 65, 32),
             (16, 257, 4096),
-            (16, 17, 6144),
+            (16, 17, 6080),
             (8, 33, 8192),
             (17, 31, 200),
             (64, 97, 33),
