@@ -473,6 +473,100 @@ mod tests {
         w8a8_dyn_plan(gpu, m, n, k.div_ceil(16) * 16)
     }
 
+    /// `quant_i8` of cuda/quant.cu: `roundf(x * inv)` clamped, NaN to 0.
+    fn quant_i8(x: f32, inv: f32) -> i32 {
+        let v = x * inv;
+        if v.is_nan() {
+            0
+        } else {
+            v.round().clamp(-127.0, 127.0) as i32
+        }
+    }
+
+    /// Host emulation of `w8a8_dyn_gemv_body` (cuda/quant.cu) for f32 X, transcribed loop for
+    /// loop over blocks, warps and lanes: the amax partials and their combination, the word
+    /// mapping `e -> (i, w)` of the quantized rows in shared memory (left as junk where the
+    /// kernel writes nothing), the columns of each warp, and `w8a8_gemv_col` with its masked
+    /// tail chunk (W's padding is junk here too).
+    fn emulate(m: usize, n: usize, k: usize, cols: usize, x: &[f32], wq: &[i8], sw: &[f32]) -> Vec<f32> {
+        let stride = k.div_ceil(16) * 16;
+        let mut y = vec![f32::NAN; m * n];
+        for by in 0..m.div_ceil(8) {
+            let (i0, rows) = (by * 8, 8.min(m - by * 8));
+            let mut red = [[0f32; 8]; 8];
+            for tid in 0..256 {
+                for i in 0..rows {
+                    let part = (tid..k).step_by(256).fold(0f32, |a, c| a.max(x[(i0 + i) * k + c].abs()));
+                    red[tid / 32][i] = red[tid / 32][i].max(part);
+                }
+            }
+            let (mut sxs, mut invs, mut degs) = ([0f32; 8], [0f32; 8], [false; 8]);
+            for t in 0..8 {
+                let a = (1..8).fold(red[0][t], |a, w| a.max(red[w][t]));
+                degs[t] = a == 0.0 || !a.is_finite();
+                (sxs[t], invs[t]) = if degs[t] { (0.0, 0.0) } else { (a / 127.0, 127.0 / a) };
+            }
+            let words = stride / 4;
+            let mut smem = vec![0x5Au8; rows * stride];
+            for tid in 0..256 {
+                for e in (tid..rows * words).step_by(256) {
+                    let (i, w) = (e / words, e % words);
+                    let mut word = 0u32;
+                    for b in 0..4 {
+                        let c = 4 * w + b;
+                        if !degs[i] && c < k {
+                            word |= (quant_i8(x[(i0 + i) * k + c], invs[i]) as u32 & 0xff) << (8 * b);
+                        }
+                    }
+                    smem[4 * e..4 * e + 4].copy_from_slice(&word.to_le_bytes());
+                }
+            }
+            for bx in 0..n.div_ceil(cols) {
+                for warp in 0..8 {
+                    for j in (warp..cols).step_by(8).map(|jj| bx * cols + jj).take_while(|&j| j < n) {
+                        let mut acc = [0i32; 8];
+                        for lane in 0..32 {
+                            for c in (lane..k.div_ceil(16)).step_by(32) {
+                                let valid = k - c * 16;
+                                for i in 0..rows {
+                                    for b in 0..16.min(valid) {
+                                        acc[i] += smem[i * stride + 16 * c + b] as i8 as i32 * wq[j * stride + 16 * c + b] as i32;
+                                    }
+                                }
+                            }
+                        }
+                        for i in 0..rows {
+                            y[(i0 + i) * n + j] = (sxs[i] * sw[j]) * acc[i] as f32;
+                        }
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn emulated_fused_kernel_is_the_cpu_composition() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        for &(m, n, k, cols) in &[(1usize, 1usize, 1usize, 8usize), (3, 70, 37, 16), (8, 33, 100, 32), (13, 65, 530, 16), (16, 9, 4100, 64)]
+        {
+            let stride = k.div_ceil(16) * 16;
+            let mut x: Vec<f32> = (0..m * k).map(|_| rng.random_range(-2.0f32..2.0)).collect();
+            if m > 1 {
+                x[k..2 * k].iter_mut().for_each(|v| *v = 0.0); // a zero row: scale 0
+            }
+            // W rows padded with junk past k: the kernel masks its tail chunk.
+            let wq: Vec<i8> = (0..n * stride).map(|_| rng.random_range(-127i8..=127)).collect();
+            let sw: Vec<f32> = (0..n).map(|_| rng.random_range(0.001f32..0.01)).collect();
+            let got = emulate(m, n, k, cols, &x, &wq, &sw);
+            let mut want = vec![0f32; m * n];
+            crate::cpu::quant::gemm_w8a8_dyn(m, n, k, &x, &wq, stride, &sw, &mut want);
+            let (g, w): (Vec<u32>, Vec<u32>) = (got.iter().map(|v| v.to_bits()).collect(), want.iter().map(|v| v.to_bits()).collect());
+            assert_eq!(g, w, "m {m} n {n} k {k} cols {cols}");
+        }
+    }
+
     #[test]
     fn w8a8_dyn_fuses_small_m_within_48k() {
         // M = 1 at 4096 x 4096: 32 columns would give 128 < 132 blocks, so 16 (256 blocks).
