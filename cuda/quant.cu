@@ -77,9 +77,9 @@ __device__ __forceinline__ int4 mask_tail16(int4 v, int valid) {
 // bytes of int8 (16-byte chunks) with scale s[i]. W8GlobalX: Xq and sx in global memory
 // (gemm_w8a8); W8SharedX: rows quantized into shared memory by the block (gemm_w8a8_dyn).
 struct W8GlobalX {
-    const signed char* q; const float* s; int stride;
-    __device__ __forceinline__ int4 chunk(int i, int c) const { return __ldg(reinterpret_cast<const int4*>(q + (i64)i * stride) + c); }
-    __device__ __forceinline__ float scale(int i) const { return __ldg(s + i); }
+    const signed char* q; const float* s; int stride, i0;
+    __device__ __forceinline__ int4 chunk(int i, int c) const { return __ldg(reinterpret_cast<const int4*>(q + (i64)(i0 + i) * stride) + c); }
+    __device__ __forceinline__ float scale(int i) const { return __ldg(s + i0 + i); }
 };
 struct W8SharedX {
     const signed char* q; const float* s; int stride;
@@ -143,7 +143,7 @@ __device__ __forceinline__ void w8a8_gemv_body(int m, int n, int k, int stride, 
     if (j >= n) return;  // whole warp
     const int i0 = blockIdx.y * 8;
     const int rows = min(8, m - i0);
-    w8a8_gemv_col<T>(j, lane, rows, i0, n, k, stride, W8GlobalX{Xq + (i64)i0 * stride, sx + i0, stride}, Wq, sw, Y);
+    w8a8_gemv_col<T>(j, lane, rows, i0, n, k, stride, W8GlobalX{Xq, sx, stride, i0}, Wq, sw, Y);
 }
 
 extern "C" __global__ void __launch_bounds__(256) w8a8_gemv_f32(int m, int n, int k, int stride, const signed char* Xq, const float* sx,
