@@ -1,12 +1,25 @@
 // slimgemm quantized kernels: quantize_rows_i8, gemm_w8a8 (int8 tensor cores through
-// mma.sync m16n8k32 on sm_80+, __dp4a elsewhere and for small M), gemm_w4a16 and gemm_w8a16
-// (int4 / int8 weights dequantized in registers, never to global memory).
+// mma.sync m16n8k32 on sm_80+, __dp4a elsewhere and for small M), gemm_w8a8_dyn (small M: the
+// per-row quantization of X fused into the dp4a GEMV), gemm_w4a16 and gemm_w8a16 (int4 / int8
+// weights dequantized in registers, never to global memory).
+
+// The per-row int8 quantization rule, shared by quantize_rows_i8 and the fused gemm_w8a8_dyn
+// GEMV (so that both give the same bits): with amax = max |x| over the row (fmaxf: exact and
+// order-independent, NaN elements ignored), a zero or non-finite amax gives scale 0 and q 0;
+// otherwise scale = amax / 127 and q = round_half_away(x * (127 / amax)) clamped to
+// [-127, 127], NaN to 0. roundf is exactly the CPU's f32::round (round half away from zero);
+// __fmul_rn / __fdiv_rn so that nothing is contracted into an FMA.
+__device__ __forceinline__ bool quant_degenerate(float amax) { return amax == 0.f || !isfinite(amax); }
+__device__ __forceinline__ float quant_scale(float amax) { return __fdiv_rn(amax, 127.0f); }
+__device__ __forceinline__ float quant_inv(float amax) { return __fdiv_rn(127.0f, amax); }
+__device__ __forceinline__ int quant_i8(float x, float inv) {
+    const float v = __fmul_rn(x, inv);
+    const float r = fminf(fmaxf(roundf(v), -127.f), 127.f);
+    return (v != v) ? 0 : (int)r;
+}
 
 // quantize_rows_i8: one block per row. amax by warp shuffles + a shared-memory block
-// reduction; then q = round_half_away(x * (127 / amax)) clamped to [-127, 127], exactly as the
-// CPU (copysignf(floorf(|v| + 0.5f), v) with v = x * (127.0f / amax); __fmul_rn / __fadd_rn /
-// __fdiv_rn so that nothing is contracted into an FMA). A zero or non-finite amax gives
-// scale 0 and q 0; NaN elements are ignored by the max (fmaxf) and quantize to 0.
+// reduction; then the rule above (quant_*).
 // Contract: X m * k, q m * stride (stride >= k; padding is not written), scales m;
 // grid.x = m, blockDim.x a multiple of 32 (<= 1024).
 template <typename T>
@@ -31,19 +44,14 @@ __device__ __forceinline__ void quantize_body(int k, int stride, const T* __rest
     __syncthreads();
     amax = red[0];
     signed char* qr = q + (i64)row * stride;
-    if (amax == 0.f || !isfinite(amax)) {
+    if (quant_degenerate(amax)) {
         for (int c = threadIdx.x; c < k; c += blockDim.x) qr[c] = 0;
         if (threadIdx.x == 0) scales[row] = 0.f;
         return;
     }
-    const float inv = __fdiv_rn(127.0f, amax);
-    for (int c = threadIdx.x; c < k; c += blockDim.x) {
-        const float v = __fmul_rn(ldg(x + c), inv);
-        float r = copysignf(floorf(__fadd_rn(fabsf(v), 0.5f)), v);
-        r = fminf(fmaxf(r, -127.f), 127.f);
-        qr[c] = (v != v) ? (signed char)0 : (signed char)(int)r;
-    }
-    if (threadIdx.x == 0) scales[row] = __fdiv_rn(amax, 127.0f);
+    const float inv = quant_inv(amax);
+    for (int c = threadIdx.x; c < k; c += blockDim.x) qr[c] = (signed char)quant_i8(ldg(x + c), inv);
+    if (threadIdx.x == 0) scales[row] = quant_scale(amax);
 }
 
 extern "C" __global__ void __launch_bounds__(1024) quantize_rows_i8_f32(int k, int stride, const float* X, signed char* q, float* scales) {
@@ -65,20 +73,30 @@ __device__ __forceinline__ int4 mask_tail16(int4 v, int valid) {
     return make_int4(w[0], w[1], w[2], w[3]);
 }
 
-// gemm_w8a8, small M (and every M before sm_80): Y[i, j] = (sx_i sw_j) sum_k Xq[i,k] Wq[j,k].
-// One warp per output column j and up to 8 rows of X (grid.y = ceil(m / 8)); lanes stride over
-// K in 16-byte chunks (int4: four __dp4a per row), exact int32 accumulation, warp reduction.
-// Contract: Xq m * stride, Wq n * stride int8, stride a multiple of 16 >= k, both 16-byte
-// aligned; sx m, sw n, Y m * n; k <= 131071 (no int32 overflow); grid.x * warps >= n.
-template <typename T>
-__device__ __forceinline__ void w8a8_gemv_body(int m, int n, int k, int stride, const signed char* __restrict__ Xq,
-                                               const float* __restrict__ sx, const signed char* __restrict__ Wq,
-                                               const float* __restrict__ sw, T* __restrict__ Y) {
-    const int j = (int)((blockIdx.x * (u64)blockDim.x + threadIdx.x) >> 5);
-    const int lane = threadIdx.x & 31;
-    if (j >= n) return;  // whole warp
-    const int i0 = blockIdx.y * 8;
-    const int rows = min(8, m - i0);
+// The quantized X rows of the W8A8 GEMV, indexed from the block's first row: row i is `stride`
+// bytes of int8 (16-byte chunks) with scale s[i]. W8GlobalX: Xq and sx in global memory
+// (gemm_w8a8); W8SharedX: rows quantized into shared memory by the block (gemm_w8a8_dyn).
+struct W8GlobalX {
+    const signed char* q; const float* s; int stride, i0;
+    __device__ __forceinline__ int4 chunk(int i, int c) const { return __ldg(reinterpret_cast<const int4*>(q + (i64)(i0 + i) * stride) + c); }
+    __device__ __forceinline__ float scale(int i) const { return __ldg(s + i0 + i); }
+};
+struct W8SharedX {
+    const signed char* q; const float* s; int stride;
+    __device__ __forceinline__ int4 chunk(int i, int c) const { return reinterpret_cast<const int4*>(q + i * stride)[c]; }
+    __device__ __forceinline__ float scale(int i) const { return s[i]; }
+};
+
+// One warp, one output column j, rows i0 .. i0 + rows (rows <= 8) of X (as `xo`): lanes stride
+// over K in 16-byte chunks (int4: four __dp4a per row), exact int32 accumulation, warp
+// reduction, then Y[i0 + i, j] = w8a8_out(sx_i, sw_j, acc_i). The tail chunk of W is masked
+// past k, so what X holds there does not matter. Contract: Wq n * stride int8, 16-byte
+// aligned, stride a multiple of 16 >= k; sw n; Y m * n; k <= 131071 (no int32 overflow);
+// j < n; the whole warp calls it.
+template <typename T, class XO>
+__device__ __forceinline__ void w8a8_gemv_col(int j, int lane, int rows, int i0, int n, int k, int stride, const XO& xo,
+                                              const signed char* __restrict__ Wq, const float* __restrict__ sw,
+                                              T* __restrict__ Y) {
     int acc[8];
 #pragma unroll
     for (int i = 0; i < 8; ++i) acc[i] = 0;
@@ -91,7 +109,7 @@ __device__ __forceinline__ void w8a8_gemv_body(int m, int n, int k, int stride, 
 #pragma unroll
         for (int i = 0; i < 8; ++i) {
             if (i < rows) {
-                const int4 x = __ldg(reinterpret_cast<const int4*>(Xq + (i64)(i0 + i) * stride) + c);
+                const int4 x = xo.chunk(i, c);
                 acc[i] = __dp4a(x.x, w.x, acc[i]);
                 acc[i] = __dp4a(x.y, w.y, acc[i]);
                 acc[i] = __dp4a(x.z, w.z, acc[i]);
@@ -108,8 +126,24 @@ __device__ __forceinline__ void w8a8_gemv_body(int m, int n, int k, int stride, 
         const float s = __ldg(sw + j);
 #pragma unroll
         for (int i = 0; i < 8; ++i)
-            if (i < rows) Y[(i64)(i0 + i) * n + j] = from_f32<T>(w8a8_out(__ldg(sx + i0 + i), s, acc[i]));
+            if (i < rows) Y[(i64)(i0 + i) * n + j] = from_f32<T>(w8a8_out(xo.scale(i), s, acc[i]));
     }
+}
+
+// gemm_w8a8, small M (and every M before sm_80): Y[i, j] = (sx_i sw_j) sum_k Xq[i,k] Wq[j,k].
+// One warp per output column j and up to 8 rows of X (grid.y = ceil(m / 8)): w8a8_gemv_col.
+// Contract: Xq m * stride, Wq n * stride int8, stride a multiple of 16 >= k, both 16-byte
+// aligned; sx m, sw n, Y m * n; k <= 131071 (no int32 overflow); grid.x * warps >= n.
+template <typename T>
+__device__ __forceinline__ void w8a8_gemv_body(int m, int n, int k, int stride, const signed char* __restrict__ Xq,
+                                               const float* __restrict__ sx, const signed char* __restrict__ Wq,
+                                               const float* __restrict__ sw, T* __restrict__ Y) {
+    const int j = (int)((blockIdx.x * (u64)blockDim.x + threadIdx.x) >> 5);
+    const int lane = threadIdx.x & 31;
+    if (j >= n) return;  // whole warp
+    const int i0 = blockIdx.y * 8;
+    const int rows = min(8, m - i0);
+    w8a8_gemv_col<T>(j, lane, rows, i0, n, k, stride, W8GlobalX{Xq, sx, stride, i0}, Wq, sw, Y);
 }
 
 extern "C" __global__ void __launch_bounds__(256) w8a8_gemv_f32(int m, int n, int k, int stride, const signed char* Xq, const float* sx,
@@ -119,6 +153,90 @@ extern "C" __global__ void __launch_bounds__(256) w8a8_gemv_f32(int m, int n, in
 extern "C" __global__ void __launch_bounds__(256) w8a8_gemv_f16(int m, int n, int k, int stride, const signed char* Xq, const float* sx,
                                                                const signed char* Wq, const float* sw, h16* Y) {
     w8a8_gemv_body<h16>(m, n, k, stride, Xq, sx, Wq, sw, Y);
+}
+
+// gemm_w8a8_dyn, small M: quantize_rows_i8 fused into the GEMV above. Each block takes up
+// to 8 rows of X (i0 = 8 blockIdx.y) and `cols` output columns (from cols * blockIdx.x):
+// 1. amax of each of its rows (every thread a strided slice of each row, warp shuffles, then
+//    thread i < 8 combines the 8 warps' maxima of row i: fmaxf is exact and order-free, so
+//    this is quantize_rows_i8's amax bit for bit), scale and 1 / scale as quant_*;
+// 2. the rows quantized by quant_i8 into shared memory, `stride` bytes per row (padding
+//    zeroed), one 32-bit word (4 columns) per thread and step;
+// 3. warp w computes columns w, w + 8, ... < cols of the block with w8a8_gemv_col reading X
+//    from shared memory (16-byte loads of consecutive chunks: conflict-free).
+// Every block re-quantizes its rows (X is small, L2-resident): plan::w8a8_dyn_plan sizes cols.
+// Contract: X m * k of T; Wq n * stride int8, 16-byte aligned, stride = 16 ceil(k / 16);
+// sw n; Y m * n of T; k <= 131071; blockDim.x = 256; grid = (ceil(n / cols), ceil(m / 8));
+// dynamic shared memory min(m, 8) * stride bytes (<= 48 KB less the static 352 bytes).
+template <typename T>
+__device__ __forceinline__ void w8a8_dyn_gemv_body(int m, int n, int k, int stride, int cols, const T* __restrict__ X,
+                                                   const signed char* __restrict__ Wq, const float* __restrict__ sw,
+                                                   T* __restrict__ Y) {
+    extern __shared__ __align__(16) signed char dyn_xq[];  // [rows][stride]
+    __shared__ float red[8][8];                             // [warp][row]
+    __shared__ float sxs[8], invs[8];
+    __shared__ int degs[8];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int i0 = blockIdx.y * 8;
+    const int rows = min(8, m - i0);
+    float amax[8];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+        amax[i] = 0.f;
+        if (i < rows) {
+            const T* x = X + (i64)(i0 + i) * k;
+            for (int c = tid; c < k; c += 256) amax[i] = fmaxf(amax[i], fabsf(ldg(x + c)));
+        }
+#pragma unroll
+        for (int off = 16; off > 0; off >>= 1) amax[i] = fmaxf(amax[i], __shfl_xor_sync(0xffffffffu, amax[i], off));
+    }
+    if (lane == 0) {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) red[warp][i] = amax[i];
+    }
+    __syncthreads();
+    if (tid < 8) {
+        float a = red[0][tid];
+#pragma unroll
+        for (int w = 1; w < 8; ++w) a = fmaxf(a, red[w][tid]);
+        const bool deg = quant_degenerate(a);
+        degs[tid] = deg;
+        sxs[tid] = deg ? 0.f : quant_scale(a);
+        invs[tid] = deg ? 0.f : quant_inv(a);
+    }
+    __syncthreads();
+    const int words = stride >> 2;
+    u32* xw = reinterpret_cast<u32*>(dyn_xq);
+    for (int e = tid; e < rows * words; e += 256) {
+        const int i = e / words, w = e - i * words;
+        const T* x = X + (i64)(i0 + i) * k;  // in bounds: i < rows, c < k below
+        u32 word = 0;
+        if (!degs[i]) {
+            const float inv = invs[i];
+#pragma unroll
+            for (int b = 0; b < 4; ++b) {
+                const int c = 4 * w + b;
+                if (c < k) word |= ((u32)quant_i8(ldg(x + c), inv) & 0xffu) << (8 * b);
+            }
+        }
+        xw[e] = word;  // e = i * words + w < rows * words: inside the dynamic shared memory
+    }
+    __syncthreads();
+    const W8SharedX xo{dyn_xq, sxs, stride};
+    const i64 j0 = (i64)blockIdx.x * cols;
+    for (int jj = warp; jj < cols; jj += 8) {
+        if (j0 + jj >= n) break;  // whole warp
+        w8a8_gemv_col<T>((int)(j0 + jj), lane, rows, i0, n, k, stride, xo, Wq, sw, Y);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) w8a8_dyn_gemv_f32(int m, int n, int k, int stride, int cols, const float* X,
+                                                                   const signed char* Wq, const float* sw, float* Y) {
+    w8a8_dyn_gemv_body<float>(m, n, k, stride, cols, X, Wq, sw, Y);
+}
+extern "C" __global__ void __launch_bounds__(256) w8a8_dyn_gemv_f16(int m, int n, int k, int stride, int cols, const h16* X,
+                                                                   const signed char* Wq, const float* sw, h16* Y) {
+    w8a8_dyn_gemv_body<h16>(m, n, k, stride, cols, X, Wq, sw, Y);
 }
 
 // gemm_w8a8 on int8 tensor cores (sm_80+): mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32.

@@ -214,6 +214,15 @@ pub trait QuantOps: Core {
     fn gemm_w8a8(&self, _ok: Checked, _x: &DeviceInt8Matrix, _w: &DeviceInt8Matrix, _y: &mut Tensor) -> Result<()> {
         Err(Error::unsupported(self.kind(), Op::GemmW8a8))
     }
+    /// W8A8 GEMM with dynamic per-row activation quantization: X `[m,k]` (f32/f16) is
+    /// quantized per row exactly as [`QuantOps::quantize_rows_i8`] does, then multiplied as
+    /// [`QuantOps::gemm_w8a8`] does with W `[n,k]`, into Y `[m,n]` of X's dtype. The result is
+    /// bit-identical to this backend's `quantize_rows_i8` followed by its `gemm_w8a8` (same
+    /// absmax, scale and rounding expressions, exact integer sums, same epilogue); backends
+    /// fuse the two where that saves a launch (small M).
+    fn gemm_w8a8_dyn(&self, _ok: Checked, _x: &Tensor, _w: &DeviceInt8Matrix, _y: &mut Tensor) -> Result<()> {
+        Err(Error::unsupported(self.kind(), Op::GemmW8a8Dyn))
+    }
     /// `Y = X dequant(W)^T`; X `[m,k]`, W `[n,k]`, Y `[m,n]`, X and Y one float dtype.
     /// `dequant` is `(q - zero) * scale` in the zero-point form and `q * scale - min` (one f32
     /// multiply, then one subtract) in the float-minimum form ([`DeviceInt4Weights::has_mins`]).
@@ -290,6 +299,21 @@ pub trait LayerOps: Core {
 pub trait Backend: SparseOps + LowRankOps + QuantOps + BinaryOps + LayerOps {}
 
 impl<T: SparseOps + LowRankOps + QuantOps + BinaryOps + LayerOps> Backend for T {}
+
+/// A zeroed int8 matrix `[rows, cols]` (rows padded to a multiple of 16 bytes, as
+/// [`crate::Device::zeros_int8`]) in `be`'s memory: a backend's own scratch (the two-launch
+/// path of [`QuantOps::gemm_w8a8_dyn`]). It never leaves the backend, so it belongs to no
+/// device (`device_id` `u64::MAX`, which no device has).
+pub(crate) fn scratch_int8<B: Core + ?Sized>(be: &B, rows: usize, cols: usize) -> Result<DeviceInt8Matrix> {
+    const OP: &str = "gemm_w8a8_dyn";
+    crate::formats::checked_elems(OP, "activation scratch", &[rows, cols])?;
+    let stride = crate::formats::Int8Matrix::padded_cols(cols);
+    let n = crate::formats::checked_elems(OP, "padded activation scratch", &[rows, stride])?;
+    let buf = |dtype: DType, len: usize| -> Result<Buffer> {
+        Ok(Buffer { storage: be.alloc_zeroed(dtype, len)?, dtype, len, device_id: u64::MAX })
+    };
+    Ok(DeviceInt8Matrix { rows, cols, stride, q: buf(DType::I8, n)?, scales: buf(DType::F32, rows)? })
+}
 
 /// Implements [`Core`] and the family traits (all defaults) for an uninhabited stand-in
 /// backend: the dummies of backends that are compiled out.

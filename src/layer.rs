@@ -10,7 +10,7 @@
 //! | `Csr` | [`Csr<f32>`] | device transpose of x, `spmm`, device transpose of y (see below) |
 //! | `Sparse24` | [`Sparse24<f32>`] (2:4 structured sparsity) | device transpose of x, `spmm_24`, device transpose of y |
 //! | `LowRank` | [`LowRank<f32>`] (`U [out,r]`, `V [in,r]`) | `lowrank_linear` (bias fused) |
-//! | `Int8` | [`Int8Matrix`] (per-output-channel scales) | `quantize_rows_i8` of x (per token), then `gemm_w8a8` |
+//! | `Int8` | [`Int8Matrix`] (per-output-channel scales) | `gemm_w8a8_dyn` (x quantized per token inside the int8 GEMM) |
 //! | `Int4` | [`Int4Weights`] (GPTQ incl. act-order, AWQ, GGUF Q4_0 / Q4_K) | `gemm_w4a16` (act-order: X's columns gathered through `perm` on the device) |
 //! | `Int8WeightOnly` | [`Int8Weights`] (group-wise scales: GGUF Q8_0) | `gemm_w8a16` |
 //! | `Binary` | [`BinaryWeights`] (XNOR-Net alpha) | `binarize_pack` of x, then `xnor_gemm` |
@@ -74,7 +74,7 @@ pub enum LayerFormat {
     Sparse24,
     /// Low-rank factors `W = U V^T` (`lowrank_linear`).
     LowRank,
-    /// Int8 weights, int8 activations quantized per token (`gemm_w8a8`).
+    /// Int8 weights, int8 activations quantized per token (`gemm_w8a8_dyn`).
     Int8,
     /// Int4 group-wise weights, float activations (`gemm_w4a16`).
     Int4,
@@ -492,10 +492,9 @@ impl Linear {
                 y
             }
             DeviceWeight::Int8(w) => {
-                let mut xq = dev.zeros_int8(tokens, self.in_features)?;
-                dev.quantize_rows_i8(x, &mut xq)?;
+                // Per-token quantization of x fused into the int8 GEMM (one launch at decode).
                 let mut y = dev.zeros(tokens, self.out_features, self.dtype)?;
-                dev.gemm_w8a8(&xq, w, &mut y)?;
+                dev.gemm_w8a8_dyn(x, w, &mut y)?;
                 y
             }
             DeviceWeight::Binary(w) => {

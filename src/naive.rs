@@ -137,6 +137,26 @@ pub fn gemm_w8a8(x: &Int8Matrix, w: &Int8Matrix) -> Vec<f32> {
     y
 }
 
+/// `gemm_w8a8_dyn`: X `[m,k]` quantized per row here (f32 `amax`, `inv = 127 / amax`, each
+/// `x * inv` rounded half away from zero and clamped; a zero row gets scale 0), then the exact
+/// integer product of [`gemm_w8a8`].
+pub fn gemm_w8a8_dyn(x: &Matrix<f32>, w: &Int8Matrix) -> Vec<f32> {
+    let (m, k) = (x.rows, x.cols);
+    let mut xq = Int8Matrix { rows: m, cols: k, q: vec![0; m * k], scales: vec![0.0; m] };
+    for i in 0..m {
+        let row = &x.data[i * k..(i + 1) * k];
+        let amax = row.iter().map(|v| v.abs()).fold(0f32, f32::max);
+        if amax > 0.0 && amax.is_finite() {
+            let inv = 127.0f32 / amax;
+            for (o, v) in xq.q[i * k..(i + 1) * k].iter_mut().zip(row) {
+                *o = (v * inv).round().clamp(-127.0, 127.0) as i8;
+            }
+            xq.scales[i] = amax / 127.0;
+        }
+    }
+    gemm_w8a8(&xq, w)
+}
+
 /// Dequantizes int4 weights to a dense `[n, k]` matrix in the *original* column order
 /// ([`Int4Weights::dequantize`]: with an act-order `perm`, stored column `c` lands in column
 /// `perm[c]`).

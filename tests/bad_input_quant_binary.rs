@@ -82,6 +82,42 @@ fn gemm_w8a8_bad_operands() {
     dev.gemm_w8a8(&x, &w, &mut y).unwrap();
 }
 
+#[test]
+fn gemm_w8a8_dyn_bad_operands() {
+    let dev = Device::cpu();
+    let xm = Matrix::<f32>::random(2, 3, 1).unwrap();
+    let x = dev.upload_matrix(&xm).unwrap();
+    let w = dev.upload_int8(&Int8Matrix::new(4, 3, vec![1; 12], vec![1.0; 4]).unwrap()).unwrap();
+    let w5 = dev.upload_int8(&Int8Matrix::new(4, 5, vec![1; 20], vec![1.0; 4]).unwrap()).unwrap();
+    let mut y = dev.zeros(2, 4, DType::F32).unwrap();
+    shape(dev.gemm_w8a8_dyn(&x, &w5, &mut y), &["X has K = 3", "W has K = 5"]);
+    let mut y_bad = dev.zeros(4, 2, DType::F32).unwrap();
+    shape(dev.gemm_w8a8_dyn(&x, &w, &mut y_bad), &["Y is [4, 2]", "expected [2, 4]"]);
+    let mut y16 = dev.zeros(2, 4, DType::F16).unwrap();
+    dtype(dev.gemm_w8a8_dyn(&x, &w, &mut y16), &["Y is f16", "expected f32"]);
+    let x16 = dev.upload_matrix(&xm.cast::<f16>()).unwrap();
+    dtype(dev.gemm_w8a8_dyn(&x16, &w, &mut y), &["Y is f32", "expected f16"]);
+    let other = Device::cpu();
+    let xo = other.upload_matrix(&xm).unwrap();
+    let wo = other.upload_int8(&Int8Matrix::new(4, 3, vec![1; 12], vec![1.0; 4]).unwrap()).unwrap();
+    let mut yo = other.zeros(2, 4, DType::F32).unwrap();
+    wrong_device(dev.gemm_w8a8_dyn(&xo, &w, &mut y), "X");
+    wrong_device(dev.gemm_w8a8_dyn(&x, &wo, &mut y), "W");
+    wrong_device(dev.gemm_w8a8_dyn(&x, &w, &mut yo), "Y");
+    // Device-resident X is not scanned on the host: a NaN element is no error, it quantizes
+    // to 0 (the rule of quantize_rows_i8) and the rest of its row is unaffected.
+    let mut xn = xm.clone();
+    xn.data[1] = f32::NAN;
+    let mut yn = dev.zeros(2, 4, DType::F32).unwrap();
+    dev.gemm_w8a8_dyn(&dev.upload_matrix(&xn).unwrap(), &w, &mut yn).unwrap();
+    xn.data[1] = 0.0;
+    let mut y0 = dev.zeros(2, 4, DType::F32).unwrap();
+    dev.gemm_w8a8_dyn(&dev.upload_matrix(&xn).unwrap(), &w, &mut y0).unwrap();
+    assert_eq!(dev.download_f32(&yn).unwrap().data, dev.download_f32(&y0).unwrap().data);
+    // The valid call works (so the errors above are about the bad operand only).
+    dev.gemm_w8a8_dyn(&x, &w, &mut y).unwrap();
+}
+
 // ---------------------------------------------------------------- int4
 
 fn w4_parts(n: usize, k: usize, group: usize) -> (Vec<u32>, Vec<f32>, Vec<u8>) {

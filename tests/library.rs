@@ -25,6 +25,7 @@ mod plan;
 mod smoke;
 mod sparse24;
 mod spmm_t_cached;
+mod w8a8_dyn;
 
 // Model files.
 mod formats_checkpoint;

@@ -36,6 +36,7 @@ fn workloads() -> Vec<Workload> {
         Workload::LowrankBackward { m: 9, n: 21, r: 4, batch: 2, dtype: DType::F16, beta: 0.5 },
         Workload::QuantizeRowsI8 { m: 7, k: 61, dtype: DType::F32 },
         Workload::GemmW8a8 { m: 1, n: 13, k: 37, dtype: DType::F32 },
+        Workload::GemmW8a8Dyn { m: 3, n: 13, k: 37, dtype: DType::F16 },
         Workload::GemmW4a16 { m: 3, n: 11, k: 64, group: 32, symmetric: false, dtype: DType::F16 },
         Workload::GemmW4a16 { m: 17, n: 5, k: 128, group: 64, symmetric: true, dtype: DType::F32 },
         Workload::GemmW4a16Form { m: 2, n: 7, k: 256, form: slimgemm::workload::Int4Form::Q4k, dtype: DType::F16 },

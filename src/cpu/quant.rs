@@ -70,6 +70,17 @@ pub fn gemm_w8a8<T: Float>(m: usize, n: usize, k: usize, xq: &[i8], xs: usize, s
     }
 }
 
+/// `gemm_w8a8_dyn`: X `[m,k]` quantized per row by [`quantize_rows`] (into a scratch of row
+/// stride `k`), then [`gemm_w8a8`] against W (rows every `ws`): the same two steps, so
+/// bit-identical to the two ops run one after the other.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_w8a8_dyn<T: Float>(m: usize, n: usize, k: usize, x: &[T], wq: &[i8], ws: usize, sw: &[f32], y: &mut [T]) {
+    let mut xq = vec![0i8; m * k];
+    let mut sx = vec![0f32; m];
+    quantize_rows(m, k, x, &mut xq, k, &mut sx);
+    gemm_w8a8(m, n, k, &xq, k, &sx, wq, ws, sw, y);
+}
+
 /// The per-group offsets of int4 weights as device-layout slices (`[n, k / group]`).
 #[derive(Debug, Clone, Copy)]
 pub enum Int4GroupOffsets<'a> {
@@ -148,6 +159,10 @@ impl QuantOps for super::CpuBackend {
     }
     fn gemm_w8a8(&self, _: Checked, x: &DeviceInt8Matrix, w: &DeviceInt8Matrix, y: &mut Tensor) -> Result<()> {
         with_float!(y.dtype(), T => gemm_w8a8::<T>(x.rows, w.rows, x.cols, s(&x.q), x.stride, s(&x.scales), s(&w.q), w.stride, s(&w.scales), sm(&mut y.buf)));
+        Ok(())
+    }
+    fn gemm_w8a8_dyn(&self, _: Checked, x: &Tensor, w: &DeviceInt8Matrix, y: &mut Tensor) -> Result<()> {
+        with_float!(x.dtype(), T => gemm_w8a8_dyn::<T>(x.rows, w.rows, x.cols, s(&x.buf), s(&w.q), w.stride, s(&w.scales), sm(&mut y.buf)));
         Ok(())
     }
     fn gemm_w4a16(&self, _: Checked, x: &Tensor, w: &DeviceInt4Weights, y: &mut Tensor) -> Result<()> {

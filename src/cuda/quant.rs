@@ -1,10 +1,11 @@
-//! CUDA launchers of the quantized ops (kernels in `cuda/quant.cu`).
+//! CUDA launchers of the quantized ops (kernels in `cuda/quant.cu`), and the plan of the fused
+//! `gemm_w8a8_dyn` GEMV.
 
 use crate::backend::{Checked, QuantOps};
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 
 use super::backend::{drv, float_dispatch, i32_arg, sl, sl_mut, CudaBackend, KernelFloat};
-use super::plan::{int4_wants_mma_layout, w4a16_path, w8a8_path, TcPlan, W4a16Path, W8a8Path, GEMV_ROWS};
+use super::plan::{int4_wants_mma_layout, w4a16_path, w8a8_path, Gpu, TcPlan, W4a16Path, W8a8Path, GEMV_MAX_M, GEMV_ROWS};
 use crate::error::{Error, Result};
 use crate::tensor::expect_len;
 use crate::tensor::*;
@@ -120,6 +121,85 @@ fn w8a8_tc<T: KernelFloat>(be: &CudaBackend, x: &DeviceInt8Matrix, w: &DeviceInt
     // (ceil(N / BN), ceil(M / BM), splits) with non-empty splits (checked above), the workspace
     // holds tiles * splits * BM * BN words and the zeroed tickets one per tile
     // (`TcPlan::workspace`); the dynamic shared memory is the tile's 4 stages.
+    unsafe { lb.launch(cfg) }.map_err(drv(OP))?;
+    Ok(())
+}
+
+/// Most dynamic shared memory of `w8a8_dyn_gemv` (its quantized rows of X): the default
+/// per-block limit of 48 KB (no opt-in), less 512 bytes for the kernel's static shared memory
+/// (352 bytes of reductions and scales), which counts against the same limit.
+const W8A8_DYN_SMEM: usize = 48 * 1024 - 512;
+
+/// The fused launch of `gemm_w8a8_dyn`: `w8a8_dyn_gemv` with `cols` output columns per block,
+/// grid `(ceil(n / cols), ceil(m / 8))`, `smem` bytes of dynamic shared memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct W8a8DynPlan {
+    cols: usize,
+    smem: usize,
+}
+
+/// The plan of `gemm_w8a8_dyn` for X `[m, k]` (quantized rows of `stride` bytes) and W
+/// `[n, k]`: the fused GEMV for M <= 16 when a block's rows (min(m, 8) * stride bytes) fit in
+/// [`W8A8_DYN_SMEM`], else `None`: two launches (`quantize_rows_i8` into a scratch, then
+/// `gemm_w8a8` with its own plan), as always under `SLIMGEMM_KERNEL=simple`. Every block
+/// re-quantizes its rows, so blocks take as many columns as they can (64, 32, 16, down to 8)
+/// while the grid still has a wave of blocks.
+fn w8a8_dyn_plan(gpu: &Gpu, m: usize, n: usize, stride: usize) -> Option<W8a8DynPlan> {
+    if gpu.simple || m == 0 || m > GEMV_MAX_M {
+        return None;
+    }
+    let smem = m.min(GEMV_ROWS).checked_mul(stride).filter(|&b| b <= W8A8_DYN_SMEM)?;
+    let mut cols = 64;
+    while cols > 8 && n.div_ceil(cols) * m.div_ceil(GEMV_ROWS) < gpu.wave() {
+        cols /= 2;
+    }
+    Some(W8a8DynPlan { cols, smem })
+}
+
+fn w8a8_dyn_typed<T: KernelFloat>(be: &CudaBackend, x: &Tensor, w: &DeviceInt8Matrix, y: &mut Tensor) -> Result<()> {
+    const OP: &str = "gemm_w8a8_dyn";
+    let (m, n, k) = (x.rows, w.rows, x.cols);
+    let stride = crate::formats::Int8Matrix::padded_cols(k);
+    if w.cols != k || w.stride != stride {
+        return Err(Error::shape(OP, format!("W is [{n}, {}] with row stride {}, expected K = {k} and stride {stride}", w.cols, w.stride)));
+    }
+    if k > W8A8_MAX_K {
+        return Err(Error::shape(OP, format!("K = {k} exceeds {W8A8_MAX_K}: the int32 accumulator could overflow")));
+    }
+    let Some(plan) = w8a8_dyn_plan(&be.plan_gpu(), m, n, stride) else {
+        // Two launches through a scratch of quantized rows (the same stride as W).
+        let mut xq = crate::backend::scratch_int8(be, m, k)?;
+        quantize_typed::<T>(be, x, &mut xq)?;
+        return w8a8_typed::<T>(be, &xq, w, y);
+    };
+    expect_len(OP, "X", &x.buf, m * k)?;
+    expect_len(OP, "W.q", &w.q, n * stride)?;
+    expect_len(OP, "W.scales", &w.scales, n)?;
+    expect_len(OP, "Y", &y.buf, m * n)?;
+    let wq = sl::<i8>(OP, "W.q", &w.q)?;
+    if !be.aligned(wq, 16) {
+        return Err(Error::backend("cuda", format!("{OP}: W.q must be 16-byte aligned")));
+    }
+    let smem = u32::try_from(plan.smem).map_err(|_| Error::shape(OP, format!("{} bytes of shared memory", plan.smem)))?;
+    let cfg = be.cfg(OP, (n.div_ceil(plan.cols), m.div_ceil(GEMV_ROWS), 1), 256, smem)?;
+    let f = be.function("quant", &format!("w8a8_dyn_gemv_{}", T::SUFFIX))?;
+    let (mi, ni, ki, si) = (i32_arg(OP, "M", m)?, i32_arg(OP, "N", n)?, i32_arg(OP, "K", k)?, i32_arg(OP, "stride", stride)?);
+    let ci = i32_arg(OP, "columns per block", plan.cols)?;
+    let mut lb = be.stream().launch_builder(&f);
+    lb.arg(&mi)
+        .arg(&ni)
+        .arg(&ki)
+        .arg(&si)
+        .arg(&ci)
+        .arg(sl::<T>(OP, "X", &x.buf)?)
+        .arg(wq)
+        .arg(sl::<f32>(OP, "W.scales", &w.scales)?)
+        .arg(sl_mut::<T>(OP, "Y", &mut y.buf)?);
+    // SAFETY: arguments match `w8a8_dyn_gemv_*` in cuda/quant.cu; X (m * k), W.q (n * stride,
+    // stride = 16 ceil(K / 16), 16-byte aligned), W.scales (n) and Y (m * n) lengths and
+    // K <= W8A8_MAX_K were checked above; the grid is (ceil(n / cols), ceil(m / 8)) with
+    // 256 threads and min(m, 8) * stride bytes of dynamic shared memory (<= W8A8_DYN_SMEM: with
+    // the kernel's static shared memory within the default 48 KB).
     unsafe { lb.launch(cfg) }.map_err(drv(OP))?;
     Ok(())
 }
@@ -352,6 +432,13 @@ impl QuantOps for CudaBackend {
         float_dispatch!("gemm_w8a8", "Y", y.dtype(), w8a8_typed(be, x, w, y))
     }
 
+    /// The fused `w8a8_dyn_gemv` for M <= 16 within 48 KB of quantized rows, else
+    /// `quantize_rows_i8` into a scratch and `gemm_w8a8` (`w8a8_dyn_plan`).
+    fn gemm_w8a8_dyn(&self, _: Checked, x: &Tensor, w: &DeviceInt8Matrix, y: &mut Tensor) -> Result<()> {
+        let be = self;
+        float_dispatch!("gemm_w8a8_dyn", "X", x.dtype(), w8a8_dyn_typed(be, x, w, y))
+    }
+
     fn gemm_w4a16(&self, _: Checked, x: &Tensor, w: &DeviceInt4Weights, y: &mut Tensor) -> Result<()> {
         let be = self;
         if w.mins.is_some() || w.perm.is_some() {
@@ -371,5 +458,138 @@ impl QuantOps for CudaBackend {
     /// sm_80+ unless `SLIMGEMM_KERNEL=simple` (`plan::int4_wants_mma_layout`).
     fn int4_wants_mma_layout(&self) -> bool {
         int4_wants_mma_layout(&self.plan_gpu())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H200: Gpu = Gpu { cc: (9, 0), sms: 132, simple: false };
+    const T4: Gpu = Gpu { cc: (7, 5), sms: 40, simple: false };
+    const SIMPLE: Gpu = Gpu { cc: (9, 0), sms: 132, simple: true };
+
+    fn plan(gpu: &Gpu, m: usize, n: usize, k: usize) -> Option<W8a8DynPlan> {
+        w8a8_dyn_plan(gpu, m, n, k.div_ceil(16) * 16)
+    }
+
+    /// `quant_i8` of cuda/quant.cu: `roundf(x * inv)` clamped, NaN to 0.
+    fn quant_i8(x: f32, inv: f32) -> i32 {
+        let v = x * inv;
+        if v.is_nan() {
+            0
+        } else {
+            v.round().clamp(-127.0, 127.0) as i32
+        }
+    }
+
+    /// Host emulation of `w8a8_dyn_gemv_body` (cuda/quant.cu) for f32 X, transcribed loop for
+    /// loop over blocks, warps and lanes: the amax partials and their combination, the word
+    /// mapping `e -> (i, w)` of the quantized rows in shared memory (left as junk where the
+    /// kernel writes nothing), the columns of each warp, and `w8a8_gemv_col` with its masked
+    /// tail chunk (W's padding is junk here too).
+    fn emulate(m: usize, n: usize, k: usize, cols: usize, x: &[f32], wq: &[i8], sw: &[f32]) -> Vec<f32> {
+        let stride = k.div_ceil(16) * 16;
+        let mut y = vec![f32::NAN; m * n];
+        for by in 0..m.div_ceil(8) {
+            let (i0, rows) = (by * 8, 8.min(m - by * 8));
+            let mut red = [[0f32; 8]; 8];
+            for tid in 0..256 {
+                for i in 0..rows {
+                    let part = (tid..k).step_by(256).fold(0f32, |a, c| a.max(x[(i0 + i) * k + c].abs()));
+                    red[tid / 32][i] = red[tid / 32][i].max(part);
+                }
+            }
+            let (mut sxs, mut invs, mut degs) = ([0f32; 8], [0f32; 8], [false; 8]);
+            for t in 0..8 {
+                let a = (1..8).fold(red[0][t], |a, w| a.max(red[w][t]));
+                degs[t] = a == 0.0 || !a.is_finite();
+                (sxs[t], invs[t]) = if degs[t] { (0.0, 0.0) } else { (a / 127.0, 127.0 / a) };
+            }
+            let words = stride / 4;
+            let mut smem = vec![0x5Au8; rows * stride];
+            for tid in 0..256 {
+                for e in (tid..rows * words).step_by(256) {
+                    let (i, w) = (e / words, e % words);
+                    let mut word = 0u32;
+                    for b in 0..4 {
+                        let c = 4 * w + b;
+                        if !degs[i] && c < k {
+                            word |= (quant_i8(x[(i0 + i) * k + c], invs[i]) as u32 & 0xff) << (8 * b);
+                        }
+                    }
+                    smem[4 * e..4 * e + 4].copy_from_slice(&word.to_le_bytes());
+                }
+            }
+            for bx in 0..n.div_ceil(cols) {
+                for warp in 0..8 {
+                    for j in (warp..cols).step_by(8).map(|jj| bx * cols + jj).take_while(|&j| j < n) {
+                        let mut acc = [0i32; 8];
+                        for lane in 0..32 {
+                            for c in (lane..k.div_ceil(16)).step_by(32) {
+                                let valid = k - c * 16;
+                                for i in 0..rows {
+                                    for b in 0..16.min(valid) {
+                                        acc[i] += smem[i * stride + 16 * c + b] as i8 as i32 * wq[j * stride + 16 * c + b] as i32;
+                                    }
+                                }
+                            }
+                        }
+                        for i in 0..rows {
+                            y[(i0 + i) * n + j] = (sxs[i] * sw[j]) * acc[i] as f32;
+                        }
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn emulated_fused_kernel_is_the_cpu_composition() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        for &(m, n, k, cols) in &[(1usize, 1usize, 1usize, 8usize), (3, 70, 37, 16), (8, 33, 100, 32), (13, 65, 530, 16), (16, 9, 4100, 64)]
+        {
+            let stride = k.div_ceil(16) * 16;
+            let mut x: Vec<f32> = (0..m * k).map(|_| rng.random_range(-2.0f32..2.0)).collect();
+            if m > 1 {
+                x[k..2 * k].iter_mut().for_each(|v| *v = 0.0); // a zero row: scale 0
+            }
+            // W rows padded with junk past k: the kernel masks its tail chunk.
+            let wq: Vec<i8> = (0..n * stride).map(|_| rng.random_range(-127i8..=127)).collect();
+            let sw: Vec<f32> = (0..n).map(|_| rng.random_range(0.001f32..0.01)).collect();
+            let got = emulate(m, n, k, cols, &x, &wq, &sw);
+            let mut want = vec![0f32; m * n];
+            crate::cpu::quant::gemm_w8a8_dyn(m, n, k, &x, &wq, stride, &sw, &mut want);
+            let (g, w): (Vec<u32>, Vec<u32>) = (got.iter().map(|v| v.to_bits()).collect(), want.iter().map(|v| v.to_bits()).collect());
+            assert_eq!(g, w, "m {m} n {n} k {k} cols {cols}");
+        }
+    }
+
+    #[test]
+    fn w8a8_dyn_fuses_small_m_within_48k() {
+        // M = 1 at 4096 x 4096: 32 columns would give 128 < 132 blocks, so 16 (256 blocks).
+        assert_eq!(plan(&H200, 1, 4096, 4096), Some(W8a8DynPlan { cols: 16, smem: 4096 }));
+        // M = 16: two row blocks, so 32 columns already give 256 blocks.
+        assert_eq!(plan(&H200, 16, 4096, 4096), Some(W8a8DynPlan { cols: 32, smem: 8 * 4096 }));
+        assert_eq!(plan(&H200, 3, 4096, 4100), Some(W8a8DynPlan { cols: 16, smem: 3 * 4112 }));
+        assert_eq!(plan(&T4, 1, 4096, 4096).map(|p| p.cols), Some(64));
+        assert_eq!(plan(&H200, 1, 1, 1), Some(W8a8DynPlan { cols: 8, smem: 16 }));
+        // The shared-memory bound: 8 rows of 6080 bytes fit exactly, 8 of 6096 (or 8192) do
+        // not; one row of 48640 bytes does, one more 16-byte chunk does not.
+        assert_eq!(plan(&H200, 16, 17, 6080).map(|p| p.smem), Some(W8A8_DYN_SMEM));
+        assert_eq!(plan(&H200, 16, 17, 6096), None);
+        assert_eq!(plan(&H200, 8, 33, 8192), None);
+        assert!(plan(&H200, 1, 33, 48640).is_some());
+        assert_eq!(plan(&H200, 1, 33, 48641), None);
+        // M > 16 and the simple kernels: two launches.
+        assert_eq!(plan(&H200, 17, 4096, 4096), None);
+        assert_eq!(plan(&SIMPLE, 1, 4096, 4096), None);
+        // Every plan covers N with ceil(n / cols) blocks of 8..=64 columns.
+        for n in [1, 7, 8, 9, 63, 64, 65, 4095, 4096, 11008] {
+            let p = plan(&H200, 1, n, 64).unwrap();
+            assert!((8..=64).contains(&p.cols) && n.div_ceil(p.cols) * p.cols >= n);
+        }
     }
 }

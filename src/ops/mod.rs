@@ -15,7 +15,7 @@ pub enum Family {
     Sparse,
     /// `lowrank_linear`, `lowrank_reconstruct`, `frobenius_decay`, `lowrank_backward`.
     LowRank,
-    /// `quantize_rows_i8`, `gemm_w8a8`, `gemm_w4a16`, `gemm_w8a16`.
+    /// `quantize_rows_i8`, `gemm_w8a8`, `gemm_w8a8_dyn`, `gemm_w4a16`, `gemm_w8a16`.
     Quant,
     /// `binarize_pack`, `xnor_gemm`, `xnor_conv2d`, `xnor_conv2d_bits`.
     Binary,
@@ -65,6 +65,8 @@ pub enum Op {
     QuantizeRowsI8,
     /// [`crate::Device::gemm_w8a8`].
     GemmW8a8,
+    /// [`crate::Device::gemm_w8a8_dyn`] (W8A8 with the per-row activation quantization fused in).
+    GemmW8a8Dyn,
     /// [`crate::Device::gemm_w4a16`].
     GemmW4a16,
     /// [`crate::Device::gemm_w8a16`] (weight-only int8, group-wise scales: GGUF Q8_0).
@@ -81,7 +83,7 @@ pub enum Op {
 
 impl Op {
     /// Every op, grouped by family.
-    pub const ALL: [Op; 16] = [
+    pub const ALL: [Op; 17] = [
         Op::Spmm,
         Op::SpmmT,
         Op::Sddmm,
@@ -92,6 +94,7 @@ impl Op {
         Op::LowrankBackward,
         Op::QuantizeRowsI8,
         Op::GemmW8a8,
+        Op::GemmW8a8Dyn,
         Op::GemmW4a16,
         Op::GemmW8a16,
         Op::BinarizePack,
@@ -113,6 +116,7 @@ impl Op {
             Op::LowrankBackward => "lowrank_backward",
             Op::QuantizeRowsI8 => "quantize_rows_i8",
             Op::GemmW8a8 => "gemm_w8a8",
+            Op::GemmW8a8Dyn => "gemm_w8a8_dyn",
             Op::GemmW4a16 => "gemm_w4a16",
             Op::GemmW8a16 => "gemm_w8a16",
             Op::BinarizePack => "binarize_pack",
@@ -127,7 +131,7 @@ impl Op {
         match self {
             Op::Spmm | Op::SpmmT | Op::Sddmm | Op::Spmm24 => Family::Sparse,
             Op::LowrankLinear | Op::LowrankReconstruct | Op::FrobeniusDecay | Op::LowrankBackward => Family::LowRank,
-            Op::QuantizeRowsI8 | Op::GemmW8a8 | Op::GemmW4a16 | Op::GemmW8a16 => Family::Quant,
+            Op::QuantizeRowsI8 | Op::GemmW8a8 | Op::GemmW8a8Dyn | Op::GemmW4a16 | Op::GemmW8a16 => Family::Quant,
             Op::BinarizePack | Op::XnorGemm | Op::XnorConv2d | Op::XnorConv2dBits => Family::Binary,
         }
     }

@@ -1,4 +1,4 @@
-//! Quantized ops: `quantize_rows_i8`, `gemm_w8a8`, `gemm_w4a16`, `gemm_w8a16`.
+//! Quantized ops: `quantize_rows_i8`, `gemm_w8a8`, `gemm_w8a8_dyn`, `gemm_w4a16`, `gemm_w8a16`.
 
 use crate::backend::Checked;
 use crate::device::{check, Device};
@@ -150,6 +150,32 @@ impl Device {
         check::dims(OP, "Y", y, x.rows, w.rows)?;
         check::float(OP, "Y", y.dtype())?;
         self.backend().gemm_w8a8(Checked::new(), x, w, y)
+    }
+
+    /// W8A8 GEMM with dynamic per-row activation quantization: X `[m,k]` f32/f16 is quantized
+    /// per row (per token) as [`Device::quantize_rows_i8`] does, then `Y[i,j] = (sx_i sw_j)
+    /// sum_k Xq[i,k] Wq[j,k]` as [`Device::gemm_w8a8`] does; W `[n,k]`, Y `[m,n]` of X's dtype.
+    /// The result is bit-identical to those two calls on the same device; at decode sizes
+    /// (small M) backends fuse them into one launch. Like `quantize_rows_i8`, X's elements are
+    /// not scanned on the host (it lives on the device): NaN elements take that op's rule.
+    pub fn gemm_w8a8_dyn(&self, x: &Tensor, w: &DeviceInt8Matrix, y: &mut Tensor) -> Result<()> {
+        const OP: &str = "gemm_w8a8_dyn";
+        self.owns(OP, "X", &x.buf)?;
+        self.owns(OP, "W", &w.q)?;
+        self.owns(OP, "W.scales", &w.scales)?;
+        self.owns(OP, "Y", &y.buf)?;
+        check::float(OP, "X", x.dtype())?;
+        if x.cols != w.cols {
+            return Err(Error::shape(OP, format!("X has K = {} but W has K = {}", x.cols, w.cols)));
+        }
+        check::dims(OP, "Y", y, x.rows, w.rows)?;
+        check::dtype(OP, "Y", y.dtype(), x.dtype())?;
+        // The quantized activations (fused: in shared memory; otherwise a scratch matrix) hold
+        // m rows padded to a multiple of 16 bytes.
+        let stride = Int8Matrix::padded_cols(x.cols);
+        crate::formats::checked_elems(OP, "quantized X", &[x.rows, stride])?;
+        crate::formats::checked_elems(OP, "Y", &[x.rows, w.rows])?;
+        self.backend().gemm_w8a8_dyn(Checked::new(), x, w, y)
     }
 
     /// Weight-only int4 GEMM `Y = X dequant(W)^T`; X `[m,k]` f32/f16, W `[n,k]`, Y `[m,n]` of

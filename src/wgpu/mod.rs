@@ -48,6 +48,8 @@ mod pipeline;
 #[cfg(feature = "wgpu")]
 mod quant;
 #[cfg(feature = "wgpu")]
+mod quant_dyn;
+#[cfg(feature = "wgpu")]
 mod sparse;
 #[cfg(all(test, feature = "wgpu"))]
 mod tests;

@@ -21,9 +21,9 @@ use crate::error::Result;
 use crate::tensor::{DeviceInt4Weights, DeviceInt8Matrix, DeviceInt8Weights, Tensor};
 
 /// `dot4i8` through the WGSL built-in (lowered to OpSDot or polyfilled by naga).
-const DOT_NATIVE: &str = "fn dot4i8(a: u32, b: u32) -> i32 { return dot4I8Packed(a, b); }\n";
+pub(super) const DOT_NATIVE: &str = "fn dot4i8(a: u32, b: u32) -> i32 { return dot4I8Packed(a, b); }\n";
 /// `dot4i8` by sign-extending shifts, for platforms without `packed_4x8_integer_dot_product`.
-const DOT_MANUAL: &str = "fn dot4i8(a: u32, b: u32) -> i32 { let s = vec4<u32>(24u, 16u, 8u, 0u); return dot(bitcast<vec4<i32>>(vec4<u32>(a) << s) >> vec4<u32>(24u), bitcast<vec4<i32>>(vec4<u32>(b) << s) >> vec4<u32>(24u)); }\n";
+pub(super) const DOT_MANUAL: &str = "fn dot4i8(a: u32, b: u32) -> i32 { let s = vec4<u32>(24u, 16u, 8u, 0u); return dot(bitcast<vec4<i32>>(vec4<u32>(a) << s) >> vec4<u32>(24u), bitcast<vec4<i32>>(vec4<u32>(b) << s) >> vec4<u32>(24u)); }\n";
 /// The file itself.
 const SOURCE: &str = include_str!("../../shaders/quant.wgsl");
 
@@ -66,7 +66,7 @@ wgsl_params! {
 /// The source variant for this platform: `dot4I8Packed` where the WGSL language feature
 /// `packed_4x8_integer_dot_product` exists (always with native wgpu, whose naga lowers or
 /// polyfills it), the manual one otherwise (`SLIMGEMM_WGPU_MANUAL_DOT=1` forces it).
-fn shader() -> &'static Shader {
+pub(super) fn shader() -> &'static Shader {
     static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let has = *HAS.get_or_init(|| {
         if std::env::var("SLIMGEMM_WGPU_MANUAL_DOT").map(|v| v == "1").unwrap_or(false) {
@@ -240,6 +240,11 @@ impl QuantOps for WgpuBackend {
             groups,
         };
         with_output(be, OP, y, g)
+    }
+
+    /// The fused kernel of `shaders/quant_dyn.wgsl` (launcher in `quant_dyn.rs`).
+    fn gemm_w8a8_dyn(&self, _: Checked, x: &Tensor, w: &DeviceInt8Matrix, y: &mut Tensor) -> Result<()> {
+        super::quant_dyn::gemm_w8a8_dyn(self, x, w, y)
     }
 
     fn gemm_w4a16(&self, _: Checked, x: &Tensor, w: &DeviceInt4Weights, y: &mut Tensor) -> Result<()> {

@@ -63,6 +63,11 @@ pub(super) enum Host {
         x: Int8Matrix,
         w: Int8Matrix,
     },
+    /// X rounded to the workload's dtype (stored as f32).
+    W8a8Dyn {
+        x: Matrix<f32>,
+        w: Int8Matrix,
+    },
     W4a16 {
         x: Matrix<f32>,
         w: Int4Weights,
@@ -280,6 +285,9 @@ impl Host {
             Workload::QuantizeRowsI8 { m, k, dtype } => Host::Quantize { x: rand_mat(*dtype, *m, *k, seeds::B)? },
             Workload::GemmW8a8 { m, n, k, .. } => {
                 Host::W8a8 { x: quantize_host(&Matrix::random(*m, *k, seeds::B)?)?, w: quantize_host(&Matrix::random(*n, *k, seeds::W)?)? }
+            }
+            Workload::GemmW8a8Dyn { m, n, k, dtype } => {
+                Host::W8a8Dyn { x: rand_mat(*dtype, *m, *k, seeds::B)?, w: quantize_host(&Matrix::random(*n, *k, seeds::W)?)? }
             }
             Workload::GemmW4a16 { m, n, k, group, symmetric, dtype } => {
                 Host::W4a16 { x: rand_mat(*dtype, *m, *k, seeds::B)?, w: random_int4(*n, *k, *group, *symmetric, seeds::W)? }

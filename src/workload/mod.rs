@@ -134,6 +134,18 @@ pub enum Workload {
         /// Output dtype.
         dtype: DType,
     },
+    /// W8A8 GEMM with the per-row activation quantization fused in: X `[m,k]` float, W `[n,k]`
+    /// int8, Y of X's dtype.
+    GemmW8a8Dyn {
+        /// Tokens.
+        m: usize,
+        /// Output channels.
+        n: usize,
+        /// Inner dimension.
+        k: usize,
+        /// Dtype of X and Y.
+        dtype: DType,
+    },
     /// W4A16 GEMM, X `[m,k]`, W `[n,k]` int4.
     GemmW4a16 {
         /// Tokens.
@@ -291,6 +303,7 @@ impl Workload {
             Workload::LowrankBackward { .. } => Op::LowrankBackward,
             Workload::QuantizeRowsI8 { .. } => Op::QuantizeRowsI8,
             Workload::GemmW8a8 { .. } => Op::GemmW8a8,
+            Workload::GemmW8a8Dyn { .. } => Op::GemmW8a8Dyn,
             Workload::GemmW4a16 { .. } | Workload::GemmW4a16Form { .. } => Op::GemmW4a16,
             Workload::GemmW8a16 { .. } => Op::GemmW8a16,
             Workload::BinarizePack { .. } => Op::BinarizePack,
@@ -313,6 +326,7 @@ impl Workload {
             | Workload::LowrankBackward { dtype, .. }
             | Workload::QuantizeRowsI8 { dtype, .. }
             | Workload::GemmW8a8 { dtype, .. }
+            | Workload::GemmW8a8Dyn { dtype, .. }
             | Workload::GemmW4a16 { dtype, .. }
             | Workload::GemmW4a16Form { dtype, .. }
             | Workload::GemmW8a16 { dtype, .. } => *dtype,
@@ -347,6 +361,7 @@ impl Workload {
             Workload::LowrankBackward { m, n, r, batch, beta, .. } => format!("b{batch} {m}x{n} r{r}{}", beta_str(*beta)),
             Workload::QuantizeRowsI8 { m, k, .. } => format!("{m}x{k}"),
             Workload::GemmW8a8 { m, n, k, dtype } => format!("m{m} {n}x{k} ->{dtype}"),
+            Workload::GemmW8a8Dyn { m, n, k, .. } => format!("m{m} {n}x{k} dyn"),
             Workload::GemmW4a16 { m, n, k, group, symmetric, .. } => {
                 format!("m{m} {n}x{k} g{group} {}", if *symmetric { "sym" } else { "asym" })
             }
@@ -376,6 +391,7 @@ impl Workload {
             Workload::LowrankBackward { m, n, r, batch, .. } => 2.0 * (*batch as f64) * (*r as f64) * (3 * *n + 2 * *m) as f64,
             Workload::QuantizeRowsI8 { m, k, .. } => 2.0 * (*m * *k) as f64,
             Workload::GemmW8a8 { m, n, k, .. }
+            | Workload::GemmW8a8Dyn { m, n, k, .. }
             | Workload::GemmW4a16 { m, n, k, .. }
             | Workload::GemmW4a16Form { m, n, k, .. }
             | Workload::GemmW8a16 { m, n, k, .. }
@@ -412,6 +428,10 @@ impl Workload {
             }
             Workload::QuantizeRowsI8 { m, k, dtype } => (*m * *k) as f64 * (fsize(dtype) + 1.0),
             Workload::GemmW8a8 { m, n, k, dtype } => ((*m + *n) * *k) as f64 + (*m * *n) as f64 * fsize(dtype),
+            // Float X read once, int8 W and its f32 scales, Y written.
+            Workload::GemmW8a8Dyn { m, n, k, dtype } => {
+                (*m * *k) as f64 * fsize(dtype) + (*n * *k) as f64 + 4.0 * *n as f64 + (*m * *n) as f64 * fsize(dtype)
+            }
             Workload::GemmW4a16 { m, n, k, group, dtype, .. } => {
                 (*n * *k) as f64 * 0.5 + (*n * *k / *group) as f64 * 8.0 + ((*m * *k) + (*m * *n)) as f64 * fsize(dtype)
             }

@@ -79,6 +79,7 @@ enum Operands {
     Backward { lr: DeviceLowRank, x: Tensor, dy: Tensor, dx: Tensor, du: Tensor, dv: Tensor, beta: f32 },
     Quantize { x: Tensor, out: DeviceInt8Matrix },
     W8a8 { x: DeviceInt8Matrix, w: DeviceInt8Matrix, y: Tensor },
+    W8a8Dyn { x: Tensor, w: DeviceInt8Matrix, y: Tensor },
     W4a16 { x: Tensor, w: DeviceInt4Weights, y: Tensor },
     W8a16 { x: Tensor, w: DeviceInt8Weights, y: Tensor },
     Binarize { x: Tensor, out: DeviceBits },
@@ -145,6 +146,9 @@ impl Operands {
             Host::W8a8 { x, w } => {
                 Operands::W8a8 { x: dev.upload_int8(x)?, w: dev.upload_int8(w)?, y: nan_tensor(dev, x.rows, w.rows, d)? }
             }
+            Host::W8a8Dyn { x, w } => {
+                Operands::W8a8Dyn { x: up(dev, x, d)?, w: dev.upload_int8(w)?, y: nan_tensor(dev, x.rows, w.rows, d)? }
+            }
             Host::W4a16 { x, w } | Host::W4a16Form { x, w, .. } => {
                 Operands::W4a16 { x: up(dev, x, d)?, w: dev.upload_int4(w)?, y: nan_tensor(dev, x.rows, w.n, d)? }
             }
@@ -183,6 +187,7 @@ impl Operands {
             Operands::Backward { lr, x, dy, dx, du, dv, beta } => dev.lowrank_backward(lr, x, dy, Some(dx), du, dv, *beta),
             Operands::Quantize { x, out } => dev.quantize_rows_i8(x, out),
             Operands::W8a8 { x, w, y } => dev.gemm_w8a8(x, w, y),
+            Operands::W8a8Dyn { x, w, y } => dev.gemm_w8a8_dyn(x, w, y),
             Operands::W4a16 { x, w, y } => dev.gemm_w4a16(x, w, y),
             Operands::W8a16 { x, w, y } => dev.gemm_w8a16(x, w, y),
             Operands::Binarize { x, out } => dev.binarize_pack(x, out),
@@ -201,6 +206,7 @@ impl Operands {
             },
             Operands::LowrankLinear { y, .. }
             | Operands::W8a8 { y, .. }
+            | Operands::W8a8Dyn { y, .. }
             | Operands::W4a16 { y, .. }
             | Operands::W8a16 { y, .. }
             | Operands::Xnor { y, .. }
@@ -335,6 +341,7 @@ pub fn naive(w: &Workload) -> Result<Vec<f32>> {
         }
         Host::Quantize { x } => int8_values(&quantize_host(&x)?),
         Host::W8a8 { x, w } => crate::naive::gemm_w8a8(&x, &w),
+        Host::W8a8Dyn { x, w } => crate::naive::gemm_w8a8_dyn(&x, &w),
         Host::W4a16 { x, w } => crate::naive::gemm_w4a16(&x, &w),
         Host::W4a16Form { x, dense, .. } => crate::naive::gemm_dense_nt(&x, &dense),
         Host::W8a16 { x, w } => crate::naive::gemm_w8a16(&x, &w),

@@ -231,6 +231,22 @@ pub fn verify_cases() -> Result<Vec<Workload>> {
         {
             v.push(Workload::GemmW8a8 { m, n, k, dtype });
         }
+        // gemm_w8a8_dyn: M 1..16 (the fused GEMV on CUDA / WGSL) and 17, 64 (two launches); K a
+        // multiple of 16 or not (4100, 200, 33); odd N; (8, 33, 8192) and (16, 17, 6080): over
+        // and at the most quantized rows (8 x 6080 bytes) the fused CUDA kernel stages.
+        for &(m, n, k) in &[
+            (1, 1, 1),
+            (1, 4095, 4096),
+            (3, 31, 4100),
+            (8, 65, 32),
+            (16, 257, 4096),
+            (16, 17, 6080),
+            (8, 33, 8192),
+            (17, 31, 200),
+            (64, 97, 33),
+        ] {
+            v.push(Workload::GemmW8a8Dyn { m, n, k, dtype });
+        }
         for &(m, n, k, group, symmetric) in &[
             (1, 1, 32, 32, true),
             (3, 7, 64, 32, false),
@@ -345,6 +361,7 @@ pub fn ragged_cases(seed: u64, count: usize) -> Result<Vec<Workload>> {
         v.push(Workload::LowrankBackward { m, n: k, r, batch: n, dtype, beta });
         v.push(Workload::QuantizeRowsI8 { m, k, dtype });
         v.push(Workload::GemmW8a8 { m, n, k, dtype });
+        v.push(Workload::GemmW8a8Dyn { m, n, k, dtype });
         let group = [32, 64, 128][i % 3];
         let kq = group * (1 + k % 5);
         v.push(Workload::GemmW4a16 { m, n, k: kq, group, symmetric: i % 2 == 0, dtype });

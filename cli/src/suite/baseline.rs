@@ -379,7 +379,7 @@ pub(crate) fn dense_problems(w: &Workload) -> Result<Vec<DenseProblem>> {
                 DenseProblem { what: "dense dW = dY^T X", a: dy.transpose(), b: x },
             ]
         }
-        Workload::GemmW8a8 { m, n, k, .. } => {
+        Workload::GemmW8a8 { m, n, k, .. } | Workload::GemmW8a8Dyn { m, n, k, .. } => {
             let (xq, xs) = HostInputs::int8(*m, *k, seeds::B)?;
             let (wq, ws) = HostInputs::int8(*n, *k, seeds::W)?;
             let deq = |q: &[i8], s: &[f32], rows: usize| {

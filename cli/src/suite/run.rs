@@ -69,6 +69,7 @@ mod cpu_dense {
             Workload::Sddmm { a, k, .. } => (a.rows, *k, a.cols),
             Workload::LowrankLinear { m, n, batch, .. } => (*batch, *n, *m),
             Workload::GemmW8a8 { m, n, k, .. }
+            | Workload::GemmW8a8Dyn { m, n, k, .. }
             | Workload::GemmW4a16 { m, n, k, .. }
             | Workload::GemmW4a16Form { m, n, k, .. }
             | Workload::GemmW8a16 { m, n, k, .. }

@@ -28,6 +28,9 @@ pub fn quick() -> Result<Vec<Workload>> {
         v.push(Workload::LowrankBackward { m: 768, n: 768, r: 64, batch: 32, dtype, beta: 0.0 });
         v.push(Workload::QuantizeRowsI8 { m: 64, k: 4096, dtype });
         v.push(Workload::GemmW8a8 { m: 16, n: 1024, k: 1024, dtype });
+        // Decode: float X quantized inside the GEMM (one launch on the GPUs).
+        v.push(Workload::GemmW8a8Dyn { m: 1, n: 4096, k: 4096, dtype });
+        v.push(Workload::GemmW8a8Dyn { m: 16, n: 4096, k: 4096, dtype });
         v.push(Workload::GemmW4a16 { m: 1, n: 2048, k: 2048, group: 128, symmetric: true, dtype });
         v.push(Workload::GemmW4a16 { m: 16, n: 1024, k: 1024, group: 64, symmetric: false, dtype });
         v.push(Workload::GemmW4a16Form { m: 1, n: 2048, k: 2048, form: Int4Form::Q4k, dtype });
@@ -90,6 +93,11 @@ pub fn full_with(wanted: &dyn Fn(Op) -> bool, limit: usize) -> Result<Vec<Worklo
             v.push(Workload::GemmW8a8 { m, n, k, dtype: DType::F16 });
             v.push(Workload::GemmW4a16 { m, n, k, group: 128, symmetric: true, dtype: DType::F16 });
         }
+        // W8A8 from float activations: fused at decode sizes (M <= 16), two launches beyond.
+        for m in [1, 4, 8, 16, 64, 256] {
+            v.push(Workload::GemmW8a8Dyn { m, n, k, dtype: DType::F16 });
+        }
+        v.push(Workload::GemmW8a8Dyn { m: 16, n, k, dtype: DType::F32 });
         v.push(Workload::GemmW4a16 { m: 16, n, k, group: 128, symmetric: true, dtype: DType::F32 });
         v.push(Workload::GemmW4a16 { m: 16, n, k, group: 32, symmetric: false, dtype: DType::F16 });
         // The files users have: GGUF Q8_0 (weight-only int8, group 32) and Q4_K, GPTQ act-order.

@@ -200,7 +200,8 @@ pub(crate) fn baselines(dev: &Device, w: &Workload) -> Vec<BaselineSlot> {
             };
             out.push(slot(&name, blas_lowrank(&stream, &name, *m, *n, *r, *batch, *dtype)));
         }
-        Workload::GemmW8a8 { m, n, k, .. } => {
+        // gemm_w8a8_dyn: the same int8 GEMM (cuBLASLt has no fused activation quantization).
+        Workload::GemmW8a8 { m, n, k, .. } | Workload::GemmW8a8Dyn { m, n, k, .. } => {
             out.push(slot("cuBLASLt int8 GEMM (IMMA)", imma(&stream, *m, *n, *k)));
         }
         Workload::XnorConv2d { batch, h, w: wd, c_in, c_out, ksize, stride, pad, .. } => {
