@@ -30,21 +30,33 @@ pub enum Checks {
     Unchecked,
 }
 
-/// A wgpu device with the given bounds-check policy, or `None` as [`wgpu_device`].
+/// A wgpu device with the given bounds-check policy, or `None` as [`wgpu_device`]. Its
+/// kernels follow `SLIMGEMM_KERNEL` (the fast paths unless it is `simple`).
 pub fn wgpu_device_with(checks: Checks) -> Option<Device> {
+    wgpu_device_opts(checks, false)
+}
+
+/// A wgpu device that runs the simple kernels (`KernelChoice::Simple`) without bounds checks,
+/// or `None` as [`wgpu_device`].
+pub fn wgpu_simple_device() -> Option<Device> {
+    wgpu_device_opts(Checks::Unchecked, true)
+}
+
+fn wgpu_device_opts(checks: Checks, simple: bool) -> Option<Device> {
     wgpu_device()?;
     #[cfg(feature = "wgpu")]
     {
-        use slimgemm::wgpu::{BoundsChecks, WgpuOptions};
+        use slimgemm::wgpu::{BoundsChecks, KernelChoice, WgpuOptions};
         let bounds_checks = match checks {
             Checks::Checked => BoundsChecks::Checked,
             Checks::Unchecked => BoundsChecks::Unchecked,
         };
-        Some(Device::wgpu_with_options(WgpuOptions { bounds_checks, ..Default::default() }).expect("wgpu device with options"))
+        let kernels = simple.then_some(KernelChoice::Simple);
+        Some(Device::wgpu_with_options(WgpuOptions { bounds_checks, kernels, ..Default::default() }).expect("wgpu device with options"))
     }
     #[cfg(not(feature = "wgpu"))]
     {
-        let _ = checks;
+        let _ = (checks, simple);
         None
     }
 }
