@@ -7,7 +7,8 @@
 //! combination is its own pipeline, so the unused branches fold away.
 //!
 //! Paths: the GEMMs run a GEMV-style kernel for M <= 16 (32 lanes per output column along K,
-//! W streamed once per block of up to 8 rows) and a 64 x 64 tiled kernel otherwise. f16
+//! W streamed once per block of up to 8 rows) and a tiled kernel otherwise (64 x 64, or
+//! 32 x 32 where the fast choice sees few tiles: override `QT`). f16
 //! outputs are written two per word by one invocation; for odd N (where a word straddles two
 //! rows) the kernel writes f32 into a scratch buffer and the shared pack pass packs it.
 //!
@@ -20,9 +21,10 @@
 
 use super::context::WgpuBackend;
 use super::dispatch::{expect_len, u32_param, wgsl_params, Bind, Dispatch, Groups, WgslParams};
+use super::lowrank::limits;
 use super::pack::Output;
 use super::pipeline::{Shader, PRELUDE};
-use super::plan::{gemv_kind, gemv_rows, GemvKind, GEMV_MAX_M};
+use super::plan::{gemm_tile, gemv_kind, gemv_rows, GemvKind, GEMV_MAX_M};
 use crate::backend::{Checked, QuantOps};
 use crate::dtype::DType;
 use crate::error::Result;
@@ -178,16 +180,16 @@ fn with_output(be: &WgpuBackend, op: &'static str, y: &Tensor, g: Gemm<'_>) -> R
     be.run(op, &ds)
 }
 
-/// Module, entry point, grid and `MS` of a GEMM: the GEMV kernel `gemv` for M <= 16 (8
-/// columns per workgroup along x/y, row blocks of MS along z), the 64 x 64 tiled kernel
-/// otherwise.
+/// Module, entry point, grid and tile override of a GEMM: the GEMV kernel `gemv` for M <= 16
+/// (8 columns per workgroup along x/y, row blocks of `MS` along z), otherwise the tiled kernel
+/// on `QT` x `QT` tiles (64, or 32 where the fast choice sees few tiles: `plan::gemm_tile`).
 fn gemm_path(
     be: &WgpuBackend,
     gemv: (Module, &'static str),
     tiled: &'static str,
     m: usize,
     n: usize,
-) -> ((Module, &'static str), Groups, u32) {
+) -> ((Module, &'static str), Groups, (&'static str, f64)) {
     if m <= GEMV_MAX_M {
         let ms = gemv_rows(m);
         let blocks = n.div_ceil(8) as u64;
@@ -196,9 +198,10 @@ fn gemm_path(
         let y = blocks.div_ceil(x);
         // y > maxd is reported by the dispatch helper's grid check.
         let gy = u32::try_from(y).unwrap_or(u32::MAX);
-        (gemv, Groups::Grid(x as u32, gy, m.div_ceil(ms as usize) as u32), ms)
+        (gemv, Groups::Grid(x as u32, gy, m.div_ceil(ms as usize) as u32), ("MS", ms as f64))
     } else {
-        ((Module::Plain, tiled), Groups::Linear((m.div_ceil(64) as u64) * (n.div_ceil(64) as u64)), 8)
+        let qt = gemm_tile(be.fast(), &limits(be), m, n) as usize;
+        ((Module::Plain, tiled), Groups::Linear((m.div_ceil(qt) as u64) * (n.div_ceil(qt) as u64)), ("QT", qt as f64))
     }
 }
 
@@ -228,8 +231,8 @@ fn weight_only(
         ..Default::default()
     };
     let gemv = gemv_kernel(be, x.dtype() == DType::F16, "gemm_wo_gemv", "gemm_wo_gemv_sg");
-    let ((module, entry), groups, ms) = gemm_path(be, gemv, "gemm_wo_tiled", m, n);
-    let mut constants = vec![("XF16", flag(x.dtype() == DType::F16)), ("MS", ms as f64)];
+    let ((module, entry), groups, tile) = gemm_path(be, gemv, "gemm_wo_tiled", m, n);
+    let mut constants = vec![("XF16", flag(x.dtype() == DType::F16)), tile];
     constants.extend_from_slice(form);
     let xb = be.buf(&x.buf)?;
     let g = Gemm {
@@ -290,12 +293,12 @@ impl QuantOps for WgpuBackend {
         u32_param(OP, "X vec4s", x.rows * x.stride / 16)?;
         u32_param(OP, "W vec4s", w.rows * w.stride / 16)?;
         let gemv = gemv_kernel(be, false, "gemm_w8a8_gemv", "gemm_w8a8_gemv_sg");
-        let ((module, entry), groups, ms) = gemm_path(be, gemv, "gemm_w8a8_tiled", m, n);
+        let ((module, entry), groups, tile) = gemm_path(be, gemv, "gemm_w8a8_tiled", m, n);
         let (xq, sx, wq, sw) = (be.buf(&x.q)?, be.buf(&x.scales)?, be.buf(&w.q)?, be.buf(&w.scales)?);
         let g = Gemm {
             module,
             entry,
-            constants: vec![("MS", ms as f64)],
+            constants: vec![tile],
             binds: vec![Bind::Read(xq), Bind::Read(sx), Bind::Read(wq), Bind::Read(sw)],
             tail: vec![],
             params,
