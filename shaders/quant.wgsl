@@ -1,4 +1,7 @@
 // Quantized kernels: per-row int8 quantization, W8A8 int8 GEMM, W4A16 / W8A16 weight-only GEMMs.
+// These are the simple kernels (and the tiled GEMMs of both kernel choices); the fast GEMVs and
+// quantization (subgroup reductions, native f16) are in shaders/quant_sg.wgsl, which the host
+// assembles after this file.
 //
 // Conventions (shared by every entry point below):
 // - Float tensors are bound as raw 32-bit words. f32 element i is `bitcast<f32>(w[i])`; f16
@@ -9,9 +12,8 @@
 //   halves belong to one invocation, whose columns come in aligned pairs); for odd N it runs
 //   the kernel with f32 output into a scratch buffer and packs it with the shared pack pass
 //   (shaders/pack.wgsl).
-// - The host prepends the prelude (shaders/common.wgsl), but this file stays valid WGSL on its
-//   own (tests/wgpu_quant.rs validates it with only `dot4i8` in front), so it uses the WGSL
-//   built-ins where the prelude has wrappers: `pack2x16float` is what the prelude's `pack_f16`
+// - The host prepends the prelude (shaders/common.wgsl), but this file stays valid WGSL with
+//   only `dot4i8` in front, so it uses the WGSL built-ins where the prelude has wrappers: `pack2x16float` is what the prelude's `pack_f16`
 //   is (same rounding), `unpack2x16float` what `unpack_f16` is.
 // - Int8 data is packed 4 per u32, rows padded to a stride of 16 bytes (zero filled), so
 //   `vec4<u32>` loads of any whole row are in bounds.

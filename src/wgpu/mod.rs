@@ -15,6 +15,8 @@
 //! - `dispatch.rs`: [`Dispatch`] and [`WgpuBackend::run`], parameter blocks and the buffer
 //!   length checks every launcher makes;
 //! - `pack.rs`: the f16 pack pass shared by the op families;
+//! - `plan.rs`: which kernel, tile and split the quantized and low-rank launchers take (pure
+//!   functions of shape, device limits and [`KernelChoice`], unit-tested);
 //! - one file per op family (`sparse.rs`, `lowrank.rs`, `quant.rs`, `binary.rs`) whose kernels
 //!   live in `shaders/<family>.wgsl`.
 //! - `layer.rs`: the kernels behind [`crate::Linear`] that are not ops (a tiled transpose in
