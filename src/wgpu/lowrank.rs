@@ -240,22 +240,25 @@ struct SplitBufs<'a> {
     y: &'a wgpu::Buffer,
 }
 
-/// The f32 scratch of the split path: the partials `[splits, b, r]` and T `[b, r]`.
-fn split_scratch(be: &WgpuBackend, plan: &SplitPlan, b: usize, r: usize) -> Result<(wgpu::Buffer, wgpu::Buffer)> {
+/// The f32 scratch of the split path: the partials `[splits, b, r]` (none for one split,
+/// whose partials are T) and T `[b, r]`.
+fn split_scratch(be: &WgpuBackend, plan: &SplitPlan, b: usize, r: usize) -> Result<(Option<wgpu::Buffer>, wgpu::Buffer)> {
     let br = b.checked_mul(r).ok_or_else(|| Error::shape("lowrank_linear", "b * r overflows"))?;
     let parts = plan.splits.checked_mul(br).ok_or_else(|| Error::shape("lowrank_linear", "splits * b * r overflows"))?;
     u32_param("lowrank_linear", "partials", parts)?;
-    Ok((be.scratch("lowrank_linear partials", parts as u64 * 4)?, be.scratch("lowrank_linear T", br as u64 * 4)?))
+    let part = if plan.splits > 1 { Some(be.scratch("lowrank_linear partials", parts as u64 * 4)?) } else { None };
+    Ok((part, be.scratch("lowrank_linear T", br as u64 * 4)?))
 }
 
 /// The launches of the split path (`plan.rs`): partials of T = X V over splits of n into
-/// `part`, their sum into `t`, then (`with_tu`) Y = T U^T + bias into `bufs.y`.
+/// `part`, their sum into `t` (one split: straight into `t`, `part` is `None`), then
+/// (`with_tu`) Y = T U^T + bias into `bufs.y`.
 fn split_dispatches<'a>(
     op: &'static str,
     plan: &SplitPlan,
     dims: SplitParams,
     bufs: &SplitBufs<'a>,
-    part: &'a wgpu::Buffer,
+    part: Option<&'a wgpu::Buffer>,
     t: &'a wgpu::Buffer,
     with_tu: bool,
 ) -> Result<Vec<Dispatch<'a>>> {
@@ -279,15 +282,17 @@ fn split_dispatches<'a>(
         groups: Groups::Linear(groups as u64),
     };
     // Bindings as the file's: 1 X, 2 V, 3 bias, 4 output, 5 U (unused ones get a read buffer).
-    let mut ds = vec![
-        d("lowrank_xv_split", vec![], vec![Bind::Read(bufs.x), Bind::Read(bufs.v), Bind::Read(bufs.x), Bind::Write(part)], xv_groups),
-        d(
-            "lowrank_split_sum",
-            vec![],
-            vec![Bind::Read(part), Bind::Read(part), Bind::Read(part), Bind::Write(t)],
-            p("sum workgroups", sum_groups as usize)?,
-        ),
-    ];
+    let xv_out = part.unwrap_or(t);
+    let mut ds = vec![d(
+        "lowrank_xv_split",
+        vec![],
+        vec![Bind::Read(bufs.x), Bind::Read(bufs.v), Bind::Read(bufs.x), Bind::Write(xv_out)],
+        xv_groups,
+    )];
+    if let Some(part) = part {
+        let sum = p("sum workgroups", sum_groups as usize)?;
+        ds.push(d("lowrank_split_sum", vec![], vec![Bind::Read(part), Bind::Read(part), Bind::Read(part), Bind::Write(t)], sum));
+    }
     if with_tu {
         ds.push(d(
             "lowrank_tu_split",
@@ -347,7 +352,7 @@ impl LowRankOps for WgpuBackend {
                 let dims = SplitParams { b: b32, n: n32, r: r32, m: m32, flags, ..Default::default() };
                 let bufs = SplitBufs { x: xb, v: vb, u: ub, bias: biasb, y: yout };
                 let (part, t) = split_scratch(be, &plan, b, r)?;
-                let mut ds = split_dispatches(OP, &plan, dims, &bufs, &part, &t, true)?;
+                let mut ds = split_dispatches(OP, &plan, dims, &bufs, part.as_ref(), &t, true)?;
                 out.finish(OP, &mut ds)?;
                 return be.run(OP, &ds);
             }
@@ -355,7 +360,7 @@ impl LowRankOps for WgpuBackend {
                 let dims = SplitParams { b: b32, n: n32, r: r32, m: m32, flags, ..Default::default() };
                 let bufs = SplitBufs { x: xb, v: vb, u: ub, bias: biasb, y: yout };
                 let (part, t) = split_scratch(be, &plan, b, r)?;
-                let mut ds = split_dispatches(OP, &plan, dims, &bufs, &part, &t, false)?;
+                let mut ds = split_dispatches(OP, &plan, dims, &bufs, part.as_ref(), &t, false)?;
                 let tt = Operand { buf: &t, si: r32, sk: 1, f16: false };
                 ds.push(gemm_on(
                     be,

@@ -122,9 +122,10 @@ fn xv_plan(b: usize, n: usize, r: usize, m: usize) -> Option<SplitPlan> {
 /// Simple: the fused kernel when the batch has [`FUSED_MIN_TILES`] row tiles and
 /// r <= [`FUSED_MAX_R`], else two GEMMs. Fast: the split path for b <= [`SPLIT_MAXB`] (CUDA's
 /// rule, [`TARGET_GROUPS`] standing in for its two waves) where T fits the workgroup storage;
-/// the fused kernel only from [`TARGET_GROUPS`] row tiles; between those, T = X V split over n
-/// and the strided GEMM for Y (CUDA runs its split-K tensor-core GEMM there), so every batch
-/// fills the device.
+/// the fused kernel only from [`TARGET_GROUPS`] row tiles; between those, where the GEMM of
+/// T = X V would have fewer than [`TARGET_GROUPS`] 32 x 32 tiles, T = X V split over n and
+/// the strided GEMM for Y (CUDA runs its split-K tensor-core GEMM there), so every batch fills
+/// the device; else two GEMMs.
 pub(crate) fn lowrank_linear_path(fast: bool, lim: &Limits, b: usize, n: usize, r: usize, m: usize) -> LowRankPath {
     let xv = if fast { xv_plan(b, n, r, m) } else { None };
     if let Some(p) = xv {
@@ -137,9 +138,12 @@ pub(crate) fn lowrank_linear_path(fast: bool, lim: &Limits, b: usize, n: usize, 
     if r <= FUSED_MAX_R && row_tiles >= min_tiles {
         return LowRankPath::Fused { groups: row_tiles };
     }
+    // Split T = X V only where the tiled GEMM would launch fewer than TARGET_GROUPS of its
+    // smallest tiles for it (beyond that, its tiles reuse V better than 8-row batch chunks).
+    let tiles32 = b.div_ceil(32).saturating_mul(r.div_ceil(32));
     match xv {
-        Some(p) => LowRankPath::SplitTiled(p),
-        None => LowRankPath::Tiled,
+        Some(p) if tiles32 < TARGET_GROUPS => LowRankPath::SplitTiled(p),
+        _ => LowRankPath::Tiled,
     }
 }
 
@@ -246,8 +250,12 @@ mod tests {
         // The fused kernel from TARGET_GROUPS row tiles (2041 rows); the rank bounds it.
         assert_eq!(lowrank_linear_path(true, &L, 2048, 768, 256, 3072), LowRankPath::Fused { groups: 256 });
         assert_eq!(lowrank_linear_path(true, &L, 4096, 768, 128, 3072), LowRankPath::Fused { groups: 512 });
-        assert!(split_tiled(lowrank_linear_path(true, &L, 2040, 768, 256, 3072)));
-        assert!(split_tiled(lowrank_linear_path(true, &L, 4096, 768, 257, 3072)));
+        assert!(split_tiled(lowrank_linear_path(true, &L, 1000, 768, 32, 3072)));
+        // Past that, two GEMMs where the one of T = X V has TARGET_GROUPS 32 x 32 tiles.
+        assert_eq!(lowrank_linear_path(true, &L, 2040, 768, 256, 3072), LowRankPath::Tiled);
+        assert_eq!(lowrank_linear_path(true, &L, 4096, 768, 257, 3072), LowRankPath::Tiled);
+        assert!(split_tiled(lowrank_linear_path(true, &L, 864, 768, 257, 3072)));
+        assert_eq!(lowrank_linear_path(true, &L, 1024, 768, 257, 3072), LowRankPath::Tiled);
         // Depth past LRS_MAX_SPLITS x LRS_CHUNK: two GEMMs.
         assert_eq!(lowrank_linear_path(true, &L, 8, 32769, 64, 3072), LowRankPath::Tiled);
         assert!(matches!(lowrank_linear_path(true, &L, 8, 32768, 64, 3072), LowRankPath::Split(_)));

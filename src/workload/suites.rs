@@ -286,8 +286,9 @@ pub fn verify_cases() -> Result<Vec<Workload>> {
         }
         // Low-rank layer: the split path at b = 1, 8 (one whole batch chunk), 32 (its largest
         // batch) and ragged ones, depth past one chunk per split (9000 rows of V), rank past
-        // the staged T (449: two GEMMs), depth past 128 x 256 (two GEMMs); b = 33 (past the
-        // split path) and a large batch (the fused kernel); BERT at b = 8 and 32.
+        // the staged T (449: T split, then a GEMM), depth past 128 x 256 (two GEMMs); b = 33
+        // and 300 (past the split path: T split, then a GEMM) and a large batch (the fused
+        // kernel); BERT at b = 8 and 32.
         for &(m, n, r, batch) in &[
             (768, 3072, 64, 8),
             (3072, 768, 128, 32),
@@ -295,6 +296,7 @@ pub fn verify_cases() -> Result<Vec<Workload>> {
             (70, 600, 449, 2),
             (5, 33000, 2, 1),
             (97, 61, 17, 33),
+            (64, 200, 40, 300),
             (128, 96, 32, 2048),
         ] {
             v.push(Workload::LowrankLinear { m, n, r, batch, dtype });
