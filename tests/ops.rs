@@ -16,6 +16,7 @@
 
 mod common;
 
+use common::wgpu_simple_device;
 use slimgemm::workload::{expected, ragged_cases, verify_case, verify_cases, Workload};
 use slimgemm::{Device, Family, Op};
 
@@ -102,5 +103,39 @@ testgen!(wgpu_checked, 2, common::wgpu_device_with(common::Checks::Checked));
 testgen!(wgpu_unchecked, 3, common::wgpu_device_with(common::Checks::Unchecked));
 // The simple WGSL kernels (`KernelChoice::Simple`, as `SLIMGEMM_KERNEL=simple`): the same
 // workloads, so a wrong fast path and a wrong algorithm fail in different tests.
-testgen!(wgpu_simple, 5, common::wgpu_simple_device());
+testgen!(wgpu_simple, 5, wgpu_simple_device());
 testgen!(cuda, 4, common::cuda_device());
+
+/// The int8 paths are exact on both kernel choices: `quantize_rows_i8` (f32 and f16 inputs)
+/// and `gemm_w8a8` (GEMV and tiled shapes, K and N ragged) give the same bits on the fast
+/// paths (subgroup reductions, 32 x 32 tiles) as on the simple kernels.
+#[test]
+fn wgpu_int8_paths_agree_bit_for_bit() {
+    use common::{wgpu_device_opts, Checks, Kernels};
+    use slimgemm::formats::Matrix;
+    use slimgemm::DType;
+    let (Some(fast), Some(simple)) = (wgpu_device_opts(Checks::Unchecked, Kernels::Fast), wgpu_simple_device()) else {
+        return;
+    };
+    for &(m, n, k) in &[(1, 9, 1000), (3, 33, 4100), (16, 16, 520), (17, 3, 70), (40, 70, 300)] {
+        let x = Matrix::<f32>::random(m, k, 7).unwrap();
+        let w = Matrix::<f32>::random(n, k, 8).unwrap();
+        let xh = Matrix::new(m, k, x.data.iter().map(|&v| half::f16::from_f32(v)).collect()).unwrap();
+        let run = |dev: &Device| {
+            let quantize = |t| {
+                let mut q = dev.zeros_int8(m, k).unwrap();
+                dev.quantize_rows_i8(&t, &mut q).unwrap();
+                q
+            };
+            let xq = quantize(dev.upload_matrix(&x).unwrap());
+            let xq16 = quantize(dev.upload_matrix(&xh).unwrap());
+            let mut wq = dev.zeros_int8(n, k).unwrap();
+            dev.quantize_rows_i8(&dev.upload_matrix(&w).unwrap(), &mut wq).unwrap();
+            let mut y = dev.zeros(m, n, DType::F32).unwrap();
+            dev.gemm_w8a8(&xq, &wq, &mut y).unwrap();
+            let bits: Vec<u32> = dev.download_f32(&y).unwrap().data.iter().map(|v| v.to_bits()).collect();
+            (dev.download_int8(&xq).unwrap(), dev.download_int8(&xq16).unwrap(), bits)
+        };
+        assert_eq!(run(&fast), run(&simple), "m {m} n {n} k {k}");
+    }
+}

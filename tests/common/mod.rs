@@ -30,19 +30,32 @@ pub enum Checks {
     Unchecked,
 }
 
+/// Which kernels a test's wgpu device runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernels {
+    /// As `SLIMGEMM_KERNEL` says (the fast paths unless it is `simple`).
+    Env,
+    /// The fast paths (`KernelChoice::Fast`).
+    Fast,
+    /// The simple kernels (`KernelChoice::Simple`).
+    Simple,
+}
+
 /// A wgpu device with the given bounds-check policy, or `None` as [`wgpu_device`]. Its
 /// kernels follow `SLIMGEMM_KERNEL` (the fast paths unless it is `simple`).
 pub fn wgpu_device_with(checks: Checks) -> Option<Device> {
-    wgpu_device_opts(checks, false)
+    wgpu_device_opts(checks, Kernels::Env)
 }
 
 /// A wgpu device that runs the simple kernels (`KernelChoice::Simple`) without bounds checks,
 /// or `None` as [`wgpu_device`].
 pub fn wgpu_simple_device() -> Option<Device> {
-    wgpu_device_opts(Checks::Unchecked, true)
+    wgpu_device_opts(Checks::Unchecked, Kernels::Simple)
 }
 
-fn wgpu_device_opts(checks: Checks, simple: bool) -> Option<Device> {
+/// A wgpu device with the given bounds-check policy and kernels, or `None` as
+/// [`wgpu_device`].
+pub fn wgpu_device_opts(checks: Checks, kernels: Kernels) -> Option<Device> {
     wgpu_device()?;
     #[cfg(feature = "wgpu")]
     {
@@ -51,12 +64,16 @@ fn wgpu_device_opts(checks: Checks, simple: bool) -> Option<Device> {
             Checks::Checked => BoundsChecks::Checked,
             Checks::Unchecked => BoundsChecks::Unchecked,
         };
-        let kernels = simple.then_some(KernelChoice::Simple);
+        let kernels = match kernels {
+            Kernels::Env => None,
+            Kernels::Fast => Some(KernelChoice::Fast),
+            Kernels::Simple => Some(KernelChoice::Simple),
+        };
         Some(Device::wgpu_with_options(WgpuOptions { bounds_checks, kernels, ..Default::default() }).expect("wgpu device with options"))
     }
     #[cfg(not(feature = "wgpu"))]
     {
-        let _ = (checks, simple);
+        let _ = (checks, kernels);
         None
     }
 }
