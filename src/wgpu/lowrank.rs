@@ -3,7 +3,8 @@
 //!
 //! Paths (`plan.rs`): `lowrank_linear` runs the three split kernels for b <= 32 under the fast
 //! choice (split-K over n so that one row fills the device), the fused kernel for large
-//! batches of small rank, else two strided GEMMs; every strided GEMM takes its tile (override
+//! batches of small rank, else two strided GEMMs, the first one (T = X V) split over n where
+//! its tiles would not fill the device (as `lowrank_backward`'s P = X V and Q = dY U); every strided GEMM takes its tile (override
 //! `TILE`: 64, or 32 where the fast choice sees few tiles) from `plan::gemm_tile`.
 
 use crate::backend::{Checked, LowRankGrads, LowRankOps};
@@ -15,7 +16,7 @@ use super::context::WgpuBackend;
 use super::dispatch::{expect_len, u32_param, wgsl_params, Bind, Dispatch, Groups, WgslParams};
 use super::pack::Output;
 use super::pipeline::{Shader, PRELUDE};
-use super::plan::{gemm_tile, lowrank_linear_path, Limits, LowRankPath, SplitPlan};
+use super::plan::{gemm_tile, lowrank_linear_path, xv_split, Limits, LowRankPath, SplitPlan};
 
 /// The low-rank kernels (prelude in front; each operand's dtype is a flag bit, so one module
 /// serves f32 and f16); trusted: the bounds argument is at the top of the file and above each
@@ -473,9 +474,16 @@ impl LowRankOps for WgpuBackend {
             Some(t) => Some(be.buf(&t.buf)?),
             None => None,
         };
-        // P = X V and Q = dY U stay in f32 scratch ([b, r], small).
+        // P = X V and Q = dY U stay in f32 scratch ([b, r], small), split over their depth
+        // where the fast plan says so (`plan::xv_split`, as lowrank_linear's T = X V).
         let p = be.scratch("lowrank_backward P = X V", (b * r) as u64 * 4)?;
         let q = be.scratch("lowrank_backward Q = dY U", (b * r) as u64 * 4)?;
+        let (p_plan, q_plan) = (xv_split(be.fast(), b, n, r, 1), xv_split(be.fast(), b, m, r, 1));
+        let part = |plan: &Option<SplitPlan>| match plan {
+            Some(pl) if pl.splits > 1 => split_scratch(be, pl, b, r).map(|(part, _)| part),
+            _ => Ok(None),
+        };
+        let (p_part, q_part) = (part(&p_plan)?, part(&q_plan)?);
         // f16 results go through an f32 scratch (two values share an output word) and the
         // pack pass, which applies beta; f32 results are written (and accumulated) directly.
         let dx_out = match dxb {
@@ -486,11 +494,19 @@ impl LowRankOps for WgpuBackend {
         let dv_out = if f16 { Output::packed(be, "lowrank_backward dV", dvb, n * r, 1.0, beta)? } else { Output::direct(dvb) };
         let gemm_beta = if f16 { 0.0 } else { beta };
         let t = |buf, si, sk, f16| Operand { buf, si, sk, f16 };
-        let mut ds = vec![
-            // P(i, q) = X[i*n + k] V[k*r + q];  Q(i, q) = dY[i*m + j] U[j*r + q].
-            gemm_on(be, OP, (b, r, n), t(xb, n32, 1, f16), t(vb, r32, 1, f16), None, &p, 1.0, 0.0)?,
-            gemm_on(be, OP, (b, r, m), t(dyb, m32, 1, f16), t(ub, r32, 1, f16), None, &q, 1.0, 0.0)?,
-        ];
+        // P(i, q) = X[i*n + k] V[k*r + q];  Q(i, q) = dY[i*m + j] U[j*r + q].
+        let flags = if f16 { A_F16 } else { 0 };
+        let mut ds = Vec::new();
+        for (a, w, depth, a_stride, plan, part, out) in [(xb, vb, n, n32, &p_plan, &p_part, &p), (dyb, ub, m, m32, &q_plan, &q_part, &q)] {
+            match plan {
+                Some(pl) => {
+                    let dims = SplitParams { b: u32_param(OP, "b", b)?, n: a_stride, r: r32, m: 1, flags, ..Default::default() };
+                    let bufs = SplitBufs { x: a, v: w, u: w, bias: None, y: out };
+                    ds.extend(split_dispatches(OP, pl, dims, &bufs, part.as_ref(), out, false)?);
+                }
+                None => ds.push(gemm_on(be, OP, (b, r, depth), t(a, a_stride, 1, f16), t(w, r32, 1, f16), None, out, 1.0, 0.0)?),
+            }
+        }
         if let Some(out) = &dx_out {
             // dX(i, k) = Q[i*r + q] V[k*r + q] (overwritten).
             ds.push(gemm_on(be, OP, (b, n, r), t(&q, r32, 1, false), t(vb, 1, r32, f16), None, out.target(), 1.0, 0.0)?);

@@ -138,13 +138,22 @@ pub(crate) fn lowrank_linear_path(fast: bool, lim: &Limits, b: usize, n: usize, 
     if r <= FUSED_MAX_R && row_tiles >= min_tiles {
         return LowRankPath::Fused { groups: row_tiles };
     }
-    // Split T = X V only where the tiled GEMM would launch fewer than TARGET_GROUPS of its
-    // smallest tiles for it (beyond that, its tiles reuse V better than 8-row batch chunks).
-    let tiles32 = b.div_ceil(32).saturating_mul(r.div_ceil(32));
-    match xv {
-        Some(p) if tiles32 < TARGET_GROUPS => LowRankPath::SplitTiled(p),
-        _ => LowRankPath::Tiled,
+    match xv_split(fast, b, n, r, m) {
+        Some(p) => LowRankPath::SplitTiled(p),
+        None => LowRankPath::Tiled,
     }
+}
+
+/// The split of a product `T [b, r] = X [b, n] V [n, r]` (T = X V of `lowrank_linear`, P = X V
+/// and Q = dY U of `lowrank_backward`) under the fast choice where the strided GEMM would
+/// launch fewer than [`TARGET_GROUPS`] of its smallest (32 x 32) tiles for it (beyond that,
+/// its tiles reuse V better than 8-row batch chunks); `None`: the strided GEMM.
+pub(crate) fn xv_split(fast: bool, b: usize, n: usize, r: usize, m: usize) -> Option<SplitPlan> {
+    let tiles32 = b.div_ceil(32).saturating_mul(r.div_ceil(32));
+    if !fast || tiles32 >= TARGET_GROUPS {
+        return None;
+    }
+    xv_plan(b, n, r, m)
 }
 
 // ---- The strided GEMM of lowrank.wgsl
@@ -271,6 +280,16 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn backward_products_split_like_the_layer() {
+        assert_eq!(xv_split(false, 1, 3072, 64, 1), None);
+        let p = xv_split(true, 1, 3072, 64, 1).expect("split");
+        assert!(p.xv_groups() >= 128 && p.splits * p.chunk >= 3072);
+        assert!(xv_split(true, 864, 768, 257, 1).is_some());
+        assert_eq!(xv_split(true, 1024, 768, 257, 1), None);
+        assert_eq!(xv_split(true, 8, 32769, 64, 1), None);
     }
 
     #[test]
