@@ -8,9 +8,9 @@
 //!
 //! Paths: the GEMMs run a GEMV-style kernel for M <= 16 (32 lanes per output column along K,
 //! W streamed once per block of up to 8 rows) and a tiled kernel otherwise (64 x 64, or
-//! 32 x 32 where the fast choice sees few tiles: override `QT`). f16
-//! outputs are written two per word by one invocation; for odd N (where a word straddles two
-//! rows) the kernel writes f32 into a scratch buffer and the shared pack pass packs it.
+//! 32 x 32 where the fast choice sees few tiles: override `QT`). f16 outputs are written two
+//! per word by one invocation; for odd N (where a word straddles two rows) the kernel writes
+//! f32 into a scratch buffer and the shared pack pass packs it.
 //!
 //! Fast paths ([`super::KernelChoice::Fast`], on devices with `Features::SUBGROUP`): the GEMVs
 //! and `quantize_rows_i8` reduce with subgroup operations (`*_sg` entry points of
@@ -94,9 +94,9 @@ wgsl_params! {
     }
 }
 
-/// True where the module variant for this platform uses `dot4I8Packed` where the WGSL language feature
+/// True where the modules use the built-in `dot4I8Packed`: where the WGSL language feature
 /// `packed_4x8_integer_dot_product` exists (always with native wgpu, whose naga lowers or
-/// polyfills it), the manual one otherwise (`SLIMGEMM_WGPU_MANUAL_DOT=1` forces it).
+/// polyfills it); the manual `dot4i8` otherwise (`SLIMGEMM_WGPU_MANUAL_DOT=1` forces it).
 fn native_dot() -> bool {
     static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *HAS.get_or_init(|| {
