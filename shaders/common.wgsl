@@ -8,7 +8,9 @@
 //   agree); storage buffers follow from binding 1 in the order of the host's launch.
 // - Float data are bound as 32-bit words. An f32 element is one word (its bits); f16 elements
 //   are packed two per word, element e in half (e & 1) of word (e >> 1), the low half first
-//   (the byte order of the host's `half::f16` slices). Every accumulation is f32.
+//   (the byte order of the host's `half::f16` slices). Every accumulation is f32 (the fast
+//   weight-only GEMV on f16 devices multiplies and adds 4 products in f16 before each f32
+//   add: shaders/quant_wo_f16.wgsl).
 // - Linear launches (`Groups::Linear`) fold the workgroup count into (x, y) beyond the
 //   per-dimension limit: the kernel takes `linear_group(wid, nwg)` and returns when it is past
 //   the work, a uniform exit before any barrier.

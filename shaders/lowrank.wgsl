@@ -12,14 +12,16 @@
 // an operand is computed as i * stride_i + k * stride_k with i < rows and k < depth (loads
 // outside the tile's valid range are replaced by zero without reading), the host passes the
 // strides and sizes of the bound buffers (validated by Device), workgroup tiles are indexed
-// below their declared sizes (thread ids < 256, tile slots < 16 * 64), and outputs are
-// written only for rows < m and columns < n.
+// below their declared sizes (thread ids < TILE^2 / 16, tile slots < KC * TILE), and outputs
+// are written only for rows < m and columns < n.
 
 // ---- GEMM: C[m, n] = alpha * A B (+ bias[j]) + beta * C, A(i, k) = a[i*asi + k*ask],
-// B(k, j) = b[k*bsk + j*bsj], C row-major with leading dimension ldc. 256 threads (16 x 16),
-// a 64 x 64 tile per workgroup, 4 x 4 outputs per thread (rows ty + 16 i, columns tx + 16 j),
-// depth staged 16 at a time.
-const TILE: u32 = 64u;
+// B(k, j) = b[k*bsk + j*bsj], C row-major with leading dimension ldc. A TILE x TILE tile per
+// workgroup of TD x TD threads (TD = TILE / 4), 4 x 4 outputs per thread (rows ty + TD i,
+// columns tx + TD j), depth staged KC at a time. TILE is an override the host picks per shape
+// and device limits (64: 256 threads, 8 KiB of tiles, the simple kernels' tile; 32: 64 threads,
+// 4 KiB, for products with few 64 x 64 tiles).
+override TILE: u32 = 64u;
 const KC: u32 = 16u;
 
 // flags
@@ -40,8 +42,8 @@ const BIAS_F16: u32 = 16u;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read> u_w: array<u32>;
 
-var<workgroup> at: array<f32, 1024>; // [KC][TILE]
-var<workgroup> bt: array<f32, 1024>; // [KC][TILE]
+var<workgroup> at: array<f32, KC * TILE>; // [KC][TILE]
+var<workgroup> bt: array<f32, KC * TILE>; // [KC][TILE]
 
 // Element `e` of an operand (f16 when `h`).
 fn ld_a(e: u32, h: bool) -> f32 {
@@ -57,7 +59,7 @@ fn ld_u(e: u32, h: bool) -> f32 {
     return word_value(u_w[word_index(e, h)], e, h);
 }
 
-// Staging slot `idx` (< 1024) of a [KC][TILE] tile as (row or column < TILE, depth < KC):
+// Staging slot `idx` (< KC * TILE) of a [KC][TILE] tile as (row or column < TILE, depth < KC):
 // depth fastest where the operand's depth stride is 1, else the row or column, so that
 // neighbouring invocations read neighbouring elements.
 fn stage_slot(idx: u32, depth_fastest: bool) -> vec2<u32> {
@@ -67,16 +69,18 @@ fn stage_slot(idx: u32, depth_fastest: bool) -> vec2<u32> {
     return vec2<u32>(idx % TILE, idx / TILE);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(TILE * TILE / 16u)
 fn gemm(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let tile = linear_group(wid, nwg);
     if tile >= g.tiles {
         return;
     }
+    let td = TILE / 4u; // threads per tile dimension
+    let nt = td * td;
     let i0 = (tile / g.tiles_n) * TILE;
     let j0 = (tile % g.tiles_n) * TILE;
-    let tx = li % 16u;
-    let ty = li / 16u;
+    let tx = li % td;
+    let ty = li / td;
     let a16 = (g.flags & A_F16) != 0u;
     let b16 = (g.flags & B_F16) != 0u;
     var acc: array<f32, 16>;
@@ -84,9 +88,8 @@ fn gemm(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
         acc[x] = 0.0;
     }
     for (var k0 = 0u; k0 < g.k; k0 += KC) {
-        // Stage A(i0.., k0..) and B(k0.., j0..): 1024 elements each, 4 per thread.
-        for (var s = 0u; s < 4u; s++) {
-            let idx = li + 256u * s;
+        // Stage A(i0.., k0..) and B(k0.., j0..): KC * TILE elements each, 4 per thread.
+        for (var idx = li; idx < KC * TILE; idx += nt) {
             // A(i0 + sa.x, k0 + sa.y) and B(k0 + sb.y, j0 + sb.x).
             let sa = stage_slot(idx, g.ask == 1u);
             var v = 0.0;
@@ -106,8 +109,8 @@ fn gemm(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
             var av: array<f32, 4>;
             var bv: array<f32, 4>;
             for (var x = 0u; x < 4u; x++) {
-                av[x] = at[kk * TILE + ty + 16u * x];
-                bv[x] = bt[kk * TILE + tx + 16u * x];
+                av[x] = at[kk * TILE + ty + td * x];
+                bv[x] = bt[kk * TILE + tx + td * x];
             }
             for (var x = 0u; x < 4u; x++) {
                 for (var y = 0u; y < 4u; y++) {
@@ -120,9 +123,9 @@ fn gemm(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
     let has_bias = (g.flags & HAS_BIAS) != 0u;
     let bias16 = (g.flags & BIAS_F16) != 0u;
     for (var x = 0u; x < 4u; x++) {
-        let i = i0 + ty + 16u * x;
+        let i = i0 + ty + td * x;
         for (var y = 0u; y < 4u; y++) {
-            let j = j0 + tx + 16u * y;
+            let j = j0 + tx + td * y;
             if i < g.m && j < g.n {
                 var res = g.alpha * acc[x * 4u + y];
                 if has_bias {
@@ -224,6 +227,149 @@ fn lowrank_fused(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id
         for (var i = 0u; i < BR; i++) {
             if r0 + i < fp.b {
                 out[(r0 + i) * fp.m + j] = y[i] + bj;
+            }
+        }
+    }
+}
+
+// ---- Split small-batch low-rank layer (the fast path for b <= 32, as CUDA's
+// lowrank_xv_split / lowrank_tu): three launches so that a batch of one row still fills the
+// device.
+// 1. lowrank_xv_split: workgroup (s, q, c) (s fastest) computes the partial
+//    P[s][c SB + i][q 64 + t] = sum over k in [s chunk, min(n, (s + 1) chunk)) of
+//    X[c SB + i, k] V[k, q 64 + t], for i < SB, thread t < 64: X's chunk staged in workgroup
+//    memory, V's rows read whole (64 consecutive elements per step).
+// 2. lowrank_split_sum: T[i, q] = sum over s of P[s][i][q] (one thread per element).
+// 3. lowrank_tu_split: workgroup (j, c) (j fastest) stages T[c SB .., :] and computes
+//    Y[c SB + i, 8 j + col] = T U[8 j + col, :]^T + bias for col < 8, TL = 8 threads per column
+//    striding along the rank (neighbouring threads read neighbouring elements of U's row), then
+//    adds the 8 partial sums of each output through workgroup memory.
+// Bounds: P has splits * b * r elements and is indexed at ((s b + row) r + col) with s <
+// splits, row < b, col < r; T at row * r + q, row < b, q < r; staged X at i * SCHUNK + kk with
+// i < SB, kk < chunk <= SCHUNK (host); staged T at i * TRCAP + q with q < r <= TRCAP (host);
+// X read at rows < b and k < n; V at k < n and columns < r; U at rows < m and q < r.
+const SB: u32 = 8u;
+const SCHUNK: u32 = 256u;
+const TL: u32 = 8u;
+// Rank capacity of the staged T in lowrank_tu_split (host: r <= TRCAP, a multiple of 32 chosen
+// within the device's workgroup storage).
+override TRCAP: u32 = 256u;
+
+// `SplitParams`: generated from the Rust struct of the same name (src/wgpu/lowrank.rs).
+
+@group(0) @binding(0) var<uniform> sp: SplitParams;
+
+var<workgroup> sxs: array<f32, 2048>; // [SB][SCHUNK]
+var<workgroup> sts: array<f32, SB * TRCAP>; // [SB][TRCAP]
+var<workgroup> sred: array<f32, 512>; // [SB][64]
+
+@compute @workgroup_size(64)
+fn lowrank_xv_split(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let gi = linear_group(wid, nwg);
+    if gi >= sp.groups {
+        return;
+    }
+    let h = (sp.flags & A_F16) != 0u;
+    let s = gi % sp.splits;
+    let q = (gi / sp.splits) % sp.qslices;
+    let b0 = (gi / (sp.splits * sp.qslices)) * SB;
+    let k0 = s * sp.chunk; // < n: splits = ceil(n / chunk)
+    let kn = min(sp.chunk, sp.n - k0);
+    for (var t = li; t < SB * sp.chunk; t += 64u) {
+        let i = t / sp.chunk;
+        let kk = t % sp.chunk;
+        var v = 0.0;
+        if b0 + i < sp.b && kk < kn {
+            v = ld_a((b0 + i) * sp.n + k0 + kk, h);
+        }
+        sxs[i * SCHUNK + kk] = v;
+    }
+    workgroupBarrier();
+    let col = q * 64u + li;
+    if col < sp.r {
+        var acc: array<f32, 8>;
+        for (var i = 0u; i < SB; i++) {
+            acc[i] = 0.0;
+        }
+        for (var kk = 0u; kk < kn; kk++) {
+            let vv = ld_b((k0 + kk) * sp.r + col, h);
+            for (var i = 0u; i < SB; i++) {
+                acc[i] += sxs[i * SCHUNK + kk] * vv;
+            }
+        }
+        for (var i = 0u; i < SB; i++) {
+            if b0 + i < sp.b {
+                out[(s * sp.b + b0 + i) * sp.r + col] = acc[i];
+            }
+        }
+    }
+}
+
+// Reads P (f32 bits) at binding 1, writes T at binding 4.
+@compute @workgroup_size(64)
+fn lowrank_split_sum(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let e = linear_group(wid, nwg) * 64u + li;
+    let br = sp.b * sp.r;
+    if e < br {
+        var v = 0.0;
+        for (var s = 0u; s < sp.splits; s++) {
+            v += bitcast<f32>(a_w[s * br + e]);
+        }
+        out[e] = v;
+    }
+}
+
+// Reads T (f32 bits) at binding 1, bias at 3, U at 5; writes Y at 4.
+@compute @workgroup_size(64)
+fn lowrank_tu_split(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let gi = linear_group(wid, nwg);
+    if gi >= sp.groups {
+        return;
+    }
+    let h = (sp.flags & A_F16) != 0u;
+    let jt = gi % sp.tu_groups;
+    let b0 = (gi / sp.tu_groups) * SB;
+    for (var t = li; t < SB * sp.r; t += 64u) {
+        let i = t / sp.r;
+        let q = t % sp.r;
+        var v = 0.0;
+        if b0 + i < sp.b {
+            v = bitcast<f32>(a_w[(b0 + i) * sp.r + q]);
+        }
+        sts[i * TRCAP + q] = v;
+    }
+    workgroupBarrier();
+    let c = li / TL;
+    let l = li % TL;
+    let j = jt * (64u / TL) + c;
+    var y: array<f32, 8>;
+    for (var i = 0u; i < SB; i++) {
+        y[i] = 0.0;
+    }
+    if j < sp.m {
+        for (var q = l; q < sp.r; q += TL) {
+            let uu = ld_u(j * sp.r + q, h);
+            for (var i = 0u; i < SB; i++) {
+                y[i] += sts[i * TRCAP + q] * uu;
+            }
+        }
+    }
+    for (var i = 0u; i < SB; i++) {
+        sred[i * 64u + li] = y[i];
+    }
+    workgroupBarrier();
+    if l == 0u && j < sp.m {
+        var bj = 0.0;
+        if (sp.flags & HAS_BIAS) != 0u {
+            bj = ld_bias(j, h);
+        }
+        for (var i = 0u; i < SB; i++) {
+            if b0 + i < sp.b {
+                var acc = 0.0;
+                for (var t = 0u; t < TL; t++) {
+                    acc += sred[i * 64u + c * TL + t];
+                }
+                out[(b0 + i) * sp.m + j] = acc + bj;
             }
         }
     }

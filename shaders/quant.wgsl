@@ -1,4 +1,7 @@
 // Quantized kernels: per-row int8 quantization, W8A8 int8 GEMM, W4A16 / W8A16 weight-only GEMMs.
+// These are the simple kernels (and the tiled GEMMs of both kernel choices); the fast GEMVs and
+// quantization (subgroup reductions, native f16) are in shaders/quant_sg.wgsl, which the host
+// assembles after this file.
 //
 // Conventions (shared by every entry point below):
 // - Float tensors are bound as raw 32-bit words. f32 element i is `bitcast<f32>(w[i])`; f16
@@ -9,9 +12,8 @@
 //   halves belong to one invocation, whose columns come in aligned pairs); for odd N it runs
 //   the kernel with f32 output into a scratch buffer and packs it with the shared pack pass
 //   (shaders/pack.wgsl).
-// - The host prepends the prelude (shaders/common.wgsl), but this file stays valid WGSL on its
-//   own (tests/wgpu_quant.rs validates it with only `dot4i8` in front), so it uses the WGSL
-//   built-ins where the prelude has wrappers: `pack2x16float` is what the prelude's `pack_f16`
+// - The host prepends the prelude (shaders/common.wgsl), but this file stays valid WGSL with
+//   only `dot4i8` in front, so it uses the WGSL built-ins where the prelude has wrappers: `pack2x16float` is what the prelude's `pack_f16`
 //   is (same rounding), `unpack2x16float` what `unpack_f16` is.
 // - Int8 data is packed 4 per u32, rows padded to a stride of 16 bytes (zero filled), so
 //   `vec4<u32>` loads of any whole row are in bounds.
@@ -149,63 +151,71 @@ fn store4(y: vec4<f32>, r: u32, c0: u32) {
 @group(0) @binding(3) var<storage, read> g_wq: array<vec4<u32>>;
 @group(0) @binding(4) var<storage, read> g_sw: array<f32>;
 
-// Tiled path: a 16 x 16 workgroup computes a 64 x 64 tile, each invocation 4 rows x 4 columns
-// (rows 4*ty..4*ty+3, columns 4*tx..4*tx+3); K advances 32 bytes (8 words) per step. The
-// tiles are stored K-major so that the inner loop reads one vec4 per operand.
+// Tiled path: a TD x TD workgroup (TD = QT / 4) computes a QT x QT tile, each invocation 4 rows
+// x 4 columns (rows 4*ty..4*ty+3, columns 4*tx..4*tx+3); K advances 32 bytes (8 words) per
+// step. The tiles are stored K-major so that the inner loop reads one vec4 per operand. QT
+// (override, shared with gemm_wo_tiled) is 64 (the simple kernels' tile) or 32, chosen by the
+// host per shape (src/wgpu/plan.rs `gemm_tile`).
+override QT: u32 = 64u;
 const I8_BK: u32 = 8u; // words of K per step
-var<workgroup> i8_xs: array<vec4<u32>, 128>; // [kw][16] -> rows 4*v..4*v+3
-var<workgroup> i8_ws: array<vec4<u32>, 128>;
+var<workgroup> i8_xs: array<vec4<u32>, 2u * QT>; // [kw][QT / 4] -> rows 4*v..4*v+3
+var<workgroup> i8_ws: array<vec4<u32>, 2u * QT>;
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(QT / 4u, QT / 4u)
 fn gemm_w8a8_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_id) lid3: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let m = gp.m;
     let n = gp.n;
-    let tiles_n = (n + 63u) / 64u;
+    let td = QT / 4u;
+    let tiles_n = (n + QT - 1u) / QT;
     let tile = wg.x + wg.y * nwg.x;
-    if tile >= tiles_n * ((m + 63u) / 64u) {
+    if tile >= tiles_n * ((m + QT - 1u) / QT) {
         return; // uniform per workgroup
     }
-    let bm = (tile / tiles_n) * 64u;
-    let bn = (tile % tiles_n) * 64u;
+    let bm = (tile / tiles_n) * QT;
+    let bn = (tile % tiles_n) * QT;
     let tx = lid3.x;
     let ty = lid3.y;
-    // Loader: invocations 0..127 load X, 128..255 load W; each loads one vec4 (4 words).
-    let ld = lid & 127u;
-    let lrow = ld >> 1u; // 0..63
-    let lhalf = ld & 1u; // which vec4 of the 8-word step
-    let is_w = lid >= 128u;
-    // Clamped rows: always in bounds, results of clamped rows are never stored.
-    let grow = select(min(bm + lrow, m - 1u), min(bn + lrow, n - 1u), is_w);
-    let stride4 = select(gp.sx4, gp.sw4, is_w);
     var acc: array<vec4<i32>, 4>;
     for (var i = 0u; i < 4u; i++) {
         acc[i] = vec4<i32>(0);
     }
     let ksteps = (gp.sx4 + 1u) / 2u;
     for (var ks = 0u; ks < ksteps; ks++) {
-        let c4 = ks * 2u + lhalf;
-        var v = vec4<u32>(0u);
-        // In bounds: grow < rows and c4 < stride4 (checked), so grow * stride4 + c4 < rows * stride4.
-        if c4 < stride4 {
-            if is_w {
-                v = g_wq[grow * stride4 + c4];
-            } else {
-                v = g_xq[grow * stride4 + c4];
+        // Loads ld < 2 QT fill X, the next 2 QT fill W: row ld / 2 (of the operand's tile),
+        // vec4 ld % 2 of the 8-word step; each invocation takes ld = lid, lid + td^2, ...
+        for (var ld0 = lid; ld0 < 4u * QT; ld0 += td * td) {
+            let is_w = ld0 >= 2u * QT;
+            let ld = ld0 % (2u * QT);
+            let lrow = ld >> 1u; // < QT
+            let lhalf = ld & 1u; // which vec4 of the 8-word step
+            // Clamped rows: always in bounds, results of clamped rows are never stored.
+            let grow = select(min(bm + lrow, m - 1u), min(bn + lrow, n - 1u), is_w);
+            let stride4 = select(gp.sx4, gp.sw4, is_w);
+            let c4 = ks * 2u + lhalf;
+            var v = vec4<u32>(0u);
+            // In bounds: grow < rows and c4 < stride4 (checked), so grow * stride4 + c4 < rows * stride4.
+            if c4 < stride4 {
+                if is_w {
+                    v = g_wq[grow * stride4 + c4];
+                } else {
+                    v = g_xq[grow * stride4 + c4];
+                }
             }
-        }
-        for (var e = 0u; e < 4u; e++) {
-            let kw = lhalf * 4u + e;
-            if is_w {
-                i8_ws[kw * 16u + (lrow >> 2u)][lrow & 3u] = v[e];
-            } else {
-                i8_xs[kw * 16u + (lrow >> 2u)][lrow & 3u] = v[e];
+            for (var e = 0u; e < 4u; e++) {
+                let kw = lhalf * 4u + e;
+                // kw < 8 and lrow / 4 < td: the index is < 8 td = 2 QT.
+                if is_w {
+                    i8_ws[kw * td + (lrow >> 2u)][lrow & 3u] = v[e];
+                } else {
+                    i8_xs[kw * td + (lrow >> 2u)][lrow & 3u] = v[e];
+                }
             }
         }
         workgroupBarrier();
         for (var kw = 0u; kw < I8_BK; kw++) {
-            let a = i8_xs[kw * 16u + ty];
-            let b = i8_ws[kw * 16u + tx];
+            let a = i8_xs[kw * td + ty];
+            let b = i8_ws[kw * td + tx];
             for (var i = 0u; i < 4u; i++) {
                 acc[i] += vec4<i32>(dot4i8(a[i], b.x), dot4i8(a[i], b.y), dot4i8(a[i], b.z), dot4i8(a[i], b.w));
             }
@@ -407,29 +417,30 @@ fn h_deq8(q: vec4<u32>, wi: u32, s: f32, off: f32) -> array<vec4<f32>, 2> {
     return w;
 }
 
-// Tiled path: 64 x 64 output tile per 16 x 16 workgroup, 4 x 4 per invocation, K steps of
-// 32 (one chunk per weight row, always inside one group). The codes are unpacked with shifts
-// and dequantized in registers, then staged in workgroup memory as f32 for the whole tile
-// (each weight is dequantized once per workgroup, never to global memory). X is staged as f32
-// (gathered through perm when PERM: once per 64 output columns). Both tiles are K-major:
-// 32 x 16 vec4 = 8 KiB each.
-var<workgroup> h_xs: array<vec4<f32>, 512>;
-var<workgroup> h_ws: array<vec4<f32>, 512>;
+// Tiled path: QT x QT output tile per TD x TD workgroup (TD = QT / 4), 4 x 4 per invocation, K
+// steps of 32 (one chunk per weight row, always inside one group). The codes are unpacked with
+// shifts and dequantized in registers, then staged in workgroup memory as f32 for the whole
+// tile (each weight is dequantized once per workgroup, never to global memory). X is staged as
+// f32 (gathered through perm when PERM: once per QT output columns). Both tiles are K-major:
+// 32 x TD vec4 (8 KiB each at QT = 64).
+var<workgroup> h_xs: array<vec4<f32>, 8u * QT>;
+var<workgroup> h_ws: array<vec4<f32>, 8u * QT>;
 
 // Stages X[xrow, k0 .. k0 + 8) (gathered when PERM) as rows lr of h_xs at K offsets
-// kq .. kq + 8 of the step.
+// kq .. kq + 8 of the step. In bounds: kq + 8 <= 32, lr < QT.
 fn h_stage_x(xrow: u32, k0: u32, kq: u32, lr: u32) {
     let xv = h_x8(xrow, k0);
     for (var e = 0u; e < 8u; e++) {
-        h_xs[(kq + e) * 16u + (lr >> 2u)][lr & 3u] = xv[e >> 2u][e & 3u];
+        h_xs[(kq + e) * (QT / 4u) + (lr >> 2u)][lr & 3u] = xv[e >> 2u][e & 3u];
     }
 }
 
 // The FMA loop of one K step of the tiled kernels.
 fn h_tile_step(acc: ptr<function, array<vec4<f32>, 4>>, ty: u32, tx: u32) {
+    let td = QT / 4u;
     for (var kk = 0u; kk < 32u; kk++) {
-        let a = h_xs[kk * 16u + ty];
-        let b = h_ws[kk * 16u + tx];
+        let a = h_xs[kk * td + ty];
+        let b = h_ws[kk * td + tx];
         (*acc)[0] += a.x * b;
         (*acc)[1] += a.y * b;
         (*acc)[2] += a.z * b;
@@ -437,40 +448,43 @@ fn h_tile_step(acc: ptr<function, array<vec4<f32>, 4>>, ty: u32, tx: u32) {
     }
 }
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(QT / 4u, QT / 4u)
 fn gemm_wo_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_id) lid3: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let m = gp.m;
     let n = gp.n;
     let k = gp.k;
-    let tiles_n = (n + 63u) / 64u;
+    let td = QT / 4u;
+    let tiles_n = (n + QT - 1u) / QT;
     let tile = wg.x + wg.y * nwg.x;
-    if tile >= tiles_n * ((m + 63u) / 64u) {
+    if tile >= tiles_n * ((m + QT - 1u) / QT) {
         return; // uniform per workgroup
     }
-    let bm = (tile / tiles_n) * 64u;
-    let bn = (tile % tiles_n) * 64u;
+    let bm = (tile / tiles_n) * QT;
+    let bn = (tile % tiles_n) * QT;
     let tx = lid3.x;
     let ty = lid3.y;
-    // Loaders: X row lid / 4 (clamped), 8 consecutive k at (lid % 4) * 8; W column lid / 4
-    // (clamped), sub-chunk lid % 4 of the step's chunk.
-    let lr = lid >> 2u;
-    let lq = lid & 3u;
-    let xrow = min(bm + lr, m - 1u);
-    let wcol = min(bn + lr, n - 1u);
     var acc: array<vec4<f32>, 4>;
     for (var i = 0u; i < 4u; i++) {
         acc[i] = vec4<f32>(0.0);
     }
     let ksteps = k / 32u;
     for (var ks = 0u; ks < ksteps; ks++) {
-        // X: 8 elements of row xrow from stored column ks * 32 + lq * 8 (+ 8 <= k: in bounds).
-        h_stage_x(xrow, ks * 32u + lq * 8u, lq * 8u, lr);
-        // W: sub-chunk lq of chunk ks of row wcol (in bounds: wcol < n, ks < k / 32).
-        let g = wcol * gp.sx4 + (ks * 32u) / gp.group; // sx4 = groups per row
-        let wv = h_deq8(h_qvec(wcol, ks, lq >> 1u), lq, h_scales[g], h_offset(g));
-        for (var e = 0u; e < 8u; e++) {
-            h_ws[(lq * 8u + e) * 16u + (lr >> 2u)][lr & 3u] = wv[e >> 2u][e & 3u];
+        // Loads ld < 4 QT: X row ld / 4 (clamped), 8 consecutive k at (ld % 4) * 8; W column
+        // ld / 4 (clamped), sub-chunk ld % 4 of the step's chunk.
+        for (var ld = lid; ld < 4u * QT; ld += td * td) {
+            let lr = ld >> 2u;
+            let lq = ld & 3u;
+            let xrow = min(bm + lr, m - 1u);
+            let wcol = min(bn + lr, n - 1u);
+            // X: 8 elements of row xrow from stored column ks * 32 + lq * 8 (+ 8 <= k: in bounds).
+            h_stage_x(xrow, ks * 32u + lq * 8u, lq * 8u, lr);
+            // W: sub-chunk lq of chunk ks of row wcol (in bounds: wcol < n, ks < k / 32).
+            let g = wcol * gp.sx4 + (ks * 32u) / gp.group; // sx4 = groups per row
+            let wv = h_deq8(h_qvec(wcol, ks, lq >> 1u), lq, h_scales[g], h_offset(g));
+            for (var e = 0u; e < 8u; e++) {
+                h_ws[(lq * 8u + e) * td + (lr >> 2u)][lr & 3u] = wv[e >> 2u][e & 3u];
+            }
         }
         workgroupBarrier();
         h_tile_step(&acc, ty, tx);

@@ -104,13 +104,17 @@ impl WgpuBackend {
         Self::with_options(WgpuOptions::default())
     }
 
-    /// As [`WgpuBackend::new`] with options (adapter name, bounds-check policy).
+    /// As [`WgpuBackend::new`] with options (adapter name, bounds-check policy, kernel choice).
     pub fn with_options(options: WgpuOptions) -> Result<Self> {
         let wanted = options.adapter.clone().or_else(|| std::env::var("SLIMGEMM_WGPU_ADAPTER").ok().filter(|s| !s.is_empty()));
         let all = choose_adapters(wanted.as_deref())?;
         let adapter = &all[0];
         let (device, queue) = request_device(adapter)?;
-        Self::build(device, queue, adapter.get_info(), options.bounds_checks)
+        let mut be = Self::build(device, queue, adapter.get_info(), options.bounds_checks)?;
+        if let Some(k) = options.kernels {
+            be.kernels = k;
+        }
+        Ok(be)
     }
 }
 

@@ -12,7 +12,7 @@ use crate::tensor::{Buffer, Storage};
 
 use super::pipeline::{ModuleKey, PipelineEntry, PipelineKey};
 use super::timing::Timing;
-use super::BoundsChecks;
+use super::{BoundsChecks, KernelChoice};
 
 /// The backend's name in errors.
 pub(crate) const NAME: &str = "wgpu";
@@ -45,6 +45,8 @@ pub struct WgpuBackend {
     pub(crate) limits: wgpu::Limits,
     /// True where trusted kernels may drop naga's bounds checks.
     pub(crate) unchecked_allowed: bool,
+    /// Fast paths or the simple kernels.
+    pub(crate) kernels: KernelChoice,
     pub(crate) modules: Mutex<HashMap<ModuleKey, wgpu::ShaderModule>>,
     pub(crate) pipelines: Mutex<HashMap<PipelineKey, Arc<PipelineEntry>>>,
     /// Errors reported outside any error scope (recorded, returned by the next op).
@@ -59,6 +61,7 @@ impl std::fmt::Debug for WgpuBackend {
             .field("backend", &self.info.backend)
             .field("features", &self.features)
             .field("unchecked_allowed", &self.unchecked_allowed)
+            .field("kernels", &self.kernels)
             .finish()
     }
 }
@@ -79,7 +82,8 @@ pub(crate) fn poisoned(what: &str) -> Error {
 
 impl WgpuBackend {
     /// The backend on a device and queue (made by `adapter.rs` or by the caller): installs the
-    /// error and device-lost callbacks and settles the bounds-check policy.
+    /// error and device-lost callbacks and settles the bounds-check policy; the kernel choice
+    /// follows `SLIMGEMM_KERNEL` ([`KernelChoice::from_env`]).
     pub(crate) fn build(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo, checks: BoundsChecks) -> Result<Self> {
         let uncaptured = Arc::new(Mutex::new(Vec::new()));
         let sink = uncaptured.clone();
@@ -108,6 +112,7 @@ impl WgpuBackend {
             queue,
             info,
             unchecked_allowed,
+            kernels: KernelChoice::from_env(),
             modules: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
             uncaptured,
@@ -138,6 +143,14 @@ impl WgpuBackend {
     /// True where trusted kernels run without naga's bounds checks.
     pub fn bounds_checks_dropped(&self) -> bool {
         self.unchecked_allowed
+    }
+    /// The kernels this backend launches (fast paths or the simple kernels).
+    pub fn kernel_choice(&self) -> KernelChoice {
+        self.kernels
+    }
+    /// True when the fast paths run ([`KernelChoice::Fast`]); launchers branch on this.
+    pub fn fast(&self) -> bool {
+        self.kernels == KernelChoice::Fast
     }
     /// True if the device has `Features::SHADER_F16`.
     pub fn has_f16(&self) -> bool {

@@ -12,7 +12,8 @@
 //!   [`Bind::Read`] must be declared `var<storage, read>`, [`Bind::Write`]
 //!   `var<storage, read_write>`. An entry point may leave some of the file's bindings unused.
 //! - Half and byte data are bound as `array<u32>` (packed words; buffers are rounded up to 4
-//!   bytes), so no kernel needs `Features::SHADER_F16`.
+//!   bytes), so no kernel needs `Features::SHADER_F16` to read or write them; only the fast
+//!   modules that compute in f16 (`enable f16;`, chosen where the device has the feature) do.
 //! - [`Groups::Linear`] launches `n` workgroups folded into a 2-D grid when `n` exceeds
 //!   `max_compute_workgroups_per_dimension`: the shader computes its linear id as
 //!   `wid.x + wid.y * nwg.x` (`@builtin(workgroup_id) wid`, `@builtin(num_workgroups) nwg`;

@@ -1,5 +1,11 @@
 //! Low-rank ops on wgpu: `lowrank_linear`, `lowrank_reconstruct`, `frobenius_decay`,
 //! `lowrank_backward` (kernels in `shaders/lowrank.wgsl`).
+//!
+//! Paths (`plan.rs`): `lowrank_linear` runs the three split kernels for b <= 32 under the fast
+//! choice (split-K over n so that one row fills the device), the fused kernel for large
+//! batches of small rank, else two strided GEMMs, the first one (T = X V) split over n where
+//! its tiles would not fill the device (as `lowrank_backward`'s P = X V and Q = dY U); every strided GEMM takes its tile (override
+//! `TILE`: 64, or 32 where the fast choice sees few tiles) from `plan::gemm_tile`.
 
 use crate::backend::{Checked, LowRankGrads, LowRankOps};
 use crate::dtype::DType;
@@ -10,21 +16,19 @@ use super::context::WgpuBackend;
 use super::dispatch::{expect_len, u32_param, wgsl_params, Bind, Dispatch, Groups, WgslParams};
 use super::pack::Output;
 use super::pipeline::{Shader, PRELUDE};
+use super::plan::{gemm_tile, lowrank_linear_path, xv_split, Limits, LowRankPath, SplitPlan};
 
 /// The low-rank kernels (prelude in front; each operand's dtype is a flag bit, so one module
 /// serves f32 and f16); trusted: the bounds argument is at the top of the file and above each
 /// kernel, and every buffer is checked below.
-pub(super) static LOWRANK: Shader = Shader::family("lowrank", "", &[PRELUDE], include_str!("../../shaders/lowrank.wgsl"))
-    .with_params(&[GemmParams::WGSL, FusedParams::WGSL]);
+pub(super) static LOWRANK: Shader = Shader::family("lowrank", "", &[PRELUDE], include_str!("../../shaders/lowrank.wgsl")).with_params(&[
+    GemmParams::WGSL,
+    FusedParams::WGSL,
+    SplitParams::WGSL,
+]);
 
-/// Output tile of the GEMM kernel.
+/// Output tile of the GEMM kernel under the simple choice (the default of override `TILE`).
 const TILE: u32 = 64;
-/// Rows of X per workgroup of the fused kernel.
-const FUSED_ROWS: u32 = 8;
-/// Largest rank the fused kernel keeps in workgroup memory.
-const FUSED_MAX_R: usize = 256;
-/// Fewest row tiles for which the fused kernel fills a device (else two GEMM passes).
-const FUSED_MIN_TILES: usize = 32;
 
 const BETA_ZERO: u32 = 1;
 const HAS_BIAS: u32 = 2;
@@ -68,6 +72,33 @@ wgsl_params! {
     }
 }
 
+wgsl_params! {
+    /// Parameters of the split kernels (`lowrank_xv_split`, `lowrank_split_sum`,
+    /// `lowrank_tu_split`); `groups` is the launch's workgroup count.
+    struct SplitParams {
+        b: u32,
+        n: u32,
+        r: u32,
+        m: u32,
+        flags: u32,
+        groups: u32,
+        splits: u32,
+        chunk: u32,
+        qslices: u32,
+        tu_groups: u32,
+        pad0: u32,
+        pad1: u32,
+    }
+}
+
+/// The device limits the plans read.
+pub(super) fn limits(be: &WgpuBackend) -> Limits {
+    Limits {
+        wg_storage: be.limits.max_compute_workgroup_storage_size as usize,
+        invocations: be.limits.max_compute_invocations_per_workgroup as usize,
+    }
+}
+
 /// A strided operand: for A, element `(row i, depth k)` at `i * si + k * sk`; for B,
 /// element `(depth k, column j)` at `k * si + j * sk`.
 #[derive(Clone, Copy)]
@@ -78,9 +109,42 @@ pub(super) struct Operand<'a> {
     pub(super) f16: bool,
 }
 
-/// `C[m, n] = alpha * A B (+ bias) + beta * C`, C f32 row-major with leading dimension `n`.
+/// `C[m, n] = alpha * A B (+ bias) + beta * C`, C f32 row-major with leading dimension `n`,
+/// on the simple kernels' 64 x 64 tile.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn gemm<'a>(
+    op: &'static str,
+    mnk: (usize, usize, usize),
+    a: Operand<'a>,
+    b: Operand<'a>,
+    bias: Option<(&'a wgpu::Buffer, bool)>,
+    c: &'a wgpu::Buffer,
+    alpha: f32,
+    beta: f32,
+) -> Result<Dispatch<'a>> {
+    gemm_t(TILE, op, mnk, a, b, bias, c, alpha, beta)
+}
+
+/// As [`gemm`] on the tile [`gemm_tile`] picks for this backend and shape.
+#[allow(clippy::too_many_arguments)]
+fn gemm_on<'a>(
+    be: &WgpuBackend,
+    op: &'static str,
+    (m, n, k): (usize, usize, usize),
+    a: Operand<'a>,
+    b: Operand<'a>,
+    bias: Option<(&'a wgpu::Buffer, bool)>,
+    c: &'a wgpu::Buffer,
+    alpha: f32,
+    beta: f32,
+) -> Result<Dispatch<'a>> {
+    gemm_t(gemm_tile(be.fast(), &limits(be), m, n), op, (m, n, k), a, b, bias, c, alpha, beta)
+}
+
+/// [`gemm`] on a `tile` x `tile` output tile (32 or 64: override `TILE`).
+#[allow(clippy::too_many_arguments)]
+fn gemm_t<'a>(
+    tile: u32,
     op: &'static str,
     (m, n, k): (usize, usize, usize),
     a: Operand<'a>,
@@ -94,8 +158,8 @@ pub(super) fn gemm<'a>(
     let n32 = u32_param(op, "columns", n)?;
     let k32 = u32_param(op, "depth", k)?;
     u32_param(op, "output elements", m.saturating_mul(n))?;
-    let tiles_n = n32.div_ceil(TILE);
-    let tiles = m32.div_ceil(TILE) as u64 * tiles_n as u64;
+    let tiles_n = n32.div_ceil(tile);
+    let tiles = m32.div_ceil(tile) as u64 * tiles_n as u64;
     let tiles32 = u32::try_from(tiles).map_err(|_| Error::shape(op, format!("{tiles} tiles exceed 32-bit indexing")))?;
     let mut flags = 0;
     if beta == 0.0 {
@@ -121,7 +185,7 @@ pub(super) fn gemm<'a>(
     Ok(Dispatch {
         shader: &LOWRANK,
         entry: "gemm",
-        constants: vec![],
+        constants: if tile == TILE { vec![] } else { vec![("TILE", tile as f64)] },
         binds: vec![Bind::Read(a.buf), Bind::Read(b.buf), Bind::Read(bias_buf), Bind::Write(c)],
         params: GemmParams {
             m: m32,
@@ -168,6 +232,79 @@ fn is_f16(op: &'static str, d: DType) -> Result<bool> {
     }
 }
 
+/// The buffers of the split path.
+struct SplitBufs<'a> {
+    x: &'a wgpu::Buffer,
+    v: &'a wgpu::Buffer,
+    u: &'a wgpu::Buffer,
+    bias: Option<&'a wgpu::Buffer>,
+    y: &'a wgpu::Buffer,
+}
+
+/// The f32 scratch of the split path: the partials `[splits, b, r]` (none for one split,
+/// whose partials are T) and T `[b, r]`.
+fn split_scratch(be: &WgpuBackend, plan: &SplitPlan, b: usize, r: usize) -> Result<(Option<wgpu::Buffer>, wgpu::Buffer)> {
+    let br = b.checked_mul(r).ok_or_else(|| Error::shape("lowrank_linear", "b * r overflows"))?;
+    let parts = plan.splits.checked_mul(br).ok_or_else(|| Error::shape("lowrank_linear", "splits * b * r overflows"))?;
+    u32_param("lowrank_linear", "partials", parts)?;
+    let part = if plan.splits > 1 { Some(be.scratch("lowrank_linear partials", parts as u64 * 4)?) } else { None };
+    Ok((part, be.scratch("lowrank_linear T", br as u64 * 4)?))
+}
+
+/// The launches of the split path (`plan.rs`): partials of T = X V over splits of n into
+/// `part`, their sum into `t` (one split: straight into `t`, `part` is `None`), then
+/// (`with_tu`) Y = T U^T + bias into `bufs.y`.
+fn split_dispatches<'a>(
+    op: &'static str,
+    plan: &SplitPlan,
+    dims: SplitParams,
+    bufs: &SplitBufs<'a>,
+    part: Option<&'a wgpu::Buffer>,
+    t: &'a wgpu::Buffer,
+    with_tu: bool,
+) -> Result<Vec<Dispatch<'a>>> {
+    let p = |what, x| u32_param(op, what, x);
+    let xv_groups = p("split workgroups", plan.xv_groups())?;
+    let common = SplitParams {
+        splits: p("splits", plan.splits)?,
+        chunk: p("chunk", plan.chunk)?,
+        qslices: p("rank slices", plan.qslices)?,
+        tu_groups: p("column groups", plan.tu_groups)?,
+        ..dims
+    };
+    let br = (dims.b as u64) * (dims.r as u64);
+    let sum_groups = br.div_ceil(64);
+    let d = |entry, constants, binds, groups: u32| Dispatch {
+        shader: &LOWRANK,
+        entry,
+        constants,
+        binds,
+        params: SplitParams { groups, ..common }.bytes(),
+        groups: Groups::Linear(groups as u64),
+    };
+    // Bindings as the file's: 1 X, 2 V, 3 bias, 4 output, 5 U (unused ones get a read buffer).
+    let xv_out = part.unwrap_or(t);
+    let mut ds = vec![d(
+        "lowrank_xv_split",
+        vec![],
+        vec![Bind::Read(bufs.x), Bind::Read(bufs.v), Bind::Read(bufs.x), Bind::Write(xv_out)],
+        xv_groups,
+    )];
+    if let Some(part) = part {
+        let sum = p("sum workgroups", sum_groups as usize)?;
+        ds.push(d("lowrank_split_sum", vec![], vec![Bind::Read(part), Bind::Read(part), Bind::Read(part), Bind::Write(t)], sum));
+    }
+    if with_tu {
+        ds.push(d(
+            "lowrank_tu_split",
+            vec![("TRCAP", plan.rcap as f64)],
+            vec![Bind::Read(t), Bind::Read(bufs.v), Bind::Read(bufs.bias.unwrap_or(bufs.u)), Bind::Write(bufs.y), Bind::Read(bufs.u)],
+            p("output workgroups", plan.tu_total())?,
+        ));
+    }
+    Ok(ds)
+}
+
 impl LowRankOps for WgpuBackend {
     fn lowrank_linear(&self, _: Checked, lr: &DeviceLowRank, x: &Tensor, bias: Option<&Tensor>, y: &mut Tensor) -> Result<()> {
         let be = self;
@@ -193,29 +330,68 @@ impl LowRankOps for WgpuBackend {
         };
         let out = output(be, "lowrank_linear output", yb, b * m, f16)?;
         let yout = out.target();
-        let row_tiles = b.div_ceil(FUSED_ROWS as usize);
-        if r <= FUSED_MAX_R && row_tiles >= FUSED_MIN_TILES {
-            let mut flags = if f16 { A_F16 } else { 0 };
-            if biasb.is_some() {
-                flags |= HAS_BIAS;
+        let mut flags = if f16 { A_F16 } else { 0 };
+        if biasb.is_some() {
+            flags |= HAS_BIAS;
+        }
+        match lowrank_linear_path(be.fast(), &limits(be), b, n, r, m) {
+            LowRankPath::Fused { groups } => {
+                let groups = u32_param(OP, "row tiles", groups)?;
+                let params = FusedParams { b: b32, n: n32, r: r32, m: m32, flags, groups, ..Default::default() };
+                let mut ds = vec![Dispatch {
+                    shader: &LOWRANK,
+                    entry: "lowrank_fused",
+                    constants: vec![],
+                    binds: vec![Bind::Read(xb), Bind::Read(vb), Bind::Read(biasb.unwrap_or(ub)), Bind::Write(yout), Bind::Read(ub)],
+                    params: params.bytes(),
+                    groups: Groups::Linear(groups as u64),
+                }];
+                out.finish(OP, &mut ds)?;
+                return be.run(OP, &ds);
             }
-            let groups = row_tiles as u32;
-            let params = FusedParams { b: b32, n: n32, r: r32, m: m32, flags, groups, ..Default::default() };
-            let mut ds = vec![Dispatch {
-                shader: &LOWRANK,
-                entry: "lowrank_fused",
-                constants: vec![],
-                binds: vec![Bind::Read(xb), Bind::Read(vb), Bind::Read(biasb.unwrap_or(ub)), Bind::Write(yout), Bind::Read(ub)],
-                params: params.bytes(),
-                groups: Groups::Linear(groups as u64),
-            }];
-            out.finish(OP, &mut ds)?;
-            return be.run(OP, &ds);
+            LowRankPath::Split(plan) => {
+                let dims = SplitParams { b: b32, n: n32, r: r32, m: m32, flags, ..Default::default() };
+                let bufs = SplitBufs { x: xb, v: vb, u: ub, bias: biasb, y: yout };
+                let (part, t) = split_scratch(be, &plan, b, r)?;
+                let mut ds = split_dispatches(OP, &plan, dims, &bufs, part.as_ref(), &t, true)?;
+                out.finish(OP, &mut ds)?;
+                return be.run(OP, &ds);
+            }
+            LowRankPath::SplitTiled(plan) => {
+                let dims = SplitParams { b: b32, n: n32, r: r32, m: m32, flags, ..Default::default() };
+                let bufs = SplitBufs { x: xb, v: vb, u: ub, bias: biasb, y: yout };
+                let (part, t) = split_scratch(be, &plan, b, r)?;
+                let mut ds = split_dispatches(OP, &plan, dims, &bufs, part.as_ref(), &t, false)?;
+                let tt = Operand { buf: &t, si: r32, sk: 1, f16: false };
+                ds.push(gemm_on(
+                    be,
+                    OP,
+                    (b, m, r),
+                    tt,
+                    Operand { buf: ub, si: 1, sk: r32, f16 },
+                    biasb.map(|bb| (bb, f16)),
+                    yout,
+                    1.0,
+                    0.0,
+                )?);
+                out.finish(OP, &mut ds)?;
+                return be.run(OP, &ds);
+            }
+            LowRankPath::Tiled => {}
         }
         // Two passes: T = X V into an f32 scratch, then Y = T U^T + bias.
         let t = be.scratch("lowrank_linear T", (b * r) as u64 * 4)?;
-        let d1 =
-            gemm(OP, (b, r, n), Operand { buf: xb, si: n32, sk: 1, f16 }, Operand { buf: vb, si: r32, sk: 1, f16 }, None, &t, 1.0, 0.0)?;
+        let d1 = gemm_on(
+            be,
+            OP,
+            (b, r, n),
+            Operand { buf: xb, si: n32, sk: 1, f16 },
+            Operand { buf: vb, si: r32, sk: 1, f16 },
+            None,
+            &t,
+            1.0,
+            0.0,
+        )?;
         let d2 = gemm(
             OP,
             (b, m, r),
@@ -245,7 +421,7 @@ impl LowRankOps for WgpuBackend {
         let out = output(be, "lowrank_reconstruct output", wb, m * n, f16)?;
         // W = U V^T: A = U (row-major), B(k, j) = V[j, k].
         let a = Operand { buf: ub, si: r32, sk: 1, f16 };
-        let mut ds = vec![gemm(OP, (m, n, r), a, Operand { buf: vb, si: 1, sk: r32, f16 }, None, out.target(), 1.0, 0.0)?];
+        let mut ds = vec![gemm_on(be, OP, (m, n, r), a, Operand { buf: vb, si: 1, sk: r32, f16 }, None, out.target(), 1.0, 0.0)?];
         out.finish(OP, &mut ds)?;
         be.run(OP, &ds)
     }
@@ -268,11 +444,11 @@ impl LowRankOps for WgpuBackend {
         let f = |buf| Operand { buf, si: r32, sk: 1, f16: false };
         // Gram matrices: A(i, k) = X[k, i] (X^T), B(k, j) = X[k, j].
         let ds = vec![
-            gemm(OP, (r, r, n), Operand { buf: vb, si: 1, sk: r32, f16: false }, f(vb), None, &gv, 1.0, 0.0)?,
-            gemm(OP, (r, r, m), Operand { buf: ub, si: 1, sk: r32, f16: false }, f(ub), None, &gu, 1.0, 0.0)?,
+            gemm_on(be, OP, (r, r, n), Operand { buf: vb, si: 1, sk: r32, f16: false }, f(vb), None, &gv, 1.0, 0.0)?,
+            gemm_on(be, OP, (r, r, m), Operand { buf: ub, si: 1, sk: r32, f16: false }, f(ub), None, &gu, 1.0, 0.0)?,
             // dU += c U (V^T V), dV += c V (U^T U).
-            gemm(OP, (m, r, r), f(ub), f(&gv), None, dub, c, 1.0)?,
-            gemm(OP, (n, r, r), f(vb), f(&gu), None, dvb, c, 1.0)?,
+            gemm_on(be, OP, (m, r, r), f(ub), f(&gv), None, dub, c, 1.0)?,
+            gemm_on(be, OP, (n, r, r), f(vb), f(&gu), None, dvb, c, 1.0)?,
         ];
         be.run(OP, &ds)
     }
@@ -298,9 +474,16 @@ impl LowRankOps for WgpuBackend {
             Some(t) => Some(be.buf(&t.buf)?),
             None => None,
         };
-        // P = X V and Q = dY U stay in f32 scratch ([b, r], small).
+        // P = X V and Q = dY U stay in f32 scratch ([b, r], small), split over their depth
+        // where the fast plan says so (`plan::xv_split`, as lowrank_linear's T = X V).
         let p = be.scratch("lowrank_backward P = X V", (b * r) as u64 * 4)?;
         let q = be.scratch("lowrank_backward Q = dY U", (b * r) as u64 * 4)?;
+        let (p_plan, q_plan) = (xv_split(be.fast(), b, n, r, 1), xv_split(be.fast(), b, m, r, 1));
+        let part = |plan: &Option<SplitPlan>| match plan {
+            Some(pl) if pl.splits > 1 => split_scratch(be, pl, b, r).map(|(part, _)| part),
+            _ => Ok(None),
+        };
+        let (p_part, q_part) = (part(&p_plan)?, part(&q_plan)?);
         // f16 results go through an f32 scratch (two values share an output word) and the
         // pack pass, which applies beta; f32 results are written (and accumulated) directly.
         let dx_out = match dxb {
@@ -311,21 +494,29 @@ impl LowRankOps for WgpuBackend {
         let dv_out = if f16 { Output::packed(be, "lowrank_backward dV", dvb, n * r, 1.0, beta)? } else { Output::direct(dvb) };
         let gemm_beta = if f16 { 0.0 } else { beta };
         let t = |buf, si, sk, f16| Operand { buf, si, sk, f16 };
-        let mut ds = vec![
-            // P(i, q) = X[i*n + k] V[k*r + q];  Q(i, q) = dY[i*m + j] U[j*r + q].
-            gemm(OP, (b, r, n), t(xb, n32, 1, f16), t(vb, r32, 1, f16), None, &p, 1.0, 0.0)?,
-            gemm(OP, (b, r, m), t(dyb, m32, 1, f16), t(ub, r32, 1, f16), None, &q, 1.0, 0.0)?,
-        ];
+        // P(i, q) = X[i*n + k] V[k*r + q];  Q(i, q) = dY[i*m + j] U[j*r + q].
+        let flags = if f16 { A_F16 } else { 0 };
+        let mut ds = Vec::new();
+        for (a, w, depth, a_stride, plan, part, out) in [(xb, vb, n, n32, &p_plan, &p_part, &p), (dyb, ub, m, m32, &q_plan, &q_part, &q)] {
+            match plan {
+                Some(pl) => {
+                    let dims = SplitParams { b: u32_param(OP, "b", b)?, n: a_stride, r: r32, m: 1, flags, ..Default::default() };
+                    let bufs = SplitBufs { x: a, v: w, u: w, bias: None, y: out };
+                    ds.extend(split_dispatches(OP, pl, dims, &bufs, part.as_ref(), out, false)?);
+                }
+                None => ds.push(gemm_on(be, OP, (b, r, depth), t(a, a_stride, 1, f16), t(w, r32, 1, f16), None, out, 1.0, 0.0)?),
+            }
+        }
         if let Some(out) = &dx_out {
             // dX(i, k) = Q[i*r + q] V[k*r + q] (overwritten).
-            ds.push(gemm(OP, (b, n, r), t(&q, r32, 1, false), t(vb, 1, r32, f16), None, out.target(), 1.0, 0.0)?);
+            ds.push(gemm_on(be, OP, (b, n, r), t(&q, r32, 1, false), t(vb, 1, r32, f16), None, out.target(), 1.0, 0.0)?);
             out.finish(OP, &mut ds)?;
         }
         // dU(j, q) = dY[i*m + j] P[i*r + q] (A is dY^T: stride 1 along j, m along i).
-        ds.push(gemm(OP, (m, r, b), t(dyb, 1, m32, f16), t(&p, r32, 1, false), None, du_out.target(), 1.0, gemm_beta)?);
+        ds.push(gemm_on(be, OP, (m, r, b), t(dyb, 1, m32, f16), t(&p, r32, 1, false), None, du_out.target(), 1.0, gemm_beta)?);
         du_out.finish(OP, &mut ds)?;
         // dV(k, q) = X[i*n + k] Q[i*r + q].
-        ds.push(gemm(OP, (n, r, b), t(xb, 1, n32, f16), t(&q, r32, 1, false), None, dv_out.target(), 1.0, gemm_beta)?);
+        ds.push(gemm_on(be, OP, (n, r, b), t(xb, 1, n32, f16), t(&q, r32, 1, false), None, dv_out.target(), 1.0, gemm_beta)?);
         dv_out.finish(OP, &mut ds)?;
         be.run(OP, &ds)
     }

@@ -15,6 +15,8 @@
 //! - `dispatch.rs`: [`Dispatch`] and [`WgpuBackend::run`], parameter blocks and the buffer
 //!   length checks every launcher makes;
 //! - `pack.rs`: the f16 pack pass shared by the op families;
+//! - `plan.rs`: which kernel, tile and split the quantized and low-rank launchers take (pure
+//!   functions of shape, device limits and [`KernelChoice`], unit-tested);
 //! - one file per op family (`sparse.rs`, `lowrank.rs`, `quant.rs`, `binary.rs`) whose kernels
 //!   live in `shaders/<family>.wgsl`.
 //! - `layer.rs`: the kernels behind [`crate::Linear`] that are not ops (a tiled transpose in
@@ -45,6 +47,8 @@ mod memory;
 mod pack;
 #[cfg(feature = "wgpu")]
 mod pipeline;
+#[cfg(feature = "wgpu")]
+mod plan;
 #[cfg(feature = "wgpu")]
 mod quant;
 #[cfg(feature = "wgpu")]
@@ -80,6 +84,36 @@ pub enum BoundsChecks {
     Unchecked,
 }
 
+/// Which kernels the backend launches: the fast paths, or the simple kernels they replaced
+/// (kept so that on a new GPU a wrong fast path can be told apart from a wrong algorithm in
+/// one run; both are verified by the same tests).
+///
+/// The fast paths, where the adapter allows them: subgroup reductions (`Features::SUBGROUP`)
+/// in the quantized GEMVs and the int8 quantization, native f16 arithmetic
+/// (`Features::SHADER_F16`) in the weight-only GEMV on f16 activations, tile sizes chosen per
+/// shape and device limits, and the split-K small-batch low-rank layer. The simple kernels are
+/// the shaders without subgroup operations or f16 arithmetic, with fixed tiles and grids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KernelChoice {
+    /// The fast paths (the default unless `SLIMGEMM_KERNEL=simple`).
+    #[default]
+    Fast,
+    /// The simple kernels.
+    Simple,
+}
+
+impl KernelChoice {
+    /// `Simple` when the environment variable `SLIMGEMM_KERNEL` is `simple` (the variable the
+    /// CUDA backend reads too), else `Fast`.
+    pub fn from_env() -> Self {
+        if std::env::var("SLIMGEMM_KERNEL").map(|v| v.trim().eq_ignore_ascii_case("simple")).unwrap_or(false) {
+            KernelChoice::Simple
+        } else {
+            KernelChoice::Fast
+        }
+    }
+}
+
 /// Options of [`WgpuBackend::with_options`].
 #[derive(Debug, Clone, Default)]
 pub struct WgpuOptions {
@@ -88,4 +122,6 @@ pub struct WgpuOptions {
     pub adapter: Option<String>,
     /// Bounds-check policy for the shader modules.
     pub bounds_checks: BoundsChecks,
+    /// Fast or simple kernels; `None` follows `SLIMGEMM_KERNEL` ([`KernelChoice::from_env`]).
+    pub kernels: Option<KernelChoice>,
 }

@@ -7,14 +7,24 @@
 //! combination is its own pipeline, so the unused branches fold away.
 //!
 //! Paths: the GEMMs run a GEMV-style kernel for M <= 16 (32 lanes per output column along K,
-//! W streamed once per block of up to 8 rows) and a 64 x 64 tiled kernel otherwise. f16
-//! outputs are written two per word by one invocation; for odd N (where a word straddles two
-//! rows) the kernel writes f32 into a scratch buffer and the shared pack pass packs it.
+//! W streamed once per block of up to 8 rows) and a tiled kernel otherwise (64 x 64, or
+//! 32 x 32 where the fast choice sees few tiles: override `QT`). f16 outputs are written two
+//! per word by one invocation; for odd N (where a word straddles two rows) the kernel writes
+//! f32 into a scratch buffer and the shared pack pass packs it.
+//!
+//! Fast paths ([`super::KernelChoice::Fast`], on devices with `Features::SUBGROUP`): the GEMVs
+//! and `quantize_rows_i8` reduce with subgroup operations (`*_sg` entry points of
+//! `shaders/quant_sg.wgsl`, assembled after `shaders/quant.wgsl` into one module), and the
+//! weight-only GEMV on f16 activations dequantizes and multiplies in native f16 where the
+//! device has `Features::SHADER_F16` (the "sg+f16" module). The simple kernels (and devices
+//! without subgroups) run the kernels of `shaders/quant.wgsl` alone.
 
 use super::context::WgpuBackend;
 use super::dispatch::{expect_len, u32_param, wgsl_params, Bind, Dispatch, Groups, WgslParams};
+use super::lowrank::limits;
 use super::pack::Output;
 use super::pipeline::{Shader, PRELUDE};
+use super::plan::{gemm_tile, gemv_kind, gemv_rows, GemvKind, GEMV_MAX_M};
 use crate::backend::{Checked, QuantOps};
 use crate::dtype::DType;
 use crate::error::Result;
@@ -26,6 +36,16 @@ pub(super) const DOT_NATIVE: &str = "fn dot4i8(a: u32, b: u32) -> i32 { return d
 pub(super) const DOT_MANUAL: &str = "fn dot4i8(a: u32, b: u32) -> i32 { let s = vec4<u32>(24u, 16u, 8u, 0u); return dot(bitcast<vec4<i32>>(vec4<u32>(a) << s) >> vec4<u32>(24u), bitcast<vec4<i32>>(vec4<u32>(b) << s) >> vec4<u32>(24u)); }\n";
 /// The file itself.
 const SOURCE: &str = include_str!("../../shaders/quant.wgsl");
+/// The fast entry points (subgroup reductions), after `SOURCE` in the fast modules.
+const SOURCE_SG: &str = include_str!("../../shaders/quant_sg.wgsl");
+/// The f32 weight math of the fast weight-only GEMV.
+const WO_F32: &str = include_str!("../../shaders/quant_wo_f32.wgsl");
+/// The native f16 weight math of the fast weight-only GEMV.
+const WO_F16: &str = include_str!("../../shaders/quant_wo_f16.wgsl");
+/// The enable directive (first in the module) of the f16 fast modules. (naga 30 takes the
+/// subgroup built-ins without `enable subgroups;`, which it does not parse yet; the device
+/// feature `SUBGROUP` is what they need.)
+const ENABLE_F16: &str = "enable f16;";
 
 /// The quantized kernels with the built-in packed dot product (prelude and `dot4i8` in
 /// front); trusted: the in-bounds argument is written at the top of `shaders/quant.wgsl` and
@@ -33,6 +53,17 @@ const SOURCE: &str = include_str!("../../shaders/quant.wgsl");
 pub(super) static QUANT: Shader = Shader::family("quant", "", &[PRELUDE, DOT_NATIVE], SOURCE).with_params(PARAMS);
 /// The same kernels with a manual `dot4i8`.
 pub(super) static QUANT_MANUAL_DOT: Shader = Shader::family("quant", "manual dot4i8", &[PRELUDE, DOT_MANUAL], SOURCE).with_params(PARAMS);
+/// The fast module: subgroup reductions (needs `Features::SUBGROUP`).
+pub(super) static QUANT_SG: Shader = Shader::family("quant", "sg", &[PRELUDE, DOT_NATIVE, SOURCE, WO_F32], SOURCE_SG).with_params(PARAMS);
+/// The fast module with a manual `dot4i8`.
+pub(super) static QUANT_SG_MANUAL_DOT: Shader =
+    Shader::family("quant", "sg manual dot4i8", &[PRELUDE, DOT_MANUAL, SOURCE, WO_F32], SOURCE_SG).with_params(PARAMS);
+/// The fast module with native f16 weight math (needs `SUBGROUP` and `SHADER_F16`).
+pub(super) static QUANT_SG_F16: Shader =
+    Shader::family("quant", "sg+f16", &[ENABLE_F16, PRELUDE, DOT_NATIVE, SOURCE, WO_F16], SOURCE_SG).with_params(PARAMS);
+/// The f16 fast module with a manual `dot4i8`.
+pub(super) static QUANT_SG_F16_MANUAL_DOT: Shader =
+    Shader::family("quant", "sg+f16 manual dot4i8", &[ENABLE_F16, PRELUDE, DOT_MANUAL, SOURCE, WO_F16], SOURCE_SG).with_params(PARAMS);
 /// The generated parameter structs of the quant kernels.
 const PARAMS: &[&str] = &[QuantParams::WGSL, GemmParams::WGSL];
 
@@ -63,31 +94,51 @@ wgsl_params! {
     }
 }
 
-/// The source variant for this platform: `dot4I8Packed` where the WGSL language feature
+/// True where the modules use the built-in `dot4I8Packed`: where the WGSL language feature
 /// `packed_4x8_integer_dot_product` exists (always with native wgpu, whose naga lowers or
-/// polyfills it), the manual one otherwise (`SLIMGEMM_WGPU_MANUAL_DOT=1` forces it).
-pub(super) fn shader() -> &'static Shader {
+/// polyfills it); the manual `dot4i8` otherwise (`SLIMGEMM_WGPU_MANUAL_DOT=1` forces it).
+pub(super) fn native_dot() -> bool {
     static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let has = *HAS.get_or_init(|| {
+    *HAS.get_or_init(|| {
         if std::env::var("SLIMGEMM_WGPU_MANUAL_DOT").map(|v| v == "1").unwrap_or(false) {
             return false;
         }
         let inst = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
         inst.wgsl_language_features().contains(wgpu::WgslLanguageFeatures::Packed4x8IntegerDotProduct)
-    });
-    if has {
-        &QUANT
-    } else {
-        &QUANT_MANUAL_DOT
+    })
+}
+
+/// Which module of the quant kernels a launch uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Module {
+    /// `shaders/quant.wgsl` alone: the simple kernels and the tiled GEMMs.
+    Plain,
+    /// With the subgroup entry points (`*_sg`), f32 weight math.
+    Sg,
+    /// With the subgroup entry points and native f16 weight math.
+    SgF16,
+}
+
+fn shader(module: Module) -> &'static Shader {
+    match (module, native_dot()) {
+        (Module::Plain, true) => &QUANT,
+        (Module::Plain, false) => &QUANT_MANUAL_DOT,
+        (Module::Sg, true) => &QUANT_SG,
+        (Module::Sg, false) => &QUANT_SG_MANUAL_DOT,
+        (Module::SgF16, true) => &QUANT_SG_F16,
+        (Module::SgF16, false) => &QUANT_SG_F16_MANUAL_DOT,
     }
 }
 
-/// Largest M handled by the GEMV path.
-const GEMV_MAX_M: usize = 16;
-
-/// Rows per GEMV workgroup (override `MS`): the next power of two >= m, at most 8.
-fn gemv_rows(m: usize) -> u32 {
-    m.next_power_of_two().min(8) as u32
+/// The module and entry point of a GEMV (or of the quantization) on this backend
+/// ([`gemv_kind`]): `sg` in a subgroup module, else the simple kernel `simple`; `f16_acts`:
+/// the activations are f16 (the weight-only GEMV's native f16 math).
+fn gemv_kernel(be: &WgpuBackend, f16_acts: bool, simple: &'static str, sg: &'static str) -> (Module, &'static str) {
+    match gemv_kind(be.fast(), be.has_subgroups(), be.has_f16(), f16_acts) {
+        GemvKind::Simple => (Module::Plain, simple),
+        GemvKind::Subgroup => (Module::Sg, sg),
+        GemvKind::SubgroupF16 => (Module::SgF16, sg),
+    }
 }
 
 fn flag(b: bool) -> f64 {
@@ -97,6 +148,7 @@ fn flag(b: bool) -> f64 {
 /// A GEMM launch without its output binding and without `YF16`: `binds` come before the
 /// output (binding 5), `tail` after it.
 struct Gemm<'a> {
+    module: Module,
     entry: &'static str,
     constants: Vec<(&'static str, f64)>,
     binds: Vec<Bind<'a>>,
@@ -116,7 +168,7 @@ fn with_output(be: &WgpuBackend, op: &'static str, y: &Tensor, g: Gemm<'_>) -> R
         let mut binds = g.binds.clone();
         binds.push(Bind::Write(out));
         binds.extend(g.tail.iter().copied());
-        Dispatch { shader: shader(), entry: g.entry, constants, binds, params: g.params.bytes(), groups: g.groups }
+        Dispatch { shader: shader(g.module), entry: g.entry, constants, binds, params: g.params.bytes(), groups: g.groups }
     };
     let out = if f16 && y.cols % 2 == 1 {
         Output::packed(be, "slimgemm f16 scratch", ybuf, y.rows * y.cols, 1.0, 0.0)?
@@ -128,9 +180,16 @@ fn with_output(be: &WgpuBackend, op: &'static str, y: &Tensor, g: Gemm<'_>) -> R
     be.run(op, &ds)
 }
 
-/// Entry point, grid and `MS` of a GEMM: the GEMV kernel for M <= 16 (8 columns per
-/// workgroup along x/y, row blocks of MS along z), the 64 x 64 tiled kernel otherwise.
-fn gemm_path(be: &WgpuBackend, gemv: &'static str, tiled: &'static str, m: usize, n: usize) -> (&'static str, Groups, u32) {
+/// Module, entry point, grid and tile override of a GEMM: the GEMV kernel `gemv` for M <= 16
+/// (8 columns per workgroup along x/y, row blocks of `MS` along z), otherwise the tiled kernel
+/// on `QT` x `QT` tiles (64, or 32 where the fast choice sees few tiles: `plan::gemm_tile`).
+fn gemm_path(
+    be: &WgpuBackend,
+    gemv: (Module, &'static str),
+    tiled: &'static str,
+    m: usize,
+    n: usize,
+) -> ((Module, &'static str), Groups, (&'static str, f64)) {
     if m <= GEMV_MAX_M {
         let ms = gemv_rows(m);
         let blocks = n.div_ceil(8) as u64;
@@ -139,9 +198,10 @@ fn gemm_path(be: &WgpuBackend, gemv: &'static str, tiled: &'static str, m: usize
         let y = blocks.div_ceil(x);
         // y > maxd is reported by the dispatch helper's grid check.
         let gy = u32::try_from(y).unwrap_or(u32::MAX);
-        (gemv, Groups::Grid(x as u32, gy, m.div_ceil(ms as usize) as u32), ms)
+        (gemv, Groups::Grid(x as u32, gy, m.div_ceil(ms as usize) as u32), ("MS", ms as f64))
     } else {
-        (tiled, Groups::Linear((m.div_ceil(64) as u64) * (n.div_ceil(64) as u64)), 8)
+        let qt = gemm_tile(be.fast(), &limits(be), m, n) as usize;
+        ((Module::Plain, tiled), Groups::Linear((m.div_ceil(qt) as u64) * (n.div_ceil(qt) as u64)), ("QT", qt as f64))
     }
 }
 
@@ -170,11 +230,13 @@ fn weight_only(
         group: u32_param(op, "group", group)?,
         ..Default::default()
     };
-    let (entry, groups, ms) = gemm_path(be, "gemm_wo_gemv", "gemm_wo_tiled", m, n);
-    let mut constants = vec![("XF16", flag(x.dtype() == DType::F16)), ("MS", ms as f64)];
+    let gemv = gemv_kernel(be, x.dtype() == DType::F16, "gemm_wo_gemv", "gemm_wo_gemv_sg");
+    let ((module, entry), groups, tile) = gemm_path(be, gemv, "gemm_wo_tiled", m, n);
+    let mut constants = vec![("XF16", flag(x.dtype() == DType::F16)), tile];
     constants.extend_from_slice(form);
     let xb = be.buf(&x.buf)?;
     let g = Gemm {
+        module,
         entry,
         constants,
         binds: vec![Bind::Read(xb), Bind::Read(codes), Bind::Read(scales), Bind::Read(offsets)],
@@ -198,9 +260,10 @@ impl QuantOps for WgpuBackend {
         u32_param(OP, "elements", x.rows * x.cols)?;
         let stride_words = u32_param(OP, "row stride", out.stride / 4)?;
         u32_param(OP, "output words", x.rows * (out.stride / 4))?;
+        let (module, entry) = gemv_kernel(be, false, "quantize_rows_i8", "quantize_rows_i8_sg");
         let d = Dispatch {
-            shader: shader(),
-            entry: "quantize_rows_i8",
+            shader: shader(module),
+            entry,
             constants: vec![("XF16", flag(x.dtype() == DType::F16))],
             binds: vec![Bind::Read(be.buf(&x.buf)?), Bind::Write(be.buf(&out.q)?), Bind::Write(be.buf(&out.scales)?)],
             params: QuantParams { m, k, stride_words, ..Default::default() }.bytes(),
@@ -229,11 +292,13 @@ impl QuantOps for WgpuBackend {
         };
         u32_param(OP, "X vec4s", x.rows * x.stride / 16)?;
         u32_param(OP, "W vec4s", w.rows * w.stride / 16)?;
-        let (entry, groups, ms) = gemm_path(be, "gemm_w8a8_gemv", "gemm_w8a8_tiled", m, n);
+        let gemv = gemv_kernel(be, false, "gemm_w8a8_gemv", "gemm_w8a8_gemv_sg");
+        let ((module, entry), groups, tile) = gemm_path(be, gemv, "gemm_w8a8_tiled", m, n);
         let (xq, sx, wq, sw) = (be.buf(&x.q)?, be.buf(&x.scales)?, be.buf(&w.q)?, be.buf(&w.scales)?);
         let g = Gemm {
+            module,
             entry,
-            constants: vec![("MS", ms as f64)],
+            constants: vec![tile],
             binds: vec![Bind::Read(xq), Bind::Read(sx), Bind::Read(wq), Bind::Read(sw)],
             tail: vec![],
             params,

@@ -34,14 +34,14 @@ wgsl_params! {
     }
 }
 
-/// Largest M of the fused kernel (the GEMV threshold of `gemm_w8a8`).
-const DYN_MAX_M: usize = 16;
+/// Largest M of the fused kernel: the GEMV threshold of `gemm_w8a8` (CUDA's too).
+const DYN_MAX_M: usize = super::plan::GEMV_MAX_M;
 /// Output columns per workgroup (`DC` in the shader).
 const DYN_COLS: usize = 32;
 
 /// The variant with the `dot4i8` that `quantize_rows_i8` / `gemm_w8a8` use on this platform.
 fn shader() -> &'static Shader {
-    if std::ptr::eq(super::quant::shader(), &super::quant::QUANT) {
+    if super::quant::native_dot() {
         &QUANT_DYN
     } else {
         &QUANT_DYN_MANUAL_DOT
@@ -54,15 +54,16 @@ fn dyn_rows(m: usize) -> u32 {
     m.next_power_of_two().min(8) as u32
 }
 
-/// `gemm_w8a8_dyn`: the fused dispatch for M <= 16, else `quantize_rows_i8` into a scratch
-/// and `gemm_w8a8`.
+/// `gemm_w8a8_dyn`: the fused dispatch for M <= 16 (fast kernels), else (and with
+/// `KernelChoice::Simple`, as CUDA's `SLIMGEMM_KERNEL=simple`) `quantize_rows_i8` into a
+/// scratch and `gemm_w8a8`.
 pub(super) fn gemm_w8a8_dyn(be: &WgpuBackend, x: &Tensor, w: &DeviceInt8Matrix, y: &mut Tensor) -> Result<()> {
     const OP: &str = "gemm_w8a8_dyn";
     let (m, n, k) = (x.rows, w.rows, x.cols);
     if w.cols != k || w.stride < k || w.stride % 16 != 0 {
         return Err(Error::shape(OP, format!("W is [{n}, {}] with row stride {}, expected K = {k}", w.cols, w.stride)));
     }
-    if m > DYN_MAX_M {
+    if m > DYN_MAX_M || !be.fast() {
         let mut xq = crate::backend::scratch_int8(be, m, k)?;
         be.quantize_rows_i8(Checked::new(), x, &mut xq)?;
         return be.gemm_w8a8(Checked::new(), &xq, w, y);

@@ -8,7 +8,7 @@ use super::pipeline::Shader;
 use super::{binary, layer, lowrank, pack, quant, sparse};
 
 /// Every shader module the backend can create.
-fn all_shaders() -> [&'static Shader; 11] {
+fn all_shaders() -> [&'static Shader; 15] {
     [
         &sparse::SPARSE[0],
         &sparse::SPARSE[1],
@@ -17,6 +17,10 @@ fn all_shaders() -> [&'static Shader; 11] {
         &lowrank::LOWRANK,
         &quant::QUANT,
         &quant::QUANT_MANUAL_DOT,
+        &quant::QUANT_SG,
+        &quant::QUANT_SG_MANUAL_DOT,
+        &quant::QUANT_SG_F16,
+        &quant::QUANT_SG_F16_MANUAL_DOT,
         &binary::BINARY,
         &pack::PACK,
         &layer::LAYER[0],
@@ -47,7 +51,10 @@ fn every_module_validates() {
 #[test]
 fn crate_shaders_get_the_prelude_and_callers_shaders_do_not() {
     for s in all_shaders() {
-        assert!(s.text().starts_with(super::pipeline::PRELUDE), "{}", s.label());
+        // `enable` directives (the fast modules') must come before any declaration.
+        let text = s.text();
+        let body = text.lines().skip_while(|l| l.starts_with("enable ")).collect::<Vec<_>>().join("\n");
+        assert!(body.starts_with(super::pipeline::PRELUDE.trim_end()), "{}", s.label());
     }
     assert!(sparse::SPARSE[0].text().contains("const F16: bool = false;"));
     assert!(sparse::SPARSE[1].text().contains("const F16: bool = true;"));
@@ -90,8 +97,10 @@ fn params_agree_with_wgsl() {
     }
     agrees::<lowrank::GemmParams>(&lowrank::LOWRANK);
     agrees::<lowrank::FusedParams>(&lowrank::LOWRANK);
+    agrees::<lowrank::SplitParams>(&lowrank::LOWRANK);
     agrees::<quant::QuantParams>(&quant::QUANT);
     agrees::<quant::GemmParams>(&quant::QUANT);
+    agrees::<quant::GemmParams>(&quant::QUANT_SG_F16);
     agrees::<binary::BinarizeParams>(&binary::BINARY);
     agrees::<binary::XParams>(&binary::BINARY);
     agrees::<pack::PackParams>(&pack::PACK);

@@ -326,6 +326,39 @@ pub fn verify_cases() -> Result<Vec<Workload>> {
     // ResNet-18 layers at batch 1 (3x3 stride 1 at 14^2x256, stride 2 at 56^2x64 -> 128).
     v.push(conv(1, 14, 256, 256, 3, 1, PadMode::Zero, false));
     v.push(conv(1, 56, 64, 128, 3, 2, PadMode::Zero, true));
+    // The WGSL fast paths (src/wgpu/plan.rs; the simple kernels run them too): GEMVs at
+    // M = 1, 3, 16 and the tiled kernels at 17, K not a multiple of the vector or chunk stride
+    // of the lanes, odd N (the f16 scratch epilogue); the quantization's subgroup absmax on
+    // rows shorter and longer than a workgroup.
+    for dtype in FLOATS {
+        for &(m, k) in &[(5, 3), (1, 4099), (9, 1000)] {
+            v.push(Workload::QuantizeRowsI8 { m, k, dtype });
+        }
+        for &(m, n, k) in &[(1, 9, 1000), (3, 33, 4100), (16, 15, 520), (17, 3, 70)] {
+            v.push(Workload::GemmW8a8 { m, n, k, dtype });
+        }
+        for &(m, n, k, group) in &[(1, 9, 1056, 32), (3, 33, 4160, 64), (16, 15, 640, 128), (17, 3, 96, 32)] {
+            v.push(Workload::GemmW4a16 { m, n, k, group, symmetric: m % 2 == 1, dtype });
+            v.push(Workload::GemmW8a16 { m, n, k, group, dtype });
+        }
+        // Low-rank layer: the split path at b = 1, 8 (one whole batch chunk), 32 (its largest
+        // batch) and ragged ones, depth past one chunk per split (9000 rows of V), rank past
+        // the staged T (449: T split, then a GEMM), depth past 128 x 256 (two GEMMs); b = 33
+        // and 300 (past the split path: T split, then a GEMM) and a large batch (the fused
+        // kernel); BERT at b = 8 and 32.
+        for &(m, n, r, batch) in &[
+            (768, 3072, 64, 8),
+            (3072, 768, 128, 32),
+            (13, 9000, 5, 3),
+            (70, 600, 449, 2),
+            (5, 33000, 2, 1),
+            (97, 61, 17, 33),
+            (64, 200, 40, 300),
+            (128, 96, 32, 2048),
+        ] {
+            v.push(Workload::LowrankLinear { m, n, r, batch, dtype });
+        }
+    }
     Ok(v)
 }
 

@@ -30,21 +30,50 @@ pub enum Checks {
     Unchecked,
 }
 
-/// A wgpu device with the given bounds-check policy, or `None` as [`wgpu_device`].
+/// Which kernels a test's wgpu device runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernels {
+    /// As `SLIMGEMM_KERNEL` says (the fast paths unless it is `simple`).
+    Env,
+    /// The fast paths (`KernelChoice::Fast`).
+    Fast,
+    /// The simple kernels (`KernelChoice::Simple`).
+    Simple,
+}
+
+/// A wgpu device with the given bounds-check policy, or `None` as [`wgpu_device`]. Its
+/// kernels follow `SLIMGEMM_KERNEL` (the fast paths unless it is `simple`).
 pub fn wgpu_device_with(checks: Checks) -> Option<Device> {
+    wgpu_device_opts(checks, Kernels::Env)
+}
+
+/// A wgpu device that runs the simple kernels (`KernelChoice::Simple`) without bounds checks,
+/// or `None` as [`wgpu_device`].
+pub fn wgpu_simple_device() -> Option<Device> {
+    wgpu_device_opts(Checks::Unchecked, Kernels::Simple)
+}
+
+/// A wgpu device with the given bounds-check policy and kernels, or `None` as
+/// [`wgpu_device`].
+pub fn wgpu_device_opts(checks: Checks, kernels: Kernels) -> Option<Device> {
     wgpu_device()?;
     #[cfg(feature = "wgpu")]
     {
-        use slimgemm::wgpu::{BoundsChecks, WgpuOptions};
+        use slimgemm::wgpu::{BoundsChecks, KernelChoice, WgpuOptions};
         let bounds_checks = match checks {
             Checks::Checked => BoundsChecks::Checked,
             Checks::Unchecked => BoundsChecks::Unchecked,
         };
-        Some(Device::wgpu_with_options(WgpuOptions { bounds_checks, ..Default::default() }).expect("wgpu device with options"))
+        let kernels = match kernels {
+            Kernels::Env => None,
+            Kernels::Fast => Some(KernelChoice::Fast),
+            Kernels::Simple => Some(KernelChoice::Simple),
+        };
+        Some(Device::wgpu_with_options(WgpuOptions { bounds_checks, kernels, ..Default::default() }).expect("wgpu device with options"))
     }
     #[cfg(not(feature = "wgpu"))]
     {
-        let _ = checks;
+        let _ = (checks, kernels);
         None
     }
 }
