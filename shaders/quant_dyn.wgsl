@@ -65,8 +65,13 @@ fn dx_load(i: u32) -> f32 {
 
 // q_round of shaders/quant.wgsl: round_half_away(v) clamped to [-127, 127].
 fn dq_round(v: f32) -> i32 {
-    let r = sign(v) * floor(abs(v) + 0.5);
-    return i32(clamp(r, -127.0, 127.0));
+    let a = abs(v);
+    let f = floor(a);
+    // a - f is exact (f <= a < f + 1), so this is round half away from zero without the
+    // `floor(a + 0.5)` shortcut, which rounds 0.49999997 up (the sum rounds to 1.0 in f32).
+    let r = sign(v) * select(f, f + 1.0, a - f >= 0.5);
+    // NaN (v != v) quantizes to 0, as the CPU reference and the CUDA kernels do.
+    return select(i32(clamp(r, -127.0, 127.0)), 0, v != v);
 }
 
 @compute @workgroup_size(256)

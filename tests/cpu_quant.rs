@@ -1,6 +1,7 @@
 //! CPU reference of the quantized family: `quantize_rows_i8`, `gemm_w8a8`, `gemm_w4a16`
 //! through `Device::cpu()`, and the host formats (int4 quantizer, GPTQ / AWQ / GGUF Q4_0
-//! converters) against hand-packed data.
+//! converters) against hand-packed data; the rounding of ties by `quantize_rows_i8` also on
+//! every GPU backend present.
 //!
 //! Tolerances: the int8 paths are exact (integer accumulation, same f32 scale product), so
 //! they are compared bit for bit; `gemm_w4a16` is compared with the dequantize-then-matmul
@@ -137,9 +138,25 @@ fn quantize_rows_i8_f32_and_f16() {
     }
 }
 
+/// The CPU reference and every GPU backend present (WGSL fast and simple, CUDA) round ties
+/// half away from zero, and 0.49999997 to 0 (the `floor(|x| + 0.5)` shortcut gives 1).
 #[test]
 fn quantize_rows_i8_rounds_half_away_from_zero() {
-    let dev = Device::cpu();
+    use crate::common::{cuda_device, wgpu_device_opts, Checks, Kernels};
+    let devices = [
+        Some(Device::cpu()),
+        wgpu_device_opts(Checks::Checked, Kernels::Fast),
+        wgpu_device_opts(Checks::Checked, Kernels::Simple),
+        cuda_device(),
+    ];
+    for dev in devices.into_iter().flatten() {
+        ties_on(&dev);
+    }
+    assert_eq!(slimgemm::cpu::quant::round_half_away(0.49999997), 0.0);
+    assert_eq!(slimgemm::cpu::quant::round_half_away(-2.5), -3.0);
+}
+
+fn ties_on(dev: &Device) {
     // amax = 127, so 127 / amax = 1 exactly and x * (127 / amax) = x: the ties are real ties.
     let row0 = [127.0f32, 2.5, -2.5, 0.5, -0.5, 1.5, -1.5, 126.5, 0.49999997, -0.49999997, 3.4999998, -100.5];
     let want0 = [127i8, 3, -3, 1, -1, 2, -2, 127, 0, 0, 3, -101];
@@ -150,8 +167,8 @@ fn quantize_rows_i8_rounds_half_away_from_zero() {
     let negz = [-0.0f32; 12];
     let x = Matrix::new(4, 12, [row0, row1, zero, negz].concat()).unwrap();
     let (got, _, _) = quantize_on_device(&dev, &x);
-    assert_eq!(&got.q[..12], &want0);
-    assert_eq!(&got.q[12..24], &want1);
+    assert_eq!(&got.q[..12], &want0, "{}", dev.name());
+    assert_eq!(&got.q[12..24], &want1, "{}", dev.name());
     assert!(got.q[24..].iter().all(|&v| v == 0));
     assert_eq!(got.scales, vec![1.0, 2.0, 0.0, 0.0]);
     // The same ties through f16 input (all exact in f16 except 0.49999997 and 3.4999998,
@@ -162,10 +179,8 @@ fn quantize_rows_i8_rounds_half_away_from_zero() {
     want16[8] = 1;
     want16[9] = -1;
     want16[10] = 4;
-    assert_eq!(&got16.q[..12], &want16);
-    assert_eq!(&got16.q[12..24], &want1);
-    assert_eq!(slimgemm::cpu::quant::round_half_away(0.49999997), 0.0);
-    assert_eq!(slimgemm::cpu::quant::round_half_away(-2.5), -3.0);
+    assert_eq!(&got16.q[..12], &want16, "{}", dev.name());
+    assert_eq!(&got16.q[12..24], &want1, "{}", dev.name());
 }
 
 fn random_w4(n: usize, k: usize, group: usize, symmetric: bool, seed: u64) -> Int4Weights {
