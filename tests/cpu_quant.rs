@@ -166,7 +166,7 @@ fn ties_on(dev: &Device) {
     let zero = [0.0f32; 12];
     let negz = [-0.0f32; 12];
     let x = Matrix::new(4, 12, [row0, row1, zero, negz].concat()).unwrap();
-    let (got, _, _) = quantize_on_device(&dev, &x);
+    let (got, _, _) = quantize_on_device(dev, &x);
     assert_eq!(&got.q[..12], &want0, "{}", dev.name());
     assert_eq!(&got.q[12..24], &want1, "{}", dev.name());
     assert!(got.q[24..].iter().all(|&v| v == 0));
@@ -174,7 +174,7 @@ fn ties_on(dev: &Device) {
     // The same ties through f16 input (all exact in f16 except 0.49999997 and 3.4999998,
     // which become 0.5 and 3.5).
     let x16 = x.cast::<f16>();
-    let (got16, _, _) = quantize_on_device(&dev, &x16);
+    let (got16, _, _) = quantize_on_device(dev, &x16);
     let mut want16 = want0;
     want16[8] = 1;
     want16[9] = -1;
