@@ -202,6 +202,77 @@ pub(crate) fn gemv_kind(fast: bool, subgroups: bool, shader_f16: bool, f16_acts:
     }
 }
 
+// ---- Binary (XNOR) GEMM and convs
+
+/// Packed words of the reduction per step of the XNOR kernels (`XBK` in binary.wgsl): the
+/// unit in which a split divides the reduction.
+pub(crate) const XNOR_STEP_WORDS: usize = 8;
+/// Most splits of the reduction of an XNOR launch (each adds a `[m, n]` u32 slab of partial
+/// popcounts; a plan only splits where `m * n` is small, see [`xnor_plan`]).
+pub(crate) const XNOR_MAX_SPLITS: usize = 64;
+
+/// How an XNOR GEMM or conv runs: `XT` x `XT` output tiles (override `XT` of binary.wgsl:
+/// 64 or 32; `(XT / 4)^2` invocations, 4 x 4 outputs each) and the reduction in `splits`
+/// ranges of `split_steps` steps of [`XNOR_STEP_WORDS`] words. One split: the fused kernels.
+/// More: each split writes its exact integer popcounts to a `[splits, m, n]` u32 scratch and
+/// an epilogue kernel adds them and applies the float epilogue (integer adds are exact and
+/// order-free, so the result is the unsplit kernel's bit for bit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct XnorPlan {
+    pub tile: u32,
+    pub splits: usize,
+    pub split_steps: usize,
+}
+
+impl XnorPlan {
+    /// Output tiles of the plan for `m` rows (pixels) and `n` output channels.
+    pub fn tiles(&self, m: usize, n: usize) -> usize {
+        let t = self.tile as usize;
+        m.div_ceil(t).saturating_mul(n.div_ceil(t))
+    }
+    /// Workgroups of the popcount launch.
+    pub fn groups(&self, m: usize, n: usize) -> usize {
+        self.tiles(m, n).saturating_mul(self.splits)
+    }
+}
+
+/// Workgroup bytes of the XNOR kernels at tile `t`: two K-major operand tiles of
+/// `8 * t` words and the nibble array of the bit output (`t * t / 4` words).
+fn xnor_bytes(t: usize) -> usize {
+    (2 * XNOR_STEP_WORDS * t + t * t / 4) * 4
+}
+
+/// The plan of an XNOR GEMM / conv with `m` rows (output pixels), `n` output channels and
+/// `kwords` packed words of reduction (`kh * kw * words` for a conv).
+///
+/// Simple: 64 x 64 tiles, one split (the kernels as they were). Fast (CUDA's `xnor_path` in
+/// spirit, [`TARGET_GROUPS`] standing in for its wave): 64 x 64 tiles where they already give
+/// [`TARGET_GROUPS`] workgroups, else 32 x 32 (where the device runs 64-invocation
+/// workgroups); where even those give fewer, the reduction is split over about
+/// `TARGET_GROUPS / tiles` workgroups per tile (whole steps, at most [`XNOR_MAX_SPLITS`]).
+pub(crate) fn xnor_plan(fast: bool, lim: &Limits, m: usize, n: usize, kwords: usize) -> XnorPlan {
+    let steps = kwords.div_ceil(XNOR_STEP_WORDS).max(1);
+    let unsplit = |tile| XnorPlan { tile, splits: 1, split_steps: steps };
+    let fits = |t: usize| lim.invocations >= t * t / 16 && lim.wg_storage >= xnor_bytes(t);
+    if !fast || !fits(64) {
+        return unsplit(64);
+    }
+    let mut plan = unsplit(64);
+    if plan.tiles(m, n) >= TARGET_GROUPS {
+        return plan;
+    }
+    if fits(32) {
+        plan = unsplit(32);
+    }
+    let tiles = plan.tiles(m, n).max(1);
+    if tiles >= TARGET_GROUPS {
+        return plan;
+    }
+    let want = TARGET_GROUPS.div_ceil(tiles).clamp(1, XNOR_MAX_SPLITS).min(steps);
+    let split_steps = steps.div_ceil(want);
+    XnorPlan { tile: plan.tile, splits: steps.div_ceil(split_steps), split_steps }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,5 +382,63 @@ mod tests {
         assert_eq!(gemv_kind(true, true, false, true), GemvKind::Subgroup);
         assert_eq!(gemv_kind(true, true, true, false), GemvKind::Subgroup);
         assert_eq!(gemv_kind(true, true, true, true), GemvKind::SubgroupF16);
+    }
+
+    #[test]
+    fn simple_xnor_is_the_old_launch() {
+        for &(m, n, kw) in &[(1usize, 1usize, 1usize), (49, 512, 144), (4096, 4096, 128), (0, 5, 0)] {
+            let steps = kw.div_ceil(8).max(1);
+            assert_eq!(xnor_plan(false, &L, m, n, kw), XnorPlan { tile: 64, splits: 1, split_steps: steps });
+        }
+        // Large layers keep the 64 tiles unsplit; a device without 64-invocation workgroups
+        // splits its 64 tiles.
+        assert_eq!(xnor_plan(true, &L, 64 * 3136, 64, 18), XnorPlan { tile: 64, splits: 1, split_steps: 3 });
+        let small = Limits { wg_storage: 16384, invocations: 32 };
+        assert_eq!(xnor_plan(true, &small, 1, 1, 1000).tile, 64);
+        // 32 tiles when 64 tiles are few, unsplit once those are TARGET_GROUPS.
+        assert_eq!(xnor_plan(true, &L, 64, 4096, 128), XnorPlan { tile: 32, splits: 1, split_steps: 16 });
+        // Nothing to split: one step.
+        assert_eq!(xnor_plan(true, &L, 1, 1, 1), XnorPlan { tile: 32, splits: 1, split_steps: 1 });
+        assert_eq!(xnor_plan(true, &L, 1, 1, 8 * 64 * 3), XnorPlan { tile: 32, splits: 64, split_steps: 3 });
+    }
+
+    #[test]
+    fn xnor_plans_cover_the_reduction_and_fill_the_device() {
+        // ResNet-18 3x3 layers of REFERENCE.md §5 at batch 1 and 64 (stride 1 and the stride-2
+        // layer, channels 96 and 100): (pixels, c_out, kwords = 9 taps x words).
+        let mut shapes = Vec::new();
+        for batch in [1usize, 64] {
+            for &(hw, c) in &[(56usize, 64usize), (28, 128), (14, 256), (7, 512), (28, 96), (28, 100)] {
+                shapes.push((batch * hw * hw, c, 9 * c.div_ceil(32)));
+            }
+            shapes.push((batch * 28 * 28, 128, 9 * 2));
+        }
+        // xnor_gemm of the suites: M in 1, 64, 4096 at 4096 x 4096; 64 x 512 x 4096; and
+        // the verify list's 2048 x 1100 x 64 and 64 x 256 x 4096.
+        for &(m, n, k) in
+            &[(1usize, 4096usize, 4096usize), (64, 4096, 4096), (4096, 4096, 4096), (64, 512, 4096), (2048, 1100, 64), (64, 256, 4096)]
+        {
+            shapes.push((m, n, k.div_ceil(32)));
+        }
+        for &(m, n, kw) in &shapes {
+            let p = xnor_plan(true, &L, m, n, kw);
+            let steps = kw.div_ceil(XNOR_STEP_WORDS);
+            assert!(p.tile == 32 || p.tile == 64);
+            assert!(p.splits >= 1 && p.splits <= XNOR_MAX_SPLITS);
+            assert!(p.splits * p.split_steps >= steps && (p.splits - 1) * p.split_steps < steps, "{m} {n} {kw}: {p:?}");
+            assert!(p.groups(m, n) >= 128, "{m} x {n}, {kw} words: {} workgroups ({p:?})", p.groups(m, n));
+            assert!(xnor_bytes(p.tile as usize) <= L.wg_storage);
+        }
+        // Ragged shapes: every split non-empty, the reduction covered.
+        for m in [1, 2, 33, 65, 200] {
+            for n in [1, 31, 64, 97] {
+                for kw in [1, 7, 8, 9, 63, 64, 65, 1000] {
+                    let p = xnor_plan(true, &L, m, n, kw);
+                    let steps = kw.div_ceil(XNOR_STEP_WORDS);
+                    assert!(p.splits * p.split_steps >= steps && (p.splits - 1) * p.split_steps < steps, "{m} {n} {kw}: {p:?}");
+                    assert!(p.splits <= XNOR_MAX_SPLITS.min(steps));
+                }
+            }
+        }
     }
 }

@@ -359,6 +359,20 @@ pub fn verify_cases() -> Result<Vec<Workload>> {
             v.push(Workload::LowrankLinear { m, n, r, batch, dtype });
         }
     }
+    // The WGSL XNOR plans (`plan::xnor_plan`): the reduction split over 32 x 32 tiles (small
+    // M and N, long and ragged K: 32 and 12 splits), 32 x 32 tiles unsplit (300 x 900, and a
+    // conv of 1024 pixels x 260 channels), and small convs with many channels (split over
+    // 18 steps of taps x words), every pad mode and both outputs.
+    for &(m, n, k) in &[(3, 5, 8192), (1, 40, 3000), (17, 70, 2080), (300, 900, 100)] {
+        v.push(Workload::XnorGemm { m, n, k });
+    }
+    for pad_mode in [PadMode::Zero, PadMode::One] {
+        for bits_out in [false, true] {
+            v.push(conv(1, 4, 512, 70, 3, 1, pad_mode, bits_out));
+            v.push(Workload::XnorConv2d { batch: 2, h: 5, w: 6, c_in: 200, c_out: 40, ksize: 3, stride: 2, pad: 1, pad_mode, bits_out });
+            v.push(conv(1, 32, 40, 260, 3, 1, pad_mode, bits_out));
+        }
+    }
     Ok(v)
 }
 
