@@ -296,18 +296,7 @@ __device__ __forceinline__ void xnor_tc_body(const ConvGeom& g, const u32* __res
     tc_zero(acc);
     auto compute = [&](int buf, int) {
         const u32 sa = sbase + buf * C::STAGE_BYTES, sb = sa + C::A_BYTES;
-#pragma unroll
-        for (int ks = 0; ks < 2; ++ks) {
-            u32 a[C::MT][4], b[C::NT / 2][4];
-#pragma unroll
-            for (int mt = 0; mt < C::MT; ++mt) tc_frag_a(a[mt], sa, wm * C::WTM + mt * 16, ks, lane);
-#pragma unroll
-            for (int np = 0; np < C::NT / 2; ++np) tc_frag_b_kmajor(b[np], sb, wn * C::WTN + np * 16, ks, lane);
-#pragma unroll
-            for (int mt = 0; mt < C::MT; ++mt)
-#pragma unroll
-                for (int nt = 0; nt < C::NT; ++nt) tc_bmma(acc[mt][nt], a[mt], b[nt >> 1][(nt & 1) * 2], b[nt >> 1][(nt & 1) * 2 + 1]);
-        }
+        tc_stage_mma<C, true>(sa, sb, wm, wn, lane, [&](int mt, int nt, const u32(&a)[4], u32 b0, u32 b1) { tc_bmma(acc[mt][nt], a, b0, b1); });
     };
     tc_pipeline<C::STAGES>(kt0, kt1, load, compute);
     __syncthreads();  // fp complete even when this split had no k-tile

@@ -401,6 +401,32 @@ __device__ __forceinline__ bool tc_splitk_reduce(A (&acc)[MT][NT][4], u32* __res
 __device__ __forceinline__ void tc_mma(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) { tc_mma_f16(d, a, b0, b1); }
 __device__ __forceinline__ void tc_mma(int (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) { tc_mma_s8(d, a, b0, b1); }
 
+// One stage of the block tile (two k-steps of the warp's MT x NT fragments): the A fragments by
+// ldmatrix from the K-major tile at `sa`, the B fragments from the K-major (or, if !B_KMAJOR,
+// N-major f16) tile at `sb`, then mma(mt, nt, a, b0, b1) for every fragment pair: the one
+// compute step of every kernel on this main loop (f16, s8 and b1 mma alike).
+template <class C, bool B_KMAJOR, class Mma>
+__device__ __forceinline__ void tc_stage_mma(u32 sa, u32 sb, int wm, int wn, int lane, Mma&& mma) {
+#pragma unroll
+    for (int ks = 0; ks < 2; ++ks) {
+        u32 a[C::MT][4], b[C::NT / 2][4];
+#pragma unroll
+        for (int mt = 0; mt < C::MT; ++mt) tc_frag_a(a[mt], sa, wm * C::WTM + mt * 16, ks, lane);
+#pragma unroll
+        for (int np = 0; np < C::NT / 2; ++np) {
+            if (B_KMAJOR) {
+                tc_frag_b_kmajor(b[np], sb, wn * C::WTN + np * 16, ks, lane);
+            } else {
+                tc_frag_b_nmajor<C::BN>(b[np], sb, wn * C::WTN + np * 16, ks, lane);
+            }
+        }
+#pragma unroll
+        for (int mt = 0; mt < C::MT; ++mt)
+#pragma unroll
+            for (int nt = 0; nt < C::NT; ++nt) mma(mt, nt, a[mt], b[nt >> 1][(nt & 1) * 2], b[nt >> 1][(nt & 1) * 2 + 1]);
+    }
+}
+
 // The main loop of one block: acc += A[row0 .. row0 + BM, k-tiles kt0 .. kt1) B[.., col0 ..
 // col0 + BN). A: K-major, `M` rows, row pitch `lda` bytes. B: K-major ([N][K], pitch `ldb`
 // bytes) or, if !B_KMAJOR, N-major f16 ([K][N], pitch `ldb` elements). `kbytes`: valid bytes of
@@ -424,24 +450,7 @@ __device__ __forceinline__ void tc_gemm_mainloop(Acc (&acc)[C::MT][C::NT][4], un
     };
     auto compute = [&](int buf, int) {
         const u32 sa = sbase + buf * C::STAGE_BYTES, sb = sa + C::A_BYTES;
-#pragma unroll
-        for (int ks = 0; ks < 2; ++ks) {
-            u32 a[C::MT][4], b[C::NT / 2][4];
-#pragma unroll
-            for (int mt = 0; mt < C::MT; ++mt) tc_frag_a(a[mt], sa, wm * C::WTM + mt * 16, ks, lane);
-#pragma unroll
-            for (int np = 0; np < C::NT / 2; ++np) {
-                if (B_KMAJOR) {
-                    tc_frag_b_kmajor(b[np], sb, wn * C::WTN + np * 16, ks, lane);
-                } else {
-                    tc_frag_b_nmajor<C::BN>(b[np], sb, wn * C::WTN + np * 16, ks, lane);
-                }
-            }
-#pragma unroll
-            for (int mt = 0; mt < C::MT; ++mt)
-#pragma unroll
-                for (int nt = 0; nt < C::NT; ++nt) tc_mma(acc[mt][nt], a[mt], b[nt >> 1][(nt & 1) * 2], b[nt >> 1][(nt & 1) * 2 + 1]);
-        }
+        tc_stage_mma<C, B_KMAJOR>(sa, sb, wm, wn, lane, [&](int mt, int nt, const u32(&a)[4], u32 b0, u32 b1) { tc_mma(acc[mt][nt], a, b0, b1); });
     };
     tc_pipeline<C::STAGES>(kt0, kt1, load, compute);
 }
@@ -475,5 +484,45 @@ __device__ __forceinline__ void tc_store2(h16* p, float v0, float v1, bool two, 
     } else {
         p[0] = from_f32<h16>(v0);
         if (two) p[1] = from_f32<h16>(v1);
+    }
+}
+
+// The float epilogue of a block tile: C[i, j] = alpha acc + beta C[i, j] (+ bias[j]) for the
+// thread's accumulators inside [M, N) (beta == 0: C is not read; bias == nullptr: none), stored
+// in pairs by tc_store2 (`pair`: N even and C 4-byte aligned, as tc_store2 requires).
+template <class C, typename T>
+__device__ __forceinline__ void tc_epilogue(const float (&acc)[C::MT][C::NT][4], T* __restrict__ Cm, int M, int N, int row0, int col0,
+                                            float alpha, float beta, const T* __restrict__ bias, bool pair) {
+    float bj[C::NT][2];
+#pragma unroll
+    for (int nt = 0; nt < C::NT; ++nt) {
+        const int j = col0 + tc_col<C>(nt);
+        bj[nt][0] = (bias != nullptr && j < N) ? to_f32(bias[j]) : 0.f;
+        bj[nt][1] = (bias != nullptr && j + 1 < N) ? to_f32(bias[j + 1]) : 0.f;
+    }
+#pragma unroll
+    for (int mt = 0; mt < C::MT; ++mt) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int i = row0 + tc_row<C>(mt, h);
+            if (i >= M) continue;
+#pragma unroll
+            for (int nt = 0; nt < C::NT; ++nt) {
+                const int j = col0 + tc_col<C>(nt);
+                if (j >= N) continue;
+                const bool two = j + 1 < N;
+                T* out = Cm + (i64)i * N + j;
+                float v0 = alpha * acc[mt][nt][2 * h], v1 = alpha * acc[mt][nt][2 * h + 1];
+                if (beta != 0.f) {
+                    v0 = fmaf(beta, to_f32(out[0]), v0);
+                    if (two) v1 = fmaf(beta, to_f32(out[1]), v1);
+                }
+                if (bias != nullptr) {
+                    v0 += bj[nt][0];
+                    v1 += bj[nt][1];
+                }
+                tc_store2(out, v0, v1, two, pair);
+            }
+        }
     }
 }

@@ -334,34 +334,7 @@ __device__ __forceinline__ void hgemm_tc_body(int M, int N, int K, const h16* __
     if (gridDim.z > 1 && !tc_splitk_reduce<C::MT, C::NT, C::THREADS>(acc, ws, tickets, blockIdx.y * gridDim.x + blockIdx.x,
                                                                         [&](int mt) { return row0 + tc_row<C>(mt, 0) < M; }))
         return;
-    float bj[C::NT][2];
-#pragma unroll
-    for (int nt = 0; nt < C::NT; ++nt) {
-        const int j = col0 + tc_col<C>(nt);
-        bj[nt][0] = (bias != nullptr && j < N) ? to_f32(bias[j]) : 0.f;
-        bj[nt][1] = (bias != nullptr && j + 1 < N) ? to_f32(bias[j + 1]) : 0.f;
-    }
-#pragma unroll
-    for (int mt = 0; mt < C::MT; ++mt) {
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            const int i = row0 + tc_row<C>(mt, h);
-            if (i >= M) continue;
-#pragma unroll
-            for (int nt = 0; nt < C::NT; ++nt) {
-                const int j = col0 + tc_col<C>(nt);
-                if (j >= N) continue;
-                const bool two = j + 1 < N;
-                h16* out = Cm + (i64)i * N + j;
-                float v0 = alpha * acc[mt][nt][2 * h], v1 = alpha * acc[mt][nt][2 * h + 1];
-                if (beta != 0.f) {
-                    v0 = fmaf(beta, to_f32(out[0]), v0);
-                    if (two) v1 = fmaf(beta, to_f32(out[1]), v1);
-                }
-                tc_store2(out, v0 + bj[nt][0], v1 + bj[nt][1], two, pair != 0);
-            }
-        }
-    }
+    tc_epilogue<C>(acc, Cm, M, N, row0, col0, alpha, beta, bias, pair != 0);
 #endif
 }
 

@@ -107,42 +107,10 @@ __device__ __forceinline__ void spmm_tc_body(int M, int N, int K, const u32* __r
     };
     auto compute = [&](int buf, int) {
         const u32 sa = sbase + buf * C::STAGE_BYTES, sb = sa + C::A_BYTES;
-#pragma unroll
-        for (int ks = 0; ks < 2; ++ks) {
-            u32 a[C::MT][4], b[C::NT / 2][4];
-#pragma unroll
-            for (int mt = 0; mt < C::MT; ++mt) tc_frag_a(a[mt], sa, wm * C::WTM + mt * 16, ks, lane);
-#pragma unroll
-            for (int np = 0; np < C::NT / 2; ++np) tc_frag_b_nmajor<C::BN>(b[np], sb, wn * C::WTN + np * 16, ks, lane);
-#pragma unroll
-            for (int mt = 0; mt < C::MT; ++mt)
-#pragma unroll
-                for (int nt = 0; nt < C::NT; ++nt) tc_mma_f16(acc[mt][nt], a[mt], b[nt >> 1][(nt & 1) * 2], b[nt >> 1][(nt & 1) * 2 + 1]);
-        }
+        tc_stage_mma<C, false>(sa, sb, wm, wn, lane, [&](int mt, int nt, const u32(&a)[4], u32 b0, u32 b1) { tc_mma_f16(acc[mt][nt], a, b0, b1); });
     };
     tc_pipeline<C::STAGES>(0, (K + 31) >> 5, load, compute);
-
-#pragma unroll
-    for (int mt = 0; mt < C::MT; ++mt) {
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            const int i = row0 + tc_row<C>(mt, h);
-            if (i >= M) continue;
-#pragma unroll
-            for (int nt = 0; nt < C::NT; ++nt) {
-                const int j = col0 + tc_col<C>(nt);
-                if (j >= N) continue;
-                const bool two = j + 1 < N;
-                h16* out = Cm + (i64)i * N + j;
-                float v0 = alpha * acc[mt][nt][2 * h], v1 = alpha * acc[mt][nt][2 * h + 1];
-                if (beta != 0.f) {
-                    v0 = fmaf(beta, to_f32(out[0]), v0);
-                    if (two) v1 = fmaf(beta, to_f32(out[1]), v1);
-                }
-                tc_store2(out, v0, v1, two, pair != 0);
-            }
-        }
-    }
+    tc_epilogue<C>(acc, Cm, M, N, row0, col0, alpha, beta, (const h16*)nullptr, pair != 0);
 #endif
 }
 
