@@ -142,6 +142,21 @@ __device__ __forceinline__ void xwt_tile64(int m, int n, int k, LoadX&& load_x, 
 // The int8 GEMM epilogue: (sx * sw) * acc, as the CPU (no FMA contraction).
 __device__ __forceinline__ float w8a8_out(float sx, float sw, int acc) { return __fmul_rn(__fmul_rn(sx, sw), (float)acc); }
 
+// The CSR row of the calling sub-warp: row_order[slot] with slot = global thread / SW, and its
+// stored entries [start, end). False past `rows` (the whole sub-warp leaves together: its
+// shuffles and __syncwarp calls use its mask only). Used by the sparse kernels of sparse.cu and
+// spmm.cu.
+template <int SW>
+__device__ __forceinline__ bool subwarp_csr_row(int rows, const u32* __restrict__ row_order, const u32* __restrict__ indptr, int& row,
+                                                int& start, int& end) {
+    const int slot = (int)((blockIdx.x * (u64)blockDim.x + threadIdx.x) / SW);
+    if (slot >= rows) return false;
+    row = (int)__ldg(row_order + slot);
+    start = (int)__ldg(indptr + row);
+    end = (int)__ldg(indptr + row + 1);
+    return true;
+}
+
 // =====================================================================================
 // Tensor-core main loop (sm_80+), shared by the int8 GEMM (IMMA m16n8k32 s8), the int4
 // weight-only GEMM and the f16 low-rank GEMMs (HMMA m16n8k16, f32 accumulation).

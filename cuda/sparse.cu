@@ -41,20 +41,6 @@ __device__ __forceinline__ void sddmm_store(T* __restrict__ values, int p, float
     values[p] = from_f32<T>(o);
 }
 
-// The CSR row of the calling sub-warp: row_order[slot] with slot = global thread / SW, and its
-// stored entries [start, end). False past `rows` (the whole sub-warp leaves together: shuffles
-// use its mask only).
-template <int SW>
-__device__ __forceinline__ bool subwarp_csr_row(int rows, const u32* __restrict__ row_order, const u32* __restrict__ indptr, int& row,
-                                                int& start, int& end) {
-    const int slot = (int)((blockIdx.x * (u64)blockDim.x + threadIdx.x) / SW);
-    if (slot >= rows) return false;
-    row = (int)__ldg(row_order + slot);
-    start = (int)__ldg(indptr + row);
-    end = (int)__ldg(indptr + row + 1);
-    return true;
-}
-
 // One output row of a sub-warp SpMM: the row's stored entries [p_begin, p_end) are fetched SW
 // at a time, one per lane (fetch(p, col, val), coalesced), broadcast with __shfl_sync and
 // accumulated in f32 as val * B[col, col0 .. col0 + V) by the active lanes (col0 < n); then

@@ -31,20 +31,6 @@
 // grid.y = ceil(n / (SW V)).
 #define SPMM_TILED_BLOCK 128
 
-// The CSR row of the calling sub-warp: row_order[slot] with slot = global thread / SW, and its
-// stored entries [start, end). False past `rows` (the whole sub-warp leaves together: its
-// __syncwarp calls use its mask only). As subwarp_csr_row in cuda/sparse.cu.
-template <int SW>
-__device__ __forceinline__ bool tiled_csr_row(int rows, const u32* __restrict__ row_order, const u32* __restrict__ indptr, int& row,
-                                              int& start, int& end) {
-    const int slot = (int)((blockIdx.x * (u64)blockDim.x + threadIdx.x) / SW);
-    if (slot >= rows) return false;
-    row = (int)__ldg(row_order + slot);
-    start = (int)__ldg(indptr + row);
-    end = (int)__ldg(indptr + row + 1);
-    return true;
-}
-
 // 4 consecutive indices at p (p % 4 == 0; alignment as the contract): one vector load.
 __device__ __forceinline__ void load_idx4(const u32* p, int out[4]) {
     const uint4 v = __ldg(reinterpret_cast<const uint4*>(p));
@@ -89,7 +75,7 @@ __device__ __forceinline__ void spmm_tiled_body(int rows, int n, int nnz, const 
     __shared__ __align__(16) float s_val[SPMM_TILED_BLOCK * 4];
     const int lane = threadIdx.x & (SW - 1);
     int row, start, end;
-    if (!tiled_csr_row<SW>(rows, row_order, indptr, row, start, end)) return;
+    if (!subwarp_csr_row<SW>(rows, row_order, indptr, row, start, end)) return;
     const u32 mask = subwarp_mask(SW);
     const int col0 = ((int)blockIdx.y * SW + lane) * V;
     const bool active = col0 < n;
