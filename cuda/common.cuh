@@ -157,6 +157,22 @@ __device__ __forceinline__ bool subwarp_csr_row(int rows, const u32* __restrict_
     return true;
 }
 
+// The epilogue of one SpMM output row: C[row, col0 + v] = alpha acc[v] + beta C[row, col0 + v]
+// for v < V and col0 + v < n (beta == 0: C is not read). Contract: row < rows of C, C rows * n.
+template <typename T, int V>
+__device__ __forceinline__ void spmm_store_row(T* __restrict__ C, int row, int n, int col0, const float (&acc)[V], float alpha,
+                                               float beta) {
+    T* crow = C + (u64)row * (u64)n + col0;
+#pragma unroll
+    for (int v = 0; v < V; ++v) {
+        if (col0 + v < n) {
+            float o = alpha * acc[v];
+            if (beta != 0.f) o = fmaf(beta, to_f32(crow[v]), o);
+            crow[v] = from_f32<T>(o);
+        }
+    }
+}
+
 // =====================================================================================
 // Tensor-core main loop (sm_80+), shared by the int8 GEMM (IMMA m16n8k32 s8), the int4
 // weight-only GEMM and the f16 low-rank GEMMs (HMMA m16n8k16, f32 accumulation).

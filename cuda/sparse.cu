@@ -76,15 +76,7 @@ __device__ __forceinline__ void spmm_row(int p_begin, int p_end, Fetch&& fetch, 
         }
     }
     if (!active) return;
-    T* crow = C + (u64)row * (u64)n + col0;
-#pragma unroll
-    for (int v = 0; v < V; ++v) {
-        if (col0 + v < n) {
-            float o = alpha * acc[v];
-            if (beta != 0.f) o = fmaf(beta, to_f32(crow[v]), o);
-            crow[v] = from_f32<T>(o);
-        }
-    }
+    spmm_store_row<T, V>(C, row, n, col0, acc, alpha, beta);
 }
 
 // Contract (checked on the host before every launch):

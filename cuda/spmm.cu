@@ -136,15 +136,7 @@ __device__ __forceinline__ void spmm_tiled_body(int rows, int n, int nnz, const 
         }
     }
     if (!active) return;
-    T* crow = C + (u64)row * (u64)n + col0;
-#pragma unroll
-    for (int v = 0; v < V; ++v) {
-        if (col0 + v < n) {
-            float o = alpha * acc[v];
-            if (beta != 0.f) o = fmaf(beta, to_f32(crow[v]), o);
-            crow[v] = from_f32<T>(o);
-        }
-    }
+    spmm_store_row<T, V>(C, row, n, col0, acc, alpha, beta);
 }
 
 // spmm_tiled_<f32|f16>_<i32|i16>_v<V>_w<SW>: i16 reads the u16 copy of the indices
