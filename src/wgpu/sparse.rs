@@ -222,8 +222,7 @@ fn launch_spmm(be: &WgpuBackend, op: &'static str, a: &DeviceCsr, s: SpmmArgs<'_
         _ => "spmm_words",
     };
     let beta_zero = (s.beta == 0.0) as u32;
-    let info = &be.info;
-    let sg = spmm_sg_plan(be.fast(), be.has_subgroups(), info.subgroup_min_size, info.subgroup_max_size, units);
+    let sg = spmm_sg_plan(be.fast(), be.has_subgroups(), be.info.subgroup_min_size, units);
     // (shader, entry, params with alpha and beta, the same for the f32 scratch, workgroups)
     let (shader, entry, params, scratch_params, groups) = if let Some(plan) = sg {
         // The kernels' unit arithmetic runs up to a pass past N (no wrap).
@@ -232,6 +231,7 @@ fn launch_spmm(be: &WgpuBackend, op: &'static str, a: &DeviceCsr, s: SpmmArgs<'_
         let p = SpmmSgParams {
             m,
             n,
+            lpr: plan.lpr,
             tile: plan.tile,
             rpw: plan.rpw,
             ntiles: plan.ntiles,

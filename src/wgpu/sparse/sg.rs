@@ -29,15 +29,17 @@ pub(in crate::wgpu) static SPARSE_SG: [Shader; 2] = [
 
 /// Units (4 output columns) each lane owns per pass over a row (`SG_T` in the shader).
 const SG_T: u32 = 2;
-/// Largest subgroup size WGSL allows (and smallest): the plan clamps the adapter's to these.
-const SG_MAX: u32 = 128;
-const SG_MIN: u32 = 4;
+/// Lanes per row: a power of two within these (WGSL's smallest subgroup size; a part of a
+/// subgroup lies in one 32-bit word of a ballot), as CUDA's sub-warps (8..=32).
+const LPR_MIN: u32 = 4;
+const LPR_MAX: u32 = 32;
 
 wgsl_params! {
     /// Parameters of the `spmm_sg_*` kernels (the fields of [`SpmmSgPlan`], and the op's).
     struct SpmmSgParams {
         m: u32,
         n: u32,
+        lpr: u32,
         tile: u32,
         rpw: u32,
         ntiles: u32,
@@ -47,14 +49,16 @@ wgsl_params! {
         beta: f32,
         pad0: u32,
         pad1: u32,
-        pad2: u32,
     }
 }
 
 /// How the subgroup SpMM covers `C[m, N]`: workgroups of `WG` invocations, each `rpw` rows of
-/// `row_order` (one subgroup per row at a time) times one tile of `tile` units (4 columns).
+/// `row_order` times one tile of `tile` units (4 columns); each subgroup is cut into parts of
+/// `min(lpr, subgroup size)` lanes, one row per part at a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SpmmSgPlan {
+    /// Lanes per row (a power of two in 4..=32).
+    pub lpr: u32,
     /// Rows per workgroup.
     pub rpw: u32,
     /// Units per column tile (>= 1).
@@ -63,22 +67,25 @@ pub(crate) struct SpmmSgPlan {
     pub ntiles: u32,
 }
 
-/// The subgroup SpMM plan for `units = ceil(N / 4)` output units, or `None` where the simple
-/// kernels run: not `fast`, or no `subgroups` on the device, or nothing to write (`units == 0`).
+/// The subgroup SpMM plan for `units = ceil(N / 4)` output units on a device whose smallest
+/// subgroup has `sg_min` invocations, or `None` where the simple kernels run: not `fast`, or
+/// no `subgroups` on the device, or nothing to write (`units == 0`).
 ///
-/// - Rows per workgroup: `WG / sg_min` (the adapter's smallest subgroup size, clamped to WGSL's
-///   [4, 128] and to WG), so that at the smallest size every subgroup has a row; wider
-///   subgroups take several rows in turn.
-/// - Tile: `SG_T * sg_max` units (a pass of the widest subgroup, one `SG_T` per lane), at most
-///   `units`: narrower subgroups make several passes over the tile in the kernel.
-pub(crate) fn spmm_sg_plan(fast: bool, subgroups: bool, sg_min: u32, sg_max: u32, units: u32) -> Option<SpmmSgPlan> {
+/// - Lanes per row: enough for `SG_T` units per lane over N (the next power of two), within
+///   4..=32, so narrow outputs put several rows in one subgroup (CUDA's sub-warp width).
+/// - Tile: `SG_T * lpr` units (one pass of a full part), at most `units`; parts narrower than
+///   lpr (subgroups smaller than it, or not full) make several passes in the kernel.
+/// - Rows per workgroup: `WG / min(lpr, sg_min)` (sg_min clamped to WGSL's [4, 128]), the
+///   parts of the workgroup at the smallest subgroup size, so every part has a row; at larger
+///   sizes subgroups take their rows in turn.
+pub(crate) fn spmm_sg_plan(fast: bool, subgroups: bool, sg_min: u32, units: u32) -> Option<SpmmSgPlan> {
     if !(fast && subgroups) || units == 0 {
         return None;
     }
-    let lo = sg_min.clamp(SG_MIN, WG);
-    let hi = sg_max.clamp(lo, SG_MAX);
-    let tile = (SG_T * hi).min(units);
-    Some(SpmmSgPlan { rpw: WG / lo, tile, ntiles: units.div_ceil(tile) })
+    let lpr = units.div_ceil(SG_T).next_power_of_two().clamp(LPR_MIN, LPR_MAX);
+    let width = lpr.min(sg_min.clamp(4, 128));
+    let tile = (SG_T * lpr).min(units);
+    Some(SpmmSgPlan { lpr, rpw: WG / width, tile, ntiles: units.div_ceil(tile) })
 }
 
 /// The fast entry point that replaces a simple SpMM entry point (same output layout).
@@ -90,10 +97,10 @@ pub(super) fn sg_entry(simple: &str) -> &'static str {
     }
 }
 
-/// Columns past N that the kernel's unit arithmetic may reach (a pass of the widest subgroup
-/// beyond the last unit, in columns, plus the rounding of N up to units): the launcher checks
-/// that N plus this fits 32 bits, so no index wraps.
-pub(super) const SG_COLUMN_REACH: usize = (4 * (SG_T * SG_MAX) + 4) as usize;
+/// Columns past N that the kernel's unit arithmetic may reach, with room to spare (a pass of a
+/// 32-lane part beyond the tile, 4 * SG_T * 32, and the rounding of N up to units): the
+/// launcher checks that N plus this fits 32 bits, so no index wraps ("N + 1028" in the shader).
+pub(super) const SG_COLUMN_REACH: usize = (4 * SG_T * 128 + 4) as usize;
 
 #[cfg(test)]
 mod tests {
@@ -101,32 +108,45 @@ mod tests {
 
     #[test]
     fn simple_where_not_fast_or_no_subgroups() {
-        assert_eq!(spmm_sg_plan(false, true, 32, 32, 64), None);
-        assert_eq!(spmm_sg_plan(true, false, 32, 32, 64), None);
-        assert_eq!(spmm_sg_plan(true, true, 32, 32, 0), None);
+        assert_eq!(spmm_sg_plan(false, true, 32, 64), None);
+        assert_eq!(spmm_sg_plan(true, false, 32, 64), None);
+        assert_eq!(spmm_sg_plan(true, true, 32, 0), None);
+    }
+
+    fn plan(lpr: u32, rpw: u32, tile: u32, ntiles: u32) -> Option<SpmmSgPlan> {
+        Some(SpmmSgPlan { lpr, rpw, tile, ntiles })
     }
 
     #[test]
-    fn rows_follow_the_smallest_subgroup_and_tiles_the_widest() {
-        // lavapipe: 8 lanes, 8 rows per workgroup, tiles of 16 units (64 columns).
-        assert_eq!(spmm_sg_plan(true, true, 8, 8, 1), Some(SpmmSgPlan { rpw: 8, tile: 1, ntiles: 1 }));
-        assert_eq!(spmm_sg_plan(true, true, 8, 8, 33), Some(SpmmSgPlan { rpw: 8, tile: 16, ntiles: 3 }));
-        // NVIDIA / Apple: 32 lanes.
-        assert_eq!(spmm_sg_plan(true, true, 32, 32, 1024), Some(SpmmSgPlan { rpw: 2, tile: 64, ntiles: 16 }));
-        // AMD 32..64: two rows per workgroup, tiles for wave64.
-        assert_eq!(spmm_sg_plan(true, true, 32, 64, 1024), Some(SpmmSgPlan { rpw: 2, tile: 128, ntiles: 8 }));
-        // Out-of-range reports are clamped to WGSL's [4, 128] (and WG).
-        assert_eq!(spmm_sg_plan(true, true, 0, 0, 100), Some(SpmmSgPlan { rpw: 16, tile: 8, ntiles: 13 }));
-        assert_eq!(spmm_sg_plan(true, true, 128, 256, 1000), Some(SpmmSgPlan { rpw: 1, tile: 256, ntiles: 4 }));
+    fn lanes_follow_n_and_rows_the_smallest_subgroup() {
+        // lavapipe (8 lanes): N <= 32 in parts of 4 lanes, two rows per subgroup.
+        assert_eq!(spmm_sg_plan(true, true, 8, 1), plan(4, 16, 1, 1));
+        assert_eq!(spmm_sg_plan(true, true, 8, 5), plan(4, 16, 5, 1));
+        assert_eq!(spmm_sg_plan(true, true, 8, 8), plan(4, 16, 8, 1));
+        // N = 33..64: 8 lanes, a row per subgroup.
+        assert_eq!(spmm_sg_plan(true, true, 8, 9), plan(8, 8, 9, 1));
+        // Wide N on 8 lanes: 32-lane tiles, four passes each.
+        assert_eq!(spmm_sg_plan(true, true, 8, 1024), plan(32, 8, 64, 16));
+        // NVIDIA / Apple (32): sub-warps for narrow N, a warp per row from N = 129.
+        assert_eq!(spmm_sg_plan(true, true, 32, 2), plan(4, 16, 2, 1));
+        assert_eq!(spmm_sg_plan(true, true, 32, 16), plan(8, 8, 16, 1));
+        assert_eq!(spmm_sg_plan(true, true, 32, 33), plan(32, 2, 33, 1));
+        assert_eq!(spmm_sg_plan(true, true, 32, 1024), plan(32, 2, 64, 16));
+        // Out-of-range reports are clamped to WGSL's [4, 128].
+        assert_eq!(spmm_sg_plan(true, true, 0, 100), plan(32, 16, 64, 2));
+        assert_eq!(spmm_sg_plan(true, true, 256, 100), plan(32, 2, 64, 2));
     }
 
     #[test]
     fn tiles_cover_every_unit_once() {
-        for (lo, hi) in [(4, 4), (8, 8), (16, 64), (32, 32), (64, 128)] {
-            for units in [1u32, 2, 3, 7, 16, 17, 255, 256, 257, 4097] {
-                let p = spmm_sg_plan(true, true, lo, hi, units).unwrap();
-                assert!(p.rpw >= 1 && p.rpw * lo.min(WG) <= WG.max(lo) && p.tile >= 1, "{p:?}");
+        for sg_min in [4, 8, 16, 32, 64, 128] {
+            for units in [1u32, 2, 3, 7, 16, 17, 63, 64, 65, 255, 256, 257, 4097] {
+                let p = spmm_sg_plan(true, true, sg_min, units).unwrap();
+                assert!(p.lpr.is_power_of_two() && (LPR_MIN..=LPR_MAX).contains(&p.lpr), "{p:?}");
+                assert!(p.rpw >= 1 && p.rpw * p.lpr.min(sg_min) == WG && p.tile >= 1, "{p:?}");
                 assert!(p.ntiles * p.tile >= units && (p.ntiles - 1) * p.tile < units, "{p:?} {units}");
+                // The kernel's unit arithmetic stays within SG_COLUMN_REACH columns past N.
+                assert!(4 * (p.ntiles * p.tile + SG_T * LPR_MAX) <= 4 * units + SG_COLUMN_REACH as u32);
             }
         }
     }
