@@ -49,10 +49,12 @@
 //
 // Bounds argument (the module may run without naga's bounds checks): the host guarantees
 // rpw >= 1, tile >= 1, ntiles * tile >= units, groups == ceil(m / rpw) * ntiles (launched only
-// when m and N are non-zero), N + 1028 < 2^32 (unit arithmetic runs at most a pass of 32 lanes
-// past the tile), every index in `indices` < K (validated at upload), indptr monotone with
-// indptr[m] == nnz, row_order a permutation of 0..m, and the binding sizes (checked before the
-// launch: B K * N, C m * N elements, u16 indices ceil(nnz / 2) words). row_order is read only
+// when m and N are non-zero), N + 1028, m + WG and nnz + WG < 2^32 (unit arithmetic runs at
+// most a pass of 32 lanes past the tile, row positions less than rpw <= WG past m, entry
+// positions less than a part's 32 lanes past a row's end: no wrap), every index in `indices`
+// < K (validated at upload), indptr monotone with indptr[m] == nnz, row_order a permutation
+// of 0..m, and the binding sizes (checked before the launch: B K * N, C m * N elements, u16
+// indices ceil(nnz / 2) words). row_order is read only
 // at pos < m, indptr at row + 1 <= m; entry e of a row is read only when e < len, so
 // start + e < nnz (u16: word (start + e) >> 1 < ceil(nnz / 2)); a broadcast column is a stored
 // index or 0 (lanes past the row's end, inactive ids), and B is loaded only in a step, which

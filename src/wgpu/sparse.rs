@@ -225,8 +225,11 @@ fn launch_spmm(be: &WgpuBackend, op: &'static str, a: &DeviceCsr, s: SpmmArgs<'_
     let sg = spmm_sg_plan(be.fast(), be.has_subgroups(), be.info.subgroup_min_size, units);
     // (shader, entry, params with alpha and beta, the same for the f32 scratch, workgroups)
     let (shader, entry, params, scratch_params, groups) = if let Some(plan) = sg {
-        // The kernels' unit arithmetic runs up to a pass past N (no wrap).
+        // The kernels' unit arithmetic runs up to a pass past N, row positions up to a
+        // workgroup's rows past m, entry positions up to a part's lanes past nnz (no wrap).
         u32_param(op, "N + subgroup pass", b.cols.saturating_add(SG_COLUMN_REACH))?;
+        u32_param(op, "rows + workgroup rows", s.rows.saturating_add(WG as usize))?;
+        u32_param(op, "stored values + lanes", a.nnz.saturating_add(WG as usize))?;
         let groups = (m.div_ceil(plan.rpw) as u64) * plan.ntiles as u64;
         let p = SpmmSgParams {
             m,
