@@ -1,5 +1,6 @@
-//! The fast SpMM on wgpu (`shaders/sparse_sg.wgsl`): one subgroup per output row, the row's
-//! entries broadcast by subgroup shuffles, no workgroup memory. [`spmm_sg_plan`] decides
+//! The fast SpMM on wgpu (`shaders/sparse_sg.wgsl`): each output row on a part of a subgroup
+//! (4..=32 lanes, from N), the row's entries broadcast by subgroup shuffles, no workgroup
+//! memory. [`spmm_sg_plan`] decides
 //! whether a launch takes it (`KernelChoice::Fast` on a device with `Features::SUBGROUP`) and
 //! how the grid covers the output; the simple kernels of `shaders/sparse.wgsl` run otherwise.
 
@@ -12,8 +13,9 @@ use super::{GatherParams, SddmmParams, SpmmParams, WG};
 const SOURCE: &str = include_str!("../../../shaders/sparse.wgsl");
 /// The subgroup SpMM entry points, after `SOURCE` in the fast modules.
 const SOURCE_SG: &str = include_str!("../../../shaders/sparse_sg.wgsl");
-/// The dtype snippets (as `Shader::dtype_variants` prepends them).
+/// The f32 dtype snippet (as `Shader::dtype_variants` prepends it).
 const DTYPE_F32: &str = include_str!("../../../shaders/dtype_f32.wgsl");
+/// The f16 dtype snippet.
 const DTYPE_F16: &str = include_str!("../../../shaders/dtype_f16.wgsl");
 /// The generated parameter structs of the fast modules (those of `SOURCE` and the fast one).
 const PARAMS: &[&str] = &[SpmmParams::WGSL, SddmmParams::WGSL, GatherParams::WGSL, SpmmSgParams::WGSL];
@@ -29,9 +31,10 @@ pub(in crate::wgpu) static SPARSE_SG: [Shader; 2] = [
 
 /// Units (4 output columns) each lane owns per pass over a row (`SG_T` in the shader).
 const SG_T: u32 = 2;
-/// Lanes per row: a power of two within these (WGSL's smallest subgroup size; a part of a
-/// subgroup lies in one 32-bit word of a ballot), as CUDA's sub-warps (8..=32).
+/// Fewest lanes per row (lpr is a power of two): WGSL's smallest subgroup size.
 const LPR_MIN: u32 = 4;
+/// Most lanes per row: CUDA's sub-warps go to 32, and a part of a subgroup then lies in one
+/// 32-bit word of a ballot.
 const LPR_MAX: u32 = 32;
 
 wgsl_params! {
