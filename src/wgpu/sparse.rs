@@ -1,6 +1,8 @@
 //! Sparse ops on wgpu: `spmm`, `spmm_t`, `sddmm`, `spmm_24` (kernels in `shaders/sparse.wgsl`, one
 //! source for both float dtypes). `spmm_t` reads the CSC-ordered values the device matrix keeps
 //! (`DeviceCsr::t_values`); `sddmm` refreshes them (`csr_gather`) after writing the values.
+//! Under `KernelChoice::Fast` on a device with subgroups, `spmm` and `spmm_t` take the subgroup
+//! kernels of `shaders/sparse_sg.wgsl` instead (`sg.rs`, [`sg::spmm_sg_plan`]).
 
 use crate::backend::{Checked, SparseOps};
 use crate::dtype::DType;
@@ -11,6 +13,10 @@ use super::context::WgpuBackend;
 use super::dispatch::{expect_len, linear, u32_param, wgsl_params, Bind, Dispatch, Groups, WgslParams};
 use super::pack::Output;
 use super::pipeline::{for_dtype, Shader};
+
+mod sg;
+use sg::{sg_entry, spmm_sg_plan, SG_COLUMN_REACH};
+pub(super) use sg::{SpmmSgParams, SPARSE_SG};
 
 /// The sparse kernels, f32 and f16 variants; trusted: the bounds argument is at the top of
 /// the file and above each kernel, and every buffer is checked below.
@@ -208,24 +214,6 @@ fn launch_spmm(be: &WgpuBackend, op: &'static str, a: &DeviceCsr, s: SpmmArgs<'_
     let n = u32_param(op, "N", b.cols)?;
     u32_param(op, "output elements", s.rows.saturating_mul(b.cols))?;
     let units = n.div_ceil(4);
-    let tpr = units.next_power_of_two().min(WG);
-    let rpw = WG / tpr;
-    let ntiles = units.div_ceil(tpr);
-    let groups = (m.div_ceil(rpw) as u64) * ntiles as u64;
-    let groups32 = u32::try_from(groups).map_err(|_| Error::shape(op, format!("{groups} workgroups exceed 32-bit indexing")))?;
-    let params = SpmmParams {
-        m,
-        n,
-        tpr,
-        rpw,
-        ntiles,
-        groups: groups32,
-        beta_zero: (s.beta == 0.0) as u32,
-        spr: CAP / rpw,
-        alpha: s.alpha,
-        beta: s.beta,
-        ..Default::default()
-    };
     // f16 with odd N: an output word may hold the end of one row and the start of the next,
     // so the product goes to an f32 scratch that the pack pass turns into C.
     let entry = match (n % 4, a.values.dtype()) {
@@ -233,12 +221,58 @@ fn launch_spmm(be: &WgpuBackend, op: &'static str, a: &DeviceCsr, s: SpmmArgs<'_
         (_, DType::F16) if n % 2 == 1 => "spmm_elem",
         _ => "spmm_words",
     };
+    let beta_zero = (s.beta == 0.0) as u32;
+    let sg = spmm_sg_plan(be.fast(), be.has_subgroups(), be.info.subgroup_min_size, units);
+    // (shader, entry, params with alpha and beta, the same for the f32 scratch, workgroups)
+    let (shader, entry, params, scratch_params, groups) = if let Some(plan) = sg {
+        // The kernels' unit arithmetic runs up to a pass past N, row positions up to a
+        // workgroup's rows past m, entry positions up to a part's lanes past nnz (no wrap).
+        u32_param(op, "N + subgroup pass", b.cols.saturating_add(SG_COLUMN_REACH))?;
+        u32_param(op, "rows + workgroup rows", s.rows.saturating_add(WG as usize))?;
+        u32_param(op, "stored values + lanes", a.nnz.saturating_add(WG as usize))?;
+        let groups = (m.div_ceil(plan.rpw) as u64) * plan.ntiles as u64;
+        let p = SpmmSgParams {
+            m,
+            n,
+            lpr: plan.lpr,
+            tile: plan.tile,
+            rpw: plan.rpw,
+            ntiles: plan.ntiles,
+            groups: groups32(op, groups)?,
+            beta_zero,
+            alpha: s.alpha,
+            beta: s.beta,
+            ..Default::default()
+        };
+        let scratch = SpmmSgParams { alpha: 1.0, beta: 0.0, beta_zero: 1, ..p };
+        (for_dtype(&SPARSE_SG, op, "values", a.values.dtype())?, sg_entry(entry), p.bytes(), scratch.bytes(), groups)
+    } else {
+        let tpr = units.next_power_of_two().min(WG);
+        let rpw = WG / tpr;
+        let ntiles = units.div_ceil(tpr);
+        let groups = (m.div_ceil(rpw) as u64) * ntiles as u64;
+        let p = SpmmParams {
+            m,
+            n,
+            tpr,
+            rpw,
+            ntiles,
+            groups: groups32(op, groups)?,
+            beta_zero,
+            spr: CAP / rpw,
+            alpha: s.alpha,
+            beta: s.beta,
+            ..Default::default()
+        };
+        let scratch = SpmmParams { alpha: 1.0, beta: 0.0, beta_zero: 1, ..p };
+        (shader, entry, p.bytes(), scratch.bytes(), groups)
+    };
     let cb = be.buf(&c.buf)?;
     let out = match entry {
-        "spmm_elem" => Output::packed(be, "spmm f16 scratch", cb, s.rows * b.cols, s.alpha, s.beta)?,
+        "spmm_elem" | "spmm_sg_elem" => Output::packed(be, "spmm f16 scratch", cb, s.rows * b.cols, s.alpha, s.beta)?,
         _ => Output::direct(cb),
     };
-    let params = if out.is_packed() { SpmmParams { alpha: 1.0, beta: 0.0, beta_zero: 1, ..params } } else { params };
+    let params = if out.is_packed() { scratch_params } else { params };
     let binds = vec![
         Bind::Read(be.buf(s.indptr)?),
         Bind::Read(be.buf(s.indices16.unwrap_or(s.indices))?),
@@ -250,9 +284,14 @@ fn launch_spmm(be: &WgpuBackend, op: &'static str, a: &DeviceCsr, s: SpmmArgs<'_
     // IDX16: the kernel reads half (e & 1) of word e >> 1 (check_csr checked ceil(nnz / 2) words).
     let mut constants = constants();
     constants.push(("IDX16", s.indices16.is_some() as u32 as f64));
-    let mut ds = vec![Dispatch { shader, entry, constants, binds, params: params.bytes(), groups: Groups::Linear(groups) }];
+    let mut ds = vec![Dispatch { shader, entry, constants, binds, params, groups: Groups::Linear(groups) }];
     out.finish(op, &mut ds)?;
     be.run(op, &ds)
+}
+
+/// A workgroup count as the kernels' 32-bit `groups`.
+fn groups32(op: &'static str, groups: u64) -> Result<u32> {
+    u32::try_from(groups).map_err(|_| Error::shape(op, format!("{groups} workgroups exceed 32-bit indexing")))
 }
 
 impl SparseOps for WgpuBackend {

@@ -8,10 +8,12 @@ use super::pipeline::Shader;
 use super::{binary, layer, lowrank, pack, quant, sparse};
 
 /// Every shader module the backend can create.
-fn all_shaders() -> [&'static Shader; 15] {
+fn all_shaders() -> [&'static Shader; 17] {
     [
         &sparse::SPARSE[0],
         &sparse::SPARSE[1],
+        &sparse::SPARSE_SG[0],
+        &sparse::SPARSE_SG[1],
         &sparse::SPARSE24[0],
         &sparse::SPARSE24[1],
         &lowrank::LOWRANK,
@@ -94,6 +96,10 @@ fn params_agree_with_wgsl() {
         agrees::<sparse::SpmmParams>(s);
         agrees::<sparse::SddmmParams>(s);
         agrees::<sparse::GatherParams>(s);
+    }
+    for s in &sparse::SPARSE_SG {
+        agrees::<sparse::SpmmParams>(s);
+        agrees::<sparse::SpmmSgParams>(s);
     }
     agrees::<lowrank::GemmParams>(&lowrank::LOWRANK);
     agrees::<lowrank::FusedParams>(&lowrank::LOWRANK);

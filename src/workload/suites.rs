@@ -160,6 +160,14 @@ pub fn verify_cases() -> Result<Vec<Workload>> {
             v.push(Workload::SpmmT { a: tiles.clone(), n, dtype });
         }
     }
+    // The WGSL subgroup SpMM (src/wgpu/sparse/sg.rs): more than one column tile (64 units of 4
+    // columns), the last one partial: N = 260 (vector path), 258 (f16 words), 301 (any N).
+    for (i, &n) in [260, 258, 301].iter().enumerate() {
+        for dtype in FLOATS {
+            v.push(Workload::Spmm { a: tiles.clone(), n, dtype, beta: [0.0, BETA][i % 2] });
+            v.push(Workload::SpmmT { a: tiles.clone(), n, dtype });
+        }
+    }
     // u32 and u16 indices: 70000 columns (spmm on u32, spmm_t on u16) and 70000 rows (spmm on
     // u16 with mostly empty rows, spmm_t on u32 over 4 long columns).
     for (i, &(m, k)) in [(4, 70000), (70000, 4)].iter().enumerate() {
