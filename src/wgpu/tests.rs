@@ -5,10 +5,10 @@ use wgpu::naga;
 
 use super::dispatch::WgslParams;
 use super::pipeline::Shader;
-use super::{binary, layer, lowrank, pack, quant, sparse};
+use super::{binary, layer, lowrank, pack, quant, quant_dyn, sparse};
 
 /// Every shader module the backend can create.
-fn all_shaders() -> [&'static Shader; 15] {
+fn all_shaders() -> [&'static Shader; 17] {
     [
         &sparse::SPARSE[0],
         &sparse::SPARSE[1],
@@ -21,6 +21,8 @@ fn all_shaders() -> [&'static Shader; 15] {
         &quant::QUANT_SG_MANUAL_DOT,
         &quant::QUANT_SG_F16,
         &quant::QUANT_SG_F16_MANUAL_DOT,
+        &quant_dyn::QUANT_DYN,
+        &quant_dyn::QUANT_DYN_MANUAL_DOT,
         &binary::BINARY,
         &pack::PACK,
         &layer::LAYER[0],
