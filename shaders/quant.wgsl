@@ -1,7 +1,7 @@
 // Quantized kernels: per-row int8 quantization, W8A8 int8 GEMM, W4A16 / W8A16 weight-only GEMMs.
-// These are the simple kernels (and the tiled GEMMs of both kernel choices); the fast GEMVs and
-// quantization (subgroup reductions, native f16) are in shaders/quant_sg.wgsl, which the host
-// assembles after this file.
+// These are the simple kernels (and the tiled GEMMs of both kernel choices); the GEMVs are in
+// shaders/quant_gemv.wgsl, the fast GEMVs and quantization (subgroup reductions, native f16) in
+// shaders/quant_sg.wgsl, which the host assembles after this file.
 //
 // Conventions (shared by every entry point below):
 // - Float tensors are bound as raw 32-bit words. f32 element i is `bitcast<f32>(w[i])`; f16
@@ -13,8 +13,14 @@
 //   the kernel with f32 output into a scratch buffer and packs it with the shared pack pass
 //   (shaders/pack.wgsl).
 // - The host prepends the prelude (shaders/common.wgsl), but this file stays valid WGSL with
-//   only `dot4i8` in front, so it uses the WGSL built-ins where the prelude has wrappers: `pack2x16float` is what the prelude's `pack_f16`
-//   is (same rounding), `unpack2x16float` what `unpack_f16` is.
+//   only `dot4i8` and the parameter structs around it, so it uses the WGSL built-ins where the
+//   prelude has wrappers: `pack2x16float` is what the prelude's `pack_f16` is (same rounding),
+//   `unpack2x16float` what `unpack_f16` is.
+// - Modules (src/wgpu/quant.rs): the simple one is this file, the f32 weight math
+//   (shaders/quant_wo_f32.wgsl) and the GEMVs (shaders/quant_gemv.wgsl); the fast ones add
+//   shaders/quant_sg.wgsl, whose kernels reuse these functions; the fused
+//   shaders/quant_dyn.wgsl includes this file alone (X loads, rounding, packing). The host
+//   launches the entry points of this file and quant_gemv.wgsl from the simple module only.
 // - Int8 data is packed 4 per u32, rows padded to a stride of 16 bytes (zero filled), so
 //   `vec4<u32>` loads of any whole row are in bounds.
 // - Binding 0 of every entry point is its uniform parameter block; buffers follow from 1 in
@@ -69,6 +75,67 @@ fn q_round(v: f32) -> i32 {
     return select(i32(clamp(r, -127.0, 127.0)), 0, v != v);
 }
 
+// The scale inverse and the scale of a row whose absmax is a: (127 / a, a / 127), or (0, 0)
+// for a zero row (or one holding an infinity), as the CPU reference.
+fn q_inv_scale(a: f32) -> vec2<f32> {
+    let degenerate = a == 0.0 || a > 3.40282347e38;
+    return vec2<f32>(select(127.0 / a, 0.0, degenerate), select(a / 127.0, 0.0, degenerate));
+}
+
+// max |X| over the columns c0, c0 + step, ... < k of the row whose first element is at flat
+// index base. In bounds: base = row * k with row < m, and c < k.
+fn q_amax(base: u32, k: u32, c0: u32, step: u32) -> f32 {
+    var amax = 0.0;
+    for (var c = c0; c < k; c += step) {
+        amax = max(amax, abs(q_load(base + c)));
+    }
+    return amax;
+}
+
+// The max of v over the first `size` invocations (a power of two <= 256, the workgroup size, so
+// lid < size and lid + s < size: in bounds of q_red) through q_red, read by every invocation;
+// called by all of them (uniform control flow), and followed by a barrier before q_red is
+// written again.
+fn q_max_tree(v: f32, lid: u32, size: u32) -> f32 {
+    q_red[lid] = v;
+    workgroupBarrier();
+    for (var s = size / 2u; s > 0u; s >>= 1u) {
+        if lid < s {
+            q_red[lid] = max(q_red[lid], q_red[lid + s]);
+        }
+        workgroupBarrier();
+    }
+    return q_red[0];
+}
+
+// Word w of a quantized row (as base and k of q_amax): its columns 4w .. 4w + 3 that are < k,
+// times inv, rounded, lowest byte first (the columns past k are 0). In bounds: as q_amax.
+fn q_word(base: u32, k: u32, w: u32, inv: f32) -> u32 {
+    var word = 0u;
+    for (var b = 0u; b < 4u; b++) {
+        let c = 4u * w + b;
+        if c < k {
+            let q = q_round(q_load(base + c) * inv);
+            word |= (bitcast<u32>(q) & 0xffu) << (8u * b);
+        }
+    }
+    return word;
+}
+
+// The end of quantize_rows_i8 (and of quantize_rows_i8_sg) once every invocation holds the
+// row's absmax a: invocation 0 writes the scale, the invocations the row's words (QWG-strided).
+fn q_store_row(row: u32, a: f32, lid: u32) {
+    let is = q_inv_scale(a);
+    if lid == 0u {
+        q_scales[row] = is.y;
+    }
+    let sw = qp.stride_words;
+    for (var w = lid; w < sw; w += QWG) {
+        // In bounds: row < m, w < stride_words and the buffer holds m * stride_words words.
+        q_out[row * sw + w] = q_word(row * qp.k, qp.k, w, is.x);
+    }
+}
+
 @compute @workgroup_size(QWG)
 fn quantize_rows_i8(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
@@ -76,40 +143,7 @@ fn quantize_rows_i8(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
     if row >= qp.m {
         return; // uniform per workgroup
     }
-    let k = qp.k;
-    let base = row * k;
-    var amax = 0.0;
-    for (var c = lid; c < k; c += QWG) {
-        amax = max(amax, abs(q_load(base + c)));
-    }
-    q_red[lid] = amax;
-    workgroupBarrier();
-    for (var s = QWG / 2u; s > 0u; s >>= 1u) {
-        if lid < s {
-            q_red[lid] = max(q_red[lid], q_red[lid + s]);
-        }
-        workgroupBarrier();
-    }
-    let a = q_red[0];
-    // A zero row (or one holding an infinity) gets scale 0 and q 0, as the CPU reference.
-    let degenerate = a == 0.0 || a > 3.40282347e38;
-    let inv = select(127.0 / a, 0.0, degenerate);
-    if lid == 0u {
-        q_scales[row] = select(a / 127.0, 0.0, degenerate);
-    }
-    let sw = qp.stride_words;
-    for (var w = lid; w < sw; w += QWG) {
-        var word = 0u;
-        for (var b = 0u; b < 4u; b++) {
-            let c = 4u * w + b;
-            if c < k {
-                let q = q_round(q_load(base + c) * inv);
-                word |= (bitcast<u32>(q) & 0xffu) << (8u * b);
-            }
-        }
-        // In bounds: row < m, w < stride_words and the buffer holds m * stride_words words.
-        q_out[row * sw + w] = word;
-    }
+    q_store_row(row, q_max_tree(q_amax(row * qp.k, qp.k, lid, QWG), lid, QWG), lid);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -237,70 +271,6 @@ fn gemm_w8a8_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
         if r < m {
             let sx = g_sx[r];
             store4((sx * swv) * vec4<f32>(acc[i]), r, c0);
-        }
-    }
-}
-
-// GEMV path for small M: 8 groups of 32 lanes per workgroup, one output column per group;
-// lanes stride along K in vec4 (16-byte) chunks; each column handles MS rows of X (rows
-// MS * wg.z .. MS * wg.z + MS - 1, clamped) so W is streamed once per MS rows. Partial sums are reduced
-// in workgroup memory.
-override MS: u32 = 8u;
-var<workgroup> i8_red: array<i32, 2048>; // [r][256]
-
-@compute @workgroup_size(256)
-fn gemm_w8a8_gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                  @builtin(local_invocation_index) lid: u32) {
-    let m = gp.m;
-    let n = gp.n;
-    let blk = wg.x + wg.y * nwg.x;
-    if blk * 8u >= n {
-        return; // uniform per workgroup
-    }
-    let row0 = wg.z * MS; // row block of this workgroup
-    let lane = lid & 31u;
-    let grp = lid >> 5u;
-    let j = min(blk * 8u + grp, n - 1u); // clamped: in bounds, stored only if < n
-    let kv = (gp.k + 15u) / 16u; // vec4 chunks holding data; kv <= sx4 and kv <= sw4
-    var acc: array<i32, 8>;
-    for (var r = 0u; r < 8u; r++) {
-        acc[r] = 0;
-    }
-    for (var c = lane; c < kv; c += 32u) {
-        let w = g_wq[j * gp.sw4 + c];
-        for (var r = 0u; r < MS; r++) {
-            let row = min(row0 + r, m - 1u);
-            let x = g_xq[row * gp.sx4 + c];
-            acc[r] += dot4i8(x.x, w.x) + dot4i8(x.y, w.y) + dot4i8(x.z, w.z) + dot4i8(x.w, w.w);
-        }
-    }
-    for (var r = 0u; r < MS; r++) {
-        i8_red[r * 256u + lid] = acc[r];
-    }
-    workgroupBarrier();
-    for (var s = 16u; s > 0u; s >>= 1u) {
-        if lane < s {
-            for (var r = 0u; r < MS; r++) {
-                i8_red[r * 256u + lid] += i8_red[r * 256u + lid + s];
-            }
-        }
-        workgroupBarrier();
-    }
-    // Epilogue: invocation t < 8 * MS handles row t / 8 of the block and its column jc (f32:
-    // jc = t % 8) or its pair of columns jc, jc + 1 (f16: jc = 2 (t % 8) < 8, one word).
-    if lid < 8u * MS {
-        let r = lid >> 3u;
-        let jc = (lid & 7u) * y_step();
-        let row = row0 + r;
-        let c = blk * 8u + jc;
-        if row < m && jc < 8u && c < n {
-            let sx = g_sx[row];
-            var v = vec2<f32>((sx * g_sw[c]) * f32(i8_red[r * 256u + jc * 32u]), 0.0);
-            if YF16 {
-                // c + 1 < n since n is even on this path.
-                v.y = (sx * g_sw[c + 1u]) * f32(i8_red[r * 256u + (jc + 1u) * 32u]);
-            }
-            store_y(row, c, v);
         }
     }
 }
@@ -501,81 +471,4 @@ fn gemm_wo_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
             store4(acc[i], r, bn + 4u * tx);
         }
     }
-}
-
-// GEMV path for small M: as gemm_w8a8_gemv, one output column per 32 lanes, each lane takes
-// one chunk per step (inside one group), dequantizes in registers and multiplies MS rows of X
-// read straight from global memory (shared by the 8 columns of the workgroup through the
-// cache; gathered through perm when PERM).
-var<workgroup> h_red: array<f32, 2048>;
-
-// Reduces the MS partial sums of every lane through h_red and writes the workgroup's 8
-// columns of its MS rows (the epilogue of gemm_w8a8_gemv). Called by every invocation.
-fn h_gemv_epilogue(acc: ptr<function, array<f32, 8>>, lid: u32, row0: u32, blk: u32) {
-    let lane = lid & 31u;
-    for (var r = 0u; r < MS; r++) {
-        h_red[r * 256u + lid] = (*acc)[r];
-    }
-    workgroupBarrier();
-    for (var s = 16u; s > 0u; s >>= 1u) {
-        if lane < s {
-            for (var r = 0u; r < MS; r++) {
-                h_red[r * 256u + lid] += h_red[r * 256u + lid + s];
-            }
-        }
-        workgroupBarrier();
-    }
-    if lid < 8u * MS {
-        let r = lid >> 3u;
-        let jc = (lid & 7u) * y_step();
-        let row = row0 + r;
-        let c = blk * 8u + jc;
-        if row < gp.m && jc < 8u && c < gp.n {
-            var v = vec2<f32>(h_red[r * 256u + jc * 32u], 0.0);
-            if YF16 {
-                v.y = h_red[r * 256u + (jc + 1u) * 32u];
-            }
-            store_y(row, c, v);
-        }
-    }
-}
-
-@compute @workgroup_size(256)
-fn gemm_wo_gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                @builtin(local_invocation_index) lid: u32) {
-    let m = gp.m;
-    let n = gp.n;
-    let k = gp.k;
-    let blk = wg.x + wg.y * nwg.x;
-    if blk * 8u >= n {
-        return; // uniform per workgroup
-    }
-    let row0 = wg.z * MS; // row block of this workgroup
-    let lane = lid & 31u;
-    let grp = lid >> 5u;
-    let j = min(blk * 8u + grp, n - 1u); // clamped: in bounds, stored only if < n
-    let chunks = k / 32u;
-    var acc: array<f32, 8>;
-    for (var r = 0u; r < 8u; r++) {
-        acc[r] = 0.0;
-    }
-    for (var c = lane; c < chunks; c += 32u) {
-        let qa = h_qvec(j, c, 0u);
-        var qb = qa;
-        if W8 {
-            qb = h_qvec(j, c, 1u);
-        }
-        let g = j * gp.sx4 + (c * 32u) / gp.group;
-        let s = h_scales[g];
-        let off = h_offset(g);
-        for (var wi = 0u; wi < 4u; wi++) {
-            let wv = h_deq8(select(qa, qb, wi >= 2u), wi, s, off);
-            for (var r = 0u; r < MS; r++) {
-                let row = min(row0 + r, m - 1u);
-                let xv = h_x8(row, c * 32u + wi * 8u); // c * 32 + wi * 8 + 8 <= k: in bounds
-                acc[r] += dot(xv[0], wv[0]) + dot(xv[1], wv[1]);
-            }
-        }
-    }
-    h_gemv_epilogue(&acc, lid, row0, blk);
 }

@@ -2,16 +2,18 @@
 // shaders/quant.wgsl) fused into a W8A8 GEMV. Bit-identical to quantize_rows_i8 followed by
 // gemm_w8a8_gemv on the same platform:
 // - amax: `max` over the row's |x| (exact and order-free, so any reduction order gives the
-//   same value); `degenerate`, `inv` and the scale are the same expressions, and dq_round is
-//   q_round;
+//   same value); the scale, its inverse (q_inv_scale), the rounding and packing (q_word) and
+//   the X loads (q_load) are the functions of quantize_rows_i8;
 // - the dot products are exact i32 sums (any order);
 // - the epilogue is `(sx * sw) * f32(acc)`, stored as f32 bits or as f16 pairs
 //   (pack2x16float), exactly as gemm_w8a8_gemv's store_y.
 //
 // Conventions as shaders/quant.wgsl: float tensors are raw 32-bit words (f16: half i & 1 of
 // word i >> 1, overrides XF16 / YF16); W is int8 packed 4 per u32, rows padded with zeros to
-// `sw4` vec4s (>= ceil(k / 16)); the host prepends the prelude and `dot4i8`; binding 0 is the
-// `DynParams` block (generated from the Rust struct of the same name, src/wgpu/quant_dyn.rs).
+// `sw4` vec4s (>= ceil(k / 16)); the host prepends the prelude, `dot4i8` and the whole of
+// shaders/quant.wgsl (with its parameter structs), whose overrides XF16 and YF16, X binding
+// `q_x` (binding 1, read by q_load) and functions this file uses; binding 0 is the `DynParams`
+// block (generated from the Rust struct of the same name, src/wgpu/quant_dyn.rs).
 // f16 outputs are written two per word by one invocation; the host uses this only with n
 // even, and otherwise runs the kernel with f32 output into a scratch that the pack pass packs.
 //
@@ -19,7 +21,7 @@
 // index is clamped to m - 1, and a clamped row is computed but never stored) and DC = 32
 // output columns (linear workgroup id blk: columns 32 blk .., a column index clamped to n - 1,
 // stored only if < n), 8 lanes per column (invocation lid: column lid / 8, lane lid % 8):
-// 1. amax of each row (every invocation a strided slice, a tree reduction per row);
+// 1. amax of each row (every invocation a strided slice, a tree reduction per row: q_max_tree);
 // 2. K in tiles of DT = 32 vec4 chunks (512 bytes) per row: the MS rows of the tile are
 //    quantized into workgroup memory (one word of 4 columns per invocation and step, the
 //    columns past k zero), then lane l of a column takes chunks l, l + 8, l + 16, l + 24 of
@@ -33,46 +35,21 @@
 // access; the host checks X (m * k elements), W (n * sw4 vec4), sw (n) and Y (m * n, or the
 // f32 scratch) before the dispatch.
 
-override XF16: bool = false;
-override YF16: bool = false;
-override MS: u32 = 8u;
+override MS: u32 = 8u; // rows per workgroup
 
 const DC: u32 = 32u; // columns per workgroup
 const DL: u32 = 8u; // lanes per column
 const DT: u32 = 32u; // vec4 chunks (16 bytes) of a row per K tile
 
 @group(0) @binding(0) var<uniform> dp: DynParams;
-@group(0) @binding(1) var<storage, read> d_x: array<u32>;
 @group(0) @binding(2) var<storage, read> d_wq: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read> d_sw: array<f32>;
 @group(0) @binding(4) var<storage, read_write> d_y: array<u32>;
 
-var<workgroup> d_red: array<f32, 256>;
 var<workgroup> d_inv: array<f32, 8>;
 var<workgroup> d_sx: array<f32, 8>;
 var<workgroup> d_xq: array<vec4<u32>, 256>; // [r][DT]: the quantized tile of row r
 var<workgroup> d_acc: array<i32, 2048>; // [r][256]: partial sums
-
-// Element i (flat index into X) as f32. In bounds: callers pass i < m * k (a clamped row
-// below m and a column below k), and the buffer holds m * k elements (f16: whole words).
-fn dx_load(i: u32) -> f32 {
-    if XF16 {
-        let h = unpack2x16float(d_x[i >> 1u]);
-        return select(h.x, h.y, (i & 1u) == 1u);
-    }
-    return bitcast<f32>(d_x[i]);
-}
-
-// q_round of shaders/quant.wgsl: round_half_away(v) clamped to [-127, 127].
-fn dq_round(v: f32) -> i32 {
-    let a = abs(v);
-    let f = floor(a);
-    // a - f is exact (f <= a < f + 1), so this is round half away from zero without the
-    // `floor(a + 0.5)` shortcut, which rounds 0.49999997 up (the sum rounds to 1.0 in f32).
-    let r = sign(v) * select(f, f + 1.0, a - f >= 0.5);
-    // NaN (v != v) quantizes to 0, as the CPU reference and the CUDA kernels do.
-    return select(i32(clamp(r, -127.0, 127.0)), 0, v != v);
-}
 
 @compute @workgroup_size(256)
 fn gemm_w8a8_dyn_gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -87,26 +64,14 @@ fn gemm_w8a8_dyn_gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
     let row0 = wg.z * MS;
     // 1. amax, inv and scale of each row, as quantize_rows_i8.
     for (var r = 0u; r < MS; r++) {
-        let base = min(row0 + r, m - 1u) * k;
-        var amax = 0.0;
-        for (var c = lid; c < k; c += 256u) {
-            amax = max(amax, abs(dx_load(base + c))); // in bounds: clamped row, c < k
-        }
-        d_red[lid] = amax;
-        workgroupBarrier();
-        for (var s = 128u; s > 0u; s >>= 1u) {
-            if lid < s {
-                d_red[lid] = max(d_red[lid], d_red[lid + s]);
-            }
-            workgroupBarrier();
-        }
+        // In bounds: clamped row (base = row * k, row < m), columns < k.
+        let a = q_max_tree(q_amax(min(row0 + r, m - 1u) * k, k, lid, 256u), lid, 256u);
         if lid == 0u {
-            let a = d_red[0];
-            let degenerate = a == 0.0 || a > 3.40282347e38;
-            d_inv[r] = select(127.0 / a, 0.0, degenerate);
-            d_sx[r] = select(a / 127.0, 0.0, degenerate);
+            let is = q_inv_scale(a);
+            d_inv[r] = is.x;
+            d_sx[r] = is.y;
         }
-        workgroupBarrier(); // d_red is reused by the next row; d_inv / d_sx are read below
+        workgroupBarrier(); // q_red is reused by the next row; d_inv / d_sx are read below
     }
     // 2. K in tiles of DT chunks.
     let col = lid / DL;
@@ -127,15 +92,7 @@ fn gemm_w8a8_dyn_gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
             let gw = t * DT * 4u + wi; // word of the whole row
             var word = 0u;
             if gw < kwords {
-                let base = min(row0 + r, m - 1u) * k;
-                let inv = d_inv[r];
-                for (var b = 0u; b < 4u; b++) {
-                    let c = 4u * gw + b;
-                    if c < k {
-                        let q = dq_round(dx_load(base + c) * inv); // in bounds: clamped row, c < k
-                        word |= (bitcast<u32>(q) & 0xffu) << (8u * b);
-                    }
-                }
+                word = q_word(min(row0 + r, m - 1u) * k, k, gw, d_inv[r]); // in bounds: clamped row
             }
             d_xq[r * DT + wi / 4u][wi % 4u] = word; // r < MS <= 8, wi / 4 < DT
         }

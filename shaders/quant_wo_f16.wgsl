@@ -1,5 +1,6 @@
-// Weight math of the fast weight-only GEMV (shaders/quant_sg.wgsl) in native f16 (module
-// "sg+f16": `Features::SHADER_F16`, used only when X is f16), as the CUDA half2 path:
+// Weight math of the fast weight-only GEMV (gemm_wo_gemv_sg of shaders/quant_sg.wgsl) in
+// native f16 (module "sg+f16": `Features::SHADER_F16`, used only when X is f16), as the CUDA
+// half2 path:
 // dequantize in f16 vectors, multiply in f16, accumulate in f32 after every 4 products.
 //
 // Error argument (the f16 tolerance of src/compare.rs is 1e-2 of the largest |Y|): the codes

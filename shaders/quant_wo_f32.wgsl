@@ -1,5 +1,6 @@
-// Weight math of the fast weight-only GEMV (shaders/quant_sg.wgsl), f32: the dequantization
-// and products of shaders/quant.wgsl's simple GEMV (one f32 dot per 4 products).
+// Weight math of the weight-only GEMVs (shaders/quant_gemv.wgsl), f32: the dequantization and
+// products of the simple GEMV (one f32 dot per 4 products), and of the fast one
+// (shaders/quant_sg.wgsl) wherever the native f16 snippet (quant_wo_f16.wgsl) is not used.
 
 alias WV = array<vec4<f32>, 2>;
 

@@ -122,13 +122,14 @@ pub(super) fn gemm<'a>(
     alpha: f32,
     beta: f32,
 ) -> Result<Dispatch<'a>> {
-    gemm_t(TILE, op, mnk, a, b, bias, c, alpha, beta)
+    gemm_on(None, op, mnk, a, b, bias, c, alpha, beta)
 }
 
-/// As [`gemm`] on the tile [`gemm_tile`] picks for this backend and shape.
+/// As [`gemm`] on the tile (32 or 64: override `TILE`) that [`gemm_tile`] picks for the
+/// backend `be` and the shape, or on the 64 x 64 tile when `be` is `None`.
 #[allow(clippy::too_many_arguments)]
 fn gemm_on<'a>(
-    be: &WgpuBackend,
+    be: Option<&WgpuBackend>,
     op: &'static str,
     (m, n, k): (usize, usize, usize),
     a: Operand<'a>,
@@ -138,22 +139,7 @@ fn gemm_on<'a>(
     alpha: f32,
     beta: f32,
 ) -> Result<Dispatch<'a>> {
-    gemm_t(gemm_tile(be.fast(), &limits(be), m, n), op, (m, n, k), a, b, bias, c, alpha, beta)
-}
-
-/// [`gemm`] on a `tile` x `tile` output tile (32 or 64: override `TILE`).
-#[allow(clippy::too_many_arguments)]
-fn gemm_t<'a>(
-    tile: u32,
-    op: &'static str,
-    (m, n, k): (usize, usize, usize),
-    a: Operand<'a>,
-    b: Operand<'a>,
-    bias: Option<(&'a wgpu::Buffer, bool)>,
-    c: &'a wgpu::Buffer,
-    alpha: f32,
-    beta: f32,
-) -> Result<Dispatch<'a>> {
+    let tile = be.map_or(TILE, |be| gemm_tile(be.fast(), &limits(be), m, n));
     let m32 = u32_param(op, "rows", m)?;
     let n32 = u32_param(op, "columns", n)?;
     let k32 = u32_param(op, "depth", k)?;
@@ -334,75 +320,48 @@ impl LowRankOps for WgpuBackend {
         if biasb.is_some() {
             flags |= HAS_BIAS;
         }
-        match lowrank_linear_path(be.fast(), &limits(be), b, n, r, m) {
-            LowRankPath::Fused { groups } => {
-                let groups = u32_param(OP, "row tiles", groups)?;
-                let params = FusedParams { b: b32, n: n32, r: r32, m: m32, flags, groups, ..Default::default() };
-                let mut ds = vec![Dispatch {
-                    shader: &LOWRANK,
-                    entry: "lowrank_fused",
-                    constants: vec![],
-                    binds: vec![Bind::Read(xb), Bind::Read(vb), Bind::Read(biasb.unwrap_or(ub)), Bind::Write(yout), Bind::Read(ub)],
-                    params: params.bytes(),
-                    groups: Groups::Linear(groups as u64),
-                }];
-                out.finish(OP, &mut ds)?;
-                return be.run(OP, &ds);
-            }
-            LowRankPath::Split(plan) => {
-                let dims = SplitParams { b: b32, n: n32, r: r32, m: m32, flags, ..Default::default() };
-                let bufs = SplitBufs { x: xb, v: vb, u: ub, bias: biasb, y: yout };
-                let (part, t) = split_scratch(be, &plan, b, r)?;
-                let mut ds = split_dispatches(OP, &plan, dims, &bufs, part.as_ref(), &t, true)?;
-                out.finish(OP, &mut ds)?;
-                return be.run(OP, &ds);
-            }
-            LowRankPath::SplitTiled(plan) => {
-                let dims = SplitParams { b: b32, n: n32, r: r32, m: m32, flags, ..Default::default() };
-                let bufs = SplitBufs { x: xb, v: vb, u: ub, bias: biasb, y: yout };
-                let (part, t) = split_scratch(be, &plan, b, r)?;
-                let mut ds = split_dispatches(OP, &plan, dims, &bufs, part.as_ref(), &t, false)?;
-                let tt = Operand { buf: &t, si: r32, sk: 1, f16: false };
-                ds.push(gemm_on(
-                    be,
-                    OP,
-                    (b, m, r),
-                    tt,
-                    Operand { buf: ub, si: 1, sk: r32, f16 },
-                    biasb.map(|bb| (bb, f16)),
-                    yout,
-                    1.0,
-                    0.0,
-                )?);
-                out.finish(OP, &mut ds)?;
-                return be.run(OP, &ds);
-            }
-            LowRankPath::Tiled => {}
+        let path = lowrank_linear_path(be.fast(), &limits(be), b, n, r, m);
+        if let LowRankPath::Fused { groups } = path {
+            let groups = u32_param(OP, "row tiles", groups)?;
+            let params = FusedParams { b: b32, n: n32, r: r32, m: m32, flags, groups, ..Default::default() };
+            let mut ds = vec![Dispatch {
+                shader: &LOWRANK,
+                entry: "lowrank_fused",
+                constants: vec![],
+                binds: vec![Bind::Read(xb), Bind::Read(vb), Bind::Read(biasb.unwrap_or(ub)), Bind::Write(yout), Bind::Read(ub)],
+                params: params.bytes(),
+                groups: Groups::Linear(groups as u64),
+            }];
+            out.finish(OP, &mut ds)?;
+            return be.run(OP, &ds);
         }
-        // Two passes: T = X V into an f32 scratch, then Y = T U^T + bias.
-        let t = be.scratch("lowrank_linear T", (b * r) as u64 * 4)?;
-        let d1 = gemm_on(
-            be,
-            OP,
-            (b, r, n),
-            Operand { buf: xb, si: n32, sk: 1, f16 },
-            Operand { buf: vb, si: r32, sk: 1, f16 },
-            None,
-            &t,
-            1.0,
-            0.0,
-        )?;
-        let d2 = gemm(
-            OP,
-            (b, m, r),
-            Operand { buf: &t, si: r32, sk: 1, f16: false },
-            Operand { buf: ub, si: 1, sk: r32, f16 },
-            biasb.map(|bb| (bb, f16)),
-            yout,
-            1.0,
-            0.0,
-        )?;
-        let mut ds = vec![d1, d2];
+        // T = X V into an f32 scratch: by the split kernels (Split: they also compute Y), else
+        // by the strided GEMM; then (SplitTiled, Tiled) Y = T U^T + bias by the strided GEMM.
+        let (split, y_by_split) = match &path {
+            LowRankPath::Split(plan) => (Some(plan), true),
+            LowRankPath::SplitTiled(plan) => (Some(plan), false),
+            _ => (None, false),
+        };
+        let (part, t) = match split {
+            Some(plan) => split_scratch(be, plan, b, r)?,
+            None => (None, be.scratch("lowrank_linear T", (b * r) as u64 * 4)?),
+        };
+        let mut ds = match split {
+            Some(plan) => {
+                let dims = SplitParams { b: b32, n: n32, r: r32, m: m32, flags, ..Default::default() };
+                let bufs = SplitBufs { x: xb, v: vb, u: ub, bias: biasb, y: yout };
+                split_dispatches(OP, plan, dims, &bufs, part.as_ref(), &t, y_by_split)?
+            }
+            None => {
+                let (xo, vo) = (Operand { buf: xb, si: n32, sk: 1, f16 }, Operand { buf: vb, si: r32, sk: 1, f16 });
+                vec![gemm_on(Some(be), OP, (b, r, n), xo, vo, None, &t, 1.0, 0.0)?]
+            }
+        };
+        if !y_by_split {
+            // After the split T on the tile gemm_tile picks, after the tiled T on 64 x 64.
+            let (to, uo) = (Operand { buf: &t, si: r32, sk: 1, f16: false }, Operand { buf: ub, si: 1, sk: r32, f16 });
+            ds.push(gemm_on(split.map(|_| be), OP, (b, m, r), to, uo, biasb.map(|bb| (bb, f16)), yout, 1.0, 0.0)?);
+        }
         out.finish(OP, &mut ds)?;
         be.run(OP, &ds)
     }
@@ -421,7 +380,7 @@ impl LowRankOps for WgpuBackend {
         let out = output(be, "lowrank_reconstruct output", wb, m * n, f16)?;
         // W = U V^T: A = U (row-major), B(k, j) = V[j, k].
         let a = Operand { buf: ub, si: r32, sk: 1, f16 };
-        let mut ds = vec![gemm_on(be, OP, (m, n, r), a, Operand { buf: vb, si: 1, sk: r32, f16 }, None, out.target(), 1.0, 0.0)?];
+        let mut ds = vec![gemm_on(Some(be), OP, (m, n, r), a, Operand { buf: vb, si: 1, sk: r32, f16 }, None, out.target(), 1.0, 0.0)?];
         out.finish(OP, &mut ds)?;
         be.run(OP, &ds)
     }
@@ -444,11 +403,11 @@ impl LowRankOps for WgpuBackend {
         let f = |buf| Operand { buf, si: r32, sk: 1, f16: false };
         // Gram matrices: A(i, k) = X[k, i] (X^T), B(k, j) = X[k, j].
         let ds = vec![
-            gemm_on(be, OP, (r, r, n), Operand { buf: vb, si: 1, sk: r32, f16: false }, f(vb), None, &gv, 1.0, 0.0)?,
-            gemm_on(be, OP, (r, r, m), Operand { buf: ub, si: 1, sk: r32, f16: false }, f(ub), None, &gu, 1.0, 0.0)?,
+            gemm_on(Some(be), OP, (r, r, n), Operand { buf: vb, si: 1, sk: r32, f16: false }, f(vb), None, &gv, 1.0, 0.0)?,
+            gemm_on(Some(be), OP, (r, r, m), Operand { buf: ub, si: 1, sk: r32, f16: false }, f(ub), None, &gu, 1.0, 0.0)?,
             // dU += c U (V^T V), dV += c V (U^T U).
-            gemm_on(be, OP, (m, r, r), f(ub), f(&gv), None, dub, c, 1.0)?,
-            gemm_on(be, OP, (n, r, r), f(vb), f(&gu), None, dvb, c, 1.0)?,
+            gemm_on(Some(be), OP, (m, r, r), f(ub), f(&gv), None, dub, c, 1.0)?,
+            gemm_on(Some(be), OP, (n, r, r), f(vb), f(&gu), None, dvb, c, 1.0)?,
         ];
         be.run(OP, &ds)
     }
@@ -504,19 +463,19 @@ impl LowRankOps for WgpuBackend {
                     let bufs = SplitBufs { x: a, v: w, u: w, bias: None, y: out };
                     ds.extend(split_dispatches(OP, pl, dims, &bufs, part.as_ref(), out, false)?);
                 }
-                None => ds.push(gemm_on(be, OP, (b, r, depth), t(a, a_stride, 1, f16), t(w, r32, 1, f16), None, out, 1.0, 0.0)?),
+                None => ds.push(gemm_on(Some(be), OP, (b, r, depth), t(a, a_stride, 1, f16), t(w, r32, 1, f16), None, out, 1.0, 0.0)?),
             }
         }
         if let Some(out) = &dx_out {
             // dX(i, k) = Q[i*r + q] V[k*r + q] (overwritten).
-            ds.push(gemm_on(be, OP, (b, n, r), t(&q, r32, 1, false), t(vb, 1, r32, f16), None, out.target(), 1.0, 0.0)?);
+            ds.push(gemm_on(Some(be), OP, (b, n, r), t(&q, r32, 1, false), t(vb, 1, r32, f16), None, out.target(), 1.0, 0.0)?);
             out.finish(OP, &mut ds)?;
         }
         // dU(j, q) = dY[i*m + j] P[i*r + q] (A is dY^T: stride 1 along j, m along i).
-        ds.push(gemm_on(be, OP, (m, r, b), t(dyb, 1, m32, f16), t(&p, r32, 1, false), None, du_out.target(), 1.0, gemm_beta)?);
+        ds.push(gemm_on(Some(be), OP, (m, r, b), t(dyb, 1, m32, f16), t(&p, r32, 1, false), None, du_out.target(), 1.0, gemm_beta)?);
         du_out.finish(OP, &mut ds)?;
         // dV(k, q) = X[i*n + k] Q[i*r + q].
-        ds.push(gemm_on(be, OP, (n, r, b), t(xb, 1, n32, f16), t(&q, r32, 1, false), None, dv_out.target(), 1.0, gemm_beta)?);
+        ds.push(gemm_on(Some(be), OP, (n, r, b), t(xb, 1, n32, f16), t(&q, r32, 1, false), None, dv_out.target(), 1.0, gemm_beta)?);
         dv_out.finish(OP, &mut ds)?;
         be.run(OP, &ds)
     }

@@ -16,8 +16,11 @@
 //! and `quantize_rows_i8` reduce with subgroup operations (`*_sg` entry points of
 //! `shaders/quant_sg.wgsl`, assembled after `shaders/quant.wgsl` into one module), and the
 //! weight-only GEMV on f16 activations dequantizes and multiplies in native f16 where the
-//! device has `Features::SHADER_F16` (the "sg+f16" module). The simple kernels (and devices
-//! without subgroups) run the kernels of `shaders/quant.wgsl` alone.
+//! device has `Features::SHADER_F16` (the "sg+f16" module). The fast kernels call the same
+//! functions as the simple ones (partial sums, epilogue, X loads, rounding), only the
+//! reduction differs. The simple kernels (and devices without subgroups) run the kernels of
+//! `shaders/quant.wgsl` and `shaders/quant_gemv.wgsl` (with the f32 weight math of
+//! `shaders/quant_wo_f32.wgsl`) only.
 
 use super::context::WgpuBackend;
 use super::dispatch::{expect_len, u32_param, wgsl_params, Bind, Dispatch, Groups, WgslParams};
@@ -34,11 +37,14 @@ use crate::tensor::{DeviceInt4Weights, DeviceInt8Matrix, DeviceInt8Weights, Tens
 pub(super) const DOT_NATIVE: &str = "fn dot4i8(a: u32, b: u32) -> i32 { return dot4I8Packed(a, b); }\n";
 /// `dot4i8` by sign-extending shifts, for platforms without `packed_4x8_integer_dot_product`.
 pub(super) const DOT_MANUAL: &str = "fn dot4i8(a: u32, b: u32) -> i32 { let s = vec4<u32>(24u, 16u, 8u, 0u); return dot(bitcast<vec4<i32>>(vec4<u32>(a) << s) >> vec4<u32>(24u), bitcast<vec4<i32>>(vec4<u32>(b) << s) >> vec4<u32>(24u)); }\n";
-/// The file itself.
-const SOURCE: &str = include_str!("../../shaders/quant.wgsl");
+/// The file itself (also included whole by the fused kernel's module, `quant_dyn.rs`).
+pub(super) const SOURCE: &str = include_str!("../../shaders/quant.wgsl");
+/// The GEMVs, after `SOURCE` and a weight-math snippet in every module but the fused one.
+const SOURCE_GEMV: &str = include_str!("../../shaders/quant_gemv.wgsl");
 /// The fast entry points (subgroup reductions), after `SOURCE` in the fast modules.
 const SOURCE_SG: &str = include_str!("../../shaders/quant_sg.wgsl");
-/// The f32 weight math of the fast weight-only GEMV.
+/// The f32 weight math of the weight-only GEMVs (the simple one's, and the fast one's on f32
+/// activations or without `SHADER_F16`).
 const WO_F32: &str = include_str!("../../shaders/quant_wo_f32.wgsl");
 /// The native f16 weight math of the fast weight-only GEMV.
 const WO_F16: &str = include_str!("../../shaders/quant_wo_f16.wgsl");
@@ -47,23 +53,26 @@ const WO_F16: &str = include_str!("../../shaders/quant_wo_f16.wgsl");
 /// feature `SUBGROUP` is what they need.)
 const ENABLE_F16: &str = "enable f16;";
 
-/// The quantized kernels with the built-in packed dot product (prelude and `dot4i8` in
-/// front); trusted: the in-bounds argument is written at the top of `shaders/quant.wgsl` and
-/// at each access, and every buffer is checked below.
-pub(super) static QUANT: Shader = Shader::family("quant", "", &[PRELUDE, DOT_NATIVE], SOURCE).with_params(PARAMS);
+/// The quantized kernels with the built-in packed dot product (prelude, `dot4i8`, the file and
+/// the f32 weight math in front of the GEMVs); trusted: the in-bounds argument is written at
+/// the top of `shaders/quant.wgsl` and at each access, and every buffer is checked below.
+pub(super) static QUANT: Shader = Shader::family("quant", "", &[PRELUDE, DOT_NATIVE, SOURCE, WO_F32], SOURCE_GEMV).with_params(PARAMS);
 /// The same kernels with a manual `dot4i8`.
-pub(super) static QUANT_MANUAL_DOT: Shader = Shader::family("quant", "manual dot4i8", &[PRELUDE, DOT_MANUAL], SOURCE).with_params(PARAMS);
+pub(super) static QUANT_MANUAL_DOT: Shader =
+    Shader::family("quant", "manual dot4i8", &[PRELUDE, DOT_MANUAL, SOURCE, WO_F32], SOURCE_GEMV).with_params(PARAMS);
 /// The fast module: subgroup reductions (needs `Features::SUBGROUP`).
-pub(super) static QUANT_SG: Shader = Shader::family("quant", "sg", &[PRELUDE, DOT_NATIVE, SOURCE, WO_F32], SOURCE_SG).with_params(PARAMS);
+pub(super) static QUANT_SG: Shader =
+    Shader::family("quant", "sg", &[PRELUDE, DOT_NATIVE, SOURCE, SOURCE_GEMV, WO_F32], SOURCE_SG).with_params(PARAMS);
 /// The fast module with a manual `dot4i8`.
 pub(super) static QUANT_SG_MANUAL_DOT: Shader =
-    Shader::family("quant", "sg manual dot4i8", &[PRELUDE, DOT_MANUAL, SOURCE, WO_F32], SOURCE_SG).with_params(PARAMS);
+    Shader::family("quant", "sg manual dot4i8", &[PRELUDE, DOT_MANUAL, SOURCE, SOURCE_GEMV, WO_F32], SOURCE_SG).with_params(PARAMS);
 /// The fast module with native f16 weight math (needs `SUBGROUP` and `SHADER_F16`).
 pub(super) static QUANT_SG_F16: Shader =
-    Shader::family("quant", "sg+f16", &[ENABLE_F16, PRELUDE, DOT_NATIVE, SOURCE, WO_F16], SOURCE_SG).with_params(PARAMS);
+    Shader::family("quant", "sg+f16", &[ENABLE_F16, PRELUDE, DOT_NATIVE, SOURCE, SOURCE_GEMV, WO_F16], SOURCE_SG).with_params(PARAMS);
 /// The f16 fast module with a manual `dot4i8`.
 pub(super) static QUANT_SG_F16_MANUAL_DOT: Shader =
-    Shader::family("quant", "sg+f16 manual dot4i8", &[ENABLE_F16, PRELUDE, DOT_MANUAL, SOURCE, WO_F16], SOURCE_SG).with_params(PARAMS);
+    Shader::family("quant", "sg+f16 manual dot4i8", &[ENABLE_F16, PRELUDE, DOT_MANUAL, SOURCE, SOURCE_GEMV, WO_F16], SOURCE_SG)
+        .with_params(PARAMS);
 /// The generated parameter structs of the quant kernels.
 const PARAMS: &[&str] = &[QuantParams::WGSL, GemmParams::WGSL];
 
@@ -111,7 +120,8 @@ pub(super) fn native_dot() -> bool {
 /// Which module of the quant kernels a launch uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Module {
-    /// `shaders/quant.wgsl` alone: the simple kernels and the tiled GEMMs.
+    /// `shaders/quant.wgsl` and the GEMVs (f32 weight math): the simple kernels and the tiled
+    /// GEMMs.
     Plain,
     /// With the subgroup entry points (`*_sg`), f32 weight math.
     Sg,

@@ -7,6 +7,7 @@ use super::context::WgpuBackend;
 use super::dispatch::{expect_len, u32_param, wgsl_params, Bind, Dispatch, Groups, WgslParams};
 use super::pack::Output;
 use super::pipeline::{Shader, PRELUDE};
+use super::quant;
 use crate::backend::{Checked, QuantOps};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -15,14 +16,20 @@ use crate::tensor::{DeviceInt8Matrix, Tensor};
 /// The file itself.
 const SOURCE: &str = include_str!("../../shaders/quant_dyn.wgsl");
 
-/// The fused kernel with the built-in packed dot product (prelude and the `dot4i8` of
-/// `shaders/quant.wgsl` in front); trusted: the in-bounds argument is written at the top of
-/// `shaders/quant_dyn.wgsl` and at each access, and every buffer is checked below.
+/// The generated parameter structs of the fused module: its own and those of
+/// `shaders/quant.wgsl`, which it includes.
+const PARAMS: &[&str] = &[DynParams::WGSL, quant::QuantParams::WGSL, quant::GemmParams::WGSL];
+
+/// The fused kernel with the built-in packed dot product (prelude, the `dot4i8` of
+/// `shaders/quant.wgsl` and that whole file, whose X load, rounding and packing the kernel
+/// shares, in front); trusted: the in-bounds argument is written at
+/// the top of `shaders/quant_dyn.wgsl` (and of `shaders/quant.wgsl`) and at each access, and
+/// every buffer is checked below.
 pub(super) static QUANT_DYN: Shader =
-    Shader::family("quant_dyn", "", &[PRELUDE, super::quant::DOT_NATIVE], SOURCE).with_params(&[DynParams::WGSL]);
+    Shader::family("quant_dyn", "", &[PRELUDE, quant::DOT_NATIVE, quant::SOURCE], SOURCE).with_params(PARAMS);
 /// The same kernel with the manual `dot4i8`.
 pub(super) static QUANT_DYN_MANUAL_DOT: Shader =
-    Shader::family("quant_dyn", "manual dot4i8", &[PRELUDE, super::quant::DOT_MANUAL], SOURCE).with_params(&[DynParams::WGSL]);
+    Shader::family("quant_dyn", "manual dot4i8", &[PRELUDE, quant::DOT_MANUAL, quant::SOURCE], SOURCE).with_params(PARAMS);
 
 wgsl_params! {
     /// Parameters of `gemm_w8a8_dyn_gemv`: W's row stride `sw4` in `vec4<u32>` units.
@@ -41,7 +48,7 @@ const DYN_COLS: usize = 32;
 
 /// The variant with the `dot4i8` that `quantize_rows_i8` / `gemm_w8a8` use on this platform.
 fn shader() -> &'static Shader {
-    if super::quant::native_dot() {
+    if quant::native_dot() {
         &QUANT_DYN
     } else {
         &QUANT_DYN_MANUAL_DOT

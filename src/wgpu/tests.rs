@@ -5,7 +5,7 @@ use wgpu::naga;
 
 use super::dispatch::WgslParams;
 use super::pipeline::Shader;
-use super::{binary, layer, lowrank, pack, quant, sparse};
+use super::{binary, layer, lowrank, pack, quant, quant_dyn, sparse};
 
 /// Every shader module the backend can create.
 fn all_shaders() -> [&'static Shader; 17] {
@@ -23,6 +23,8 @@ fn all_shaders() -> [&'static Shader; 17] {
         &quant::QUANT_SG_MANUAL_DOT,
         &quant::QUANT_SG_F16,
         &quant::QUANT_SG_F16_MANUAL_DOT,
+        &quant_dyn::QUANT_DYN,
+        &quant_dyn::QUANT_DYN_MANUAL_DOT,
         &binary::BINARY,
         &pack::PACK,
         &layer::LAYER[0],
