@@ -8,7 +8,7 @@ use super::pipeline::Shader;
 use super::{binary, layer, lowrank, pack, quant, quant_dyn, sparse};
 
 /// Every shader module the backend can create.
-fn all_shaders() -> [&'static Shader; 17] {
+fn all_shaders() -> [&'static Shader; 19] {
     [
         &sparse::SPARSE[0],
         &sparse::SPARSE[1],
