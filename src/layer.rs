@@ -329,13 +329,17 @@ impl Linear {
     /// wrong length or with non-finite values, or an invalid weight (each format's own
     /// validation; a dense weight must have `out * in` finite values).
     pub fn new(dev: &Device, weight: impl Into<Weight>, bias: Option<&[f32]>, dtype: DType) -> Result<Linear> {
+        Linear::upload(dev, &weight.into(), bias, dtype)
+    }
+
+    /// [`Linear::new`] of a borrowed weight (nothing is copied on the host).
+    pub(crate) fn upload(dev: &Device, weight: &Weight, bias: Option<&[f32]>, dtype: DType) -> Result<Linear> {
         if !dtype.is_float() {
             return Err(Error::dtype(OP, format!("activations are f32 or f16, not {dtype}")));
         }
-        let weight = weight.into();
         let (out_features, in_features) = weight.shape();
         crate::formats::checked_elems(OP, "weight", &[out_features, in_features])?;
-        let weight = match &weight {
+        let weight = match weight {
             Weight::Dense(w) => {
                 check_dense(w)?;
                 DeviceWeight::Dense(upload_matrix_as(dev, w, dtype)?)

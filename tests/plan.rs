@@ -6,11 +6,9 @@
 
 use crate::common;
 
-use slimgemm::formats::{LowRank, Matrix};
-use slimgemm::plan::{
-    gaussian_activations, ErrorMetric, FormatFamily, Objective, PlanOptions, PlannedLinear, PlannedWeight, Planner, Timing, Variant,
-};
-use slimgemm::{DType, Device};
+use slimgemm::formats::{Int8Weights, LowRank, Matrix};
+use slimgemm::plan::{gaussian_activations, ErrorMetric, FormatFamily, Objective, PlanOptions, PlannedLinear, Planner, Timing, Variant};
+use slimgemm::{DType, Device, Weight};
 
 fn quick_timing() -> Timing {
     Timing { warmup: 1, min_iters: 1, max_iters: 3, target_s: 0.005 }
@@ -131,7 +129,7 @@ fn weight_metric_and_f16_and_binary() {
     let csr = plan.candidates.iter().find(|c| matches!(c.variant, Variant::Csr { .. })).unwrap();
     let Variant::Csr { nnz } = csr.variant else { unreachable!() };
     assert!(csr.within_budget);
-    let fewer = PlannedWeight::compress(&sp, Variant::Csr { nnz: nnz - 1 }).unwrap().to_dense().unwrap();
+    let fewer = Weight::compress(&sp, Variant::Csr { nnz: nnz - 1 }).unwrap().to_dense().unwrap();
     assert!(rel_err(&fewer.data, &sp.data) > 0.05, "nnz {nnz} is not the smallest within budget");
 }
 
@@ -215,7 +213,14 @@ fn bad_input_is_a_clear_error() {
     let w = gaussian(8, 16, 1);
     let e = planner.plan("calib", &w, Some(&gaussian(4, 12, 2))).unwrap_err().to_string();
     assert!(e.contains("in_features = 16"), "{e}");
-    assert!(PlannedWeight::compress(&w, Variant::Csr { nnz: 0 }).is_err());
+    assert!(Weight::compress(&w, Variant::Csr { nnz: 0 }).is_err());
+    // Weight-only int8 is a layer format the planner has no variant for.
+    let q = Int8Weights::quantize(&gaussian(8, 32, 3), 32).unwrap();
+    let wo = Weight::Int8WeightOnly(q.clone());
+    assert!(wo.variant().unwrap_err().to_string().contains("weight-only int8"));
+    let e = PlannedLinear::new(&dev, &wo, None, DType::F32).unwrap_err().to_string();
+    assert!(e.contains("no planner variant"), "{e}");
+    assert_eq!(wo.to_dense().unwrap(), q.dequantize());
 }
 
 #[cfg(feature = "hf")]
@@ -262,7 +267,7 @@ mod hf {
         devs.extend(common::wgpu_device());
         for (name, w, c, x) in &planned {
             let l = model.layer(name).unwrap();
-            assert_eq!(l.weight.variant(), c.variant);
+            assert_eq!(l.weight.variant().unwrap(), c.variant);
             assert_eq!(l.weight_err, Some(c.weight_err));
             let eff = l.weight.to_dense().unwrap();
             assert!((rel_err(&eff.data, &w.data) - c.weight_err).abs() <= 1e-9 + 1e-6 * c.weight_err, "{name}: weight error");
@@ -292,12 +297,18 @@ mod hf {
         assert!(DenseModel::open(&empty).unwrap_err().to_string().contains("no .safetensors file"));
         // A dense file is no compressed model.
         let mut w = CompressedWriter::new();
-        w.add_layer("x.weight", &PlannedWeight::Dense(gaussian(4, 8, 1)), &[4, 8], None).unwrap();
+        w.add_layer("x.weight", &Weight::Dense(gaussian(4, 8, 1)), &[4, 8], None).unwrap();
         w.write(dir.join("ok.safetensors")).unwrap();
         let m = DenseModel::open(dir.join("ok.safetensors")).unwrap();
         assert_eq!(m.tensors()[0].matrix, Some((4, 8)));
         let back = CompressedModel::open(dir.join("ok.safetensors")).unwrap();
         assert_eq!(back.layer("x.weight").unwrap().weight.to_dense().unwrap(), gaussian(4, 8, 1));
+        // Weight-only int8 is not part of the layout, and writes nothing.
+        let mut w = CompressedWriter::new();
+        let wo = Weight::Int8WeightOnly(Int8Weights::quantize(&gaussian(4, 32, 1), 32).unwrap());
+        let e = w.add_layer("wo.weight", &wo, &[4, 32], None).unwrap_err().to_string();
+        assert!(e.contains("'wo.weight': weight-only int8 weights are not part of layout 1"), "{e}");
+        assert!(w.tensor_names().is_empty());
         let _ = std::fs::remove_dir_all(&dir);
         let _ = std::fs::remove_dir_all(&empty);
     }

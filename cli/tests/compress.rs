@@ -248,7 +248,7 @@ fn compress_sharded_folder_round_trips() {
     }
     let m = CompressedModel::open(&out).unwrap();
     assert_eq!(m.layers().len(), 2);
-    assert_eq!(m.layer("a.weight").unwrap().weight.variant().to_string(), "lowrank(r=2)");
+    assert_eq!(m.layer("a.weight").unwrap().weight.variant().unwrap().to_string(), "lowrank(r=2)");
     assert_eq!(m.layer("b.weight").unwrap().bias.as_deref(), Some(&[0.5f32; 32][..]));
     let _ = std::fs::remove_dir_all(&dir);
 }

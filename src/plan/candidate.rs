@@ -29,7 +29,7 @@ pub struct Candidate {
     /// Why it was not timed, or other remarks.
     pub note: Option<String>,
     /// The compressed weight (candidates within budget).
-    pub weight: Option<PlannedWeight>,
+    pub weight: Option<Weight>,
 }
 
 impl Candidate {
@@ -88,7 +88,7 @@ impl LayerPlan {
     }
 
     /// The pick's weight (taken out of the plan).
-    pub fn take_weight(&mut self, objective: Objective) -> Option<PlannedWeight> {
+    pub fn take_weight(&mut self, objective: Objective) -> Option<Weight> {
         let i = self.pick_index(objective);
         self.candidates[i].weight.take()
     }
@@ -213,7 +213,7 @@ impl<'a> ErrCtx<'a> {
         Ok((werr, rel(norm(&e), self.y_norm)))
     }
 
-    pub(super) fn weight(&mut self, pw: &PlannedWeight) -> Result<(f64, f64)> {
+    pub(super) fn weight(&mut self, pw: &Weight) -> Result<(f64, f64)> {
         let eff = pw.effective(self.dtype)?;
         self.errors(&eff.data, pw.activations())
     }

@@ -4,9 +4,9 @@
 use super::*;
 
 /// A layer `y = x Wᵀ + bias` on a device in any planned format: the [`Linear`] of the
-/// weight (every [`PlannedWeight`] is a [`Weight`](crate::Weight): dense, CSR, 2:4, low rank, int8, int4,
-/// binary) with the [`Variant`] the planner chose. Every method but [`PlannedLinear::variant`]
-/// is [`Linear`]'s.
+/// weight (dense, CSR, 2:4, low rank, int8, int4, binary: every [`Weight`] format but
+/// weight-only int8, which has no [`Variant`]) with the variant the planner chose. Every method
+/// but [`PlannedLinear::variant`] is [`Linear`]'s.
 #[derive(Debug)]
 pub struct PlannedLinear {
     variant: Variant,
@@ -15,9 +15,10 @@ pub struct PlannedLinear {
 
 impl PlannedLinear {
     /// Uploads `w` (with the optional bias of `out` values) for activations of `dtype` (f32 or
-    /// f16): [`Linear::new`] of [`PlannedWeight::to_weight`].
-    pub fn new(dev: &Device, w: &PlannedWeight, bias: Option<&[f32]>, dtype: DType) -> Result<PlannedLinear> {
-        Ok(PlannedLinear { variant: w.variant(), linear: Linear::new(dev, w.to_weight(), bias, dtype)? })
+    /// f16): [`Linear::new`] of `w` (borrowed: nothing is copied on the host), with
+    /// [`Weight::variant`] (an error for weight-only int8).
+    pub fn new(dev: &Device, w: &Weight, bias: Option<&[f32]>, dtype: DType) -> Result<PlannedLinear> {
+        Ok(PlannedLinear { variant: w.variant()?, linear: Linear::upload(dev, w, bias, dtype)? })
     }
 
     /// The weight's variant.

@@ -73,7 +73,7 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::f16;
 use crate::formats::{BinaryWeights, Csr, Int4Weights, Int8Matrix, LowRank, Matrix, Sparse24};
-use crate::layer::Linear;
+use crate::layer::{Linear, Weight};
 use crate::tensor::Tensor;
 use crate::BackendKind;
 
@@ -265,88 +265,51 @@ impl fmt::Display for Variant {
 // ---------------------------------------------------------------------------------------
 // Host weights
 
-/// A layer's weight `[out, in]` on the host in the format the planner chose: the dense
-/// weight, or one of the compressed formats (every [`crate::Weight`] format plus 2:4).
-#[derive(Debug, Clone)]
-pub enum PlannedWeight {
-    /// The uncompressed weight.
-    Dense(Matrix<f32>),
-    /// Sparse CSR.
-    Csr(Csr<f32>),
-    /// 2:4 structured sparsity.
-    Sparse24(Sparse24<f32>),
-    /// Low-rank factors `W = U Vᵀ`.
-    LowRank(LowRank<f32>),
-    /// Int8 per output channel.
-    Int8(Int8Matrix),
-    /// Int4 group-wise.
-    Int4(Int4Weights),
-    /// Binary.
-    Binary(BinaryWeights),
-}
-
-impl PlannedWeight {
+/// The planner's side of a host [`Weight`]: compression to a [`Variant`], the variant of a
+/// weight, and the weight its kernels multiply by. The planner produces every format but
+/// weight-only int8 ([`Weight::Int8WeightOnly`], GGUF Q8_0), which has no [`Variant`].
+impl Weight {
     /// Compresses the dense weight `w` to `variant` with the crate's compressor for it (the
     /// planner's own constructions give the same results): [`Csr::from_dense`] keeping `nnz`
     /// values, [`Sparse24::prune_24`], [`LowRank::from_dense`], [`Int8Matrix::quantize_rows`],
     /// [`Int4Weights::quantize`], [`BinaryWeights::from_f32`].
-    pub fn compress(w: &Matrix<f32>, variant: Variant) -> Result<PlannedWeight> {
-        check_weight("PlannedWeight::compress", w)?;
+    pub fn compress(w: &Matrix<f32>, variant: Variant) -> Result<Weight> {
+        check_weight("Weight::compress", w)?;
         Ok(match variant {
-            Variant::Dense => PlannedWeight::Dense(w.clone()),
+            Variant::Dense => Weight::Dense(w.clone()),
             Variant::Csr { nnz } => {
                 let total = w.data.len();
                 if nnz == 0 || nnz > total {
-                    return Err(Error::shape("PlannedWeight::compress", format!("CSR with nnz = {nnz}, expected 1..={total}")));
+                    return Err(Error::shape("Weight::compress", format!("CSR with nnz = {nnz}, expected 1..={total}")));
                 }
-                PlannedWeight::Csr(Csr::from_mask(w, &top_k_mask(&magnitude_order(&w.data), nnz, total))?)
+                Weight::Csr(Csr::from_mask(w, &top_k_mask(&magnitude_order(&w.data), nnz, total))?)
             }
-            Variant::Sparse24 => PlannedWeight::Sparse24(Sparse24::prune_24(w)?),
-            Variant::LowRank { rank } => PlannedWeight::LowRank(LowRank::from_dense(w, rank)?),
-            Variant::Int8 => PlannedWeight::Int8(Int8Matrix::quantize_rows(w)?),
-            Variant::Int4 { group, symmetric } => PlannedWeight::Int4(Int4Weights::quantize(w, group, symmetric)?),
-            Variant::Binary => PlannedWeight::Binary(BinaryWeights::from_f32(w.rows, w.cols, &w.data)?),
+            Variant::Sparse24 => Weight::Sparse24(Sparse24::prune_24(w)?),
+            Variant::LowRank { rank } => Weight::LowRank(LowRank::from_dense(w, rank)?),
+            Variant::Int8 => Weight::Int8(Int8Matrix::quantize_rows(w)?),
+            Variant::Int4 { group, symmetric } => Weight::Int4(Int4Weights::quantize(w, group, symmetric)?),
+            Variant::Binary => Weight::Binary(BinaryWeights::from_f32(w.rows, w.cols, &w.data)?),
         })
     }
 
-    /// The weight as a [`crate::Weight`] for [`Linear::new`] (a copy; every planned format is a
-    /// layer format).
-    pub fn to_weight(&self) -> crate::Weight {
-        match self {
-            PlannedWeight::Dense(m) => crate::Weight::Dense(m.clone()),
-            PlannedWeight::Csr(c) => crate::Weight::Csr(c.clone()),
-            PlannedWeight::Sparse24(s) => crate::Weight::Sparse24(s.clone()),
-            PlannedWeight::LowRank(l) => crate::Weight::LowRank(l.clone()),
-            PlannedWeight::Int8(q) => crate::Weight::Int8(q.clone()),
-            PlannedWeight::Int4(q) => crate::Weight::Int4(q.clone()),
-            PlannedWeight::Binary(b) => crate::Weight::Binary(b.clone()),
-        }
-    }
-
-    /// The variant this weight is.
-    pub fn variant(&self) -> Variant {
-        match self {
-            PlannedWeight::Dense(_) => Variant::Dense,
-            PlannedWeight::Csr(c) => Variant::Csr { nnz: c.nnz() },
-            PlannedWeight::Sparse24(_) => Variant::Sparse24,
-            PlannedWeight::LowRank(l) => Variant::LowRank { rank: l.r },
-            PlannedWeight::Int8(_) => Variant::Int8,
-            PlannedWeight::Int4(q) => Variant::Int4 { group: q.group, symmetric: q.symmetric },
-            PlannedWeight::Binary(_) => Variant::Binary,
-        }
-    }
-
-    /// `(out, in)`.
-    pub fn shape(&self) -> (usize, usize) {
-        match self {
-            PlannedWeight::Dense(m) => (m.rows, m.cols),
-            PlannedWeight::Csr(c) => (c.rows, c.cols),
-            PlannedWeight::Sparse24(s) => (s.rows(), s.cols()),
-            PlannedWeight::LowRank(l) => (l.m, l.n),
-            PlannedWeight::Int8(q) => (q.rows, q.cols),
-            PlannedWeight::Int4(q) => (q.n, q.k),
-            PlannedWeight::Binary(b) => (b.n(), b.k()),
-        }
+    /// The planner variant this weight is; an error for weight-only int8, which the planner
+    /// neither produces nor writes.
+    pub fn variant(&self) -> Result<Variant> {
+        Ok(match self {
+            Weight::Dense(_) => Variant::Dense,
+            Weight::Csr(c) => Variant::Csr { nnz: c.nnz() },
+            Weight::Sparse24(_) => Variant::Sparse24,
+            Weight::LowRank(l) => Variant::LowRank { rank: l.r },
+            Weight::Int8(_) => Variant::Int8,
+            Weight::Int4(q) => Variant::Int4 { group: q.group, symmetric: q.symmetric },
+            Weight::Binary(_) => Variant::Binary,
+            Weight::Int8WeightOnly(_) => {
+                return Err(Error::format(
+                    "planned weight",
+                    "weight-only int8 (int8wo) has no planner variant: the planner neither produces nor writes it",
+                ))
+            }
+        })
     }
 
     /// The weight this format represents, as a dense f32 matrix (dequantized; binary as
@@ -360,23 +323,24 @@ impl PlannedWeight {
     fn effective(&self, dtype: DType) -> Result<Matrix<f32>> {
         let r = |v: f32| round_to(dtype, v);
         Ok(match self {
-            PlannedWeight::Dense(m) => Matrix { rows: m.rows, cols: m.cols, data: m.data.iter().map(|&v| r(v)).collect() },
-            PlannedWeight::Csr(c) => {
+            Weight::Dense(m) => Matrix { rows: m.rows, cols: m.cols, data: m.data.iter().map(|&v| r(v)).collect() },
+            Weight::Csr(c) => {
                 let d = c.to_dense();
                 Matrix { data: d.data.into_iter().map(r).collect(), ..d }
             }
-            PlannedWeight::Sparse24(s) => {
+            Weight::Sparse24(s) => {
                 let d = s.to_dense();
                 Matrix { data: d.data.into_iter().map(r).collect(), ..d }
             }
-            PlannedWeight::LowRank(l) => {
+            Weight::LowRank(l) => {
                 let u = l.u.iter().map(|&v| r(v)).collect();
                 let v = l.v.iter().map(|&v| r(v)).collect();
                 LowRank::new(l.m, l.n, l.r, u, v)?.to_dense()?
             }
-            PlannedWeight::Int8(q) => q.dequantize(),
-            PlannedWeight::Int4(q) => q.dequantize(),
-            PlannedWeight::Binary(b) => {
+            Weight::Int8(q) => q.dequantize(),
+            Weight::Int4(q) => q.dequantize(),
+            Weight::Int8WeightOnly(q) => q.dequantize(),
+            Weight::Binary(b) => {
                 let (n, k) = (b.n(), b.k());
                 let mut data = vec![0f32; n * k];
                 for j in 0..n {
@@ -392,8 +356,8 @@ impl PlannedWeight {
     /// What the layer's kernels do to the activations before multiplying.
     fn activations(&self) -> Act {
         match self {
-            PlannedWeight::Int8(_) => Act::Int8,
-            PlannedWeight::Binary(_) => Act::Sign,
+            Weight::Int8(_) => Act::Int8,
+            Weight::Binary(_) => Act::Sign,
             _ => Act::Float,
         }
     }

@@ -116,10 +116,10 @@ impl Planner {
         let mut ctx = ErrCtx::new(w, x, opts.dtype)?;
         let mut cands: Vec<Candidate> = Vec::new();
         let mut notes: Vec<String> = Vec::new();
-        let push = |cands: &mut Vec<Candidate>, pw: PlannedWeight, e: (f64, f64), note: Option<String>| {
+        let push = |cands: &mut Vec<Candidate>, pw: Weight, e: (f64, f64), note: Option<String>| -> Result<()> {
             let within = ok(e);
             cands.push(Candidate {
-                variant: pw.variant(),
+                variant: pw.variant()?,
                 weight_err: e.0,
                 output_err: e.1,
                 within_budget: within,
@@ -129,8 +129,10 @@ impl Planner {
                 note,
                 weight: within.then_some(pw),
             });
+            Ok(())
         };
-        let dense_e = ctx.weight(&PlannedWeight::Dense(w.clone()))?;
+        let dense_w = Weight::Dense(w.clone());
+        let dense_e = ctx.weight(&dense_w)?;
         cands.push(Candidate {
             variant: Variant::Dense,
             weight_err: dense_e.0,
@@ -140,14 +142,14 @@ impl Planner {
             times: None,
             speedup: Some(1.0),
             note: None,
-            weight: Some(PlannedWeight::Dense(w.clone())),
+            weight: Some(dense_w),
         });
         for fam in &opts.formats {
             match fam {
                 FormatFamily::Int8 => {
-                    let pw = PlannedWeight::Int8(Int8Matrix::quantize_rows(w)?);
+                    let pw = Weight::Int8(Int8Matrix::quantize_rows(w)?);
                     let e = ctx.weight(&pw)?;
-                    push(&mut cands, pw, e, None);
+                    push(&mut cands, pw, e, None)?;
                 }
                 FormatFamily::Int4 => {
                     let groups: Vec<usize> = opts.int4_groups.iter().copied().filter(|g| n % g == 0).collect();
@@ -156,32 +158,32 @@ impl Planner {
                     }
                     for g in groups {
                         for sym in [true, false] {
-                            let pw = PlannedWeight::Int4(Int4Weights::quantize(w, g, sym)?);
+                            let pw = Weight::Int4(Int4Weights::quantize(w, g, sym)?);
                             let e = ctx.weight(&pw)?;
-                            push(&mut cands, pw, e, None);
+                            push(&mut cands, pw, e, None)?;
                         }
                     }
                 }
                 FormatFamily::Binary => {
-                    let pw = PlannedWeight::Binary(BinaryWeights::from_f32(m, n, &w.data)?);
+                    let pw = Weight::Binary(BinaryWeights::from_f32(m, n, &w.data)?);
                     let e = ctx.weight(&pw)?;
-                    push(&mut cands, pw, e, None);
+                    push(&mut cands, pw, e, None)?;
                 }
                 FormatFamily::Sparse24 => {
                     if n % 4 != 0 {
                         notes.push(format!("2:4: in_features = {n} is not a multiple of 4"));
                     } else {
-                        let pw = PlannedWeight::Sparse24(Sparse24::prune_24(w)?);
+                        let pw = Weight::Sparse24(Sparse24::prune_24(w)?);
                         let e = ctx.weight(&pw)?;
-                        push(&mut cands, pw, e, None);
+                        push(&mut cands, pw, e, None)?;
                     }
                 }
                 FormatFamily::Csr => {
                     let (pw, e, note) = search_csr(&mut ctx, w, &ok, opts.metric, budget)?;
-                    push(&mut cands, pw, e, note);
+                    push(&mut cands, pw, e, note)?;
                 }
                 FormatFamily::LowRank => match search_lowrank(&mut ctx, w, &ok, &opts, calib.is_none())? {
-                    LowRankResult::Found(pw, e, note) => push(&mut cands, pw, e, note),
+                    LowRankResult::Found(pw, e, note) => push(&mut cands, pw, e, note)?,
                     LowRankResult::Skipped(note) => notes.push(note),
                 },
             }
@@ -306,7 +308,7 @@ pub(super) fn search_csr(
     ok: &dyn Fn((f64, f64)) -> bool,
     metric: ErrorMetric,
     budget: f64,
-) -> Result<(PlannedWeight, (f64, f64), Option<String>)> {
+) -> Result<(Weight, (f64, f64), Option<String>)> {
     let total = w.data.len();
     let order = magnitude_order(&w.data);
     let dtype = ctx.dtype;
@@ -366,7 +368,7 @@ pub(super) fn search_csr(
         Some(e) => e,
         None => ctx.errors(&w_hat(k), Act::Float)?,
     };
-    let pw = PlannedWeight::Csr(Csr::from_mask(w, &top_k_mask(&order, k, total))?);
+    let pw = Weight::Csr(Csr::from_mask(w, &top_k_mask(&order, k, total))?);
     let note = (!ok(e)).then(|| {
         if k >= k_max {
             format!("the most values a CSR smaller than the dense weight holds ({k_max}) exceed the budget")
@@ -378,7 +380,7 @@ pub(super) fn search_csr(
 }
 
 pub(super) enum LowRankResult {
-    Found(PlannedWeight, (f64, f64), Option<String>),
+    Found(Weight, (f64, f64), Option<String>),
     Skipped(String),
 }
 
@@ -427,11 +429,11 @@ pub(super) fn search_lowrank(
     }
     let err_at = |r: usize| (tail_w(&s, r), rel(tail_o[r].sqrt(), ctx.y_norm));
     let mut r = (1..=r_cap).find(|&r| ok(err_at(r))).unwrap_or(r_cap);
-    let build = |r: usize| -> Result<PlannedWeight> {
+    let build = |r: usize| -> Result<Weight> {
         let root: Vec<f64> = s[..r].iter().map(|v| v.sqrt()).collect();
         let u = (0..m).flat_map(|i| (0..r).map(move |t| (i, t))).map(|(i, t)| (su[(i, t)] * root[t]) as f32).collect();
         let v = (0..n).flat_map(|j| (0..r).map(move |t| (j, t))).map(|(j, t)| (sv[(j, t)] * root[t]) as f32).collect();
-        Ok(PlannedWeight::LowRank(LowRank::new(m, n, r, u, v)?))
+        Ok(Weight::LowRank(LowRank::new(m, n, r, u, v)?))
     };
     // The factors in f32 (or f16) may miss the budget by rounding: a few ranks more.
     let mut pw = build(r)?;

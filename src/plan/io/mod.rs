@@ -1,7 +1,7 @@
 //! Safetensors in and out of the planner (feature `hf`): [`DenseModel`] reads the dense
 //! weights of a Hugging Face model (one `.safetensors` file or a folder of shards),
 //! [`CompressedWriter`] writes the planned layers, [`CompressedModel`] loads them back as
-//! [`PlannedWeight`]s that [`CompressedLayer::to_device`] turns into running layers.
+//! [`Weight`]s that [`CompressedLayer::to_device`] turns into running layers.
 //!
 //! # Which tensors are weights
 //!
@@ -47,13 +47,14 @@ use safetensors::tensor::{Dtype, Metadata, View};
 use safetensors::SafeTensors;
 use serde_json::{json, Value};
 
-use super::{PlannedLinear, PlannedWeight, Variant};
+use super::{PlannedLinear, Variant};
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::formats::binary::BitMatrix;
 use crate::formats::gguf::Storage;
 use crate::formats::{BinaryWeights, Csr, Int4Weights, Int8Matrix, LowRank, Matrix, Sparse24};
+use crate::layer::Weight;
 
 /// The layout version written to `slimgemm.layout`.
 pub const LAYOUT_VERSION: &str = "1";

@@ -57,44 +57,38 @@ impl CompressedWriter {
     }
 
     /// Adds the layer `name` (its weight in any planned format) with its original tensor shape
-    /// and, if known, the planner's `(weight error, output error)`.
-    pub fn add_layer(&mut self, name: &str, weight: &PlannedWeight, orig_shape: &[usize], errors: Option<(f64, f64)>) -> Result<()> {
+    /// and, if known, the planner's `(weight error, output error)`. Weight-only int8
+    /// ([`Weight::Int8WeightOnly`]) is not part of the layout: an error.
+    pub fn add_layer(&mut self, name: &str, weight: &Weight, orig_shape: &[usize], errors: Option<(f64, f64)>) -> Result<()> {
         let (out, inp) = weight.shape();
-        let variant = weight.variant();
-        let mut info = json!({
-            "format": variant.family_name(),
-            "variant": variant.to_string(),
-            "shape": [out, inp],
-            "orig_shape": orig_shape,
-        });
+        let not_in_layout =
+            |what: &str| Error::format("compressed model", format!("layer '{name}': {what} are not part of layout {LAYOUT_VERSION}"));
+        let mut info = json!({ "shape": [out, inp], "orig_shape": orig_shape });
         let t = |s: &str| format!("{name}.{s}");
         match weight {
-            PlannedWeight::Dense(m) => self.put(name.to_string(), Dtype::F32, vec![out, inp], le(&m.data))?,
-            PlannedWeight::Csr(c) => {
+            Weight::Dense(m) => self.put(name.to_string(), Dtype::F32, vec![out, inp], le(&m.data))?,
+            Weight::Csr(c) => {
                 info["nnz"] = json!(c.nnz());
                 self.put(t("csr.indptr"), Dtype::U32, vec![out + 1], le(&c.indptr))?;
                 self.put(t("csr.indices"), Dtype::U32, vec![c.nnz()], le(&c.indices))?;
                 self.put(t("csr.values"), Dtype::F32, vec![c.nnz()], le(&c.data))?;
             }
-            PlannedWeight::Sparse24(s) => {
+            Weight::Sparse24(s) => {
                 self.put(t("sparse24.values"), Dtype::F32, vec![out, inp / 2], le(s.values()))?;
                 self.put(t("sparse24.meta"), Dtype::U32, vec![out, Sparse24::<f32>::meta_stride(inp)], le(s.meta()))?;
             }
-            PlannedWeight::LowRank(l) => {
+            Weight::LowRank(l) => {
                 info["rank"] = json!(l.r);
                 self.put(t("lowrank.u"), Dtype::F32, vec![out, l.r], le(&l.u))?;
                 self.put(t("lowrank.v"), Dtype::F32, vec![inp, l.r], le(&l.v))?;
             }
-            PlannedWeight::Int8(q) => {
+            Weight::Int8(q) => {
                 self.put(t("int8.q"), Dtype::I8, vec![out, inp], le(&q.q))?;
                 self.put(t("int8.scales"), Dtype::F32, vec![out], le(&q.scales))?;
             }
-            PlannedWeight::Int4(q) => {
+            Weight::Int4(q) => {
                 if q.mins.is_some() || q.perm.is_some() {
-                    return Err(Error::format(
-                        "compressed model",
-                        format!("layer '{name}': int4 weights with float minimums or an act-order permutation are not part of layout {LAYOUT_VERSION}"),
-                    ));
+                    return Err(not_in_layout("int4 weights with float minimums or an act-order permutation"));
                 }
                 info["group"] = json!(q.group);
                 info["symmetric"] = json!(q.symmetric);
@@ -103,11 +97,16 @@ impl CompressedWriter {
                 self.put(t("int4.scales"), Dtype::F32, vec![out, g], le(&q.scales))?;
                 self.put(t("int4.zeros"), Dtype::U8, vec![out, g], q.zeros.clone())?;
             }
-            PlannedWeight::Binary(b) => {
+            Weight::Binary(b) => {
                 self.put(t("binary.bits"), Dtype::U32, vec![out, b.bits.words], le(&b.bits.bits))?;
                 self.put(t("binary.alpha"), Dtype::F32, vec![out], le(&b.alpha))?;
             }
+            Weight::Int8WeightOnly(_) => return Err(not_in_layout("weight-only int8 weights")),
         }
+        // Every format with tensors above has a variant.
+        let variant = weight.variant()?;
+        info["format"] = json!(variant.family_name());
+        info["variant"] = json!(variant.to_string());
         if let Some((we, oe)) = errors {
             info["weight_err"] = finite(we);
             info["output_err"] = finite(oe);
@@ -158,7 +157,7 @@ pub struct CompressedLayer {
     /// The layer's name (the source weight's tensor name).
     pub name: String,
     /// The weight in its planned format.
-    pub weight: PlannedWeight,
+    pub weight: Weight,
     /// The bias (the copied `P.bias` of a layer named `P.weight`), if any.
     pub bias: Option<Vec<f32>>,
     /// The source tensor's shape (`[out, in, kh, kw]` for a convolution).
@@ -287,7 +286,7 @@ impl CompressedModel {
 }
 
 /// Reads one layer's tensors; returns the weight and the tensor names used.
-pub(super) fn read_layer(s: &Shard, name: &str, info: &Value) -> Result<(PlannedWeight, Vec<String>)> {
+pub(super) fn read_layer(s: &Shard, name: &str, info: &Value) -> Result<(Weight, Vec<String>)> {
     let bad = |msg: String| Error::format("compressed model", format!("{}: layer '{name}': {msg}", s.path));
     let shape = info.get("shape").and_then(Value::as_array).ok_or_else(|| bad("metadata has no 'shape'".into()))?;
     let dims: Vec<usize> = shape.iter().filter_map(|d| d.as_u64().map(|d| d as usize)).collect();
@@ -307,29 +306,29 @@ pub(super) fn read_layer(s: &Shard, name: &str, info: &Value) -> Result<(Planned
     let u32s = |b: &[u8]| -> Vec<u32> { b.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect() };
     let usize_of = |k: &str| info.get(k).and_then(Value::as_u64).map(|v| v as usize).ok_or_else(|| bad(format!("metadata has no '{k}'")));
     let w = match format {
-        "dense" => PlannedWeight::Dense(Matrix::new(out, inp, f32s(get("", Dtype::F32, &[out, inp])?))?),
+        "dense" => Weight::Dense(Matrix::new(out, inp, f32s(get("", Dtype::F32, &[out, inp])?))?),
         "csr" => {
             let nnz = usize_of("nnz")?;
             let indptr = u32s(get("csr.indptr", Dtype::U32, &[out + 1])?);
             let indices = u32s(get("csr.indices", Dtype::U32, &[nnz])?);
             let values = f32s(get("csr.values", Dtype::F32, &[nnz])?);
-            PlannedWeight::Csr(Csr::new(out, inp, indptr, indices, values)?)
+            Weight::Csr(Csr::new(out, inp, indptr, indices, values)?)
         }
         "2:4" => {
             let values = f32s(get("sparse24.values", Dtype::F32, &[out, inp / 2])?);
             let meta = u32s(get("sparse24.meta", Dtype::U32, &[out, Sparse24::<f32>::meta_stride(inp)])?);
-            PlannedWeight::Sparse24(Sparse24::new(out, inp, values, meta)?)
+            Weight::Sparse24(Sparse24::new(out, inp, values, meta)?)
         }
         "lowrank" => {
             let r = usize_of("rank")?;
             let u = f32s(get("lowrank.u", Dtype::F32, &[out, r])?);
             let v = f32s(get("lowrank.v", Dtype::F32, &[inp, r])?);
-            PlannedWeight::LowRank(LowRank::new(out, inp, r, u, v)?)
+            Weight::LowRank(LowRank::new(out, inp, r, u, v)?)
         }
         "int8" => {
             let q: Vec<i8> = get("int8.q", Dtype::I8, &[out, inp])?.iter().map(|&b| b as i8).collect();
             let scales = f32s(get("int8.scales", Dtype::F32, &[out])?);
-            PlannedWeight::Int8(Int8Matrix::new(out, inp, q, scales)?)
+            Weight::Int8(Int8Matrix::new(out, inp, q, scales)?)
         }
         "int4" => {
             let g = usize_of("group")?;
@@ -339,18 +338,18 @@ pub(super) fn read_layer(s: &Shard, name: &str, info: &Value) -> Result<(Planned
             let qweight = u32s(get("int4.qweight", Dtype::U32, &[out, inp / 8])?);
             let scales = f32s(get("int4.scales", Dtype::F32, &[out, inp / g])?);
             let zeros = get("int4.zeros", Dtype::U8, &[out, inp / g])?.to_vec();
-            PlannedWeight::Int4(Int4Weights::new(out, inp, g, qweight, scales, zeros)?)
+            Weight::Int4(Int4Weights::new(out, inp, g, qweight, scales, zeros)?)
         }
         "binary" => {
             let words = inp.div_ceil(32);
             let bits = u32s(get("binary.bits", Dtype::U32, &[out, words])?);
             let alpha = f32s(get("binary.alpha", Dtype::F32, &[out])?);
-            PlannedWeight::Binary(BinaryWeights::new(BitMatrix::new(out, inp, bits)?, alpha)?)
+            Weight::Binary(BinaryWeights::new(BitMatrix::new(out, inp, bits)?, alpha)?)
         }
         f => return Err(bad(format!("unknown format '{f}' (layout {LAYOUT_VERSION} has dense, csr, 2:4, lowrank, int8, int4, binary)"))),
     };
     if let Some(v) = info.get("variant").and_then(Value::as_str) {
-        let got = w.variant();
+        let got = w.variant()?;
         if got.to_string() != v && !matches!(got, Variant::Int4 { .. }) {
             return Err(bad(format!("metadata says variant {v}, the tensors hold {got}")));
         }
