@@ -304,6 +304,7 @@ impl<T: SparseOps + LowRankOps + QuantOps + BinaryOps + LayerOps> Backend for T 
 /// [`crate::Device::zeros_int8`]) in `be`'s memory: a backend's own scratch (the two-launch
 /// path of [`QuantOps::gemm_w8a8_dyn`]). It never leaves the backend, so it belongs to no
 /// device (`device_id` `u64::MAX`, which no device has).
+#[cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(dead_code))] // only the GPU backends need it
 pub(crate) fn scratch_int8<B: Core + ?Sized>(be: &B, rows: usize, cols: usize) -> Result<DeviceInt8Matrix> {
     const OP: &str = "gemm_w8a8_dyn";
     crate::formats::checked_elems(OP, "activation scratch", &[rows, cols])?;
