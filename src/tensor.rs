@@ -95,6 +95,30 @@ pub(crate) fn transpose_len(op: &'static str, x: &Tensor, out: &Tensor) -> crate
     Ok(count)
 }
 
+/// `(b, n, k)` of a dense layer `y [b, n] = x [b, k] W[n, k]^T (+ bias [n])`, after checking
+/// that every buffer holds exactly that many elements (the launchers' contract for
+/// `dense_linear`).
+#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(dead_code))]
+pub(crate) fn dense_linear_lens(
+    op: &'static str,
+    w: &Tensor,
+    x: &Tensor,
+    bias: Option<&Tensor>,
+    y: &Tensor,
+) -> crate::Result<(usize, usize, usize)> {
+    let (b, n, k) = (x.rows, w.rows, w.cols);
+    let elems = |what: &str, r: usize, c: usize| {
+        r.checked_mul(c).ok_or_else(|| crate::Error::shape(op, format!("{what} [{r}, {c}] overflows usize")))
+    };
+    expect_len(op, "W", &w.buf, elems("W", n, k)?)?;
+    expect_len(op, "x", &x.buf, elems("x", b, k)?)?;
+    expect_len(op, "y", &y.buf, elems("y", b, n)?)?;
+    if let Some(t) = bias {
+        expect_len(op, "bias", &t.buf, n)?;
+    }
+    Ok((b, n, k))
+}
+
 /// Fails unless a buffer holds at least `want` elements (nnz-long arrays keep one unused
 /// element when `nnz == 0`; kernels only read positions that `indptr` names).
 pub(crate) fn expect_min_len(op: &'static str, what: &str, b: &Buffer, want: usize) -> crate::Result<()> {

@@ -10,7 +10,7 @@ use super::lowrank::{gemm, hgemm_tc, Operand, TcOperand};
 use super::plan::lowrank_reconstruct_path;
 use crate::backend::{Checked, LayerOps};
 use crate::error::{Error, Result};
-use crate::tensor::{expect_len, transpose_len, Tensor};
+use crate::tensor::{transpose_len, Tensor};
 
 /// Side of the square tile one block transposes (`tile[32][33]` in the kernel).
 const TILE: usize = 32;
@@ -52,13 +52,7 @@ fn as_f16<T: KernelFloat>(s: &CudaSlice<T>) -> Option<&CudaSlice<f16>> {
 /// (`gemm_*`, f32 accumulation).
 fn dense_typed<T: KernelFloat>(be: &CudaBackend, w: &Tensor, x: &Tensor, bias: Option<&Tensor>, y: &mut Tensor) -> Result<()> {
     const OP: &str = "dense_linear";
-    let (b, n, k) = (x.rows, w.rows, w.cols);
-    expect_len(OP, "W", &w.buf, n * k)?;
-    expect_len(OP, "x", &x.buf, b * k)?;
-    expect_len(OP, "y", &y.buf, b * n)?;
-    if let Some(t) = bias {
-        expect_len(OP, "bias", &t.buf, n)?;
-    }
+    let (b, n, k) = crate::tensor::dense_linear_lens(OP, w, x, bias, y)?;
     let ws = sl::<T>(OP, "W", &w.buf)?;
     let xs = sl::<T>(OP, "x", &x.buf)?;
     let bs = bias.map(|t| sl::<T>(OP, "bias", &t.buf)).transpose()?;

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::tensor::{transpose_len, Tensor};
 
 use super::context::WgpuBackend;
-use super::dispatch::{expect_len, u32_param, wgsl_params, Bind, Dispatch, Groups, WgslParams};
+use super::dispatch::{u32_param, wgsl_params, Bind, Dispatch, Groups, WgslParams};
 use super::lowrank::{gemm, output, Operand};
 use super::pipeline::{for_dtype, Shader};
 
@@ -67,13 +67,7 @@ impl LayerOps for WgpuBackend {
     fn dense_linear(&self, _: Checked, w: &Tensor, x: &Tensor, bias: Option<&Tensor>, y: &mut Tensor) -> Result<()> {
         const OP: &str = "dense_linear";
         let f16 = is_f16(OP, w.dtype())?;
-        let (b, n, k) = (x.rows, w.rows, w.cols);
-        expect_len(OP, "W", &w.buf, n * k)?;
-        expect_len(OP, "x", &x.buf, b * k)?;
-        expect_len(OP, "y", &y.buf, b * n)?;
-        if let Some(t) = bias {
-            expect_len(OP, "bias", &t.buf, n)?;
-        }
+        let (b, n, k) = crate::tensor::dense_linear_lens(OP, w, x, bias, y)?;
         u32_param(OP, "W elements", n.saturating_mul(k))?;
         u32_param(OP, "x elements", b.saturating_mul(k))?;
         let k32 = u32_param(OP, "in_features", k)?;
